@@ -1,0 +1,1 @@
+"""kgrad: see the gradients of Keras 3 models in TensorBoard."""
