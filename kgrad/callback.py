@@ -1,0 +1,157 @@
+"""`GradientMonitor`: the Keras callback that logs real training gradients."""
+
+import os
+import tempfile
+
+import keras
+import numpy as np
+
+from kgrad import schedule as schedule_lib
+from kgrad import summaries
+from kgrad.capture import GradientCapture
+
+
+class GradientMonitor(keras.callbacks.Callback):
+    """Logs the gradients a model is trained with to TensorBoard.
+
+    The statistics are taken from inside the compiled train step, from the very
+    gradients the optimizer applies (no second pass, no probe batch), on the
+    logged steps only: the other steps run Keras's own train function. Tags
+    and edge cases are listed in `kgrad.summaries`.
+
+    Args:
+        log_dir: Directory of the run; summaries go to `log_dir/train`, as with
+            `keras.callbacks.TensorBoard`. Defaults to `"runs"`.
+        norm_freq: Log norms, update ratios, non-finite counts and activation
+            statistics every `norm_freq` training steps; 0 turns them off.
+            Defaults to `100`.
+        histogram_freq: Log gradient histograms every `histogram_freq` steps,
+            or `"epoch"` for the first step of each epoch; 0 turns them off.
+            Defaults to `500`.
+        histogram_bins: Buckets per histogram. Defaults to `30`.
+        first_steps: Also log norms at every one of the first `first_steps`
+            steps of training, where gradient problems show first. Defaults to
+            `50`.
+
+    Example:
+
+    ```python
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=3, callbacks=[GradientMonitor("runs/exp1")])
+    # tensorboard --logdir runs/exp1
+    ```
+    """
+
+    def __init__(
+        self,
+        log_dir="runs",
+        norm_freq=100,
+        histogram_freq=500,
+        histogram_bins=30,
+        first_steps=50,
+    ):
+        super().__init__()
+        self.schedule = schedule_lib.Schedule(
+            norm_freq=norm_freq,
+            histogram_freq=histogram_freq,
+            first_steps=first_steps,
+        )
+        if not isinstance(log_dir, (str, os.PathLike)):
+            raise TypeError(
+                "`log_dir` must be a string or a path. "
+                f"Received: log_dir={log_dir!r} of type {type(log_dir).__name__}"
+            )
+        if not _is_positive_int(histogram_bins):
+            raise ValueError(
+                "`histogram_bins` must be a positive integer. "
+                f"Received: histogram_bins={histogram_bins!r}"
+            )
+        self.log_dir = log_dir
+        self.norm_freq = norm_freq
+        self.histogram_freq = histogram_freq
+        self.histogram_bins = histogram_bins
+        self.first_steps = first_steps
+        self._capture = None
+        self._writer = None
+
+    # -- Keras hooks -------------------------------------------------------
+    def set_model(self, model):
+        if getattr(model, "optimizer", None) is None:
+            raise ValueError(
+                "GradientMonitor needs a compiled model: call `model.compile()` "
+                f"first. Received: model={getattr(model, 'name', model)!r} "
+                "without an optimizer"
+            )
+        super().set_model(model)
+
+    def on_train_begin(self, logs=None):
+        _check_writable(self.log_dir)
+        self._writer = summaries.RunWriter(os.path.join(self.log_dir, "train"))
+        self._capture = GradientCapture(self.model, bins=self.histogram_bins)
+        self._capture.install()
+        self._pending = None
+        self._last_step = int(self.model.optimizer.iterations.numpy())
+        self._epoch_base = self._last_step
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_base = self._last_step
+        self._epoch_start = True
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._write_pending()
+        first = self._epoch_base + batch + 1
+        last = first + self.model.steps_per_execution - 1
+        norms, histograms = self.schedule.due(first, last, self._epoch_start)
+        self._epoch_start = False
+        if norms or histograms:
+            self._capture.arm(histograms=histograms)
+            self._pending = (norms, histograms)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._write_pending()
+        self._last_step = int(self.model.optimizer.iterations.numpy())
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        self._write_pending()
+        self._capture.uninstall()
+        self._writer.close()
+
+    # -- writing -----------------------------------------------------------
+    def _write_pending(self):
+        if self._pending is None:
+            return
+        norms, histograms = self._pending
+        self._pending = None
+        captured = self._capture.read()
+        if captured is None:
+            return
+        values = summaries.step_values(
+            captured,
+            paths=self._capture.paths,
+            layers=[(layer.path, kind) for layer, kind in self._capture.probes],
+            norms=norms,
+            histograms=histograms,
+        )
+        self._writer.write(int(captured["header"][1]), values)
+        self._writer.flush()
+
+
+def _is_positive_int(value):
+    return (
+        isinstance(value, (int, np.integer))
+        and not isinstance(value, bool)
+        and (value > 0)
+    )
+
+
+def _check_writable(log_dir):
+    try:
+        os.makedirs(log_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=log_dir):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"`log_dir` cannot be written ({error.strerror}). "
+            f"Received: log_dir={os.fspath(log_dir)!r}"
+        ) from None

@@ -1,0 +1,429 @@
+"""Takes the statistics of the real training gradients out of the train step.
+
+How it works, and why:
+
+- Keras computes gradients inside the compiled train function and hands them
+  to `optimizer.apply(grads, variables)`; callbacks never see them. The capture
+  wraps `apply` on the model's optimizer instance, so it sees exactly the
+  gradients the optimizer applies, from any train step that uses the optimizer
+  (Sequential, functional, subclassed, nested, custom `train_step`), before
+  clipping and, under mixed precision, divided by the loss scale.
+- The statistics are traced into a *second* train function, built from the
+  model's own `train_step` with `make_train_function`. The model's own train
+  function stays as Keras made it, and a dispatcher installed as
+  `model.train_function` calls the logging twin only for the calls the
+  callback arms. Steps that are not logged run the plain function: they cost
+  nothing extra, and the plain function keeps `jit_compile`.
+- On an armed call, the first step computes the statistics (fused, see
+  `kgrad.stats`) and assigns them to one float64 variable laid out by
+  `Layout`; the host reads it with a single transfer (`read`). With
+  `steps_per_execution > 1` the first step of the armed chunk is logged.
+- Activations of ReLU, sigmoid and tanh layers are summarised during the same
+  forward pass (their `activation` function is wrapped while tracing the
+  logging twin), so dead units cost no extra forward pass and nothing at all
+  on steps that are not logged.
+
+Example:
+
+>>> capture = GradientCapture(model, bins=30)   # doctest: +SKIP
+>>> capture.install(); capture.arm(histograms=True)
+>>> model.fit(x, y, epochs=1, steps_per_epoch=1)   # logged step
+>>> captured = capture.read()
+"""
+
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kgrad import stats as stats_lib
+
+_ACTIVATION_KINDS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}
+_PROBED_LAYERS = (
+    keras.layers.Dense,
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.SeparableConv2D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.Activation,
+)
+
+
+class Layout:
+    """Fixed layout of the packed statistics vector.
+
+    Args:
+        fields: List of `(name, shape)`.
+
+    Example:
+
+    >>> layout = Layout([("a", (2,)), ("b", (2, 3))])
+    >>> layout.size
+    8
+    >>> layout.unpack(np.arange(8.0))["b"].shape
+    (2, 3)
+    """
+
+    def __init__(self, fields):
+        self.fields = [(name, tuple(shape)) for name, shape in fields]
+        self.size = sum(int(np.prod(shape)) for _, shape in self.fields)
+
+    def pack(self, values):
+        """Concatenates a dict of tensors into one float64 vector."""
+        parts = [
+            tf.reshape(tf.cast(values[name], tf.float64), [int(np.prod(shape))])
+            for name, shape in self.fields
+        ]
+        return tf.concat(parts, 0)
+
+    def unpack(self, vector):
+        """Splits a packed numpy vector into a dict of arrays."""
+        out, start = {}, 0
+        for name, shape in self.fields:
+            size = int(np.prod(shape))
+            out[name] = np.asarray(vector[start : start + size]).reshape(shape)
+            start += size
+        return out
+
+
+def activation_kind(layer):
+    """Returns `"relu"`, `"sigmoid"`, `"tanh"` or `None` for a layer.
+
+    Only layers whose activation runs once per forward pass are probed
+    (recurrent cells run theirs inside a loop).
+    """
+    if isinstance(layer, keras.layers.ReLU):
+        slope = float(getattr(layer, "negative_slope", 0.0) or 0.0)
+        return "relu" if slope == 0.0 else None
+    if not isinstance(layer, _PROBED_LAYERS):
+        return None
+    name = getattr(getattr(layer, "activation", None), "__name__", None)
+    return _ACTIVATION_KINDS.get(name)
+
+
+def probed_layers(model):
+    """Layers of `model` (nested ones included) whose activations are probed."""
+    layers = model._flatten_layers(include_self=False, recursive=True)
+    return [(layer, kind) for layer in layers if (kind := activation_kind(layer))]
+
+
+class GradientCapture:
+    """Installs the capture of gradient statistics into a compiled model.
+
+    Args:
+        model: A compiled `keras.Model`.
+        bins: Histogram buckets per variable. Defaults to `30`.
+        on_missing: Called once with the paths of variables that received no
+            gradient. Defaults to `None` (a warning).
+    """
+
+    def __init__(self, model, bins=30, on_missing=None):
+        self.model = model
+        self.bins = bins
+        self.on_missing = on_missing
+        self.variables = list(model.trainable_variables)
+        self.paths = [v.path for v in self.variables]
+        self.probes = probed_layers(model)
+        n, m = len(self.variables), len(self.probes)
+        self.layout = Layout(
+            [
+                ("header", (4,)),
+                ("has_grad", (n,)),
+                ("grad_sq", (n,)),
+                ("nonfinite", (n,)),
+                ("weight_sq", (n,)),
+                ("update_sq", (n,)),
+                ("hist_min", (n,)),
+                ("hist_max", (n,)),
+                ("hist_counts", (n, bins)),
+                ("activations", (m, 2)),
+            ]
+        )
+        self._index = {id(v): i for i, v in enumerate(self.variables)}
+        self._recording = False
+        self._armed = False
+        self._probe_values = {}
+        self._restore = []
+        self._warned_missing = False
+        with model.distribute_strategy.scope():
+            self._flag = tf.Variable(
+                0,
+                dtype=tf.int32,
+                trainable=False,
+                name="kgrad_flag",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
+            self._stats = tf.Variable(
+                tf.zeros([self.layout.size], tf.float64),
+                trainable=False,
+                name="kgrad_stats",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
+        self._plain_function = None
+        self._logging_function = None
+
+    # -- installation -----------------------------------------------------
+    def install(self):
+        """Wraps the optimizer and activations and installs the dispatcher."""
+        model = self.model
+        optimizer = model.optimizer
+        self._patch(optimizer, "apply", self._wrap_apply(optimizer.apply))
+        for layer, kind in self.probes:
+            if isinstance(layer, keras.layers.ReLU):
+                self._patch(layer, "call", self._wrap_probe(layer.call, layer, kind))
+            else:
+                wrapped = self._wrap_probe(layer.activation, layer, kind)
+                self._patch(layer, "activation", wrapped)
+        plain = model.train_function
+        plain = getattr(plain, "_kgrad_plain", plain)
+        if plain is None:
+            model.make_train_function()
+            plain = model.train_function
+        self._plain_function = plain
+        self._logging_function = self._make_logging_function()
+        dispatch = self._make_dispatcher()
+        dispatch._kgrad_plain = plain
+        model.train_function = dispatch
+        self._restore.append(lambda: setattr(model, "train_function", plain))
+
+    def uninstall(self):
+        """Restores the model, its optimizer and its train function."""
+        while self._restore:
+            self._restore.pop()()
+        self._armed = False
+
+    def _patch(self, obj, name, value):
+        had_own = name in vars(obj)
+        old = vars(obj).get(name)
+
+        def restore():
+            if had_own:
+                setattr(obj, name, old)
+            else:
+                delattr(obj, name)
+
+        setattr(obj, name, value)
+        self._restore.append(restore)
+
+    def _make_logging_function(self):
+        model = self.model
+        jit = model.jit_compile
+        plain = model.train_function
+        try:
+            model.jit_compile = False  # summary statistics need no XLA
+            model.make_train_function(force=True)
+            return model.train_function
+        finally:
+            model.jit_compile = jit
+            model.train_function = plain
+
+    def _make_dispatcher(self):
+        capture = self
+
+        def train_function(iterator):
+            if not capture._armed:
+                return capture._plain_function(iterator)
+            capture._armed = False
+            capture._recording = True
+            try:
+                return capture._logging_function(iterator)
+            finally:
+                capture._recording = False
+
+        return train_function
+
+    # -- arming and reading -----------------------------------------------
+    def arm(self, histograms):
+        """Makes the next call of the train function capture statistics.
+
+        Args:
+            histograms: Whether to compute histograms too.
+        """
+        self._flag.assign(2 if histograms else 1)
+        self._stats.assign(tf.zeros_like(self._stats))
+        self._armed = True
+
+    def read(self):
+        """Returns the captured statistics as a dict of numpy arrays.
+
+        One host transfer. Returns `None` when nothing was captured since the
+        last `arm` (header[0] is 0).
+        """
+        values = self.layout.unpack(self._stats.numpy())
+        if values["header"][0] != 1:
+            return None
+        return values
+
+    # -- in the traced train step -----------------------------------------
+    def _wrap_probe(self, function, layer, kind):
+        capture = self
+
+        def probe(*args, **kwargs):
+            outputs = function(*args, **kwargs)
+            if capture._recording:
+                capture._probe_values[id(layer)] = stats_lib.activation_statistics(
+                    outputs, kind
+                )
+            return outputs
+
+        probe.__name__ = getattr(function, "__name__", "probe")
+        return probe
+
+    def _wrap_apply(self, apply):
+        capture = self
+        optimizer = self.model.optimizer
+
+        def apply_and_capture(grads, trainable_variables=None):
+            if not capture._recording:
+                return apply(grads, trainable_variables)
+            grads = list(grads)
+            if trainable_variables is None:
+                variables = list(optimizer._trainable_variables)
+            else:
+                variables = list(trainable_variables)
+            scale = _loss_scale(optimizer)
+            skipped = _skipped_by_loss_scaling(optimizer, grads)
+            step = tf.cast(optimizer.iterations, tf.float64) + 1.0
+            armed = capture._flag > 0
+            before = tf.cond(
+                armed,
+                lambda: capture._flat_weights(),
+                lambda: tf.zeros([0], tf.float32),
+            )
+            result = apply(grads, trainable_variables)
+            # Reads after `apply` are ordered after its updates by automatic
+            # control dependencies (same variable resources).
+            tf.cond(
+                armed,
+                lambda: capture._assign_statistics(
+                    grads, variables, scale, skipped, step, before
+                ),
+                lambda: None,
+            )
+            return result
+
+        return apply_and_capture
+
+    def _flat_weights(self):
+        return stats_lib.flatten([tf.convert_to_tensor(v) for v in self.variables])[0]
+
+    def _assign_statistics(self, grads, variables, scale, skipped, step, before):
+        n, bins = len(self.variables), self.bins
+        present, tensors, sizes = [], [], []
+        missing = []
+        for grad, variable in zip(grads, variables, strict=True):
+            index = self._index.get(id(variable))
+            if grad is None or index is None:
+                missing.append(getattr(variable, "path", str(variable)))
+                continue
+            present.append(index)
+            tensors.append(_divide(grad, scale))
+            sizes.append(int(np.prod(variable.shape)))
+        self._report_missing(missing)
+        tensors = _all_reduce(tensors)
+        flat, counts, zeros = stats_lib.flatten(tensors, sizes)
+        with_hist = self._flag > 1
+        grad_stats = stats_lib.gradient_statistics(flat, counts, zeros, bins=0)
+        hist = tf.cond(
+            with_hist,
+            lambda: _pack_histograms(flat, counts, zeros, bins),
+            lambda: tf.zeros([len(present) * (bins + 2)], tf.float64),
+        )
+        index = tf.constant(present, tf.int32, shape=[len(present), 1])
+
+        def scatter(values):
+            return tf.scatter_nd(index, values, [n] + values.shape[1:].as_list())
+
+        hist = tf.reshape(hist, [len(present), bins + 2])
+        after = self._flat_weights()
+        weight_sizes = tf.constant([int(np.prod(v.shape)) for v in self.variables])
+        values = {
+            "header": tf.stack(
+                [
+                    tf.constant(1.0, tf.float64),
+                    step,
+                    skipped,
+                    tf.cast(scale, tf.float64),
+                ]
+            ),
+            "has_grad": scatter(tf.ones([len(present)], tf.float64)),
+            "grad_sq": scatter(grad_stats["sq_norm"]),
+            "nonfinite": scatter(grad_stats["nonfinite"]),
+            "weight_sq": stats_lib.sum_of_squares(before, weight_sizes),
+            "update_sq": stats_lib.sum_of_squares(after - before, weight_sizes),
+            "hist_min": scatter(hist[:, 0]),
+            "hist_max": scatter(hist[:, 1]),
+            "hist_counts": scatter(hist[:, 2:]),
+            "activations": self._activation_values(),
+        }
+        self._stats.assign(self.layout.pack(values))
+        self._flag.assign(0)
+        self._probe_values = {}
+
+    def _activation_values(self):
+        nan = tf.constant([float("nan")] * 2, tf.float64)
+        rows = [self._probe_values.get(id(layer), nan) for layer, _ in self.probes]
+        if not rows:
+            return tf.zeros([0, 2], tf.float64)
+        return _all_reduce([tf.stack(rows)], mean=True)[0]
+
+    def _report_missing(self, missing):
+        if not missing or self._warned_missing:
+            return
+        self._warned_missing = True
+        if self.on_missing is not None:
+            self.on_missing(missing)
+        else:
+            warnings.warn(
+                f"No gradient for {len(missing)} variable(s), skipped: "
+                f"{', '.join(missing)}",
+                stacklevel=2,
+            )
+
+
+def _pack_histograms(flat, counts, zeros, bins):
+    hist = stats_lib.gradient_statistics(flat, counts, zeros, bins=bins)
+    return tf.reshape(
+        tf.concat(
+            [hist["hist_min"][:, None], hist["hist_max"][:, None], hist["hist_counts"]],
+            axis=1,
+        ),
+        [-1],
+    )
+
+
+def _loss_scale(optimizer):
+    """The factor the gradients handed to `optimizer.apply` are scaled by."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return tf.cast(tf.convert_to_tensor(optimizer.dynamic_scale), tf.float32)
+    factor = getattr(optimizer, "loss_scale_factor", None)
+    return tf.constant(float(factor or 1.0), tf.float32)
+
+
+def _skipped_by_loss_scaling(optimizer, grads):
+    """1.0 when a loss-scale optimizer will skip this step (non-finite grads)."""
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return tf.constant(0.0, tf.float64)
+    finite = optimizer.check_finite(grads)
+    return tf.cast(tf.logical_not(finite), tf.float64)
+
+
+def _divide(grad, scale):
+    if isinstance(grad, tf.IndexedSlices):
+        values = grad.values / tf.cast(scale, grad.values.dtype)
+        return tf.IndexedSlices(values, grad.indices, grad.dense_shape)
+    return grad / tf.cast(scale, grad.dtype)
+
+
+def _all_reduce(tensors, mean=False):
+    """Sums (or averages) per-replica tensors under a distribution strategy.
+
+    Outside a multi-replica context the tensors are returned unchanged.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1 or not tensors:
+        return tensors
+    op = tf.distribute.ReduceOp.MEAN if mean else tf.distribute.ReduceOp.SUM
+    return context.all_reduce(op, tensors)
