@@ -1,0 +1,30 @@
+"""The model zoo: textbook gradient problems and their fixes, one call away.
+
+Example:
+    ```python
+    from kgrad import zoo
+
+    model = zoo.build("resnet18_plain")
+    model = zoo.build("resnet18", input_shape=(8, 8, 1), num_classes=10)
+    zoo.list("resnet*")
+    print(zoo.describe("mlp_sigmoid"))
+    zoo.spec("lstm").data  # "adding"
+    ```
+"""
+
+from kgrad.zoo import cnn, mlp, resnet, rnn, transformer
+from kgrad.zoo._registry import ModelSpec, build, describe, list, register, spec
+
+__all__ = [
+    "ModelSpec",
+    "build",
+    "cnn",
+    "describe",
+    "list",
+    "mlp",
+    "register",
+    "resnet",
+    "rnn",
+    "spec",
+    "transformer",
+]
