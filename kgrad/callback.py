@@ -5,10 +5,11 @@ import tempfile
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from kgrad import schedule as schedule_lib
 from kgrad import summaries
-from kgrad.capture import GradientCapture
+from kgrad.capture import GradientCapture, record_statistics
 
 
 class GradientMonitor(keras.callbacks.Callback):
@@ -116,6 +117,54 @@ class GradientMonitor(keras.callbacks.Callback):
         self._write_pending()
         self._capture.uninstall()
         self._writer.close()
+
+    # -- custom training loops ---------------------------------------------
+    def record(self, grads, variables, step, histograms=True):
+        """Logs gradients from a custom training loop, with the same tags.
+
+        Call it at the steps you want logged, eagerly or inside `tf.function`.
+        It writes every tag but `update_ratio` (which needs the weights
+        before the update) and the activation statistics.
+
+        Args:
+            grads: Gradients from `tf.GradientTape.gradient`, one per variable.
+            variables: The variables.
+            step: The training step, a Python int or a scalar tensor.
+            histograms: Whether to log histograms too. Defaults to `True`.
+
+        Example:
+
+        ```python
+        monitor = GradientMonitor("runs/loop")
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        monitor.record(grads, model.trainable_variables, step)
+        optimizer.apply(grads, model.trainable_variables)
+        ```
+        """
+        variables = list(variables)
+        packed, layout = record_statistics(
+            grads, variables, step, self.histogram_bins, bool(histograms)
+        )
+        paths = [getattr(v, "path", v.name) for v in variables]
+
+        def write(vector):
+            captured = layout.unpack(vector)
+            values = summaries.step_values(
+                captured, paths, [], norms=True, histograms=bool(histograms)
+            )
+            if self._writer is None:
+                _check_writable(self.log_dir)
+                self._writer = summaries.RunWriter(os.path.join(self.log_dir, "train"))
+            self._writer.write(int(captured["header"][1]), values)
+            self._writer.flush()
+            return np.int32(0)
+
+        if tf.executing_eagerly():
+            write(packed.numpy())
+        else:
+            tf.numpy_function(write, [packed], tf.int32, stateful=True)
 
     # -- writing -----------------------------------------------------------
     def _write_pending(self):

@@ -126,21 +126,7 @@ class GradientCapture:
         self.variables = list(model.trainable_variables)
         self.paths = [v.path for v in self.variables]
         self.probes = probed_layers(model)
-        n, m = len(self.variables), len(self.probes)
-        self.layout = Layout(
-            [
-                ("header", (4,)),
-                ("has_grad", (n,)),
-                ("grad_sq", (n,)),
-                ("nonfinite", (n,)),
-                ("weight_sq", (n,)),
-                ("update_sq", (n,)),
-                ("hist_min", (n,)),
-                ("hist_max", (n,)),
-                ("hist_counts", (n, bins)),
-                ("activations", (m, 2)),
-            ]
-        )
+        self.layout = statistics_layout(len(self.variables), bins, len(self.probes))
         self._index = {id(v): i for i, v in enumerate(self.variables)}
         self._recording = False
         self._armed = False
@@ -283,6 +269,8 @@ class GradientCapture:
                 variables = list(optimizer._trainable_variables)
             else:
                 variables = list(trainable_variables)
+            if not optimizer.built:
+                optimizer.build(variables)
             scale = _loss_scale(optimizer)
             skipped = _skipped_by_loss_scaling(optimizer, grads)
             step = tf.cast(optimizer.iterations, tf.float64) + 1.0
@@ -310,54 +298,20 @@ class GradientCapture:
         return stats_lib.flatten([tf.convert_to_tensor(v) for v in self.variables])[0]
 
     def _assign_statistics(self, grads, variables, scale, skipped, step, before):
-        n, bins = len(self.variables), self.bins
-        present, tensors, sizes = [], [], []
-        missing = []
-        for grad, variable in zip(grads, variables, strict=True):
-            index = self._index.get(id(variable))
-            if grad is None or index is None:
-                missing.append(getattr(variable, "path", str(variable)))
-                continue
-            present.append(index)
-            tensors.append(_divide(grad, scale))
-            sizes.append(int(np.prod(variable.shape)))
-        self._report_missing(missing)
-        tensors = _all_reduce(tensors)
-        flat, counts, zeros = stats_lib.flatten(tensors, sizes)
-        with_hist = self._flag > 1
-        grad_stats = stats_lib.gradient_statistics(flat, counts, zeros, bins=0)
-        hist = tf.cond(
-            with_hist,
-            lambda: _pack_histograms(flat, counts, zeros, bins),
-            lambda: tf.zeros([len(present) * (bins + 2)], tf.float64),
+        grads = [_divide(g, scale) if g is not None else None for g in grads]
+        values, missing = gradient_fields(
+            grads, variables, self._index, self.bins, self._flag > 1
         )
-        index = tf.constant(present, tf.int32, shape=[len(present), 1])
-
-        def scatter(values):
-            return tf.scatter_nd(index, values, [n] + values.shape[1:].as_list())
-
-        hist = tf.reshape(hist, [len(present), bins + 2])
+        self._report_missing(missing)
         after = self._flat_weights()
-        weight_sizes = tf.constant([int(np.prod(v.shape)) for v in self.variables])
-        values = {
-            "header": tf.stack(
-                [
-                    tf.constant(1.0, tf.float64),
-                    step,
-                    skipped,
-                    tf.cast(scale, tf.float64),
-                ]
-            ),
-            "has_grad": scatter(tf.ones([len(present)], tf.float64)),
-            "grad_sq": scatter(grad_stats["sq_norm"]),
-            "nonfinite": scatter(grad_stats["nonfinite"]),
-            "weight_sq": stats_lib.sum_of_squares(before, weight_sizes),
-            "update_sq": stats_lib.sum_of_squares(after - before, weight_sizes),
-            "hist_min": scatter(hist[:, 0]),
-            "hist_max": scatter(hist[:, 1]),
-            "hist_counts": scatter(hist[:, 2:]),
-            "activations": self._activation_values(),
-        }
+        sizes = tf.constant([int(np.prod(v.shape)) for v in self.variables])
+        header = [tf.constant(1.0, tf.float64), step, skipped, scale]
+        values.update(
+            header=tf.stack([tf.cast(h, tf.float64) for h in header]),
+            weight_sq=stats_lib.sum_of_squares(before, sizes),
+            update_sq=stats_lib.sum_of_squares(after - before, sizes),
+            activations=self._activation_values(),
+        )
         self._stats.assign(self.layout.pack(values))
         self._flag.assign(0)
         self._probe_values = {}
@@ -381,6 +335,106 @@ class GradientCapture:
                 f"{', '.join(missing)}",
                 stacklevel=2,
             )
+
+
+def statistics_layout(n, bins, m=0):
+    """The layout of the statistics of `n` variables and `m` probed layers."""
+    return Layout(
+        [
+            ("header", (4,)),  # captured (1), step, skipped, loss scale
+            ("has_grad", (n,)),
+            ("grad_sq", (n,)),
+            ("nonfinite", (n,)),
+            ("weight_sq", (n,)),
+            ("update_sq", (n,)),
+            ("hist_min", (n,)),
+            ("hist_max", (n,)),
+            ("hist_counts", (n, bins)),
+            ("activations", (m, 2)),
+        ]
+    )
+
+
+def gradient_fields(grads, variables, index, bins, histograms):
+    """Fused gradient statistics, scattered into the layout's variable order.
+
+    Args:
+        grads: Gradients (tensors, `IndexedSlices` or `None`), one per variable.
+        variables: The variables the gradients are for.
+        index: Dict from `id(variable)` to its position in the layout.
+        bins: Histogram buckets.
+        histograms: Python bool or boolean tensor: compute histograms.
+
+    Returns:
+        `(fields, missing)`: a dict of float64 tensors for the `has_grad`,
+        `grad_sq`, `nonfinite` and `hist_*` fields, and the paths of the
+        variables without a gradient (or unknown to `index`).
+    """
+    n = len(index)
+    present, tensors, sizes, missing = [], [], [], []
+    for grad, variable in zip(grads, variables, strict=True):
+        position = index.get(id(variable))
+        if grad is None or position is None:
+            missing.append(getattr(variable, "path", str(variable)))
+            continue
+        present.append(position)
+        tensors.append(grad)
+        sizes.append(int(np.prod(variable.shape)))
+    k = len(present)
+    tensors = _all_reduce(tensors)
+    flat, counts, zeros = stats_lib.flatten(tensors, sizes)
+    norms = stats_lib.gradient_statistics(flat, counts, zeros, bins=0)
+    hist = tf.cond(
+        tf.convert_to_tensor(histograms),
+        lambda: _pack_histograms(flat, counts, zeros, bins),
+        lambda: tf.zeros([k * (bins + 2)], tf.float64),
+    )
+    hist = tf.reshape(hist, [k, bins + 2])
+    positions = tf.constant(present, tf.int32, shape=[k, 1])
+
+    def scatter(values):
+        return tf.scatter_nd(positions, values, [n] + values.shape[1:].as_list())
+
+    fields = {
+        "has_grad": scatter(tf.ones([k], tf.float64)),
+        "grad_sq": scatter(norms["sq_norm"]),
+        "nonfinite": scatter(norms["nonfinite"]),
+        "hist_min": scatter(hist[:, 0]),
+        "hist_max": scatter(hist[:, 1]),
+        "hist_counts": scatter(hist[:, 2:]),
+    }
+    return fields, missing
+
+
+def record_statistics(grads, variables, step, bins, histograms):
+    """Packed statistics of gradients handed over by a custom training loop.
+
+    Works eagerly and inside `tf.function`. No update ratio (the weights before
+    the update are unknown here): `update_sq` is NaN.
+
+    Args:
+        grads: Gradients, one per variable (`None` allowed).
+        variables: The variables.
+        step: The training step (int or scalar tensor).
+        bins: Histogram buckets.
+        histograms: Whether to compute histograms (Python bool).
+
+    Returns:
+        `(packed, layout)`: the float64 vector and its `Layout`.
+    """
+    variables = list(variables)
+    index = {id(v): i for i, v in enumerate(variables)}
+    layout = statistics_layout(len(variables), bins)
+    fields, _ = gradient_fields(list(grads), variables, index, bins, histograms)
+    sizes = tf.constant([int(np.prod(v.shape)) for v in variables])
+    weights = stats_lib.flatten([tf.convert_to_tensor(v) for v in variables])[0]
+    fields.update(
+        header=tf.stack([1.0, tf.cast(step, tf.float64), 0.0, 1.0]),
+        weight_sq=stats_lib.sum_of_squares(weights, sizes),
+        update_sq=tf.fill([len(variables)], tf.constant(np.nan, tf.float64)),
+        activations=tf.zeros([0, 2], tf.float64),
+    )
+    return layout.pack(fields), layout
 
 
 def _pack_histograms(flat, counts, zeros, bins):

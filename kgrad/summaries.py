@@ -156,7 +156,7 @@ def _norm_values(captured, paths, present):
         path = paths[i]
         values.append(scalar_value(f"grad_norm/{path}", np.sqrt(grad_sq[i])))
         values.append(scalar_value(f"weight_norm/{path}", weight_norm[i]))
-        if weight_norm[i] > 0:
+        if weight_norm[i] > 0 and not np.isnan(update_norm[i]):
             ratio = update_norm[i] / weight_norm[i]
             values.append(scalar_value(f"update_ratio/{path}", ratio))
         if nonfinite[i] > 0:
