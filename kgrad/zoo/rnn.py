@@ -3,8 +3,9 @@
 `rnn_simple`, `lstm` and `gru` share units (64), layers (1) and the adding-problem
 input; only the cell differs (FACTS row 10: plain RNNs fail beyond about 10 steps,
 LSTM bridges 1,000+, Hochreiter & Schmidhuber 1997). `rnn_exploding` is a simple
-RNN set up to explode (ReLU, recurrent weights orthogonal x 2): NaN without
-clipping, trainable with `clipnorm=1.0` (FACTS row 11).
+RNN set up to explode (ReLU, recurrent weights orthogonal x 2): with SGD(0.01) on
+the adding problem the loss is NaN without clipping and falls with `clipnorm=1.0`
+(FACTS row 11); Adam's per-weight step scaling hides most of the explosion.
 Layers: `rnn_01`, `rnn_02`, ..., then `output`.
 """
 
@@ -133,8 +134,8 @@ def gru(*, cell="gru", name="gru", **overrides):
     task="regression",
     twin="rnn_simple",
     summary="SimpleRNN set up to explode: ReLU and recurrent weights of spectral "
-    "radius 2. NaN without clipping, trains with clipnorm=1.0; clipping fixes "
-    "explosion, not vanishing (FACTS rows 11-12).",
+    "radius 2. With SGD(0.01) the loss is NaN without clipping and falls with "
+    "clipnorm=1.0; clipping fixes explosion, not vanishing (FACTS rows 11-12).",
 )
 def rnn_exploding(
     *,
