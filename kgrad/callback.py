@@ -88,9 +88,11 @@ class GradientMonitor(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         _check_writable(self.log_dir)
         self._writer = summaries.RunWriter(os.path.join(self.log_dir, "train"))
-        self._capture = GradientCapture(self.model, bins=self.histogram_bins)
+        if self._capture is None or not self._capture.serves(self.model):
+            self._capture = GradientCapture(self.model, bins=self.histogram_bins)
         self._capture.install()
         self._pending = None
+        self._info_written = False
         self._last_step = int(self.model.optimizer.iterations.numpy())
         self._epoch_base = self._last_step
 
@@ -182,8 +184,26 @@ class GradientMonitor(keras.callbacks.Callback):
             norms=norms,
             histograms=histograms,
         )
+        if not self._info_written:
+            self._info_written = True
+            values.append(summaries.run_info_value(self._run_info(captured)))
         self._writer.write(int(captured["header"][1]), values)
         self._writer.flush()
+
+    def _run_info(self, captured):
+        batch_size = captured["header"][4]
+        layers = self.model._flatten_layers(include_self=False, recursive=True)
+        return {
+            "model": self.model.name,
+            "variables": self._capture.paths,
+            "layers": [[layer.path, kind] for layer, kind in self._capture.probes],
+            "batchnorm_layers": [
+                layer.path
+                for layer in layers
+                if isinstance(layer, keras.layers.BatchNormalization)
+            ],
+            "batch_size": None if np.isnan(batch_size) else int(batch_size),
+        }
 
 
 def _is_positive_int(value):

@@ -128,8 +128,10 @@ class GradientCapture:
         self.probes = probed_layers(model)
         self.layout = statistics_layout(len(self.variables), bins, len(self.probes))
         self._index = {id(v): i for i, v in enumerate(self.variables)}
+        self._optimizer = model.optimizer
         self._recording = False
         self._armed = False
+        self._batch_size = tf.constant(np.nan, tf.float64)
         self._probe_values = {}
         self._restore = []
         self._warned_missing = False
@@ -168,11 +170,25 @@ class GradientCapture:
             model.make_train_function()
             plain = model.train_function
         self._plain_function = plain
-        self._logging_function = self._make_logging_function()
+        if self._logging_function is None:
+            self._logging_function = self._make_logging_function()
         dispatch = self._make_dispatcher()
         dispatch._kgrad_plain = plain
         model.train_function = dispatch
         self._restore.append(lambda: setattr(model, "train_function", plain))
+
+    def serves(self, model):
+        """Whether this capture (and its traced logging function) fits `model`.
+
+        A capture is kept across `fit` calls, so that its logging twin is
+        traced once; recompiling or changing the trainable variables needs a
+        new one.
+        """
+        return (
+            model is self.model
+            and model.optimizer is self._optimizer
+            and [id(v) for v in model.trainable_variables] == list(self._index)
+        )
 
     def uninstall(self):
         """Restores the model, its optimizer and its train function."""
@@ -197,11 +213,21 @@ class GradientCapture:
         model = self.model
         jit = model.jit_compile
         plain = model.train_function
+        train_step = model.train_step
+        capture = self
+
+        def train_step_with_batch_size(data):
+            first = tf.nest.flatten(data)[0]
+            capture._batch_size = tf.cast(tf.shape(first)[0], tf.float64)
+            return train_step(data)
+
+        self._patch(model, "train_step", train_step_with_batch_size)
         try:
             model.jit_compile = False  # summary statistics need no XLA
             model.make_train_function(force=True)
             return model.train_function
         finally:
+            self._restore.pop()()
             model.jit_compile = jit
             model.train_function = plain
 
@@ -305,7 +331,7 @@ class GradientCapture:
         self._report_missing(missing)
         after = self._flat_weights()
         sizes = tf.constant([int(np.prod(v.shape)) for v in self.variables])
-        header = [tf.constant(1.0, tf.float64), step, skipped, scale]
+        header = [tf.constant(1.0, tf.float64), step, skipped, scale, self._batch_size]
         values.update(
             header=tf.stack([tf.cast(h, tf.float64) for h in header]),
             weight_sq=stats_lib.sum_of_squares(before, sizes),
@@ -341,7 +367,7 @@ def statistics_layout(n, bins, m=0):
     """The layout of the statistics of `n` variables and `m` probed layers."""
     return Layout(
         [
-            ("header", (4,)),  # captured (1), step, skipped, loss scale
+            ("header", (5,)),  # captured (1), step, skipped, loss scale, batch
             ("has_grad", (n,)),
             ("grad_sq", (n,)),
             ("nonfinite", (n,)),
@@ -429,7 +455,7 @@ def record_statistics(grads, variables, step, bins, histograms):
     sizes = tf.constant([int(np.prod(v.shape)) for v in variables])
     weights = stats_lib.flatten([tf.convert_to_tensor(v) for v in variables])[0]
     fields.update(
-        header=tf.stack([1.0, tf.cast(step, tf.float64), 0.0, 1.0]),
+        header=tf.stack([1.0, tf.cast(step, tf.float64), 0.0, 1.0, np.nan]),
         weight_sq=stats_lib.sum_of_squares(weights, sizes),
         update_sq=tf.fill([len(variables)], tf.constant(np.nan, tf.float64)),
         activations=tf.zeros([0, 2], tf.float64),

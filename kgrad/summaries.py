@@ -17,6 +17,7 @@ k-th update being step k, so steps run on across epochs and `fit` calls):
 | `activation_zero/<layer>` | scalar | ReLU layers: share of outputs that are zero |
 | `dead_units/<layer>` | scalar | ReLU layers: share of units zero on the whole batch |
 | `saturation/<layer>` | scalar | sigmoid/tanh layers: share of outputs near a bound |
+| `kgrad/run_info` | text | JSON: variable paths (input first), layers, batch |
 
 `<path>` is the Keras 3 `variable.path` (unique, e.g. `dense_01/kernel`),
 `<layer>` the layer's path.
@@ -42,6 +43,7 @@ Example:
 >>> writer.close()
 """
 
+import json
 import logging
 import os
 
@@ -55,6 +57,7 @@ from tensorboard.compat.proto import (
 )
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.scalar import metadata as scalar_metadata
+from tensorboard.plugins.text import summary_v2 as text_summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 logger = logging.getLogger("kgrad")
@@ -106,6 +109,17 @@ def histogram_value(tag, low, high, counts):
         tensor_content=data.tobytes(),
     )
     return summary_pb2.Summary.Value(tag=tag, metadata=_HISTOGRAM, tensor=tensor)
+
+
+def run_info_value(info):
+    """The `kgrad/run_info` text summary: a JSON object describing the run.
+
+    Written once per `fit`, so that reports can order layers from input to
+    output and know the batch size. Keys: `model`, `variables` (variable paths
+    in the model's order, input side first), `layers` (`[layer path, kind]` of
+    the probed activation layers), `batchnorm_layers`, `batch_size`.
+    """
+    return text_summary.text_pb("kgrad/run_info", json.dumps(info)).value[0]
 
 
 def step_values(captured, paths, layers, norms=True, histograms=True):
