@@ -1,0 +1,529 @@
+"""Rules that turn logged gradient statistics into plain-language findings.
+
+Pure Python and numpy: no TensorFlow, no matplotlib, nothing written. The
+input is `Scalars`, a dict from tag (the scheme of `kgrad.summaries`) to
+`[(step, value), ...]` sorted by step, the same whether it was read back from
+event files (`kgrad.report.load_run`) or kept in memory by the callback, and
+`run_info`, the JSON object of the `kgrad/run_info` tag (may be empty).
+
+Layers are the variable paths without their last component, ordered from input
+to output by `run_info["variables"]` (falling back to sorted tags). A layer's
+gradient norm combines its variables as the square root of the sum of squares.
+The *input side* is the first and the *output side* the last layer that has a
+kernel (a variable named `*kernel` or `embeddings`; any layer if none has) and
+a finite, non-zero gradient at the step: layers whose gradients are zero,
+missing or non-finite do not count as either side.
+
+Rules (thresholds in `Thresholds`):
+
+| kind | severity | when |
+|---|---|---|
+| `nonfinite` | error | NaN/Inf gradient entries at any logged step |
+| `exploding` | warning | global norm grows `explosion_growth`-fold over the run |
+| `vanishing` | warning | input side < `vanishing_ratio` x output side, or its |
+|  |  | update ratio < `min_update_ratio` and the output side's not |
+| `dead_units` | warning | > `dead_share` of a ReLU layer's units dead |
+| `saturation` | warning | > `saturation_share` of sigmoid/tanh outputs at a bound |
+| `batchnorm_small_batch` | warning | BatchNorm, batches < `min_batchnorm_batch` |
+
+Vanishing, dead units and saturation are judged on the median over the last
+`window` logged steps, not on one noisy batch. Only `exploding` and `nonfinite`
+recommend gradient clipping (clipping caps large gradients, it cannot enlarge
+small ones).
+
+Example:
+
+>>> scalars = {
+...     "grad_norm/m/d1/kernel": [(1, 1e-7)],
+...     "grad_norm/m/d2/kernel": [(1, 1e-1)],
+... }
+>>> [f.kind for f in diagnose(scalars, {})]
+['vanishing']
+"""
+
+import bisect
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+Scalars = dict[str, list[tuple[int, float]]]
+
+SEVERITIES = ("error", "warning", "info")
+_CLIP_ADVICE = (
+    "Clip gradients, e.g. `keras.optimizers.Adam(clipnorm=1.0)` (a norm of about "
+    "1.0 is the usual choice), and lower the learning rate"
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One verdict of the diagnosis.
+
+    Attributes:
+        kind: `"vanishing"`, `"exploding"`, `"nonfinite"`, `"dead_units"`,
+            `"saturation"` or `"batchnorm_small_batch"`.
+        severity: `"error"`, `"warning"` or `"info"`.
+        layers: Layer paths concerned, input side first (for `nonfinite`: the
+            layer where non-finite values first appear in backpropagation).
+        evidence: The numbers behind the verdict.
+        advice: The fix the literature recommends.
+    """
+
+    kind: str
+    severity: str
+    layers: tuple[str, ...]
+    evidence: str
+    advice: str
+
+    @property
+    def key(self):
+        """`(kind, layers)`: identifies a finding across steps."""
+        return (self.kind, self.layers)
+
+    def message(self):
+        """One plain-language paragraph: what, where, the numbers, the fix."""
+        where = f" in {_name_list(self.layers)}" if self.layers else ""
+        title = _TITLES.get(self.kind, self.kind)
+        head = f"{self.severity.capitalize()}: {title}{where}."
+        return f"{head} {self.evidence} {self.advice}"
+
+
+_TITLES = {
+    "vanishing": "vanishing gradients",
+    "exploding": "exploding gradients",
+    "nonfinite": "non-finite (NaN/Inf) gradients",
+    "dead_units": "dead ReLU units",
+    "saturation": "saturated sigmoid/tanh outputs",
+    "batchnorm_small_batch": "BatchNorm with small batches",
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Thresholds of the rules; the defaults follow the literature.
+
+    Args:
+        vanishing_ratio: Vanishing when the input side's gradient norm is below
+            this fraction of the output side's: a drop of more than 3 orders of
+            magnitude (FACTS row 4). Defaults to `1e-3`.
+        min_update_ratio: Vanishing also when the input side's update/weight
+            norm ratio is below this while the output side's is not: 3 orders
+            below the healthy ~1e-3 (FACTS row 15). Defaults to `1e-6`.
+        explosion_growth: Exploding when the global gradient norm grows by this
+            factor from the first logged steps to a later window. Defaults to
+            `1e3`.
+        dead_share: Dead units when more than this share of a ReLU layer's
+            units is zero on a whole batch (FACTS row 5). Defaults to `0.5`.
+        saturation_share: Saturation when more than this share of a sigmoid or
+            tanh layer's outputs lie within 1% of a bound, where the derivative
+            is ~0. Defaults to `0.25`.
+        min_batchnorm_batch: BatchNorm needs batches of at least this size
+            (FACTS row 9). Defaults to `8`.
+        window: Number of last logged steps whose median is judged. Defaults
+            to `5`.
+    """
+
+    vanishing_ratio: float = 1e-3
+    min_update_ratio: float = 1e-6
+    explosion_growth: float = 1e3
+    dead_share: float = 0.5
+    saturation_share: float = 0.25
+    min_batchnorm_batch: int = 8
+    window: int = 5
+
+    def __post_init__(self):
+        for name in ("vanishing_ratio", "min_update_ratio"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise ValueError(
+                    f"`{name}` must be in (0, 1). Received: {name}={value!r}"
+                )
+        for name in ("dead_share", "saturation_share"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ValueError(
+                    f"`{name}` must be in [0, 1). Received: {name}={value!r}"
+                )
+        if not self.explosion_growth > 1:
+            raise ValueError(
+                "`explosion_growth` must be greater than 1. "
+                f"Received: explosion_growth={self.explosion_growth!r}"
+            )
+        for name in ("min_batchnorm_batch", "window"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(
+                    f"`{name}` must be a positive integer. Received: {name}={value!r}"
+                )
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One layer of `layer_profile`; `nan` or `None` where nothing was logged.
+
+    Attributes:
+        layer: Layer path.
+        grad_norm: L2 norm of the layer's gradients (all its variables).
+        ratio: `grad_norm` / the output side's `grad_norm`.
+        update_ratio: Norm of the layer's update / norm of its weights.
+        nonfinite: NaN/Inf gradient entries.
+        dead_share: ReLU layers: share of units zero on the whole batch.
+        saturation: sigmoid/tanh layers: share of outputs near a bound.
+        side: `"input"`, `"output"` or `""`.
+    """
+
+    layer: str
+    grad_norm: float
+    ratio: float
+    update_ratio: float
+    nonfinite: int
+    dead_share: float | None
+    saturation: float | None
+    side: str = ""
+
+
+def layer_profile(scalars, run_info, step=None):
+    """Per-layer gradient statistics from input to output at one logged step.
+
+    Args:
+        scalars: `Scalars` (tag -> `[(step, value)]`).
+        run_info: The `kgrad/run_info` object, or `None`/`{}`.
+        step: The step; the last one with gradient norms if `None`. Defaults
+            to `None`.
+
+    Returns:
+        A list of `LayerRow`, input side first; empty if no norms are logged.
+    """
+    steps = norm_steps(scalars)
+    if not steps:
+        return []
+    step = steps[-1] if step is None else step
+    rows, grouped = [], layers(scalars, run_info)
+    for layer, paths in grouped:
+        norms = [_at(scalars, f"grad_norm/{p}", step) for p in paths]
+        norms = [n for n in norms if n is not None]
+        grad_norm = math.sqrt(sum(n * n for n in norms)) if norms else math.nan
+        nonfinite = sum(_at(scalars, f"grad_nonfinite/{p}", step) or 0 for p in paths)
+        update, weight = 0.0, 0.0
+        for p in paths:
+            ratio = _at(scalars, f"update_ratio/{p}", step)
+            w = _at(scalars, f"weight_norm/{p}", step)
+            if ratio is not None and w is not None:
+                update, weight = update + (ratio * w) ** 2, weight + w * w
+        rows.append(
+            LayerRow(
+                layer=layer,
+                grad_norm=grad_norm,
+                ratio=math.nan,
+                update_ratio=math.sqrt(update / weight) if weight > 0 else math.nan,
+                nonfinite=int(nonfinite),
+                dead_share=_at(scalars, f"dead_units/{layer}", step),
+                saturation=_at(scalars, f"saturation/{layer}", step),
+            )
+        )
+    sides = _sides([r.grad_norm for r in rows], [_has_kernel(p) for _, p in grouped])
+    if sides is None:
+        return rows
+    first, last = sides
+    out = rows[last].grad_norm
+    return [
+        dataclasses.replace(
+            row,
+            ratio=row.grad_norm / out,
+            side="input" if i == first else "output" if i == last else "",
+        )
+        for i, row in enumerate(rows)
+    ]
+
+
+def diagnose(scalars, run_info, thresholds=None):
+    """Findings of all rules, most severe first.
+
+    Args:
+        scalars: `Scalars` (tag -> `[(step, value)]`, sorted by step).
+        run_info: The `kgrad/run_info` object, or `None`/`{}`.
+        thresholds: A `Thresholds`; the defaults if `None`. Defaults to `None`.
+
+    Returns:
+        A list of `Finding`, sorted by severity (error, warning, info).
+
+    Example:
+
+    ```python
+    for finding in diagnose(scalars, run_info, Thresholds(vanishing_ratio=1e-4)):
+        print(finding.message())
+    ```
+    """
+    t = Thresholds() if thresholds is None else thresholds
+    info = run_info or {}
+    findings = (
+        _nonfinite(scalars, info)
+        + _exploding(scalars, info, t)
+        + _vanishing(scalars, info, t)
+        + _activations(scalars, info, t, "dead_units")
+        + _activations(scalars, info, t, "saturation")
+        + _batchnorm(info, t)
+    )
+    return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))
+
+
+# -- structure ---------------------------------------------------------------
+def norm_steps(scalars):
+    """Sorted steps at which gradient norms were logged."""
+    if scalars.get("grad_norm/global"):
+        return [s for s, _ in scalars["grad_norm/global"]]
+    steps = {
+        s
+        for tag, series in scalars.items()
+        if tag.startswith("grad_norm/")
+        for s, _ in series
+    }
+    return sorted(steps)
+
+
+def layers(scalars, run_info):
+    """`[(layer path, [variable paths])]` from input to output."""
+    logged = {t[len("grad_norm/") :] for t in scalars if t.startswith("grad_norm/")}
+    logged.discard("global")
+    listed = [p for p in (run_info or {}).get("variables", []) if p in logged]
+    order = listed + sorted(logged - set(listed))
+    grouped = {}
+    for path in order:
+        grouped.setdefault(path.rpartition("/")[0] or path, []).append(path)
+    return list(grouped.items())
+
+
+def _has_kernel(paths):
+    return any(
+        p.rpartition("/")[2].endswith("kernel") or p.endswith("/embeddings")
+        for p in paths
+    )
+
+
+def _sides(norms, kernels):
+    """Indices of the input and output side, or `None` (see module docstring)."""
+    active = [i for i, n in enumerate(norms) if math.isfinite(n) and n > 0]
+    with_kernel = [i for i in active if kernels[i]]
+    chosen = with_kernel or active
+    if len(chosen) < 2:
+        return None
+    return chosen[0], chosen[-1]
+
+
+def _at(scalars, tag, step):
+    series = scalars.get(tag)
+    if not series:
+        return None
+    i = bisect.bisect_left(series, (step, -math.inf))
+    if i < len(series) and series[i][0] == step:
+        return float(series[i][1])
+    return None
+
+
+def _median(values):
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    return float(np.median(values)) if values else math.nan
+
+
+def _name_list(names, limit=3):
+    names = list(names)
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
+
+
+# -- rules -------------------------------------------------------------------
+def _vanishing(scalars, info, t):
+    steps = norm_steps(scalars)[-t.window :]
+    if not steps:
+        return []
+    profiles = [layer_profile(scalars, info, s) for s in steps]
+    names = [r.layer for r in profiles[-1]]
+    kernels = [_has_kernel(p) for _, p in layers(scalars, info)]
+    norm = [_median([p[i].grad_norm for p in profiles]) for i in range(len(names))]
+    ratio = [_median([p[i].ratio for p in profiles]) for i in range(len(names))]
+    update = [_median([p[i].update_ratio for p in profiles]) for i in range(len(names))]
+    sides = _sides(norm, kernels)
+    if sides is None:
+        return []
+    first, last = sides
+    span = (
+        f"median over steps {steps[0]}-{steps[-1]}"
+        if len(steps) > 1
+        else f"step {steps[0]}"
+    )
+    advice = (
+        "Keep the gradient alive across depth: ReLU-family activations with He "
+        "initialisation (Var(W) = 2/n_in), or Glorot/Xavier initialisation for "
+        "tanh/sigmoid; residual connections; BatchNorm or LayerNorm. (Gradient "
+        "clipping only caps large gradients; it does not help here.)"
+    )
+    if ratio[first] < t.vanishing_ratio:
+        concerned = [
+            names[i]
+            for i in range(len(names))
+            if ratio[i] < t.vanishing_ratio and norm[i] > 0 and i != last
+        ]
+        evidence = (
+            f"The input-side layer {names[first]} has gradient norm "
+            f"{norm[first]:.2e}, {1 / ratio[first]:.1e} times "
+            f"({-math.log10(ratio[first]):.1f} orders of magnitude) below the "
+            f"output-side layer {names[last]} "
+            f"({norm[last]:.2e}) ({span}; threshold: {t.vanishing_ratio:g})."
+        )
+        return [Finding("vanishing", "warning", tuple(concerned), evidence, advice)]
+    if update[first] < t.min_update_ratio <= update[last]:
+        concerned = [
+            names[i] for i in range(len(names)) if update[i] < t.min_update_ratio
+        ]
+        evidence = (
+            f"The weights of the input-side layer {names[first]} barely move: "
+            f"update/weight norm ratio {update[first]:.1e} against {update[last]:.1e} "
+            f"at the output side {names[last]} ({span}; threshold: "
+            f"{t.min_update_ratio:g})."
+        )
+        return [Finding("vanishing", "warning", tuple(concerned), evidence, advice)]
+    return []
+
+
+def _growth(values, k):
+    """Largest median of `k` consecutive values over the median of the first `k`."""
+    base = float(np.median(values[:k]))
+    peaks = [float(np.median(values[i : i + k])) for i in range(1, len(values) - k + 1)]
+    if base <= 0 or not peaks:
+        return 0.0, base, base, 0
+    i = int(np.argmax(peaks))
+    return peaks[i] / base, base, peaks[i], i + 1
+
+
+def _exploding(scalars, info, t):
+    series = [
+        (s, v) for s, v in scalars.get("grad_norm/global", []) if math.isfinite(v)
+    ]
+    if len(series) < 2:
+        return []
+    k = min(t.window, len(series) // 2)
+    values = [v for _, v in series]
+    growth, base, peak, at = _growth(values, k)
+    if growth < t.explosion_growth:
+        return []
+    concerned = []
+    for layer, paths in layers(scalars, info):
+        norms = {}
+        for p in paths:
+            for s, v in scalars.get(f"grad_norm/{p}", []):
+                norms[s] = norms.get(s, 0.0) + v * v
+        layer_values = [
+            math.sqrt(v) for _, v in sorted(norms.items()) if math.isfinite(v)
+        ]
+        if len(layer_values) >= 2 and _growth(layer_values, k)[0] >= t.explosion_growth:
+            concerned.append(layer)
+    first, last = series[0][0], series[k - 1][0]
+    evidence = (
+        f"The global gradient norm grew {growth:.1e}-fold: median {base:.2e} over "
+        f"steps {first}-{last}, {peak:.2e} over steps "
+        f"{series[at][0]}-{series[at + k - 1][0]} "
+        f"(threshold: {t.explosion_growth:g}-fold)."
+    )
+    advice = (
+        f"{_CLIP_ADVICE}; check the initialisation (weights too large) and, for "
+        "recurrent networks, prefer LSTM/GRU to SimpleRNN."
+    )
+    return [Finding("exploding", "warning", tuple(concerned), evidence, advice)]
+
+
+def _nonfinite(scalars, info):
+    bad = [
+        s
+        for s, v in scalars.get("grad_nonfinite/global", [])
+        if v > 0 or not math.isfinite(v)
+    ]
+    bad += [s for s, v in scalars.get("grad_norm/global", []) if not math.isfinite(v)]
+    if not bad:
+        return []
+    step = min(bad)
+    steps = sorted(set(bad))
+    affected, entries = [], 0
+    for layer, paths in layers(scalars, info):
+        counts = [_at(scalars, f"grad_nonfinite/{p}", step) or 0 for p in paths]
+        norms = [_at(scalars, f"grad_norm/{p}", step) for p in paths]
+        if sum(counts) > 0 or any(
+            n is not None and not math.isfinite(n) for n in norms
+        ):
+            affected.append(layer)
+            entries += int(sum(counts))
+    origin = tuple(affected[-1:])
+    where = (
+        f" in {len(affected)} layer(s); scanning from the output side, they first "
+        f"appear in {origin[0]} and propagate from there to every layer below it"
+        if origin
+        else ""
+    )
+    count = f"{entries} NaN/Inf gradient entries" if entries else "NaN/Inf gradients"
+    evidence = (
+        f"{count} at step {step}{where}; {len(steps)} of "
+        f"{len(norm_steps(scalars))} logged steps are non-finite."
+    )
+    advice = (
+        f"{_CLIP_ADVICE}. If the origin is the output layer, the loss itself was "
+        "NaN/Inf: check the inputs and labels for NaN and the loss for log(0)."
+    )
+    return [Finding("nonfinite", "error", origin, evidence, advice)]
+
+
+def _activations(scalars, info, t, kind):
+    threshold = t.dead_share if kind == "dead_units" else t.saturation_share
+    prefix = f"{kind}/"
+    probed = [path for path, _ in info.get("layers", [])]
+    tags = [t_[len(prefix) :] for t_ in scalars if t_.startswith(prefix)]
+    order = [p for p in probed if p in tags] + sorted(set(tags) - set(probed))
+    shares = {}
+    for layer in order:
+        share = _median([v for _, v in scalars[prefix + layer][-t.window :]])
+        if share > threshold:
+            shares[layer] = share
+    if not shares:
+        return []
+    listed = ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
+    if kind == "dead_units":
+        evidence = (
+            f"Share of units that output zero on every example of the batch: {listed} "
+            f"(median of the last {t.window} logged steps; threshold: {threshold:.0%})."
+        )
+        advice = (
+            "Dead ReLU units pass no gradient and stop learning: use "
+            "`keras.layers.LeakyReLU(negative_slope=0.01)` (or ELU/GELU), He "
+            "initialisation, and a lower learning rate."
+        )
+    else:
+        evidence = (
+            f"Share of outputs within 1% of the activation's bounds: {listed} "
+            f"(median of the last {t.window} logged steps; threshold: {threshold:.0%})."
+        )
+        advice = (
+            "Near its bounds the derivative of sigmoid/tanh is ~0 (sigmoid's is at "
+            "most 0.25 anywhere), so saturated units pass almost no gradient back: "
+            "use ReLU-family activations with He initialisation in hidden layers, "
+            "or Glorot/Xavier initialisation and normalised inputs for sigmoid/tanh, "
+            "or BatchNorm/LayerNorm before the activation."
+        )
+    return [Finding(kind, "warning", tuple(shares), evidence, advice)]
+
+
+def _batchnorm(info, t):
+    bn, batch = info.get("batchnorm_layers") or [], info.get("batch_size")
+    if not bn or batch is None or batch >= t.min_batchnorm_batch:
+        return []
+    evidence = (
+        f"The model trains {len(bn)} BatchNormalization layer(s) with batches of "
+        f"{batch} examples; batch statistics are too noisy below "
+        f"{t.min_batchnorm_batch}."
+    )
+    advice = (
+        "Use `keras.layers.LayerNormalization` or `keras.layers.GroupNormalization`, "
+        "which do not depend on the batch, or batches of "
+        f"{t.min_batchnorm_batch} or more."
+    )
+    return [Finding("batchnorm_small_batch", "warning", tuple(bn), evidence, advice)]
