@@ -9,7 +9,7 @@ Example:
 ```python
 from kgrad import report
 
-runs = {"sigmoid": report.load_run("runs/sigmoid"), "relu": report.load_run("runs/relu")}
+runs = {name: report.load_run(f"runs/{name}") for name in ("sigmoid", "relu")}
 print(report.format_report(runs))
 ```
 """

@@ -1,0 +1,132 @@
+"""Matplotlib figures of logged gradients: gradient flow over depth.
+
+Figures are built with `matplotlib.figure.Figure` and the Agg canvas, never
+through pyplot, so no global state or display is touched.
+
+Example:
+
+```python
+from kgrad import plots, report
+
+scalars, run_info = report.load_run("runs/exp1")
+with open("flow.png", "wb") as f:
+    f.write(plots.figure_png(plots.gradient_flow_figure(scalars, run_info)))
+```
+"""
+
+import io
+import math
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from kgrad import diagnostics
+
+
+def default_steps(scalars, count=5):
+    """Up to `count` logged steps spread over the run, the first and last included."""
+    steps = diagnostics.norm_steps(scalars)
+    if len(steps) <= count:
+        return steps
+    targets = np.linspace(steps[0], steps[-1], count)
+    picks = {min(steps, key=lambda s, t=t: abs(s - t)) for t in targets}
+    return sorted(picks)
+
+
+def gradient_flow_figure(scalars, run_info, steps=None, title=None):
+    """Gradient norm per layer from input to output, one line per logged step.
+
+    Args:
+        scalars: `diagnostics.Scalars` of one run.
+        run_info: The run's `kgrad/run_info` object, or `None`/`{}`.
+        steps: Logged steps to draw; a handful spread over the run if `None`.
+            Defaults to `None`.
+        title: Figure title. Defaults to `None` (the model name).
+
+    Returns:
+        A `matplotlib.figure.Figure` (log-scale y axis).
+    """
+    steps = default_steps(scalars) if steps is None else list(steps)
+    fig, ax = _figure()
+    names = []
+    colors = _colors(len(steps), "viridis")
+    for color, step in zip(colors, steps, strict=True):
+        rows = diagnostics.layer_profile(scalars, run_info, step)
+        names = names or [_short(r.layer, run_info) for r in rows]
+        ax.plot(_positive([r.grad_norm for r in rows]), "o-", ms=3, color=color)
+        ax.lines[-1].set_label(f"step {step}")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
+    ax.set_xlabel("layer (input -> output)")
+    model = (run_info or {}).get("model")
+    _finish(ax, title or f"Gradient flow{f' of {model}' if model else ''}")
+    return fig
+
+
+def compare_figure(runs, title=None):
+    """Gradient norm per layer of several runs at their last logged step.
+
+    Runs of different depth share the x axis from input (0) to output (1).
+
+    Args:
+        runs: Dict from run name to `(scalars, run_info)`.
+        title: Figure title. Defaults to `None` ("Gradient flow").
+
+    Returns:
+        A `matplotlib.figure.Figure` (log-scale y axis).
+    """
+    fig, ax = _figure()
+    for color, (name, (scalars, run_info)) in zip(
+        _colors(len(runs), "tab10"), runs.items(), strict=True
+    ):
+        rows = diagnostics.layer_profile(scalars, run_info)
+        depth = np.linspace(0, 1, len(rows)) if len(rows) > 1 else np.zeros(len(rows))
+        step = diagnostics.norm_steps(scalars)[-1] if rows else None
+        norms = _positive([r.grad_norm for r in rows])
+        ax.plot(depth, norms, "o-", ms=3, color=color, label=f"{name} (step {step})")
+    ax.set_xlabel("depth (0 = input layer, 1 = output layer)")
+    _finish(ax, title or "Gradient flow")
+    return fig
+
+
+def figure_png(fig):
+    """The figure as PNG bytes."""
+    buffer = io.BytesIO()
+    FigureCanvasAgg(fig)
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _figure():
+    fig = Figure(figsize=(9, 5), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def _finish(ax, title):
+    ax.set_yscale("log")
+    ax.set_ylabel("gradient L2 norm (log scale)")
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8)
+
+
+def _colors(count, cmap):
+    from matplotlib import colormaps
+
+    colormap = colormaps[cmap]
+    if cmap == "tab10":
+        return [colormap(i % 10) for i in range(count)]
+    return [colormap(x) for x in np.linspace(0.1, 0.9, max(count, 1))][:count]
+
+
+def _positive(values):
+    """Values for a log axis: zero, negative and non-finite become gaps."""
+    return [v if math.isfinite(v) and v > 0 else math.nan for v in values]
+
+
+def _short(layer, run_info):
+    model = (run_info or {}).get("model")
+    return layer[len(model) + 1 :] if model and layer.startswith(model + "/") else layer
