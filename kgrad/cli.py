@@ -69,11 +69,8 @@ def _report(args):
     from kgrad import report
 
     runs = {}
-    for logdir in args.logdirs:
-        name = os.path.normpath(logdir)
-        runs[name if name not in runs else f"{name} ({len(runs) + 1})"] = (
-            report.load_run(logdir)
-        )
+    for name, logdir in zip(_run_names(args.logdirs), args.logdirs, strict=True):
+        runs[name] = report.load_run(logdir)
     print(report.format_report(runs), end="")
     if args.png:
         from kgrad import plots
@@ -87,6 +84,18 @@ def _report(args):
             file.write(plots.figure_png(fig))
         print(f"Wrote {args.png}")
     return 0
+
+
+def _run_names(logdirs):
+    """Names of runs: the paths, relative to their common parent if several."""
+    paths = [os.path.normpath(os.path.abspath(d)) for d in logdirs]
+    if len(paths) > 1 and len(set(paths)) == len(paths):
+        common = os.path.commonpath(paths)
+        names = [os.path.relpath(p, common) for p in paths]
+        if "." not in names:
+            return names
+    names = [os.path.normpath(d) for d in logdirs]
+    return [n if n not in names[:i] else f"{n} ({i + 1})" for i, n in enumerate(names)]
 
 
 def main(argv=None):

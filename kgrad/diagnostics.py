@@ -373,6 +373,11 @@ def _vanishing(scalars, info, t):
             f"output-side layer {names[last]} "
             f"({norm[last]:.2e}) ({span}; threshold: {t.vanishing_ratio:g})."
         )
+        if not math.isnan(update[first]) and not math.isnan(update[last]):
+            evidence += (
+                f" Its weights move {update[first]:.1e} of their norm per step, "
+                f"against {update[last]:.1e} at the output side."
+            )
         return [Finding("vanishing", "warning", tuple(concerned), evidence, advice)]
     if update[first] < t.min_update_ratio <= update[last]:
         concerned = [

@@ -207,7 +207,7 @@ def _format_run(name, scalars, run_info, findings, width):
         f"batch {batch}" if batch else None,
         f"{len(steps)} logged steps ({steps[0]}-{steps[-1]})",
     ]
-    lines = [f"== {name}: " + ", ".join(d for d in details if d)]
+    lines = [f"== {name}", ", ".join(d for d in details if d) + "."]
     names = [_short(r.layer, run_info) + _side_mark(r.side) for r in rows]
     col = max([len("layer (input -> output)")] + [len(n) for n in names])
     header = (
@@ -243,13 +243,14 @@ def _side_mark(side):
 
 def _format_comparison(summary, width):
     lines = ["== comparison"]
-    col = max(len("run"), *(len(name) for name, *_ in summary))
+    names = [_fit(name, 40) for name, *_ in summary]
+    col = max(len("run"), *(len(name) for name in names))
     header = (
         f"{'run':<{col}}  {'layers':>6}  {'input/output':>12}  "
         f"{'global norm':>11}  findings"
     )
     lines += [header, "-" * min(width, len(header) + 20)]
-    for name, scalars, run_info, findings in summary:
+    for name, (_, scalars, run_info, findings) in zip(names, summary, strict=True):
         rows = diagnostics.layer_profile(scalars, run_info)
         ratio = next((r.ratio for r in rows if r.side == "input"), math.nan)
         glob_norm = scalars.get("grad_norm/global", [(0, math.nan)])[-1][1]
@@ -259,3 +260,7 @@ def _format_comparison(summary, width):
             f"{_num(glob_norm):>11}  {kinds}"
         )
     return "\n".join(lines)
+
+
+def _fit(text, width):
+    return text if len(text) <= width else "..." + text[-(width - 3) :]

@@ -1,0 +1,150 @@
+"""The `kgrad` command, called in-process: exit codes and output."""
+
+import io
+import subprocess
+import sys
+
+import matplotlib.image
+import pytest
+
+from kgrad import summaries
+from kgrad.cli import main
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def bare_package_code(code):
+    """`code` run with a bare `kgrad` package (its __init__ imports TensorFlow)."""
+    import kgrad
+
+    return (
+        "import sys, types; p = types.ModuleType('kgrad'); "
+        f"p.__path__ = {list(kgrad.__path__)!r}; sys.modules['kgrad'] = p; {code}"
+    )
+
+
+def write_run(log_dir, input_norm, model="m", steps=range(1, 6)):
+    """A synthetic kgrad run of three Dense layers, written like the callback."""
+    layers = [f"{model}/dense_1", f"{model}/dense_2", f"{model}/output"]
+    info = {
+        "model": model,
+        "variables": [f"{layer}/{v}" for layer in layers for v in ("kernel", "bias")],
+        "layers": [[layers[0], "relu"], [layers[1], "relu"]],
+        "batchnorm_layers": [],
+        "batch_size": 16,
+    }
+    writer = summaries.RunWriter(str(log_dir / "train"))
+    for step in steps:
+        values = [summaries.run_info_value(info)] if step == steps[0] else []
+        for layer, norm in zip(layers, [input_norm, 0.5, 1.0], strict=True):
+            values += [
+                summaries.scalar_value(f"grad_norm/{layer}/kernel", norm),
+                summaries.scalar_value(f"weight_norm/{layer}/kernel", 2.0),
+                summaries.scalar_value(f"update_ratio/{layer}/kernel", 1e-3),
+            ]
+        values += [
+            summaries.scalar_value("grad_norm/global", 1.2),
+            summaries.scalar_value("grad_nonfinite/global", 0.0),
+            summaries.scalar_value(f"dead_units/{layers[0]}", 0.1),
+        ]
+        writer.write(step, values)
+    writer.close()
+    return str(log_dir)
+
+
+@pytest.fixture
+def runs(tmp_path):
+    return {
+        "vanishing": write_run(tmp_path / "vanishing", 1e-6),
+        "healthy": write_run(tmp_path / "healthy", 0.3),
+    }
+
+
+def test_report_of_one_run(runs, capsys):
+    assert main(["report", runs["vanishing"]]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"== {runs['vanishing']}"
+    assert "dense_1 [in]" in out and "1.0e-06" in out and "10%" in out
+    assert "Warning: vanishing gradients in m/dense_1." in out
+    assert "comparison" not in out
+
+
+def test_report_accepts_the_train_subdirectory(runs, capsys):
+    assert main(["report", runs["healthy"] + "/train"]) == 0
+    assert "findings: none" in capsys.readouterr().out
+
+
+def test_report_of_two_runs_side_by_side(runs, capsys):
+    assert main(["report", runs["vanishing"], runs["healthy"]]) == 0
+    out = capsys.readouterr().out
+    assert "== vanishing\n" in out and "== healthy\n" in out
+    comparison = out[out.index("== comparison") :].splitlines()
+    assert comparison[3].split()[:3] == ["vanishing", "3", "1.0e-06"]
+    assert comparison[4].split()[:3] == ["healthy", "3", "3.0e-01"]
+    assert comparison[3].endswith("vanishing (warning)")
+    assert comparison[4].endswith("none")
+    assert max(len(line) for line in out.splitlines()) <= 100
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_report_png(runs, tmp_path, capsys, count):
+    png = tmp_path / "flow.png"
+    logdirs = [runs["vanishing"], runs["healthy"]][:count]
+    assert main(["report", *logdirs, "--png", str(png)]) == 0
+    assert f"Wrote {png}" in capsys.readouterr().out
+    data = png.read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    image = matplotlib.image.imread(io.BytesIO(data), format="png")
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+
+
+def test_directory_without_kgrad_logs(tmp_path, capsys):
+    (tmp_path / "train").mkdir()
+    assert main(["report", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith(f"kgrad: error: No kgrad logs in {tmp_path}")
+    assert "Traceback" not in captured.err
+
+
+def test_missing_directory_and_one_bad_run_among_good_ones(runs, tmp_path, capsys):
+    missing = str(tmp_path / "missing")
+    assert main(["report", runs["healthy"], missing]) == 2
+    assert capsys.readouterr().err == f"kgrad: error: {missing} is not a directory.\n"
+
+
+def test_usage_errors_are_one_line_with_exit_code_2(capsys):
+    assert main(["report"]) == 2
+    assert "the following arguments are required: LOGDIR" in capsys.readouterr().err
+    assert main(["bogus"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "invalid choice: 'bogus'" in line
+    assert main([]) == 2
+    assert "report" in capsys.readouterr().err
+
+
+def test_version_and_help(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("kgrad ")
+    assert main(["report", "--help"]) == 0
+    assert "--png FILE" in capsys.readouterr().out
+
+
+def test_report_imports_no_tensorflow(runs, tmp_path):
+    png = tmp_path / "flow.png"
+    code = bare_package_code(
+        "import runpy; "
+        f"sys.argv = ['kgrad', 'report', {runs['vanishing']!r}, "
+        f"'--png', {str(png)!r}]; "
+        "exit_ = None\n"
+        "try:\n    runpy.run_module('kgrad.__main__', run_name='__main__')\n"
+        "except SystemExit as e:\n    exit_ = e.code\n"
+        "print('exit', exit_, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert "vanishing gradients" in result.stdout
+    assert result.stdout.splitlines()[-1] == "exit 0 False False"
+    assert png.read_bytes().startswith(PNG_SIGNATURE)

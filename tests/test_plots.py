@@ -1,0 +1,96 @@
+"""kgrad.plots: gradient-flow figures from synthetic Scalars."""
+
+import io
+import math
+import subprocess
+import sys
+
+import matplotlib.image
+from matplotlib.figure import Figure
+
+from kgrad import plots
+
+LAYERS = ["m/d1", "m/d2", "m/d3", "m/out"]
+RUN_INFO = {"model": "m", "variables": [f"{layer}/kernel" for layer in LAYERS]}
+
+
+def make_scalars(norms, steps=range(1, 11)):
+    scalars = {
+        f"grad_norm/{layer}/kernel": [(s, norm) for s in steps]
+        for layer, norm in zip(LAYERS, norms, strict=True)
+    }
+    scalars["grad_norm/global"] = [(s, 1.0) for s in steps]
+    return scalars
+
+
+def bare_package_code(code):
+    """`code` run with a bare `kgrad` package (its __init__ imports TensorFlow)."""
+    import kgrad
+
+    return (
+        "import sys, types; p = types.ModuleType('kgrad'); "
+        f"p.__path__ = {list(kgrad.__path__)!r}; sys.modules['kgrad'] = p; {code}"
+    )
+
+
+def test_gradient_flow_figure_spreads_a_handful_of_steps():
+    scalars = make_scalars([1e-6, 1e-4, 1e-2, 1.0], steps=range(1, 101))
+    fig = plots.gradient_flow_figure(scalars, RUN_INFO)
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    assert ax.get_yscale() == "log"
+    assert [line.get_label() for line in ax.lines] == [
+        "step 1",
+        "step 26",
+        "step 50",
+        "step 75",
+        "step 100",
+    ]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["d1", "d2", "d3", "out"]
+    ys = ax.lines[0].get_ydata()
+    assert ys[0] < ys[-1] * 1e-5
+    assert ax.get_title() == "Gradient flow of m"
+
+
+def test_gradient_flow_figure_with_chosen_steps_and_bad_values():
+    scalars = make_scalars([0.0, 1e-4, 1e-2, 1.0], steps=range(1, 4))
+    scalars["grad_norm/m/d2/kernel"][1] = (2, math.nan)
+    fig = plots.gradient_flow_figure(scalars, RUN_INFO, steps=[2], title="t")
+    (ax,) = fig.axes
+    assert [line.get_label() for line in ax.lines] == ["step 2"]
+    ys = ax.lines[0].get_ydata()
+    assert math.isnan(ys[0]) and math.isnan(ys[1])  # gaps on the log axis
+    assert ax.get_title() == "t"
+    assert plots.figure_png(fig).startswith(b"\x89PNG")
+
+
+def test_compare_figure_overlays_runs_of_different_depth():
+    deep = make_scalars([1e-6, 1e-4, 1e-2, 1.0])
+    shallow = {k: v for k, v in deep.items() if "/d2/" not in k and "/d3/" not in k}
+    fig = plots.compare_figure({"deep": (deep, RUN_INFO), "shallow": (shallow, {})})
+    (ax,) = fig.axes
+    assert [line.get_label() for line in ax.lines] == [
+        "deep (step 10)",
+        "shallow (step 10)",
+    ]
+    assert list(ax.lines[1].get_xdata()) == [0.0, 1.0]
+    assert ax.get_yscale() == "log"
+
+
+def test_figure_png_reads_back():
+    fig = plots.gradient_flow_figure(make_scalars([1e-3, 1e-2, 0.1, 1.0]), RUN_INFO)
+    data = plots.figure_png(fig)
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    image = matplotlib.image.imread(io.BytesIO(data), format="png")
+    assert image.shape[:2] == (500, 900)
+
+
+def test_plots_uses_no_pyplot_and_no_tensorflow():
+    code = bare_package_code(
+        "import kgrad.plots; "
+        "print([m for m in ('matplotlib.pyplot', 'tensorflow') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
