@@ -83,11 +83,26 @@ class GradientMonitor(keras.callbacks.Callback):
                 f"first. Received: model={getattr(model, 'name', model)!r} "
                 "without an optimizer"
             )
+        strategy = model.distribute_strategy
+        if isinstance(strategy, _UNSUPPORTED_STRATEGIES):
+            raise ValueError(
+                "GradientMonitor supports the default strategy, MirroredStrategy "
+                "and MultiWorkerMirroredStrategy. Received: a model trained under "
+                f"{type(strategy).__name__}"
+            )
         super().set_model(model)
 
     def on_train_begin(self, logs=None):
-        _check_writable(self.log_dir)
-        self._writer = summaries.RunWriter(os.path.join(self.log_dir, "train"))
+        # Only the chief of a multi-worker run writes; every worker captures,
+        # since the all-reduce of the logged gradients needs all of them.
+        chief = getattr(
+            self.model.distribute_strategy.extended, "should_save_summary", True
+        )
+        if chief:
+            _check_writable(self.log_dir)
+        self._writer = summaries.RunWriter(
+            os.path.join(self.log_dir, "train"), enabled=chief
+        )
         if self._capture is None or not self._capture.serves(self.model):
             self._capture = GradientCapture(self.model, bins=self.histogram_bins)
         self._capture.install()
@@ -150,6 +165,7 @@ class GradientMonitor(keras.callbacks.Callback):
             grads, variables, step, self.histogram_bins, bool(histograms)
         )
         paths = [getattr(v, "path", v.name) for v in variables]
+        chief = _is_chief(tf.distribute.get_strategy())
 
         def write(vector):
             captured = layout.unpack(vector)
@@ -157,8 +173,11 @@ class GradientMonitor(keras.callbacks.Callback):
                 captured, paths, [], norms=True, histograms=bool(histograms)
             )
             if self._writer is None:
-                _check_writable(self.log_dir)
-                self._writer = summaries.RunWriter(os.path.join(self.log_dir, "train"))
+                if chief:
+                    _check_writable(self.log_dir)
+                self._writer = summaries.RunWriter(
+                    os.path.join(self.log_dir, "train"), enabled=chief
+                )
             self._writer.write(int(captured["header"][1]), values)
             self._writer.flush()
             return np.int32(0)
@@ -204,6 +223,17 @@ class GradientMonitor(keras.callbacks.Callback):
             ],
             "batch_size": None if np.isnan(batch_size) else int(batch_size),
         }
+
+
+_UNSUPPORTED_STRATEGIES = (
+    tf.distribute.experimental.ParameterServerStrategy,
+    tf.distribute.TPUStrategy,
+)
+
+
+def _is_chief(strategy):
+    """Whether this process writes summaries (the chief of a multi-worker run)."""
+    return getattr(strategy.extended, "should_save_summary", True)
 
 
 def _is_positive_int(value):

@@ -141,12 +141,14 @@ class GradientCapture:
                 dtype=tf.int32,
                 trainable=False,
                 name="kgrad_flag",
+                synchronization=tf.VariableSynchronization.ON_READ,
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
             )
             self._stats = tf.Variable(
                 tf.zeros([self.layout.size], tf.float64),
                 trainable=False,
                 name="kgrad_stats",
+                synchronization=tf.VariableSynchronization.ON_READ,
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
             )
         self._plain_function = None
@@ -300,6 +302,11 @@ class GradientCapture:
             scale = _loss_scale(optimizer)
             skipped = _skipped_by_loss_scaling(optimizer, grads)
             step = tf.cast(optimizer.iterations, tf.float64) + 1.0
+            # Under tf.distribute the gradients here are one replica's share:
+            # sum them as the optimizer will. All-reduces must stay outside
+            # `tf.cond` (no cross-replica sync inside control flow).
+            reduced = _all_reduce_present(grads)
+            activations = capture._activation_values()
             armed = capture._flag > 0
             before = tf.cond(
                 armed,
@@ -312,7 +319,7 @@ class GradientCapture:
             tf.cond(
                 armed,
                 lambda: capture._assign_statistics(
-                    grads, variables, scale, skipped, step, before
+                    reduced, variables, scale, skipped, step, before, activations
                 ),
                 lambda: None,
             )
@@ -323,7 +330,9 @@ class GradientCapture:
     def _flat_weights(self):
         return stats_lib.flatten([tf.convert_to_tensor(v) for v in self.variables])[0]
 
-    def _assign_statistics(self, grads, variables, scale, skipped, step, before):
+    def _assign_statistics(
+        self, grads, variables, scale, skipped, step, before, activations
+    ):
         grads = [_divide(g, scale) if g is not None else None for g in grads]
         values, missing = gradient_fields(
             grads, variables, self._index, self.bins, self._flag > 1
@@ -336,7 +345,7 @@ class GradientCapture:
             header=tf.stack([tf.cast(h, tf.float64) for h in header]),
             weight_sq=stats_lib.sum_of_squares(before, sizes),
             update_sq=stats_lib.sum_of_squares(after - before, sizes),
-            activations=self._activation_values(),
+            activations=activations,
         )
         self._stats.assign(self.layout.pack(values))
         self._flag.assign(0)
@@ -407,7 +416,6 @@ def gradient_fields(grads, variables, index, bins, histograms):
         tensors.append(grad)
         sizes.append(int(np.prod(variable.shape)))
     k = len(present)
-    tensors = _all_reduce(tensors)
     flat, counts, zeros = stats_lib.flatten(tensors, sizes)
     norms = stats_lib.gradient_statistics(flat, counts, zeros, bins=0)
     hist = tf.cond(
@@ -451,7 +459,8 @@ def record_statistics(grads, variables, step, bins, histograms):
     variables = list(variables)
     index = {id(v): i for i, v in enumerate(variables)}
     layout = statistics_layout(len(variables), bins)
-    fields, _ = gradient_fields(list(grads), variables, index, bins, histograms)
+    grads = _all_reduce_present(list(grads))
+    fields, _ = gradient_fields(grads, variables, index, bins, histograms)
     sizes = tf.constant([int(np.prod(v.shape)) for v in variables])
     weights = stats_lib.flatten([tf.convert_to_tensor(v) for v in variables])[0]
     fields.update(
@@ -495,6 +504,13 @@ def _divide(grad, scale):
         values = grad.values / tf.cast(scale, grad.values.dtype)
         return tf.IndexedSlices(values, grad.indices, grad.dense_shape)
     return grad / tf.cast(scale, grad.dtype)
+
+
+def _all_reduce_present(grads):
+    """`_all_reduce` of the gradients that are not `None`."""
+    present = [g for g in grads if g is not None]
+    reduced = iter(_all_reduce(present))
+    return [None if g is None else next(reduced) for g in grads]
 
 
 def _all_reduce(tensors, mean=False):

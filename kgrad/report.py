@@ -198,6 +198,7 @@ def _share(value):
 
 
 def _format_run(name, scalars, run_info, findings, width):
+    run_info = run_info or {}
     rows = diagnostics.layer_profile(scalars, run_info)
     steps = diagnostics.norm_steps(scalars)
     batch = (run_info or {}).get("batch_size")

@@ -202,16 +202,19 @@ class RunWriter:
 
     Args:
         log_dir: The run directory, e.g. `runs/exp1/train`.
+        enabled: Whether to write at all (`False` on the non-chief workers of a
+            multi-worker run). Defaults to `True`.
     """
 
-    def __init__(self, log_dir):
+    def __init__(self, log_dir, enabled=True):
         self.log_dir = log_dir
+        self.enabled = enabled
         self._writer = None
         self._failed = False
 
     def write(self, step, values):
         """Writes `values` (a list of `Summary.Value`) as one event at `step`."""
-        if not values:
+        if not values or not self.enabled:
             return
         event = event_pb2.Event(
             step=int(step), summary=summary_pb2.Summary(value=values)

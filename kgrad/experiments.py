@@ -1,0 +1,398 @@
+"""Train zoo models with `GradientMonitor` and tabulate what their gradients show.
+
+The machinery behind `kgrad train`, `kgrad compare` and `kgrad demo`: a
+`RunConfig` says how to train one zoo model on one embedded data set, an
+`Experiment` groups the runs that are compared, `run_experiment` trains them
+and returns one `RunResult` each, `results_table` and `write_markdown` turn the
+results into the markdown of `docs/RESULTS.md`.
+
+Logs go to `<logdir>/<experiment>/<run>/train`, one TensorBoard run per model, so
+`tensorboard --logdir <logdir>` shows every run of every experiment side by side.
+Each run starts from `keras.utils.set_random_seed(seed)`, so a run gives the same
+numbers whether it is trained alone or within an experiment.
+"""
+
+import dataclasses
+import math
+import os
+import sys
+import time
+from typing import Mapping, Optional
+
+import keras
+import numpy as np
+
+from kgrad import data as data_lib
+from kgrad import diagnostics, report, zoo
+from kgrad.callback import GradientMonitor
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """How to train one zoo model.
+
+    Attributes:
+        model: A registered zoo model name.
+        name: Name of the run (its log folder). Defaults to `model`.
+        data: A `kgrad.data` name. Defaults to the model's own (`zoo.spec`).
+        data_kwargs: Passed to `kgrad.data.load`, e.g. `{"length": 50}`.
+        model_kwargs: Architecture overrides passed to `zoo.build`.
+        optimizer: `"adam"` or `"sgd"`. Defaults to `"adam"`.
+        learning_rate: Defaults to `1e-3`.
+        clipnorm: Clip each gradient to this norm, or `None`. Defaults to `None`.
+        epochs: Passes over the training data (ignored when `steps` is set).
+            Defaults to `5`.
+        steps: Train exactly this many optimizer steps instead. Defaults to
+            `None`.
+        batch_size: Defaults to `32`.
+        target: Test accuracy whose first crossing is reported as
+            `steps_to_target` (checked every `eval_every` steps), or `None`.
+        eval_every: Steps between the test-accuracy checks of `target`.
+            Defaults to `5`.
+    """
+
+    model: str
+    name: Optional[str] = None
+    data: Optional[str] = None
+    data_kwargs: Mapping = dataclasses.field(default_factory=dict)
+    model_kwargs: Mapping = dataclasses.field(default_factory=dict)
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    clipnorm: Optional[float] = None
+    epochs: int = 5
+    steps: Optional[int] = None
+    batch_size: int = 32
+    target: Optional[float] = None
+    eval_every: int = 5
+
+    @property
+    def run_name(self):
+        """The folder name of the run."""
+        return self.name or self.model
+
+    @property
+    def data_name(self):
+        """The data set the run trains on."""
+        return self.data or zoo.spec(self.model).data
+
+    def describe(self):
+        """One line: optimizer, clipping and schedule, e.g. for the markdown."""
+        clip = f", clipnorm={self.clipnorm}" if self.clipnorm else ""
+        length = f"{self.steps} steps" if self.steps else f"{self.epochs} epochs"
+        extra = "".join(f", {k}={v}" for k, v in self.data_kwargs.items())
+        extra += "".join(f", {k}={v}" for k, v in self.model_kwargs.items())
+        return (
+            f"{self.optimizer}({self.learning_rate:g}{clip}), batch "
+            f"{self.batch_size}, {length}{extra}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """Runs that are trained the same way and compared.
+
+    Attributes:
+        name: Folder name under the log directory, e.g. `"depth20_mlp"`.
+        title: Heading in the markdown.
+        claim: The claim (a row of FACTS.md) the comparison tests.
+        runs: The `RunConfig`s, in table order.
+    """
+
+    name: str
+    title: str
+    claim: str
+    runs: tuple
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What one run measured.
+
+    Attributes:
+        experiment: The experiment's name.
+        config: The `RunConfig` of the run.
+        log_dir: The run's log directory (its `train` folder holds the events).
+        steps: Optimizer steps taken.
+        seconds: Wall time of `fit`, including the first compilation.
+        loss: Training loss of the last epoch (mean over its steps).
+        val_loss: Loss on the test split after training.
+        val_accuracy: Accuracy on the test split, or `None` for regression.
+        first_ratio: Gradient norm of the input-side layer over the
+            output-side one at the first logged step (`nan` if unmeasured).
+        last_ratio: The same at the last logged step.
+        steps_to_target: First checked step at which the test accuracy reached
+            `config.target`, or `None`.
+        diverged_at: Step at which the loss became NaN/Inf, or `None`.
+        findings: The diagnosis of the run (`kgrad.diagnostics`).
+    """
+
+    experiment: str
+    config: RunConfig
+    log_dir: str
+    steps: int
+    seconds: float
+    loss: float
+    val_loss: float
+    val_accuracy: Optional[float]
+    first_ratio: float
+    last_ratio: float
+    steps_to_target: Optional[int]
+    diverged_at: Optional[int]
+    findings: list
+
+
+def validate(config):
+    """Checks a `RunConfig` before any training starts.
+
+    Raises:
+        ValueError: Unknown model, data set or optimizer (with close matches),
+            or a bad number.
+    """
+    spec = zoo.spec(config.model)
+    if config.data_name is None:
+        raise ValueError(
+            f"Model {config.model!r} has no default data set; pass one. "
+            f"Known: {', '.join(data_lib.names())}."
+        )
+    if config.data_name not in data_lib.names():
+        data_lib.load(config.data_name)  # raises with the close matches
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"`optimizer` must be one of {OPTIMIZERS}. "
+            f"Received: optimizer={config.optimizer!r}"
+        )
+    for key in ("epochs", "steps", "batch_size", "eval_every"):
+        value = getattr(config, key)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(
+                f"`{key}` must be a positive integer. Received: {key}={value!r}"
+            )
+    return spec
+
+
+def train(config, log_dir, *, experiment="", seed=0, stream=None):
+    """Trains one zoo model with `GradientMonitor` and measures it.
+
+    Args:
+        config: A `RunConfig`.
+        log_dir: The run's log directory; events go to `log_dir/train`.
+        experiment: Name of the experiment, stored in the result. Defaults to
+            `""`.
+        seed: Passed to `keras.utils.set_random_seed` first. Defaults to `0`.
+        stream: Where one progress line per epoch goes, or `None` for
+            `sys.stdout`. Defaults to `None`.
+
+    Returns:
+        A `RunResult`.
+
+    Example:
+        ```python
+        result = train(RunConfig("mlp_sigmoid", epochs=1), "runs/try/mlp_sigmoid")
+        result.first_ratio  # far below 1e-3
+        ```
+    """
+    stream = stream or sys.stdout
+    spec = validate(config)
+    keras.utils.set_random_seed(seed)
+    ds = data_lib.load(config.data_name, **config.data_kwargs)
+    model = zoo.build(
+        config.model,
+        input_shape=ds.input_shape,
+        num_classes=ds.output_units,
+        **config.model_kwargs,
+    )
+    optimizer_class = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+    optimizer = optimizer_class[config.optimizer](
+        learning_rate=config.learning_rate, clipnorm=config.clipnorm
+    )
+    classification = ds.task == "classification"
+    if classification:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    else:
+        model.compile(optimizer=optimizer, loss="mse")
+    if spec.task != ds.task:
+        print(
+            f"note: {config.model} is meant for {spec.task}, {ds.name} is {ds.task}",
+            file=stream,
+        )
+
+    steps_per_epoch = math.ceil(len(ds.x_train) / config.batch_size)
+    epochs = config.epochs
+    if config.steps:
+        epochs = math.ceil(config.steps / steps_per_epoch)
+    total = config.steps or epochs * steps_per_epoch
+    watch = _Watch(config, ds, total, stream)
+    monitor = GradientMonitor(
+        log_dir, norm_freq=max(1, total // 50), histogram_freq="epoch", first_steps=10
+    )
+    start = time.perf_counter()
+    history = model.fit(
+        ds.x_train,
+        ds.y_train,
+        batch_size=config.batch_size,
+        epochs=epochs,
+        validation_data=(ds.x_test, ds.y_test),
+        verbose=0,
+        callbacks=[monitor, watch],
+    )
+    seconds = time.perf_counter() - start
+    logs = history.history
+    first_ratio, last_ratio, findings = analyse(log_dir)
+    return RunResult(
+        experiment=experiment,
+        config=config,
+        log_dir=os.fspath(log_dir),
+        steps=int(model.optimizer.iterations.numpy()),
+        seconds=seconds,
+        loss=_last(logs.get("loss")),
+        val_loss=_last(logs.get("val_loss")),
+        val_accuracy=_last(logs.get("val_accuracy")) if classification else None,
+        first_ratio=first_ratio,
+        last_ratio=last_ratio,
+        steps_to_target=watch.steps_to_target,
+        diverged_at=watch.diverged_at,
+        findings=findings,
+    )
+
+
+def run_experiment(experiment, log_dir, *, seed=0, stream=None):
+    """Trains the runs of an experiment, one after the other.
+
+    Args:
+        experiment: An `Experiment`.
+        log_dir: Root log directory; run `r` logs to `log_dir/<experiment>/r`.
+        seed: Seed of every run. Defaults to `0`.
+        stream: Where progress goes, or `None` for `sys.stdout`. Defaults to
+            `None`.
+
+    Returns:
+        A list of `RunResult`, in the order of `experiment.runs`.
+    """
+    stream = stream or sys.stdout
+    for config in experiment.runs:
+        validate(config)
+    print(f"\n== {experiment.title}", file=stream, flush=True)
+    results = []
+    for config in experiment.runs:
+        run_dir = os.path.join(log_dir, experiment.name, config.run_name)
+        results.append(
+            train(config, run_dir, experiment=experiment.name, seed=seed, stream=stream)
+        )
+    return results
+
+
+def analyse(log_dir):
+    """Reads a run back: its gradient-norm ratios and its diagnosis.
+
+    Args:
+        log_dir: The run's log directory (with a `train` folder).
+
+    Returns:
+        A tuple `(first, last, findings)`: the input-side/output-side
+        gradient-norm ratio (`diagnostics.layer_profile`) at the first and at
+        the last logged step (`nan` if it has no two sides), and the
+        `diagnostics.diagnose` findings.
+    """
+    scalars, run_info = report.load_run(log_dir)
+    steps = diagnostics.norm_steps(scalars)
+    first, last = (
+        _input_ratio(diagnostics.layer_profile(scalars, run_info, step))
+        for step in (steps[0], steps[-1])
+    )
+    return first, last, diagnostics.diagnose(scalars, run_info)
+
+
+def _input_ratio(rows):
+    return next((row.ratio for row in rows if row.side == "input"), math.nan)
+
+
+def _last(values):
+    return float(values[-1]) if values else float("nan")
+
+
+class _Watch(keras.callbacks.Callback):
+    """One progress line per epoch; steps to the target accuracy; stop on NaN."""
+
+    def __init__(self, config, ds, total, stream):
+        super().__init__()
+        self.config = config
+        self.ds = ds
+        self.total = total
+        self.stream = stream
+        self.steps_to_target = None
+        self.diverged_at = None
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self.diverged_at = step
+            self.model.stop_training = True
+            return
+        if self.config.steps and step >= self.config.steps:
+            self.model.stop_training = True
+        target = self.config.target
+        if (
+            target is not None
+            and self.steps_to_target is None
+            and step % self.config.eval_every == 0
+        ):
+            logits = self.model.predict_on_batch(self.ds.x_test)
+            accuracy = np.mean(np.argmax(logits, -1) == self.ds.y_test)
+            if accuracy >= target:
+                self.steps_to_target = step
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        step = int(self.model.optimizer.iterations.numpy())
+        parts = [f"  {self.config.run_name:<24} step {step:>5}/{self.total}"]
+        for key in ("loss", "val_loss", "val_accuracy"):
+            if key in logs:
+                parts.append(f"{key} {float(logs[key]):.4g}")
+        if self.diverged_at:
+            parts.append(f"loss non-finite at step {self.diverged_at}")
+        parts.append(f"{time.perf_counter() - self._start:.0f}s")
+        print("  ".join(parts), file=self.stream, flush=True)
+
+
+# -- quick mode ----------------------------------------------------------------
+_QUICK_MODEL = {
+    "kgrad.zoo.mlp": {"depth": 4, "width": 8},
+    "kgrad.zoo.cnn": {"depth": 2, "filters": 8},
+    "kgrad.zoo.resnet": {"width": 4},
+    "kgrad.zoo.rnn": {"units": 8},
+    "kgrad.zoo.transformer": {"blocks": 1, "d_model": 8, "heads": 2, "ff_dim": 16},
+}
+_QUICK_DATA = {
+    "adding": {"length": 10, "n_train": 64, "n_test": 32},
+    "temporal_order": {"length": 10, "n_train": 64, "n_test": 32},
+}
+
+
+def quick(config):
+    """The tiny version of a run, for tests: a few steps of a tiny model.
+
+    Zoo families get small widths and depths, the sequence tasks length 10
+    and 64 training sequences; every run trains 3 steps of batch 16.
+
+    Args:
+        config: A `RunConfig`.
+
+    Returns:
+        A new `RunConfig`.
+    """
+    module = zoo.spec(config.model).builder.__module__
+    return dataclasses.replace(
+        config,
+        model_kwargs={**config.model_kwargs, **_QUICK_MODEL.get(module, {})},
+        data_kwargs={**config.data_kwargs, **_QUICK_DATA.get(config.data_name, {})},
+        steps=3,
+        batch_size=16,
+        eval_every=1,
+    )
