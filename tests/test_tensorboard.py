@@ -1,6 +1,6 @@
 """What a user sees: kgrad's logs served by a real TensorBoard, over HTTP.
 
-A tiny sigmoid MLP is trained four steps with every step logged. A TensorBoard
+A small sigmoid MLP is trained four steps with every step logged. A TensorBoard
 server is started on those logs (a subprocess on 127.0.0.1, a free port), and
 the routes its dashboards call are asked which runs and tags each dashboard
 has and what data each tag holds. The answers are compared with what
@@ -35,7 +35,7 @@ from kgrad import GradientMonitor, summaries, zoo
 STARTUP_SECONDS = 60
 REQUEST_SECONDS = 10
 STEPS = [1, 2, 3, 4]
-DEPTH = 4
+DEPTH = 10  # deep enough for a vanishing-gradient finding
 
 # Dashboard -> the plugin whose data it shows (distributions read histograms).
 DASHBOARDS = {
@@ -65,7 +65,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # -- the logs -----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """Logs of a 4-layer sigmoid MLP trained 4 steps, every step logged."""
+    """Logs of a 10-layer sigmoid MLP (it vanishes) trained 4 steps, all logged."""
     keras.utils.set_random_seed(0)
     log_dir = tmp_path_factory.mktemp("tensorboard")
     rng = np.random.default_rng(0)
@@ -351,8 +351,9 @@ def test_images_dashboard_shows_gradient_flow(run, server, events):
         assert width >= 100 and height >= 100
 
 
-def test_custom_scalars_layout_charts_kgrad_tags(run, server):
+def test_custom_scalars_layout_charts_kgrad_tags(run, server, events):
     _expected_or_skip(run, LAYOUT_TAG, "a custom-scalars layout")
+    expected = events(run.train_dir)
     layout = _get(server, "data/plugin/custom_scalars/layout")
     assert layout.get("category"), layout
     scalar_tags = set(_get(server, "data/plugin/scalars/tags")["train"])
@@ -379,4 +380,5 @@ def test_custom_scalars_layout_charts_kgrad_tags(run, server):
                 assert served["regex_valid"]
                 assert set(served["tag_to_events"]) == matched
                 for tag in matched:
-                    assert [s for _, s, _ in served["tag_to_events"][tag]] == STEPS
+                    points = served["tag_to_events"][tag]
+                    assert [s for _, s, _ in points] == [s for s, _ in expected[tag]]
