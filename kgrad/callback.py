@@ -7,9 +7,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kgrad import diagnostics, plots, summaries
 from kgrad import schedule as schedule_lib
-from kgrad import summaries
 from kgrad.capture import GradientCapture, record_statistics
+from kgrad.history import FindingTracker, ScalarHistory
+
+_ON_NONFINITE = ("warn", "stop", "raise")
 
 
 class GradientMonitor(keras.callbacks.Callback):
@@ -33,6 +36,16 @@ class GradientMonitor(keras.callbacks.Callback):
         first_steps: Also log norms at every one of the first `first_steps`
             steps of training, where gradient problems show first. Defaults to
             `50`.
+        on_nonfinite: What to do when a logged step has NaN/Inf gradients
+            (steps a mixed-precision loss-scale optimizer skips excepted):
+            `"warn"` prints the finding, `"stop"` also ends training after the
+            step (like `keras.callbacks.TerminateOnNaN`), `"raise"` raises
+            `FloatingPointError`. Checked on logged steps only. Defaults to
+            `"warn"`.
+        thresholds: `kgrad.diagnostics.Thresholds` of the diagnosis printed at
+            each epoch end (findings are printed when they appear and when
+            they clear, and written to the `kgrad/findings` text tag); `None`
+            for the defaults. Defaults to `None`.
 
     Example:
 
@@ -50,6 +63,8 @@ class GradientMonitor(keras.callbacks.Callback):
         histogram_freq=500,
         histogram_bins=30,
         first_steps=50,
+        on_nonfinite="warn",
+        thresholds=None,
     ):
         super().__init__()
         self.schedule = schedule_lib.Schedule(
@@ -67,11 +82,18 @@ class GradientMonitor(keras.callbacks.Callback):
                 "`histogram_bins` must be a positive integer. "
                 f"Received: histogram_bins={histogram_bins!r}"
             )
+        if on_nonfinite not in _ON_NONFINITE:
+            raise ValueError(
+                f"`on_nonfinite` must be one of {_ON_NONFINITE}. "
+                f"Received: on_nonfinite={on_nonfinite!r}"
+            )
         self.log_dir = log_dir
         self.norm_freq = norm_freq
         self.histogram_freq = histogram_freq
         self.histogram_bins = histogram_bins
         self.first_steps = first_steps
+        self.on_nonfinite = on_nonfinite
+        self.thresholds = thresholds
         self._capture = None
         self._writer = None
 
@@ -95,9 +117,7 @@ class GradientMonitor(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         # Only the chief of a multi-worker run writes; every worker captures,
         # since the all-reduce of the logged gradients needs all of them.
-        chief = getattr(
-            self.model.distribute_strategy.extended, "should_save_summary", True
-        )
+        chief = _is_chief(self.model.distribute_strategy)
         if chief:
             _check_writable(self.log_dir)
         self._writer = summaries.RunWriter(
@@ -107,7 +127,10 @@ class GradientMonitor(keras.callbacks.Callback):
             self._capture = GradientCapture(self.model, bins=self.histogram_bins)
         self._capture.install()
         self._pending = None
-        self._info_written = False
+        self._run_info = None
+        self._history = ScalarHistory()
+        self._findings = FindingTracker()
+        self._step = None
         self._last_step = int(self.model.optimizer.iterations.numpy())
         self._epoch_base = self._last_step
 
@@ -128,12 +151,17 @@ class GradientMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self._write_pending()
         self._last_step = int(self.model.optimizer.iterations.numpy())
+        self._report_findings()
         self._writer.flush()
 
     def on_train_end(self, logs=None):
-        self._write_pending()
-        self._capture.uninstall()
-        self._writer.close()
+        try:
+            self._write_pending()
+            self._report_findings()
+            self._write_gradient_flow()
+        finally:
+            self._capture.uninstall()
+            self._writer.close()
 
     # -- custom training loops ---------------------------------------------
     def record(self, grads, variables, step, histograms=True):
@@ -203,13 +231,68 @@ class GradientMonitor(keras.callbacks.Callback):
             norms=norms,
             histograms=histograms,
         )
-        if not self._info_written:
-            self._info_written = True
-            values.append(summaries.run_info_value(self._run_info(captured)))
-        self._writer.write(int(captured["header"][1]), values)
+        step = int(captured["header"][1])
+        if self._run_info is None:
+            self._run_info = self._describe_run(captured)
+            values.append(summaries.run_info_value(self._run_info))
+            values.append(summaries.custom_scalars_value(self._capture.paths))
+        self._writer.write(step, values)
         self._writer.flush()
+        self._step = step
+        self._history.add(step, summaries.scalar_items(values))
+        if norms and captured["header"][2] == 0 and captured["nonfinite"].sum() > 0:
+            self._handle_nonfinite()
 
-    def _run_info(self, captured):
+    # -- diagnosis ---------------------------------------------------------
+    def _diagnose(self):
+        return diagnostics.diagnose(
+            self._history.scalars(), self._run_info or {}, self.thresholds
+        )
+
+    def _report_findings(self):
+        if self._step is None:
+            return
+        appeared, cleared = self._findings.update(self._diagnose())
+        for finding in appeared:
+            print(f"kgrad: {finding.message()}")
+        for finding in cleared:
+            print(f"kgrad: cleared: {finding.kind} in {', '.join(finding.layers)}.")
+        if appeared or cleared:
+            active = self._findings.active
+            text = "\n\n".join(f"- {f.message()}" for f in active)
+            value = summaries.text_value(
+                "kgrad/findings", text or "No gradient problem found."
+            )
+            self._writer.write(self._step, [value])
+
+    def _handle_nonfinite(self):
+        if self.on_nonfinite == "raise":
+            finding = next(f for f in self._diagnose() if f.kind == "nonfinite")
+            raise FloatingPointError(f"kgrad: {finding.message()}")
+        self._report_findings()
+        if self.on_nonfinite == "stop":
+            self.model.stop_training = True
+            print("kgrad: non-finite gradients: training stops (on_nonfinite='stop').")
+
+    def _write_gradient_flow(self):
+        """The gradient-flow figure: a TensorBoard image and `gradient_flow.png`."""
+        if self._step is None or not self._writer.enabled:
+            return
+        try:
+            figure = plots.gradient_flow_figure(
+                self._history.scalars(), self._run_info, title=self.model.name
+            )
+            png = plots.figure_png(figure)
+        except Exception as error:  # a figure must never fail training
+            summaries.logger.error("kgrad could not draw the figure: %s", error)
+            return
+        width, height = (int(v) for v in figure.canvas.get_width_height())
+        value = summaries.image_value("kgrad/gradient_flow", png, width, height)
+        self._writer.write(self._step, [value])
+        path = os.path.join(self.log_dir, "gradient_flow.png")
+        self._writer.guard(lambda: _write_bytes(path, png))
+
+    def _describe_run(self, captured):
         batch_size = captured["header"][4]
         layers = self.model._flatten_layers(include_self=False, recursive=True)
         return {
@@ -229,6 +312,11 @@ _UNSUPPORTED_STRATEGIES = (
     tf.distribute.experimental.ParameterServerStrategy,
     tf.distribute.TPUStrategy,
 )
+
+
+def _write_bytes(path, data):
+    with open(path, "wb") as file:
+        file.write(data)
 
 
 def _is_chief(strategy):

@@ -18,6 +18,9 @@ k-th update being step k, so steps run on across epochs and `fit` calls):
 | `dead_units/<layer>` | scalar | ReLU layers: share of units zero on the whole batch |
 | `saturation/<layer>` | scalar | sigmoid/tanh layers: share of outputs near a bound |
 | `kgrad/run_info` | text | JSON: variable paths (input first), layers, batch |
+| `kgrad/findings` | text | the diagnosis, written when it changes |
+| `kgrad/gradient_flow` | image | gradient norm per layer, input to output |
+| custom scalars | layout | all layers' gradient norms on one chart |
 
 `<path>` is the Keras 3 `variable.path` (unique, e.g. `dense_01/kernel`),
 `<layer>` the layer's path.
@@ -46,6 +49,7 @@ Example:
 import json
 import logging
 import os
+import re
 
 import numpy as np
 from tensorboard.compat.proto import (
@@ -55,7 +59,10 @@ from tensorboard.compat.proto import (
     tensor_shape_pb2,
     types_pb2,
 )
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.custom_scalar import metadata as custom_scalar_metadata
 from tensorboard.plugins.histogram import metadata as histogram_metadata
+from tensorboard.plugins.image import metadata as image_metadata
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.plugins.text import summary_v2 as text_summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
@@ -66,6 +73,7 @@ _SCALAR = scalar_metadata.create_summary_metadata(display_name=None, description
 _HISTOGRAM = histogram_metadata.create_summary_metadata(
     display_name=None, description=None
 )
+_IMAGE = image_metadata.create_summary_metadata(display_name=None, description=None)
 
 
 def _shape(*dims):
@@ -109,6 +117,65 @@ def histogram_value(tag, low, high, counts):
         tensor_content=data.tobytes(),
     )
     return summary_pb2.Summary.Value(tag=tag, metadata=_HISTOGRAM, tensor=tensor)
+
+
+def scalar_items(values):
+    """`(tag, float)` of the scalar values among `values`."""
+    return [
+        (v.tag, v.tensor.float_val[0])
+        for v in values
+        if v.metadata.plugin_data.plugin_name == "scalars"
+    ]
+
+
+def text_value(tag, markdown):
+    """A text summary value (TensorBoard's text plugin renders markdown)."""
+    return text_summary.text_pb(tag, markdown).value[0]
+
+
+def image_value(tag, png, width, height):
+    """An image summary value from PNG bytes."""
+    tensor = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_STRING,
+        tensor_shape=_shape(3),
+        string_val=[str(width).encode(), str(height).encode(), png],
+    )
+    return summary_pb2.Summary.Value(tag=tag, metadata=_IMAGE, tensor=tensor)
+
+
+def custom_scalars_value(paths):
+    """A custom-scalars layout: every variable's gradient norm on one chart.
+
+    Also one chart per statistic for update ratios. Lines are listed from
+    input to output (`paths` in model order).
+    """
+
+    def chart(title, prefix):
+        tags = [f"^{prefix}/{re.escape(path)}$" for path in paths]
+        content = layout_pb2.MultilineChartContent(tag=tags)
+        return layout_pb2.Chart(title=title, multiline=content)
+
+    layout = layout_pb2.Layout(
+        category=[
+            layout_pb2.Category(
+                title="kgrad: gradient flow, input to output",
+                chart=[
+                    chart("gradient norm per variable", "grad_norm"),
+                    chart("update / weight ratio per variable", "update_ratio"),
+                ],
+            )
+        ]
+    )
+    tensor = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_STRING,
+        tensor_shape=_shape(),
+        string_val=[layout.SerializeToString()],
+    )
+    return summary_pb2.Summary.Value(
+        tag=custom_scalar_metadata.CONFIG_SUMMARY_TAG,
+        metadata=custom_scalar_metadata.create_summary_metadata(),
+        tensor=tensor,
+    )
 
 
 def run_info_value(info):
@@ -219,18 +286,18 @@ class RunWriter:
         event = event_pb2.Event(
             step=int(step), summary=summary_pb2.Summary(value=values)
         )
-        self._guard(lambda: self._ensure().add_event(event))
+        self.guard(lambda: self._ensure().add_event(event))
 
     def flush(self):
         """Writes buffered events to disk."""
         if self._writer is not None:
-            self._guard(self._writer.flush)
+            self.guard(self._writer.flush)
 
     def close(self):
         """Flushes and closes the event file; a later write opens a new one."""
         if self._writer is not None:
             writer, self._writer = self._writer, None
-            self._guard(writer.close)
+            self.guard(writer.close)
 
     def _ensure(self):
         if self._writer is None:
@@ -238,7 +305,8 @@ class RunWriter:
             self._writer = EventFileWriter(self.log_dir, filename_suffix=".kgrad")
         return self._writer
 
-    def _guard(self, action):
+    def guard(self, action):
+        """Runs `action`; an exception is logged once, never raised."""
         try:
             action()
         except Exception as error:  # a logging failure must not stop training

@@ -1,0 +1,72 @@
+"""A bounded record of the scalars a run wrote, for diagnosing it in memory.
+
+The callback diagnoses at each epoch end from what it has logged, in the
+`kgrad.diagnostics.Scalars` format. To keep memory flat over long runs, each
+tag keeps its first value (the explosion rule compares against the start) and
+its last `keep` values (the other rules use the latest logged steps).
+
+Example:
+
+>>> history = ScalarHistory(keep=2)
+>>> for step in (1, 2, 3):
+...     history.add(step, [("grad_norm/global", float(step))])
+>>> history.scalars()["grad_norm/global"]
+[(1, 1.0), (2, 2.0), (3, 3.0)]
+"""
+
+import collections
+
+
+class ScalarHistory:
+    """Per-tag first value plus the last `keep` values.
+
+    Args:
+        keep: How many of the latest values to keep per tag. Defaults to `50`.
+    """
+
+    def __init__(self, keep=50):
+        self.keep = keep
+        self._first = {}
+        self._recent = collections.defaultdict(lambda: collections.deque(maxlen=keep))
+
+    def add(self, step, items):
+        """Adds `(tag, value)` pairs logged at `step`."""
+        for tag, value in items:
+            self._first.setdefault(tag, (step, value))
+            self._recent[tag].append((step, value))
+
+    def scalars(self):
+        """The record as `{tag: [(step, value), ...]}`, sorted by step."""
+        out = {}
+        for tag, recent in self._recent.items():
+            first = self._first[tag]
+            out[tag] = ([first] if first not in recent else []) + list(recent)
+        return out
+
+
+class FindingTracker:
+    """Remembers which findings are active, to report changes only.
+
+    Example:
+
+    >>> tracker = FindingTracker()
+    >>> new, cleared = tracker.update([])
+    >>> new, cleared
+    ([], [])
+    """
+
+    def __init__(self):
+        self._active = {}
+
+    @property
+    def active(self):
+        """The findings currently active, in the order diagnosed."""
+        return list(self._active.values())
+
+    def update(self, findings):
+        """Replaces the active findings; returns `(appeared, cleared)`."""
+        current = {f.key: f for f in findings}
+        appeared = [f for key, f in current.items() if key not in self._active]
+        cleared = [f for key, f in self._active.items() if key not in current]
+        self._active = current
+        return appeared, cleared
