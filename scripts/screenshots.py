@@ -63,16 +63,16 @@ VIEWS = [
     (
         "gradient_flow.png",
         "images",
-        {"tagFilter": "gradient_flow"},
-        (1400, 1100),
+        {},  # a tag filter would show the image twice: matches, then its group
+        (1400, 700),
         "the gradient-flow image: gradient norm per layer, input to output",
         "kgrad/gradient_flow",
     ),
     (
         "findings.png",
         "text",
-        {"tagFilter": "kgrad/findings"},
-        (1400, 1000),
+        {},  # the findings come first in the kgrad group, then run_info
+        (1400, 700),
         "kgrad's findings, in plain language",
         "kgrad/findings",
     ),
@@ -80,7 +80,7 @@ VIEWS = [
         "custom_scalars.png",
         "custom_scalars",
         {},
-        (1400, 1400),
+        (1400, 600),
         "kgrad's custom-scalars layout",
         None,
     ),
