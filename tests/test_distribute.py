@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from tensorboard.plugins.histogram import summary_v2 as histogram_summary
 from tensorboard.util import tensor_util
 
@@ -101,7 +102,7 @@ def test_unsupported_strategy_is_rejected_at_set_model():
         name = "m"
         optimizer = object()
         distribute_strategy = object.__new__(
-            kgrad.callback.tf.distribute.experimental.ParameterServerStrategy
+            tf.distribute.experimental.ParameterServerStrategy
         )
 
     with pytest.raises(ValueError, match="Received: a model trained under"):
