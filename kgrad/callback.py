@@ -9,8 +9,9 @@ import tensorflow as tf
 
 from kgrad import diagnostics, plots, summaries
 from kgrad import schedule as schedule_lib
-from kgrad.capture import GradientCapture, record_statistics
+from kgrad.capture import GradientCapture
 from kgrad.history import FindingTracker, ScalarHistory
+from kgrad.layout import record_statistics
 
 _ON_NONFINITE = ("warn", "stop", "raise")
 

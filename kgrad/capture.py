@@ -38,6 +38,12 @@ import numpy as np
 import tensorflow as tf
 
 from kgrad import stats as stats_lib
+from kgrad.layout import (
+    _all_reduce,
+    _all_reduce_present,
+    gradient_fields,
+    statistics_layout,
+)
 
 _ACTIVATION_KINDS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}
 _PROBED_LAYERS = (
@@ -49,43 +55,6 @@ _PROBED_LAYERS = (
     keras.layers.DepthwiseConv2D,
     keras.layers.Activation,
 )
-
-
-class Layout:
-    """Fixed layout of the packed statistics vector.
-
-    Args:
-        fields: List of `(name, shape)`.
-
-    Example:
-
-    >>> layout = Layout([("a", (2,)), ("b", (2, 3))])
-    >>> layout.size
-    8
-    >>> layout.unpack(np.arange(8.0))["b"].shape
-    (2, 3)
-    """
-
-    def __init__(self, fields):
-        self.fields = [(name, tuple(shape)) for name, shape in fields]
-        self.size = sum(int(np.prod(shape)) for _, shape in self.fields)
-
-    def pack(self, values):
-        """Concatenates a dict of tensors into one float64 vector."""
-        parts = [
-            tf.reshape(tf.cast(values[name], tf.float64), [int(np.prod(shape))])
-            for name, shape in self.fields
-        ]
-        return tf.concat(parts, 0)
-
-    def unpack(self, vector):
-        """Splits a packed numpy vector into a dict of arrays."""
-        out, start = {}, 0
-        for name, shape in self.fields:
-            size = int(np.prod(shape))
-            out[name] = np.asarray(vector[start : start + size]).reshape(shape)
-            start += size
-        return out
 
 
 def activation_kind(layer):
@@ -372,117 +341,6 @@ class GradientCapture:
             )
 
 
-def statistics_layout(n, bins, m=0):
-    """The layout of the statistics of `n` variables and `m` probed layers."""
-    return Layout(
-        [
-            ("header", (5,)),  # captured (1), step, skipped, loss scale, batch
-            ("has_grad", (n,)),
-            ("grad_sq", (n,)),
-            ("nonfinite", (n,)),
-            ("weight_sq", (n,)),
-            ("update_sq", (n,)),
-            ("hist_min", (n,)),
-            ("hist_max", (n,)),
-            ("hist_counts", (n, bins)),
-            ("activations", (m, 2)),
-        ]
-    )
-
-
-def gradient_fields(grads, variables, index, bins, histograms):
-    """Fused gradient statistics, scattered into the layout's variable order.
-
-    Args:
-        grads: Gradients (tensors, `IndexedSlices` or `None`), one per variable.
-        variables: The variables the gradients are for.
-        index: Dict from `id(variable)` to its position in the layout.
-        bins: Histogram buckets.
-        histograms: Python bool or boolean tensor: compute histograms.
-
-    Returns:
-        `(fields, missing)`: a dict of float64 tensors for the `has_grad`,
-        `grad_sq`, `nonfinite` and `hist_*` fields, and the paths of the
-        variables without a gradient (or unknown to `index`).
-    """
-    n = len(index)
-    present, tensors, sizes, missing = [], [], [], []
-    for grad, variable in zip(grads, variables, strict=True):
-        position = index.get(id(variable))
-        if grad is None or position is None:
-            missing.append(getattr(variable, "path", str(variable)))
-            continue
-        present.append(position)
-        tensors.append(grad)
-        sizes.append(int(np.prod(variable.shape)))
-    k = len(present)
-    flat, counts, zeros = stats_lib.flatten(tensors, sizes)
-    norms = stats_lib.gradient_statistics(flat, counts, zeros, bins=0)
-    hist = tf.cond(
-        tf.convert_to_tensor(histograms),
-        lambda: _pack_histograms(flat, counts, zeros, bins),
-        lambda: tf.zeros([k * (bins + 2)], tf.float64),
-    )
-    hist = tf.reshape(hist, [k, bins + 2])
-    positions = tf.constant(present, tf.int32, shape=[k, 1])
-
-    def scatter(values):
-        return tf.scatter_nd(positions, values, [n] + values.shape[1:].as_list())
-
-    fields = {
-        "has_grad": scatter(tf.ones([k], tf.float64)),
-        "grad_sq": scatter(norms["sq_norm"]),
-        "nonfinite": scatter(norms["nonfinite"]),
-        "hist_min": scatter(hist[:, 0]),
-        "hist_max": scatter(hist[:, 1]),
-        "hist_counts": scatter(hist[:, 2:]),
-    }
-    return fields, missing
-
-
-def record_statistics(grads, variables, step, bins, histograms):
-    """Packed statistics of gradients handed over by a custom training loop.
-
-    Works eagerly and inside `tf.function`. No update ratio (the weights before
-    the update are unknown here): `update_sq` is NaN.
-
-    Args:
-        grads: Gradients, one per variable (`None` allowed).
-        variables: The variables.
-        step: The training step (int or scalar tensor).
-        bins: Histogram buckets.
-        histograms: Whether to compute histograms (Python bool).
-
-    Returns:
-        `(packed, layout)`: the float64 vector and its `Layout`.
-    """
-    variables = list(variables)
-    index = {id(v): i for i, v in enumerate(variables)}
-    layout = statistics_layout(len(variables), bins)
-    grads = _all_reduce_present(list(grads))
-    fields, _ = gradient_fields(grads, variables, index, bins, histograms)
-    sizes = tf.constant([int(np.prod(v.shape)) for v in variables])
-    weights = stats_lib.flatten([tf.convert_to_tensor(v) for v in variables])[0]
-    fields.update(
-        header=tf.stack([1.0, tf.cast(step, tf.float64), 0.0, 1.0, np.nan]),
-        weight_sq=stats_lib.sum_of_squares(weights, sizes),
-        update_sq=tf.fill([len(variables)], tf.constant(np.nan, tf.float64)),
-        activations=tf.zeros([0, 2], tf.float64),
-    )
-    return layout.pack(fields), layout
-
-
-def _pack_histograms(flat, counts, zeros, bins):
-    hist = stats_lib.gradient_statistics(flat, counts, zeros, bins=bins)
-    return tf.reshape(
-        tf.concat(
-            [hist["hist_min"][:, None], hist["hist_max"][:, None], hist["hist_counts"]],
-            axis=1,
-        ),
-        [-1],
-    )
-
-
 def _loss_scale(optimizer):
     """The factor the gradients handed to `optimizer.apply` are scaled by."""
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
@@ -504,22 +362,3 @@ def _divide(grad, scale):
         values = grad.values / tf.cast(scale, grad.values.dtype)
         return tf.IndexedSlices(values, grad.indices, grad.dense_shape)
     return grad / tf.cast(scale, grad.dtype)
-
-
-def _all_reduce_present(grads):
-    """`_all_reduce` of the gradients that are not `None`."""
-    present = [g for g in grads if g is not None]
-    reduced = iter(_all_reduce(present))
-    return [None if g is None else next(reduced) for g in grads]
-
-
-def _all_reduce(tensors, mean=False):
-    """Sums (or averages) per-replica tensors under a distribution strategy.
-
-    Outside a multi-replica context the tensors are returned unchanged.
-    """
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1 or not tensors:
-        return tensors
-    op = tf.distribute.ReduceOp.MEAN if mean else tf.distribute.ReduceOp.SUM
-    return context.all_reduce(op, tensors)

@@ -50,6 +50,7 @@ import json
 import logging
 import os
 import re
+import time
 
 import numpy as np
 from tensorboard.compat.proto import (
@@ -284,7 +285,9 @@ class RunWriter:
         if not values or not self.enabled:
             return
         event = event_pb2.Event(
-            step=int(step), summary=summary_pb2.Summary(value=values)
+            wall_time=time.time(),
+            step=int(step),
+            summary=summary_pb2.Summary(value=values),
         )
         self.guard(lambda: self._ensure().add_event(event))
 
