@@ -51,6 +51,9 @@ class RunConfig:
             `steps_to_target` (checked every `eval_every` steps), or `None`.
         eval_every: Steps between the test-accuracy checks of `target`.
             Defaults to `5`.
+        run_eagerly: Passed to `model.compile`. Defaults to `False`.
+        subsample: Keep only the first `subsample` training and test examples,
+            or `None` for all. Defaults to `None`.
     """
 
     model: str
@@ -66,6 +69,8 @@ class RunConfig:
     batch_size: int = 32
     target: Optional[float] = None
     eval_every: int = 5
+    run_eagerly: bool = False
+    subsample: Optional[int] = None
 
     @property
     def run_name(self):
@@ -163,7 +168,7 @@ def validate(config):
             f"`optimizer` must be one of {OPTIMIZERS}. "
             f"Received: optimizer={config.optimizer!r}"
         )
-    for key in ("epochs", "steps", "batch_size", "eval_every"):
+    for key in ("epochs", "steps", "batch_size", "eval_every", "subsample"):
         value = getattr(config, key)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ValueError(
@@ -197,6 +202,15 @@ def train(config, log_dir, *, experiment="", seed=0, stream=None):
     spec = validate(config)
     keras.utils.set_random_seed(seed)
     ds = data_lib.load(config.data_name, **config.data_kwargs)
+    if config.subsample:
+        keep = slice(config.subsample)
+        ds = dataclasses.replace(
+            ds,
+            x_train=ds.x_train[keep],
+            y_train=ds.y_train[keep],
+            x_test=ds.x_test[keep],
+            y_test=ds.y_test[keep],
+        )
     model = zoo.build(
         config.model,
         input_shape=ds.input_shape,
@@ -210,9 +224,15 @@ def train(config, log_dir, *, experiment="", seed=0, stream=None):
     classification = ds.task == "classification"
     if classification:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+        metrics = ["accuracy"]
     else:
-        model.compile(optimizer=optimizer, loss="mse")
+        loss, metrics = "mse", None
+    model.compile(
+        optimizer=optimizer,
+        loss=loss,
+        metrics=metrics,
+        run_eagerly=config.run_eagerly,
+    )
     if spec.task != ds.task:
         print(
             f"note: {config.model} is meant for {spec.task}, {ds.name} is {ds.task}",
@@ -379,7 +399,9 @@ def quick(config):
     """The tiny version of a run, for tests: a few steps of a tiny model.
 
     Zoo families get small widths and depths, the sequence tasks length 10
-    and 64 training sequences; every run trains 3 steps of batch 16.
+    and 64 examples are kept for training and testing; every run trains 3
+    steps of batch 16, eagerly: tracing the train step of a ResNet-18 costs
+    more than 3 eager steps.
 
     Args:
         config: A `RunConfig`.
@@ -395,4 +417,6 @@ def quick(config):
         steps=3,
         batch_size=16,
         eval_every=1,
+        run_eagerly=True,
+        subsample=64,
     )
