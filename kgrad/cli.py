@@ -62,6 +62,37 @@ def build_parser():
     )
     report.set_defaults(handler=_report)
 
+    demo = commands.add_parser(
+        "demo",
+        help="rerun the classic gradient experiments (offline, about 5 minutes)",
+        description=(
+            "Train the contrasting pairs of FACTS.md (sigmoid vs ReLU, ResNet "
+            "with and without skips, BatchNorm, RNN vs LSTM vs GRU, clipping, "
+            "LayerNorm placement) on embedded data with GradientMonitor; print "
+            "a results table, save it as markdown with gradient-flow plots."
+        ),
+    )
+    _run_options(demo, "LOGDIR/RESULTS.md")
+    demo.set_defaults(handler=_demo)
+
+    compare = commands.add_parser(
+        "compare",
+        help="train zoo models the same way and compare their gradients",
+        description="Train zoo models like `kgrad demo` does, and compare them.",
+    )
+    compare.add_argument("models", nargs="+", metavar="MODEL", help="zoo model")
+    _run_options(compare, "LOGDIR/compare/RESULTS.md", training=True)
+    compare.set_defaults(handler=_compare)
+
+    train = commands.add_parser(
+        "train",
+        help="train one zoo model with GradientMonitor",
+        description="Train one zoo model like `kgrad demo` does.",
+    )
+    train.add_argument("models", nargs=1, metavar="MODEL", help="zoo model")
+    _run_options(train, "LOGDIR/train/RESULTS.md", training=True)
+    train.set_defaults(handler=_compare, experiment="train")
+
     return parser
 
 
@@ -83,6 +114,47 @@ def _report(args):
         with open(args.png, "wb") as file:
             file.write(plots.figure_png(fig))
         print(f"Wrote {args.png}")
+    return 0
+
+
+def _run_options(parser, out, training=False):
+    """Options of the commands that train: demo, compare, train."""
+    if training:
+        parser.add_argument("--data", metavar="NAME", help="kgrad.data set")
+        length = parser.add_mutually_exclusive_group()
+        length.add_argument("--epochs", type=int, metavar="N", help="default 5")
+        length.add_argument("--steps", type=int, metavar="N", help="optimizer steps")
+        parser.add_argument("--batch-size", type=int, metavar="N", help="default 32")
+        parser.add_argument("--optimizer", choices=("adam", "sgd"))
+        parser.add_argument("--learning-rate", type=float, metavar="LR")
+        parser.add_argument("--clipnorm", type=float, metavar="NORM")
+    parser.add_argument("--logdir", default="runs", help="default runs")
+    parser.add_argument("--seed", type=int, default=0, help="default 0")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for tests")
+    parser.add_argument("--out", metavar="FILE", help=f"markdown; default {out}")
+
+
+def _demo(args):
+    from kgrad import demo
+
+    demo.run_demo(logdir=args.logdir, out=args.out, seed=args.seed, quick=args.quick)
+    return 0
+
+
+def _compare(args):
+    from kgrad import demo
+
+    settings = ("data", "epochs", "steps", "batch_size", "optimizer")
+    settings += ("learning_rate", "clipnorm")
+    demo.run_compare(
+        args.models,
+        logdir=args.logdir,
+        out=args.out,
+        seed=args.seed,
+        quick=args.quick,
+        experiment=getattr(args, "experiment", "compare"),
+        **{key: getattr(args, key) for key in settings},
+    )
     return 0
 
 

@@ -19,12 +19,14 @@ import sys
 import time
 from typing import Mapping, Optional
 
-import keras
-import numpy as np
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
 
-from kgrad import data as data_lib
-from kgrad import diagnostics, report, zoo
-from kgrad.callback import GradientMonitor
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from kgrad import data as data_lib  # noqa: E402
+from kgrad import diagnostics, report, zoo  # noqa: E402
+from kgrad.callback import GradientMonitor  # noqa: E402
 
 OPTIMIZERS = ("adam", "sgd")
 
