@@ -32,7 +32,7 @@ import time
 from kgrad import experiments, report
 from kgrad.experiments import Experiment, RunConfig
 
-ADDING_LENGTHS = (10, 30, 60)
+ADDING_LENGTHS = (10, 50)
 """Sequence lengths of the adding-problem experiment (FACTS row 10)."""
 
 RNN_CELLS = ("rnn_simple", "lstm", "gru")
@@ -53,14 +53,19 @@ def demo_experiments(quick=False):
         RunConfig(
             cell,
             name=f"{cell}_T{length}",
-            data_kwargs={"length": length, "n_train": 1000},
+            data_kwargs={"length": length},
             learning_rate=1e-2,
-            epochs=6,
+            epochs=8,
         )
         for length in lengths
         for cell in RNN_CELLS
     )
-    exploding = {"optimizer": "sgd", "learning_rate": 0.01, "epochs": 3}
+    exploding = {
+        "optimizer": "sgd",
+        "learning_rate": 0.01,
+        "epochs": 4,
+        "data_kwargs": {"length": 20},
+    }
     found = [
         Experiment(
             "depth20_mlp",
@@ -88,7 +93,7 @@ def demo_experiments(quick=False):
             "(Ioffe & Szegedy 2015). Same data, optimizer and seed; test accuracy "
             "checked every 10 steps.",
             tuple(
-                RunConfig(name, steps=300, target=0.9, eval_every=10)
+                RunConfig(name, steps=200, target=0.9, eval_every=10)
                 for name in ("cnn_plain", "cnn_bn")
             ),
         ),
@@ -103,7 +108,8 @@ def demo_experiments(quick=False):
             "clipping",
             "Row 11: an exploding RNN without and with clipnorm=1.0",
             "Gradient clipping at a norm of about 1.0 fixes exploding gradients "
-            "(not vanishing ones). `rnn_exploding`: ReLU, recurrent gain 2, SGD.",
+            "(not vanishing ones). `rnn_exploding`: ReLU, recurrent gain 2, SGD, "
+            "adding problem of length 20.",
             (
                 RunConfig("rnn_exploding", name="sgd", **exploding),
                 RunConfig(
@@ -218,7 +224,7 @@ def _run(found, command, logdir, out, seed, stream):
     pngs = write_markdown(out, sections, header)
     seconds = time.perf_counter() - start
     print(f"Wrote {out} and {len(pngs)} plot(s) next to it.", file=stream)
-    print(f"Wall time: {_duration(seconds)}.", file=stream)
+    print(f"Wall time: {_duration(seconds)} ({_load()}).", file=stream)
     print(f"See the gradients: tensorboard --logdir {logdir}", file=stream)
     return every
 
@@ -268,12 +274,17 @@ def _header(command, seconds, table):
         "# kgrad results\n\n"
         f"Produced by `{command}`; nothing here is typed by hand.\n\n"
         f"- Machine: {machine()}\n"
-        f"- Wall time of the training: {_duration(seconds)}\n"
+        f"- Wall time of the training: {_duration(seconds)} ({_load()})\n"
         "- Ratio `in/out`: gradient norm of the input-side layer over the "
         "output-side layer (`kgrad.diagnostics.layer_profile`), at the first "
         "(`@1`) and at the last (`@end`) logged step.\n\n"
         f"{table}\n"
     )
+
+
+def _load():
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"CPU time {_duration(time.process_time())}, load average {load}"
 
 
 def _duration(seconds):
