@@ -1,5 +1,6 @@
 """`GradientMonitor`: the Keras callback that logs real training gradients."""
 
+import functools
 import os
 import tempfile
 
@@ -9,6 +10,7 @@ import tensorflow as tf
 
 from kgrad import diagnostics, plots, summaries
 from kgrad import schedule as schedule_lib
+from kgrad.background import Worker
 from kgrad.capture import GradientCapture
 from kgrad.history import FindingTracker, ScalarHistory
 from kgrad.layout import record_statistics
@@ -97,6 +99,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self.thresholds = thresholds
         self._capture = None
         self._writer = None
+        self._worker = None
 
     # -- Keras hooks -------------------------------------------------------
     def set_model(self, model):
@@ -121,6 +124,9 @@ class GradientMonitor(keras.callbacks.Callback):
         chief = _is_chief(self.model.distribute_strategy)
         if chief:
             _check_writable(self.log_dir)
+        if self._worker is None:
+            self._worker = Worker()
+        self._worker.drain()  # the previous fit's figure, if any, is written
         self._writer = summaries.RunWriter(
             os.path.join(self.log_dir, "train"), enabled=chief
         )
@@ -152,17 +158,37 @@ class GradientMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self._write_pending()
         self._last_step = int(self.model.optimizer.iterations.numpy())
+        self._worker.drain()
         self._report_findings()
-        self._writer.flush()
+        self._worker.submit(self._writer.flush)
 
     def on_train_end(self, logs=None):
         try:
             self._write_pending()
+            self._worker.drain()
             self._report_findings()
-            self._write_gradient_flow()
         finally:
             self._capture.uninstall()
-            self._writer.close()
+            figure = functools.partial(
+                _write_gradient_flow,
+                self._writer,
+                self.log_dir,
+                self._history.scalars(),
+                self._run_info,
+                self._step,
+                self.model.name,
+            )
+            self._worker.submit(figure)
+
+    def flush(self):
+        """Blocks until everything logged so far is on disk.
+
+        Scalars, histograms and findings are on disk when `fit` returns; the
+        gradient-flow figure of a run is drawn in the background after it
+        (and before the interpreter exits).
+        """
+        if self._worker is not None:
+            self._worker.drain()
 
     # -- custom training loops ---------------------------------------------
     def record(self, grads, variables, step, histograms=True):
@@ -218,6 +244,7 @@ class GradientMonitor(keras.callbacks.Callback):
 
     # -- writing -----------------------------------------------------------
     def _write_pending(self):
+        """Reads the pending capture (one host transfer) and queues its writing."""
         if self._pending is None:
             return
         norms, histograms = self._pending
@@ -225,6 +252,14 @@ class GradientMonitor(keras.callbacks.Callback):
         captured = self._capture.read()
         if captured is None:
             return
+        self._worker.submit(
+            functools.partial(self._log_step, captured, norms, histograms)
+        )
+        if norms and captured["header"][2] == 0 and captured["nonfinite"].sum() > 0:
+            self._handle_nonfinite()
+
+    def _log_step(self, captured, norms, histograms):
+        """Writes one captured step (in the worker thread)."""
         values = summaries.step_values(
             captured,
             paths=self._capture.paths,
@@ -239,12 +274,10 @@ class GradientMonitor(keras.callbacks.Callback):
             values.append(summaries.custom_scalars_value(self._capture.paths))
         self._writer.write(step, values)
         self._writer.flush()
-        self._step = step
         self._history.add(step, summaries.scalar_items(values))
-        if norms and captured["header"][2] == 0 and captured["nonfinite"].sum() > 0:
-            self._handle_nonfinite()
+        self._step = step
 
-    # -- diagnosis ---------------------------------------------------------
+    # -- diagnosis (main thread, after the worker is drained) ---------------
     def _diagnose(self):
         return diagnostics.diagnose(
             self._history.scalars(), self._run_info or {}, self.thresholds
@@ -264,9 +297,12 @@ class GradientMonitor(keras.callbacks.Callback):
             value = summaries.text_value(
                 "kgrad/findings", text or "No gradient problem found."
             )
-            self._writer.write(self._step, [value])
+            self._worker.submit(
+                functools.partial(self._writer.write, self._step, [value])
+            )
 
     def _handle_nonfinite(self):
+        self._worker.drain()
         if self.on_nonfinite == "raise":
             finding = next(f for f in self._diagnose() if f.kind == "nonfinite")
             raise FloatingPointError(f"kgrad: {finding.message()}")
@@ -274,24 +310,6 @@ class GradientMonitor(keras.callbacks.Callback):
         if self.on_nonfinite == "stop":
             self.model.stop_training = True
             print("kgrad: non-finite gradients: training stops (on_nonfinite='stop').")
-
-    def _write_gradient_flow(self):
-        """The gradient-flow figure: a TensorBoard image and `gradient_flow.png`."""
-        if self._step is None or not self._writer.enabled:
-            return
-        try:
-            figure = plots.gradient_flow_figure(
-                self._history.scalars(), self._run_info, title=self.model.name
-            )
-            png = plots.figure_png(figure)
-        except Exception as error:  # a figure must never fail training
-            summaries.logger.error("kgrad could not draw the figure: %s", error)
-            return
-        width, height = (int(v) for v in figure.canvas.get_width_height())
-        value = summaries.image_value("kgrad/gradient_flow", png, width, height)
-        self._writer.write(self._step, [value])
-        path = os.path.join(self.log_dir, "gradient_flow.png")
-        self._writer.guard(lambda: _write_bytes(path, png))
 
     def _describe_run(self, captured):
         batch_size = captured["header"][4]
@@ -313,6 +331,25 @@ _UNSUPPORTED_STRATEGIES = (
     tf.distribute.experimental.ParameterServerStrategy,
     tf.distribute.TPUStrategy,
 )
+
+
+def _write_gradient_flow(writer, log_dir, scalars, run_info, step, title):
+    """Draws the gradient-flow figure: a TensorBoard image and a PNG file.
+
+    Runs in the worker thread at the end of `fit`, then closes `writer`.
+    """
+    try:
+        if step is None or not writer.enabled:
+            return
+        figure = plots.gradient_flow_figure(scalars, run_info, title=title)
+        png = plots.figure_png(figure)
+        width, height = (int(v) for v in figure.canvas.get_width_height())
+        value = summaries.image_value("kgrad/gradient_flow", png, width, height)
+        writer.write(step, [value])
+        path = os.path.join(log_dir, "gradient_flow.png")
+        writer.guard(lambda: _write_bytes(path, png))
+    finally:
+        writer.close()
 
 
 def _write_bytes(path, data):

@@ -100,6 +100,7 @@ class GradientCapture:
         self._optimizer = model.optimizer
         self._recording = False
         self._armed = False
+        self._captures_read = 0.0
         self._batch_size = tf.constant(np.nan, tf.float64)
         self._probe_values = {}
         self._restore = []
@@ -225,18 +226,18 @@ class GradientCapture:
             histograms: Whether to compute histograms too.
         """
         self._flag.assign(2 if histograms else 1)
-        self._stats.assign(tf.zeros_like(self._stats))
         self._armed = True
 
     def read(self):
         """Returns the captured statistics as a dict of numpy arrays.
 
-        One host transfer. Returns `None` when nothing was captured since the
-        last `arm` (header[0] is 0).
+        One host transfer. Returns `None` when nothing new was captured since
+        the last read (the capture count in `header[0]` did not change).
         """
         values = self.layout.unpack(self._stats.numpy())
-        if values["header"][0] != 1:
+        if values["header"][0] == self._captures_read:
             return None
+        self._captures_read = values["header"][0]
         return values
 
     # -- in the traced train step -----------------------------------------
@@ -309,7 +310,8 @@ class GradientCapture:
         self._report_missing(missing)
         after = self._flat_weights()
         sizes = tf.constant([int(np.prod(v.shape)) for v in self.variables])
-        header = [tf.constant(1.0, tf.float64), step, skipped, scale, self._batch_size]
+        count = self._stats[0] + 1.0  # tells the host a new capture is there
+        header = [count, step, skipped, scale, self._batch_size]
         values.update(
             header=tf.stack([tf.cast(h, tf.float64) for h in header]),
             weight_sq=stats_lib.sum_of_squares(before, sizes),

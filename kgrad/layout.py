@@ -60,7 +60,7 @@ def statistics_layout(n, bins, m=0):
     """The layout of the statistics of `n` variables and `m` probed layers."""
     return Layout(
         [
-            ("header", (5,)),  # captured (1), step, skipped, loss scale, batch
+            ("header", (5,)),  # capture count, step, skipped, loss scale, batch
             ("has_grad", (n,)),
             ("grad_sq", (n,)),
             ("nonfinite", (n,)),

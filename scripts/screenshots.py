@@ -112,6 +112,7 @@ def train(log_dir, epochs):
         callbacks=[monitor],
         verbose=2,
     )
+    monitor.flush()
 
 
 def start_tensorboard(log_dir):

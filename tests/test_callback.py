@@ -1,6 +1,7 @@
 """GradientMonitor logs the gradients the optimizer applies, at the right steps."""
 
 import logging
+import time
 
 import keras
 import numpy as np
@@ -478,7 +479,13 @@ def test_keyboard_interrupt_loses_nothing_already_logged(
             verbose=0,
             callbacks=[GradientMonitor(tmp_path), Interrupt()],
         )
-    steps = [s for s, _ in events(tmp_path / "train")["grad_norm/global"]]
+    # No further call: the background writer puts what was logged on disk.
+    deadline = time.monotonic() + 10
+    steps = []
+    while steps[:5] != [1, 2, 3, 4, 5] and time.monotonic() < deadline:
+        time.sleep(0.1)
+        logged = events(tmp_path / "train")
+        steps = [s for s, _ in logged.get("grad_norm/global", [])]
     assert steps[:5] == [1, 2, 3, 4, 5]
     # The model still trains without the monitor afterwards.
     history = model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)

@@ -80,6 +80,7 @@ def run(tmp_path_factory):
     )
     monitor = GradientMonitor(log_dir, norm_freq=1, histogram_freq=1)
     model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[monitor])
+    monitor.flush()  # the gradient-flow figure is drawn in the background
     return SimpleNamespace(
         log_dir=log_dir,
         train_dir=log_dir / "train",
