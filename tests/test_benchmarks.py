@@ -1,0 +1,48 @@
+"""Smoke test of `benchmarks/overhead.py --quick`: a table row per configuration.
+
+No timing assertion: the machine is shared, only the table's shape and the
+finiteness of its ratios are checked.
+"""
+
+import importlib.util
+import math
+import pathlib
+import re
+
+import pytest
+
+SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "overhead.py"
+
+
+@pytest.fixture(scope="module")
+def overhead():
+    spec = importlib.util.spec_from_file_location("kgrad_bench_overhead", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_run_has_a_finite_ratio_per_configuration(overhead, tmp_path, capsys):
+    output = tmp_path / "RESULTS.md"
+    report = overhead.main(["--quick", "--output", str(output)])
+
+    assert output.read_text() == report
+    assert "| config |" in capsys.readouterr().out
+    rows = {}
+    for line in report.splitlines():
+        match = re.match(r"\| \((\w)\) [^|]+\| (.+) \|$", line)
+        if match:
+            rows[match.group(1)] = [c.strip() for c in match.group(2).split("|")]
+    assert set(rows) == set(overhead.CONFIGS)
+    for cells in rows.values():
+        assert cells, "a configuration row without a model column"
+        for cell in cells:
+            assert cell.endswith("x")
+            assert math.isfinite(float(cell[:-1]))
+    assert "## Depth" in report
+    assert "Machine:" in report and "Command:" in report
+
+
+def test_unknown_configuration_is_refused(overhead):
+    with pytest.raises(SystemExit):
+        overhead.parse_args(["--configs", "z"])
