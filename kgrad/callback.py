@@ -3,6 +3,7 @@
 import functools
 import os
 import tempfile
+import time
 
 import keras
 import numpy as np
@@ -45,6 +46,12 @@ class GradientMonitor(keras.callbacks.Callback):
             step (like `keras.callbacks.TerminateOnNaN`), `"raise"` raises
             `FloatingPointError`. Checked on logged steps only. Defaults to
             `"warn"`.
+        figure_secs: Draw the gradient-flow figure (a TensorBoard image and
+            `log_dir/gradient_flow.png`, about a second of CPU in a background
+            thread) at the end of a `fit` when at least `figure_secs` seconds
+            have passed since the last one (so a loop of short `fit` calls
+            does not pay it each time); 0 draws it after every `fit`, `None`
+            never. Defaults to `300`.
         thresholds: `kgrad.diagnostics.Thresholds` of the diagnosis printed at
             each epoch end (findings are printed when they appear and when
             they clear, and written to the `kgrad/findings` text tag); `None`
@@ -67,6 +74,7 @@ class GradientMonitor(keras.callbacks.Callback):
         histogram_bins=30,
         first_steps=50,
         on_nonfinite="warn",
+        figure_secs=300,
         thresholds=None,
     ):
         super().__init__()
@@ -90,16 +98,27 @@ class GradientMonitor(keras.callbacks.Callback):
                 f"`on_nonfinite` must be one of {_ON_NONFINITE}. "
                 f"Received: on_nonfinite={on_nonfinite!r}"
             )
+        if figure_secs is not None and (
+            isinstance(figure_secs, bool)
+            or not isinstance(figure_secs, (int, float))
+            or figure_secs < 0
+        ):
+            raise ValueError(
+                "`figure_secs` must be a non-negative number or None. "
+                f"Received: figure_secs={figure_secs!r}"
+            )
         self.log_dir = log_dir
         self.norm_freq = norm_freq
         self.histogram_freq = histogram_freq
         self.histogram_bins = histogram_bins
         self.first_steps = first_steps
         self.on_nonfinite = on_nonfinite
+        self.figure_secs = figure_secs
         self.thresholds = thresholds
         self._capture = None
         self._writer = None
         self._worker = None
+        self._last_figure = None
 
     # -- Keras hooks -------------------------------------------------------
     def set_model(self, model):
@@ -169,16 +188,25 @@ class GradientMonitor(keras.callbacks.Callback):
             self._report_findings()
         finally:
             self._capture.uninstall()
-            figure = functools.partial(
-                _write_gradient_flow,
-                self._writer,
-                self.log_dir,
-                self._history.scalars(),
-                self._run_info,
-                self._step,
-                self.model.name,
-            )
-            self._worker.submit(figure)
+            if self._figure_due():
+                self._last_figure = time.monotonic()
+                figure = functools.partial(
+                    _write_gradient_flow,
+                    self._writer,
+                    self.log_dir,
+                    self._history.scalars(),
+                    self._run_info,
+                    self._step,
+                    self.model.name,
+                )
+                self._worker.submit(figure)
+            self._worker.submit(self._writer.close)
+
+    def _figure_due(self):
+        if self.figure_secs is None or self._step is None:
+            return False
+        last = self._last_figure
+        return last is None or time.monotonic() - last >= self.figure_secs
 
     def flush(self):
         """Blocks until everything logged so far is on disk.
@@ -336,20 +364,17 @@ _UNSUPPORTED_STRATEGIES = (
 def _write_gradient_flow(writer, log_dir, scalars, run_info, step, title):
     """Draws the gradient-flow figure: a TensorBoard image and a PNG file.
 
-    Runs in the worker thread at the end of `fit`, then closes `writer`.
+    Runs in the worker thread at the end of `fit`.
     """
-    try:
-        if step is None or not writer.enabled:
-            return
-        figure = plots.gradient_flow_figure(scalars, run_info, title=title)
-        png = plots.figure_png(figure)
-        width, height = (int(v) for v in figure.canvas.get_width_height())
-        value = summaries.image_value("kgrad/gradient_flow", png, width, height)
-        writer.write(step, [value])
-        path = os.path.join(log_dir, "gradient_flow.png")
-        writer.guard(lambda: _write_bytes(path, png))
-    finally:
-        writer.close()
+    if not writer.enabled:
+        return
+    figure = plots.gradient_flow_figure(scalars, run_info, title=title)
+    png = plots.figure_png(figure)
+    width, height = (int(v) for v in figure.canvas.get_width_height())
+    value = summaries.image_value("kgrad/gradient_flow", png, width, height)
+    writer.write(step, [value])
+    path = os.path.join(log_dir, "gradient_flow.png")
+    writer.guard(lambda: _write_bytes(path, png))
 
 
 def _write_bytes(path, data):
