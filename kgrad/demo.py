@@ -276,7 +276,7 @@ def _header(command, seconds, table):
         f"- Machine: {machine()}\n"
         f"- Wall time of the training: {_duration(seconds)} ({_load()})\n"
         "- Ratio `in/out`: gradient norm of the input-side layer over the "
-        "output-side layer (`kgrad.diagnostics.layer_profile`), at the first "
+        "output-side layer (`kgrad.profile.layer_profile`), at the first "
         "(`@1`) and at the last (`@end`) logged step.\n\n"
         f"{table}\n"
     )

@@ -41,12 +41,12 @@ Example:
 ['vanishing']
 """
 
-import bisect
-import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from kgrad import profile
 
 Scalars = dict[str, list[tuple[int, float]]]
 
@@ -159,85 +159,6 @@ class Thresholds:
                 )
 
 
-@dataclass(frozen=True)
-class LayerRow:
-    """One layer of `layer_profile`; `nan` or `None` where nothing was logged.
-
-    Attributes:
-        layer: Layer path.
-        grad_norm: L2 norm of the layer's gradients (all its variables).
-        ratio: `grad_norm` / the output side's `grad_norm`.
-        update_ratio: Norm of the layer's update / norm of its weights.
-        nonfinite: NaN/Inf gradient entries.
-        dead_share: ReLU layers: share of units zero on the whole batch.
-        saturation: sigmoid/tanh layers: share of outputs near a bound.
-        side: `"input"`, `"output"` or `""`.
-    """
-
-    layer: str
-    grad_norm: float
-    ratio: float
-    update_ratio: float
-    nonfinite: int
-    dead_share: float | None
-    saturation: float | None
-    side: str = ""
-
-
-def layer_profile(scalars, run_info, step=None):
-    """Per-layer gradient statistics from input to output at one logged step.
-
-    Args:
-        scalars: `Scalars` (tag -> `[(step, value)]`).
-        run_info: The `kgrad/run_info` object, or `None`/`{}`.
-        step: The step; the last one with gradient norms if `None`. Defaults
-            to `None`.
-
-    Returns:
-        A list of `LayerRow`, input side first; empty if no norms are logged.
-    """
-    steps = norm_steps(scalars)
-    if not steps:
-        return []
-    step = steps[-1] if step is None else step
-    rows, grouped = [], layers(scalars, run_info)
-    for layer, paths in grouped:
-        norms = [_at(scalars, f"grad_norm/{p}", step) for p in paths]
-        norms = [n for n in norms if n is not None]
-        grad_norm = math.sqrt(sum(n * n for n in norms)) if norms else math.nan
-        nonfinite = sum(_at(scalars, f"grad_nonfinite/{p}", step) or 0 for p in paths)
-        update, weight = 0.0, 0.0
-        for p in paths:
-            ratio = _at(scalars, f"update_ratio/{p}", step)
-            w = _at(scalars, f"weight_norm/{p}", step)
-            if ratio is not None and w is not None:
-                update, weight = update + (ratio * w) ** 2, weight + w * w
-        rows.append(
-            LayerRow(
-                layer=layer,
-                grad_norm=grad_norm,
-                ratio=math.nan,
-                update_ratio=math.sqrt(update / weight) if weight > 0 else math.nan,
-                nonfinite=int(nonfinite),
-                dead_share=_at(scalars, f"dead_units/{layer}", step),
-                saturation=_at(scalars, f"saturation/{layer}", step),
-            )
-        )
-    sides = _sides([r.grad_norm for r in rows], [_has_kernel(p) for _, p in grouped])
-    if sides is None:
-        return rows
-    first, last = sides
-    out = rows[last].grad_norm
-    return [
-        dataclasses.replace(
-            row,
-            ratio=row.grad_norm / out,
-            side="input" if i == first else "output" if i == last else "",
-        )
-        for i, row in enumerate(rows)
-    ]
-
-
 def diagnose(scalars, run_info, thresholds=None):
     """Findings of all rules, most severe first.
 
@@ -269,59 +190,6 @@ def diagnose(scalars, run_info, thresholds=None):
     return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))
 
 
-# -- structure ---------------------------------------------------------------
-def norm_steps(scalars):
-    """Sorted steps at which gradient norms were logged."""
-    if scalars.get("grad_norm/global"):
-        return [s for s, _ in scalars["grad_norm/global"]]
-    steps = {
-        s
-        for tag, series in scalars.items()
-        if tag.startswith("grad_norm/")
-        for s, _ in series
-    }
-    return sorted(steps)
-
-
-def layers(scalars, run_info):
-    """`[(layer path, [variable paths])]` from input to output."""
-    logged = {t[len("grad_norm/") :] for t in scalars if t.startswith("grad_norm/")}
-    logged.discard("global")
-    listed = [p for p in (run_info or {}).get("variables", []) if p in logged]
-    order = listed + sorted(logged - set(listed))
-    grouped = {}
-    for path in order:
-        grouped.setdefault(path.rpartition("/")[0] or path, []).append(path)
-    return list(grouped.items())
-
-
-def _has_kernel(paths):
-    return any(
-        p.rpartition("/")[2].endswith("kernel") or p.endswith("/embeddings")
-        for p in paths
-    )
-
-
-def _sides(norms, kernels):
-    """Indices of the input and output side, or `None` (see module docstring)."""
-    active = [i for i, n in enumerate(norms) if math.isfinite(n) and n > 0]
-    with_kernel = [i for i in active if kernels[i]]
-    chosen = with_kernel or active
-    if len(chosen) < 2:
-        return None
-    return chosen[0], chosen[-1]
-
-
-def _at(scalars, tag, step):
-    series = scalars.get(tag)
-    if not series:
-        return None
-    i = bisect.bisect_left(series, (step, -math.inf))
-    if i < len(series) and series[i][0] == step:
-        return float(series[i][1])
-    return None
-
-
 def _median(values):
     values = [v for v in values if v is not None and not math.isnan(v)]
     return float(np.median(values)) if values else math.nan
@@ -336,16 +204,16 @@ def _name_list(names, limit=3):
 
 # -- rules -------------------------------------------------------------------
 def _vanishing(scalars, info, t):
-    steps = norm_steps(scalars)[-t.window :]
+    steps = profile.norm_steps(scalars)[-t.window :]
     if not steps:
         return []
-    profiles = [layer_profile(scalars, info, s) for s in steps]
+    profiles = [profile.layer_profile(scalars, info, s) for s in steps]
     names = [r.layer for r in profiles[-1]]
-    kernels = [_has_kernel(p) for _, p in layers(scalars, info)]
+    kernels = [profile.has_kernel(p) for _, p in profile.layers(scalars, info)]
     norm = [_median([p[i].grad_norm for p in profiles]) for i in range(len(names))]
     ratio = [_median([p[i].ratio for p in profiles]) for i in range(len(names))]
     update = [_median([p[i].update_ratio for p in profiles]) for i in range(len(names))]
-    sides = _sides(norm, kernels)
+    sides = profile.sides(norm, kernels)
     if sides is None:
         return []
     first, last = sides
@@ -415,7 +283,7 @@ def _exploding(scalars, info, t):
     if growth < t.explosion_growth:
         return []
     concerned = []
-    for layer, paths in layers(scalars, info):
+    for layer, paths in profile.layers(scalars, info):
         norms = {}
         for p in paths:
             for s, v in scalars.get(f"grad_norm/{p}", []):
@@ -451,9 +319,11 @@ def _nonfinite(scalars, info):
     step = min(bad)
     steps = sorted(set(bad))
     affected, entries = [], 0
-    for layer, paths in layers(scalars, info):
-        counts = [_at(scalars, f"grad_nonfinite/{p}", step) or 0 for p in paths]
-        norms = [_at(scalars, f"grad_norm/{p}", step) for p in paths]
+    for layer, paths in profile.layers(scalars, info):
+        counts = [
+            profile.value_at(scalars, f"grad_nonfinite/{p}", step) or 0 for p in paths
+        ]
+        norms = [profile.value_at(scalars, f"grad_norm/{p}", step) for p in paths]
         if sum(counts) > 0 or any(
             n is not None and not math.isfinite(n) for n in norms
         ):
@@ -469,7 +339,7 @@ def _nonfinite(scalars, info):
     count = f"{entries} NaN/Inf gradient entries" if entries else "NaN/Inf gradients"
     evidence = (
         f"{count} at step {step}{where}; {len(steps)} of "
-        f"{len(norm_steps(scalars))} logged steps are non-finite."
+        f"{len(profile.norm_steps(scalars))} logged steps are non-finite."
     )
     advice = (
         f"{_CLIP_ADVICE}. If the origin is the output layer, the loss itself was "

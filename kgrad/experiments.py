@@ -25,7 +25,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from kgrad import data as data_lib  # noqa: E402
-from kgrad import diagnostics, report, zoo  # noqa: E402
+from kgrad import diagnostics, profile, report, zoo  # noqa: E402
 from kgrad.callback import GradientMonitor  # noqa: E402
 
 OPTIMIZERS = ("adam", "sgd")
@@ -314,14 +314,14 @@ def analyse(log_dir):
 
     Returns:
         A tuple `(first, last, findings)`: the input-side/output-side
-        gradient-norm ratio (`diagnostics.layer_profile`) at the first and at
+        gradient-norm ratio (`profile.layer_profile`) at the first and at
         the last logged step (`nan` if it has no two sides), and the
         `diagnostics.diagnose` findings.
     """
     scalars, run_info = report.load_run(log_dir)
-    steps = diagnostics.norm_steps(scalars)
+    steps = profile.norm_steps(scalars)
     first, last = (
-        _input_ratio(diagnostics.layer_profile(scalars, run_info, step))
+        _input_ratio(profile.layer_profile(scalars, run_info, step))
         for step in (steps[0], steps[-1])
     )
     return first, last, diagnostics.diagnose(scalars, run_info)

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from kgrad import diagnostics
-from kgrad.diagnostics import Finding, Thresholds, diagnose, layer_profile
+from kgrad.diagnostics import Finding, Thresholds, diagnose
+from kgrad.profile import layer_profile
 
 LAYERS = ["m/d1", "m/d2", "m/d3", "m/out"]
 RUN_INFO = {

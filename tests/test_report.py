@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from kgrad import GradientMonitor, report, summaries
+from kgrad import GradientMonitor, profile, report, summaries
 from kgrad.cli import main
 
 DEPTH, WIDTH = 12, 16
@@ -82,7 +82,7 @@ def test_sigmoid_mlp_vanishes_relu_he_does_not(trained):
     (vanishing,) = [f for f in sigmoid if f.kind == "vanishing"]
     assert vanishing.layers[0] == "mlp_sigmoid/dense_01"
     assert "vanishing" not in [f.kind for f in relu]
-    rows = report.diagnostics.layer_profile(*runs["relu"])
+    rows = profile.layer_profile(*runs["relu"])
     assert len(rows) == DEPTH + 1
     assert rows[0].side == "input" and rows[-1].side == "output"
     assert 1e-1 < rows[0].ratio < 1e1  # FACTS row 2: within about one order
