@@ -318,7 +318,7 @@ class GradientMonitor(keras.callbacks.Callback):
         for finding in appeared:
             print(f"kgrad: {finding.message()}")
         for finding in cleared:
-            print(f"kgrad: cleared: {finding.kind} in {', '.join(finding.layers)}.")
+            print(f"kgrad: cleared: {finding.kind.replace('_', ' ')}.")
         if appeared or cleared:
             active = self._findings.active
             text = "\n\n".join(f"- {f.message()}" for f in active)

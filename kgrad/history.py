@@ -45,7 +45,10 @@ class ScalarHistory:
 
 
 class FindingTracker:
-    """Remembers which findings are active, to report changes only.
+    """Remembers which kinds of finding are active, to report changes only.
+
+    Findings are tracked by kind: a vanishing-gradient finding whose list of
+    layers grows by one layer is the same problem, not a new one to print.
 
     Example:
 
@@ -65,7 +68,9 @@ class FindingTracker:
 
     def update(self, findings):
         """Replaces the active findings; returns `(appeared, cleared)`."""
-        current = {f.key: f for f in findings}
+        current = {}
+        for finding in findings:
+            current.setdefault(finding.kind, finding)
         appeared = [f for key, f in current.items() if key not in self._active]
         cleared = [f for key, f in self._active.items() if key not in current]
         self._active = current
