@@ -78,7 +78,7 @@ class GradientMonitor(keras.callbacks.Callback):
         thresholds=None,
     ):
         super().__init__()
-        self.schedule = schedule_lib.Schedule(
+        self._schedule = schedule_lib.Schedule(
             norm_freq=norm_freq,
             histogram_freq=histogram_freq,
             first_steps=first_steps,
@@ -168,7 +168,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self._write_pending()
         first = self._epoch_base + batch + 1
         last = first + self.model.steps_per_execution - 1
-        norms, histograms = self.schedule.due(first, last, self._epoch_start)
+        norms, histograms = self._schedule.due(first, last, self._epoch_start)
         self._epoch_start = False
         if norms or histograms:
             self._capture.arm(histograms=histograms)

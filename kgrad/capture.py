@@ -310,12 +310,13 @@ class GradientCapture:
         self._report_missing(missing)
         after = self._flat_weights()
         sizes = tf.constant([int(np.prod(v.shape)) for v in self.variables])
+        squares = stats_lib.sum_of_squares(tf.stack([before, after - before], 1), sizes)
         count = self._stats[0] + 1.0  # tells the host a new capture is there
         header = [count, step, skipped, scale, self._batch_size]
         values.update(
             header=tf.stack([tf.cast(h, tf.float64) for h in header]),
-            weight_sq=stats_lib.sum_of_squares(before, sizes),
-            update_sq=stats_lib.sum_of_squares(after - before, sizes),
+            weight_sq=squares[:, 0],
+            update_sq=squares[:, 1],
             activations=activations,
         )
         self._stats.assign(self.layout.pack(values))

@@ -101,7 +101,7 @@ def gradient_fields(grads, variables, index, bins, histograms):
         sizes.append(int(np.prod(variable.shape)))
     k = len(present)
     flat, counts, zeros = stats_lib.flatten(tensors, sizes)
-    norms = stats_lib.gradient_statistics(flat, counts, zeros, bins=0)
+    norms = stats_lib.gradient_statistics(flat, counts)
     hist = tf.cond(
         tf.convert_to_tensor(histograms),
         lambda: _pack_histograms(flat, counts, zeros, bins),
@@ -157,7 +157,7 @@ def record_statistics(grads, variables, step, bins, histograms):
 
 
 def _pack_histograms(flat, counts, zeros, bins):
-    hist = stats_lib.gradient_statistics(flat, counts, zeros, bins=bins)
+    hist = stats_lib.histograms(flat, counts, zeros, bins)
     return tf.reshape(
         tf.concat(
             [hist["hist_min"][:, None], hist["hist_max"][:, None], hist["hist_counts"]],

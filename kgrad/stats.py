@@ -12,9 +12,10 @@ Example:
 
 >>> import tensorflow as tf
 >>> flat, sizes, zeros = flatten([tf.ones([2, 3]), tf.ones([4])])
->>> stats = gradient_statistics(flat, sizes, zeros, bins=4)
->>> stats["sq_norm"].numpy().tolist()
+>>> gradient_statistics(flat, sizes)["sq_norm"].numpy().tolist()
 [6.0, 4.0]
+>>> histograms(flat, sizes, zeros, bins=4)["hist_counts"].numpy()[0].tolist()
+[0.0, 0.0, 0.0, 6.0]
 """
 
 import tensorflow as tf
@@ -73,11 +74,12 @@ def sum_of_squares(flat, sizes):
     """Per-segment sum of squares, accumulated in float64.
 
     Args:
-        flat: Vector of concatenated values.
+        flat: Concatenated values: a vector, or `[N, k]` for k columns at once
+            (e.g. weights and their update) that share the segment ids.
         sizes: int32 vector of segment sizes.
 
     Returns:
-        float64 vector with one sum per segment.
+        float64 tensor with one sum per segment (`[n]` or `[n, k]`).
     """
     values = tf.cast(flat, tf.float64)
     return tf.math.unsorted_segment_sum(
@@ -85,42 +87,51 @@ def sum_of_squares(flat, sizes):
     )
 
 
-def gradient_statistics(flat, sizes, implicit_zeros, bins):
-    """Norms, non-finite counts and histograms of concatenated gradients.
-
-    Histograms follow TensorBoard's convention (`bins` equal buckets from the
-    minimum to the maximum; all values in the last bucket when they are all
-    equal) and count finite values only: NaN and Inf are counted in
-    `nonfinite` instead. Implicit zeros of sparse gradients go in the bucket
-    of zero.
+def gradient_statistics(flat, sizes):
+    """Squared norms and non-finite counts of concatenated gradients.
 
     Args:
         flat: float32 vector of concatenated gradients (see `flatten`).
         sizes: int32 vector, entries per variable.
-        implicit_zeros: float64 vector, implicit zero entries per variable.
-        bins: Number of histogram buckets, or 0 for no histograms.
 
     Returns:
-        Dict of float64 tensors: `sq_norm` [n] (NaN/Inf propagate, as in the
-        true norm), `nonfinite` [n], and when `bins > 0`: `hist_min` [n],
-        `hist_max` [n], `hist_counts` [n, bins].
+        Dict of float64 vectors `[n]`: `sq_norm` (NaN/Inf propagate, as in the
+        true norm) and `nonfinite`.
     """
     n = tf.size(sizes)
     ids = segment_ids(sizes)
     values = tf.cast(flat, tf.float64)
     finite = tf.math.is_finite(values)
-    stats = {
+    return {
         "sq_norm": tf.math.unsorted_segment_sum(tf.square(values), ids, n),
         "nonfinite": tf.math.unsorted_segment_sum(
             tf.cast(tf.logical_not(finite), tf.float64), ids, n
         ),
     }
-    if bins:
-        stats.update(_histograms(values, finite, ids, n, implicit_zeros, bins))
-    return stats
 
 
-def _histograms(values, finite, ids, n, implicit_zeros, bins):
+def histograms(flat, sizes, implicit_zeros, bins):
+    """Per-variable histograms of concatenated gradients.
+
+    TensorBoard's convention: `bins` equal buckets from the minimum to the
+    maximum, all values in the last bucket when they are all equal. Only
+    finite values are counted (NaN/Inf are `gradient_statistics`'s
+    `nonfinite`); implicit zeros of sparse gradients go in the bucket of zero.
+
+    Args:
+        flat: float32 vector of concatenated gradients (see `flatten`).
+        sizes: int32 vector, entries per variable.
+        implicit_zeros: float64 vector, implicit zero entries per variable.
+        bins: Number of buckets.
+
+    Returns:
+        Dict of float64 tensors: `hist_min` [n], `hist_max` [n],
+        `hist_counts` [n, bins].
+    """
+    n = tf.size(sizes)
+    ids = segment_ids(sizes)
+    values = tf.cast(flat, tf.float64)
+    finite = tf.math.is_finite(values)
     has_zeros = implicit_zeros > 0
     inf = tf.constant(float("inf"), tf.float64)
     low = tf.math.unsorted_segment_min(tf.where(finite, values, inf), ids, n)
