@@ -138,17 +138,11 @@ class GradientMonitor(keras.callbacks.Callback):
         super().set_model(model)
 
     def on_train_begin(self, logs=None):
-        # Only the chief of a multi-worker run writes; every worker captures,
-        # since the all-reduce of the logged gradients needs all of them.
-        chief = _is_chief(self.model.distribute_strategy)
-        if chief:
-            _check_writable(self.log_dir)
+        writer = _open_writer(self.log_dir, self.model.distribute_strategy)
         if self._worker is None:
             self._worker = Worker()
         self._worker.drain()  # the previous fit's figure, if any, is written
-        self._writer = summaries.RunWriter(
-            os.path.join(self.log_dir, "train"), enabled=chief
-        )
+        self._writer = writer
         if self._capture is None or not self._capture.serves(self.model):
             self._capture = GradientCapture(self.model, bins=self.histogram_bins)
         self._capture.install()
@@ -248,7 +242,7 @@ class GradientMonitor(keras.callbacks.Callback):
             grads, variables, step, self.histogram_bins, bool(histograms)
         )
         paths = [getattr(v, "path", v.name) for v in variables]
-        chief = _is_chief(tf.distribute.get_strategy())
+        strategy = tf.distribute.get_strategy()
 
         def write(vector):
             captured = layout.unpack(vector)
@@ -256,11 +250,7 @@ class GradientMonitor(keras.callbacks.Callback):
                 captured, paths, [], norms=True, histograms=bool(histograms)
             )
             if self._writer is None:
-                if chief:
-                    _check_writable(self.log_dir)
-                self._writer = summaries.RunWriter(
-                    os.path.join(self.log_dir, "train"), enabled=chief
-                )
+                self._writer = _open_writer(self.log_dir, strategy)
             self._writer.write(int(captured["header"][1]), values)
             self._writer.flush()
             return np.int32(0)
@@ -393,6 +383,18 @@ def _is_positive_int(value):
         and not isinstance(value, bool)
         and (value > 0)
     )
+
+
+def _open_writer(log_dir, strategy):
+    """The writer of `log_dir/train`; it writes only on the chief.
+
+    Every worker of a multi-worker run captures (the all-reduce of the logged
+    gradients needs all of them); only the chief checks and writes `log_dir`.
+    """
+    chief = _is_chief(strategy)
+    if chief:
+        _check_writable(log_dir)
+    return summaries.RunWriter(os.path.join(log_dir, "train"), enabled=chief)
 
 
 def _check_writable(log_dir):

@@ -39,8 +39,8 @@ import tensorflow as tf
 
 from kgrad import stats as stats_lib
 from kgrad.layout import (
-    _all_reduce,
-    _all_reduce_present,
+    all_reduce,
+    all_reduce_present,
     gradient_fields,
     statistics_layout,
 )
@@ -84,14 +84,11 @@ class GradientCapture:
     Args:
         model: A compiled `keras.Model`.
         bins: Histogram buckets per variable. Defaults to `30`.
-        on_missing: Called once with the paths of variables that received no
-            gradient. Defaults to `None` (a warning).
     """
 
-    def __init__(self, model, bins=30, on_missing=None):
+    def __init__(self, model, bins=30):
         self.model = model
         self.bins = bins
-        self.on_missing = on_missing
         self.variables = list(model.trainable_variables)
         self.paths = [v.path for v in self.variables]
         self.probes = probed_layers(model)
@@ -275,8 +272,9 @@ class GradientCapture:
             # Under tf.distribute the gradients here are one replica's share:
             # sum them as the optimizer will. All-reduces must stay outside
             # `tf.cond` (no cross-replica sync inside control flow).
-            reduced = _all_reduce_present(grads)
+            reduced = all_reduce_present(grads)
             activations = capture._activation_values()
+            capture._probe_values = {}
             armed = capture._flag > 0
             before = tf.cond(
                 armed,
@@ -321,27 +319,23 @@ class GradientCapture:
         )
         self._stats.assign(self.layout.pack(values))
         self._flag.assign(0)
-        self._probe_values = {}
 
     def _activation_values(self):
         nan = tf.constant([float("nan")] * 2, tf.float64)
         rows = [self._probe_values.get(id(layer), nan) for layer, _ in self.probes]
         if not rows:
             return tf.zeros([0, 2], tf.float64)
-        return _all_reduce([tf.stack(rows)], mean=True)[0]
+        return all_reduce([tf.stack(rows)], mean=True)[0]
 
     def _report_missing(self, missing):
         if not missing or self._warned_missing:
             return
         self._warned_missing = True
-        if self.on_missing is not None:
-            self.on_missing(missing)
-        else:
-            warnings.warn(
-                f"No gradient for {len(missing)} variable(s), skipped: "
-                f"{', '.join(missing)}",
-                stacklevel=2,
-            )
+        warnings.warn(
+            f"No gradient for {len(missing)} variable(s), skipped: "
+            f"{', '.join(missing)}",
+            stacklevel=2,
+        )
 
 
 def _loss_scale(optimizer):

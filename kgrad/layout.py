@@ -143,7 +143,7 @@ def record_statistics(grads, variables, step, bins, histograms):
     variables = list(variables)
     index = {id(v): i for i, v in enumerate(variables)}
     layout = statistics_layout(len(variables), bins)
-    grads = _all_reduce_present(list(grads))
+    grads = all_reduce_present(list(grads))
     fields, _ = gradient_fields(grads, variables, index, bins, histograms)
     sizes = tf.constant([int(np.prod(v.shape)) for v in variables])
     weights = stats_lib.flatten([tf.convert_to_tensor(v) for v in variables])[0]
@@ -167,14 +167,14 @@ def _pack_histograms(flat, counts, zeros, bins):
     )
 
 
-def _all_reduce_present(grads):
-    """`_all_reduce` of the gradients that are not `None`."""
+def all_reduce_present(grads):
+    """`all_reduce` of the gradients that are not `None`."""
     present = [g for g in grads if g is not None]
-    reduced = iter(_all_reduce(present))
+    reduced = iter(all_reduce(present))
     return [None if g is None else next(reduced) for g in grads]
 
 
-def _all_reduce(tensors, mean=False):
+def all_reduce(tensors, mean=False):
     """Sums (or averages) per-replica tensors under a distribution strategy.
 
     Outside a multi-replica context the tensors are returned unchanged.
