@@ -246,12 +246,11 @@ class GradientMonitor(keras.callbacks.Callback):
 
         def write(vector):
             captured = layout.unpack(vector)
-            values = summaries.step_values(
-                captured, paths, [], norms=True, histograms=bool(histograms)
-            )
+            scalars = summaries.step_scalars(captured, paths, [])
+            values = summaries.step_histograms(captured, paths) if histograms else []
             if self._writer is None:
                 self._writer = _open_writer(self.log_dir, strategy)
-            self._writer.write(int(captured["header"][1]), values)
+            self._writer.write(int(captured["header"][1]), values, scalars)
             self._writer.flush()
             return np.int32(0)
 
@@ -278,21 +277,18 @@ class GradientMonitor(keras.callbacks.Callback):
 
     def _log_step(self, captured, norms, histograms):
         """Writes one captured step (in the worker thread)."""
-        values = summaries.step_values(
-            captured,
-            paths=self._capture.paths,
-            layers=[(layer.path, kind) for layer, kind in self._capture.probes],
-            norms=norms,
-            histograms=histograms,
-        )
+        paths = self._capture.paths
+        layers = [(layer.path, kind) for layer, kind in self._capture.probes]
+        scalars = summaries.step_scalars(captured, paths, layers, norms=norms)
+        values = summaries.step_histograms(captured, paths) if histograms else []
         step = int(captured["header"][1])
         if self._run_info is None:
             self._run_info = self._describe_run(captured)
             values.append(summaries.run_info_value(self._run_info))
-            values.append(summaries.custom_scalars_value(self._capture.paths))
-        self._writer.write(step, values)
+            values.append(summaries.custom_scalars_value(paths))
+        self._writer.write(step, values, scalars)
         self._writer.flush()
-        self._history.add(step, summaries.scalar_items(values))
+        self._history.add(step, scalars)
         self._step = step
 
     # -- diagnosis (main thread, after the worker is drained) ---------------

@@ -278,8 +278,8 @@ class GradientCapture:
             armed = capture._flag > 0
             before = tf.cond(
                 armed,
-                lambda: capture._flat_weights(),
-                lambda: tf.zeros([0], tf.float32),
+                lambda: capture._weight_blocks().matrices,
+                capture._zero_weight_blocks,
             )
             result = apply(grads, trainable_variables)
             # Reads after `apply` are ordered after its updates by automatic
@@ -295,26 +295,37 @@ class GradientCapture:
 
         return apply_and_capture
 
-    def _flat_weights(self):
-        return stats_lib.flatten([tf.convert_to_tensor(v) for v in self.variables])[0]
+    def _weight_blocks(self):
+        return stats_lib.Blocks([tf.convert_to_tensor(v) for v in self.variables])
+
+    def _zero_weight_blocks(self):
+        """Zeros shaped as `_weight_blocks().matrices`."""
+        zeros = []
+        for indices in stats_lib.block_plan(self.variables):
+            first = self.variables[indices[0]]
+            entries = int(np.prod(first.shape))
+            zeros.append(tf.zeros([len(indices), entries], first.dtype))
+        return zeros
 
     def _assign_statistics(
         self, grads, variables, scale, skipped, step, before, activations
     ):
-        grads = [_divide(g, scale) if g is not None else None for g in grads]
+        if _is_scaled(self.model.optimizer):
+            grads = [_divide(g, scale) if g is not None else None for g in grads]
         values, missing = gradient_fields(
             grads, variables, self._index, self.bins, self._flag > 1
         )
         self._report_missing(missing)
-        after = self._flat_weights()
-        sizes = tf.constant([int(np.prod(v.shape)) for v in self.variables])
-        squares = stats_lib.sum_of_squares(tf.stack([before, after - before], 1), sizes)
+        after = self._weight_blocks()
+        updates = [a - b for a, b in zip(after.matrices, before, strict=True)]
+        weight_sq = stats_lib.sum_of_squares(after.with_matrices(before))
+        update_sq = stats_lib.sum_of_squares(after.with_matrices(updates))
         count = self._stats[0] + 1.0  # tells the host a new capture is there
         header = [count, step, skipped, scale, self._batch_size]
         values.update(
             header=tf.stack([tf.cast(h, tf.float64) for h in header]),
-            weight_sq=squares[:, 0],
-            update_sq=squares[:, 1],
+            weight_sq=weight_sq,
+            update_sq=update_sq,
             activations=activations,
         )
         self._stats.assign(self.layout.pack(values))
@@ -336,6 +347,13 @@ class GradientCapture:
             f"{', '.join(missing)}",
             stacklevel=2,
         )
+
+
+def _is_scaled(optimizer):
+    """Whether the gradients handed to `optimizer.apply` are loss-scaled."""
+    return isinstance(optimizer, keras.optimizers.LossScaleOptimizer) or bool(
+        getattr(optimizer, "loss_scale_factor", None)
+    )
 
 
 def _loss_scale(optimizer):

@@ -100,26 +100,30 @@ def gradient_fields(grads, variables, index, bins, histograms):
         tensors.append(grad)
         sizes.append(int(np.prod(variable.shape)))
     k = len(present)
-    flat, counts, zeros = stats_lib.flatten(tensors, sizes)
-    norms = stats_lib.gradient_statistics(flat, counts)
+    blocks = stats_lib.Blocks(tensors, sizes)
+    norms = stats_lib.gradient_statistics(blocks)
     hist = tf.cond(
         tf.convert_to_tensor(histograms),
-        lambda: _pack_histograms(flat, counts, zeros, bins),
-        lambda: tf.zeros([k * (bins + 2)], tf.float64),
+        lambda: _packed_histograms(blocks, bins),
+        lambda: tf.zeros([k, bins + 2], tf.float64),
     )
-    hist = tf.reshape(hist, [k, bins + 2])
-    positions = tf.constant(present, tf.int32, shape=[k, 1])
-
-    def scatter(values):
-        return tf.scatter_nd(positions, values, [n] + values.shape[1:].as_list())
-
+    rows = tf.concat(
+        [
+            tf.ones([k, 1], tf.float64),
+            norms["sq_norm"][:, None],
+            norms["nonfinite"][:, None],
+            hist,
+        ],
+        axis=1,
+    )
+    table = tf.scatter_nd(tf.constant(present, tf.int32, [k, 1]), rows, [n, 5 + bins])
     fields = {
-        "has_grad": scatter(tf.ones([k], tf.float64)),
-        "grad_sq": scatter(norms["sq_norm"]),
-        "nonfinite": scatter(norms["nonfinite"]),
-        "hist_min": scatter(hist[:, 0]),
-        "hist_max": scatter(hist[:, 1]),
-        "hist_counts": scatter(hist[:, 2:]),
+        "has_grad": table[:, 0],
+        "grad_sq": table[:, 1],
+        "nonfinite": table[:, 2],
+        "hist_min": table[:, 3],
+        "hist_max": table[:, 4],
+        "hist_counts": table[:, 5:],
     }
     return fields, missing
 
@@ -145,25 +149,21 @@ def record_statistics(grads, variables, step, bins, histograms):
     layout = statistics_layout(len(variables), bins)
     grads = all_reduce_present(list(grads))
     fields, _ = gradient_fields(grads, variables, index, bins, histograms)
-    sizes = tf.constant([int(np.prod(v.shape)) for v in variables])
-    weights = stats_lib.flatten([tf.convert_to_tensor(v) for v in variables])[0]
+    weights = stats_lib.Blocks([tf.convert_to_tensor(v) for v in variables])
     fields.update(
         header=tf.stack([1.0, tf.cast(step, tf.float64), 0.0, 1.0, np.nan]),
-        weight_sq=stats_lib.sum_of_squares(weights, sizes),
+        weight_sq=stats_lib.sum_of_squares(weights),
         update_sq=tf.fill([len(variables)], tf.constant(np.nan, tf.float64)),
         activations=tf.zeros([0, 2], tf.float64),
     )
     return layout.pack(fields), layout
 
 
-def _pack_histograms(flat, counts, zeros, bins):
-    hist = stats_lib.histograms(flat, counts, zeros, bins)
-    return tf.reshape(
-        tf.concat(
-            [hist["hist_min"][:, None], hist["hist_max"][:, None], hist["hist_counts"]],
-            axis=1,
-        ),
-        [-1],
+def _packed_histograms(blocks, bins):
+    hist = stats_lib.histograms(blocks, bins)
+    return tf.concat(
+        [hist["hist_min"][:, None], hist["hist_max"][:, None], hist["hist_counts"]],
+        axis=1,
     )
 
 

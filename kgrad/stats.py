@@ -1,117 +1,150 @@
 """Pure tensor statistics of gradients, weights and activations.
 
 Everything here is a TensorFlow function of tensors, traced into the training
-step on the steps that are logged. Per-variable statistics are *fused*: the
-tensors of all variables are flattened into one vector and reduced with segment
-sums, so the work added to a logged step is a handful of ops whatever the number
-of variables (one small op per variable per statistic would cost milliseconds on
-a deep model). Sums are accumulated in float64 so that norms of millions of
-float32 entries keep their precision (float32 segment sums lose 1e-4).
+step on the steps that are logged. Per-variable statistics are *fused*:
+`Blocks` stacks the variables that share a shape (the hidden layers of a deep
+network do) into one `[k, m]` matrix each, and every statistic is one
+reduction over a block's rows. The ops added to a logged step grow with the
+number of distinct shapes, not with depth. Tensors of more than
+`STACK_LIMIT` entries are blocks of their own: stacking them would only copy
+memory, and a reduction over them costs far more than its dispatch.
+
+Sums are accumulated in float64, so that the squares of vanishing gradients
+(1e-20 and below) do not underflow and norms of millions of entries keep their
+precision.
 
 Example:
 
 >>> import tensorflow as tf
->>> flat, sizes, zeros = flatten([tf.ones([2, 3]), tf.ones([4])])
->>> gradient_statistics(flat, sizes)["sq_norm"].numpy().tolist()
-[6.0, 4.0]
->>> histograms(flat, sizes, zeros, bins=4)["hist_counts"].numpy()[0].tolist()
-[0.0, 0.0, 0.0, 6.0]
+>>> blocks = Blocks([tf.ones([2, 3]), tf.ones([4]), tf.ones([2, 3])])
+>>> len(blocks.matrices)   # the two [2, 3] tensors share a block
+2
+>>> gradient_statistics(blocks)["sq_norm"].numpy().tolist()
+[6.0, 4.0, 6.0]
+>>> histograms(blocks, bins=4)["hist_counts"].numpy()[1].tolist()
+[0.0, 0.0, 0.0, 4.0]
 """
 
+import numpy as np
 import tensorflow as tf
 
+STACK_LIMIT = 1 << 16  # entries; larger tensors are not stacked
 
-def flatten(tensors, dense_sizes=None):
-    """Flattens tensors (dense or `tf.IndexedSlices`) into one vector.
+
+class Blocks:
+    """Tensors (dense or `tf.IndexedSlices`) as a few `[k, m]` matrices.
 
     An `IndexedSlices` gradient (from `Embedding`) is summed over repeated
-    indices and only its touched rows are kept: its norm is the norm of the
-    dense equivalent, computed without densifying the table. The rows it
-    leaves out are zeros, counted in `implicit_zeros` for the histograms.
+    indices and only its touched rows are kept, in a block of its own: its
+    norm is the norm of the dense equivalent, computed without densifying the
+    table. The rows it leaves out are zeros, counted in `implicit_zeros` for
+    the histograms.
 
     Args:
         tensors: List of tensors or `tf.IndexedSlices`.
         dense_sizes: Number of entries of each tensor's dense equivalent, needed
             for `tf.IndexedSlices`. Defaults to `None` (all tensors dense).
 
-    Returns:
-        `(flat, sizes, implicit_zeros)`: the float32 vector, an int32 vector with
-        the number of entries each tensor contributed, and a float64 vector with
-        the number of implicit zero entries of each tensor.
+    Attributes:
+        matrices: List of `[k, m]` tensors in the tensors' own dtype.
+        order: The index in `tensors` of each row, blocks one after another.
+        implicit_zeros: float64 vector, implicit zero entries of each row.
     """
-    parts, sizes, zeros = [], [], []
+
+    def __init__(self, tensors, dense_sizes=None):
+        self.matrices, self.order, zeros = [], [], []
+        for indices in block_plan(tensors):
+            self.order += indices
+            first = tensors[indices[0]]
+            if isinstance(first, tf.IndexedSlices):
+                rows = _touched_rows(first)
+                self.matrices.append(tf.reshape(rows, [1, -1]))
+                zeros.append(
+                    tf.cast(dense_sizes[indices[0]] - tf.size(rows), tf.float64)
+                )
+                continue
+            stacked = tf.stack([tensors[i] for i in indices])
+            self.matrices.append(tf.reshape(stacked, [len(indices), -1]))
+            zeros += [tf.constant(0.0, tf.float64)] * len(indices)
+        self.implicit_zeros = tf.stack(zeros)
+        self._inverse = np.argsort(np.asarray(self.order, np.int32)).astype(np.int32)
+
+    def with_matrices(self, matrices):
+        """The same layout over other matrices of the same shapes."""
+        blocks = object.__new__(Blocks)
+        blocks.__dict__.update(self.__dict__, matrices=list(matrices))
+        return blocks
+
+    def in_input_order(self, rows):
+        """Reorders per-row values (blocks one after another) as the inputs."""
+        return tf.gather(rows, self._inverse)
+
+    def per_row(self, reduce):
+        """Applies `reduce` (float64 `[k, m]` -> `[k, ...]`) to every block.
+
+        Returns the results concatenated in the order of the inputs.
+        """
+        rows = [reduce(tf.cast(m, tf.float64)) for m in self.matrices]
+        return self.in_input_order(tf.concat(rows, 0))
+
+
+def block_plan(tensors):
+    """The indices of `tensors` that each block of `Blocks(tensors)` holds.
+
+    Reads only shapes, dtypes and types, so it also plans for variables:
+
+    >>> block_plan([tf.ones([2]), tf.ones([3]), tf.ones([2])])
+    [[0, 2], [1]]
+    """
+    groups, singles = {}, []
     for i, tensor in enumerate(tensors):
-        if isinstance(tensor, tf.IndexedSlices):
-            unique, position = tf.unique(tensor.indices)
-            rows = tf.math.unsorted_segment_sum(
-                tensor.values, position, tf.size(unique)
-            )
-            part = tf.reshape(tf.cast(rows, tf.float32), [-1])
-            size = tf.size(part)
-            zeros.append(tf.cast(dense_sizes[i] - size, tf.float64))
+        entries = tf.TensorShape(tensor.shape).num_elements()
+        if isinstance(tensor, tf.IndexedSlices) or not entries or entries > STACK_LIMIT:
+            singles.append([i])
         else:
-            part = tf.reshape(tf.cast(tensor, tf.float32), [-1])
-            size = tf.size(part)
-            zeros.append(tf.constant(0.0, tf.float64))
-        parts.append(part)
-        sizes.append(size)
-    return tf.concat(parts, 0), tf.stack(sizes), tf.stack(zeros)
+            groups.setdefault((tuple(tensor.shape), tensor.dtype), []).append(i)
+    return list(groups.values()) + singles
 
 
-def segment_ids(sizes):
-    """Returns the segment id of every entry of a flattened vector.
-
-    Args:
-        sizes: int32 vector, the number of entries of each segment.
-
-    Returns:
-        An int32 vector of length `sum(sizes)`: entry j belongs to segment i.
-    """
-    return tf.repeat(tf.range(tf.size(sizes)), sizes)
+def _touched_rows(slices):
+    unique, position = tf.unique(slices.indices)
+    return tf.math.unsorted_segment_sum(slices.values, position, tf.size(unique))
 
 
-def sum_of_squares(flat, sizes):
-    """Per-segment sum of squares, accumulated in float64.
+def sum_of_squares(blocks):
+    """float64 sum of squares of each tensor of `blocks`, in input order."""
+    return blocks.per_row(lambda x: tf.reduce_sum(tf.square(x), 1))
+
+
+def gradient_statistics(blocks):
+    """Squared norms and non-finite counts of gradients.
 
     Args:
-        flat: Concatenated values: a vector, or `[N, k]` for k columns at once
-            (e.g. weights and their update) that share the segment ids.
-        sizes: int32 vector of segment sizes.
+        blocks: The gradients as `Blocks`.
 
     Returns:
-        float64 tensor with one sum per segment (`[n]` or `[n, k]`).
+        Dict of float64 vectors `[n]` in input order: `sq_norm` (NaN/Inf
+        propagate, as in the true norm) and `nonfinite`. Non-finite entries
+        are counted only when some norm is not finite (nothing to count
+        otherwise).
     """
-    values = tf.cast(flat, tf.float64)
-    return tf.math.unsorted_segment_sum(
-        tf.square(values), segment_ids(sizes), tf.size(sizes)
+    sq_norm = sum_of_squares(blocks)
+
+    def count():
+        return blocks.per_row(
+            lambda x: tf.reduce_sum(tf.cast(~tf.math.is_finite(x), tf.float64), 1)
+        )
+
+    nonfinite = tf.cond(
+        tf.reduce_all(tf.math.is_finite(sq_norm)),
+        lambda: tf.zeros_like(sq_norm),
+        count,
     )
+    return {"sq_norm": sq_norm, "nonfinite": nonfinite}
 
 
-def gradient_statistics(flat, sizes):
-    """Squared norms and non-finite counts of concatenated gradients.
-
-    Args:
-        flat: float32 vector of concatenated gradients (see `flatten`).
-        sizes: int32 vector, entries per variable.
-
-    Returns:
-        Dict of float64 vectors `[n]`: `sq_norm` (NaN/Inf propagate, as in the
-        true norm) and `nonfinite`.
-    """
-    n = tf.size(sizes)
-    ids = segment_ids(sizes)
-    values = tf.cast(flat, tf.float64)
-    finite = tf.math.is_finite(values)
-    return {
-        "sq_norm": tf.math.unsorted_segment_sum(tf.square(values), ids, n),
-        "nonfinite": tf.math.unsorted_segment_sum(
-            tf.cast(tf.logical_not(finite), tf.float64), ids, n
-        ),
-    }
-
-
-def histograms(flat, sizes, implicit_zeros, bins):
-    """Per-variable histograms of concatenated gradients.
+def histograms(blocks, bins):
+    """Per-tensor histograms of gradients.
 
     TensorBoard's convention: `bins` equal buckets from the minimum to the
     maximum, all values in the last bucket when they are all equal. Only
@@ -119,23 +152,35 @@ def histograms(flat, sizes, implicit_zeros, bins):
     `nonfinite`); implicit zeros of sparse gradients go in the bucket of zero.
 
     Args:
-        flat: float32 vector of concatenated gradients (see `flatten`).
-        sizes: int32 vector, entries per variable.
-        implicit_zeros: float64 vector, implicit zero entries per variable.
+        blocks: The gradients as `Blocks`.
         bins: Number of buckets.
 
     Returns:
-        Dict of float64 tensors: `hist_min` [n], `hist_max` [n],
-        `hist_counts` [n, bins].
+        Dict of float64 tensors in input order: `hist_min` [n], `hist_max`
+        [n], `hist_counts` [n, bins].
     """
-    n = tf.size(sizes)
-    ids = segment_ids(sizes)
-    values = tf.cast(flat, tf.float64)
-    finite = tf.math.is_finite(values)
-    has_zeros = implicit_zeros > 0
+    rows, start = [], 0
+    for matrix in blocks.matrices:
+        k = matrix.shape[0]
+        zeros = blocks.implicit_zeros[start : start + k]
+        rows.append(_block_histograms(tf.cast(matrix, tf.float64), zeros, bins))
+        start += k
+    packed = blocks.in_input_order(tf.concat(rows, 0))
+    return {
+        "hist_min": packed[:, 0],
+        "hist_max": packed[:, 1],
+        "hist_counts": packed[:, 2:],
+    }
+
+
+def _block_histograms(x, implicit_zeros, bins):
+    """`[k, 2 + bins]`: min, max and bucket counts of each row of `x`."""
+    k = tf.shape(x)[0]
+    finite = tf.math.is_finite(x)
     inf = tf.constant(float("inf"), tf.float64)
-    low = tf.math.unsorted_segment_min(tf.where(finite, values, inf), ids, n)
-    high = tf.math.unsorted_segment_max(tf.where(finite, values, -inf), ids, n)
+    low = tf.reduce_min(tf.where(finite, x, inf), 1)
+    high = tf.reduce_max(tf.where(finite, x, -inf), 1)
+    has_zeros = implicit_zeros > 0
     low = tf.where(has_zeros, tf.minimum(low, 0.0), low)
     high = tf.where(has_zeros, tf.maximum(high, 0.0), high)
     empty = tf.math.is_inf(low)
@@ -143,24 +188,19 @@ def histograms(flat, sizes, implicit_zeros, bins):
     high = tf.where(empty, tf.zeros_like(high), high)
     width = (high - low) / bins
 
-    def bucket_of(x, segment):
-        safe_width = tf.where(width > 0, width, tf.ones_like(width))
-        index = tf.floor((x - tf.gather(low, segment)) / tf.gather(safe_width, segment))
-        index = tf.where(tf.gather(width, segment) > 0, index, bins - 1.0)
+    def bucket_of(values):  # values: [k, m]
+        safe_width = tf.where(width > 0, width, tf.ones_like(width))[:, None]
+        index = tf.floor((values - low[:, None]) / safe_width)
+        index = tf.where(width[:, None] > 0, index, bins - 1.0)
         return tf.cast(tf.clip_by_value(index, 0.0, bins - 1.0), tf.int32)
 
-    flat_bucket = ids * bins + bucket_of(tf.where(finite, values, 0.0), ids)
-    counts = tf.math.unsorted_segment_sum(
-        tf.cast(finite, tf.float64), flat_bucket, n * bins
-    )
-    segments = tf.range(n)
-    zero_bucket = segments * bins + bucket_of(tf.zeros_like(low), segments)
-    counts += tf.math.unsorted_segment_sum(implicit_zeros, zero_bucket, n * bins)
-    return {
-        "hist_min": low,
-        "hist_max": high,
-        "hist_counts": tf.reshape(counts, [n, bins]),
-    }
+    buckets = bucket_of(tf.where(finite, x, low[:, None]))
+    ids = buckets + bins * tf.range(k)[:, None]
+    counts = tf.math.unsorted_segment_sum(tf.cast(finite, tf.float64), ids, k * bins)
+    counts = tf.reshape(counts, [k, bins])
+    zero_bucket = bucket_of(tf.zeros([k, 1], tf.float64))[:, 0]
+    counts += tf.one_hot(zero_bucket, bins, dtype=tf.float64) * implicit_zeros[:, None]
+    return tf.concat([low[:, None], high[:, None], counts], 1)
 
 
 def activation_statistics(outputs, kind):

@@ -437,12 +437,12 @@ def test_uncompiled_model_is_rejected():
 def test_write_failure_is_reported_once_and_training_goes_on(
     tmp_path, classification_data, monkeypatch, caplog
 ):
-    from tensorboard.summary.writer import event_file_writer
+    from kgrad import summaries
 
     def full_disk(self, event):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(event_file_writer.EventFileWriter, "add_event", full_disk)
+    monkeypatch.setattr(summaries.EventFile, "write", full_disk)
     x, y = classification_data
     model = compiled(mlp())
     with caplog.at_level(logging.ERROR, logger="kgrad"):

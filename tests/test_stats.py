@@ -18,21 +18,61 @@ def test_norms_and_nonfinite_counts_per_variable():
     a = rng.normal(size=(3, 4)).astype("float32")
     b = rng.normal(size=5).astype("float32")
     b[1], b[3] = np.nan, np.inf
-    flat, sizes, _ = stats.flatten([tf.constant(a), tf.constant(b)])
-    out = stats.gradient_statistics(flat, sizes)
+    c = rng.normal(size=(3, 4)).astype("float32")
+    out = stats.gradient_statistics(stats.Blocks([tf.constant(v) for v in (a, b, c)]))
     np.testing.assert_allclose(out["sq_norm"][0], np.sum(a.astype("float64") ** 2))
     assert np.isnan(out["sq_norm"][1])  # as the true norm
-    assert out["nonfinite"].numpy().tolist() == [0.0, 2.0]
+    np.testing.assert_allclose(out["sq_norm"][2], np.sum(c.astype("float64") ** 2))
+    assert out["nonfinite"].numpy().tolist() == [0.0, 2.0, 0.0]
+
+
+def test_squares_of_vanishing_gradients_do_not_underflow():
+    tiny = tf.fill([4], 1e-30)
+    norm = np.sqrt(stats.sum_of_squares(stats.Blocks([tiny]))[0])
+    np.testing.assert_allclose(norm, 2e-30, rtol=1e-6)
+
+
+def test_blocks_stack_same_shapes_and_keep_large_tensors_apart():
+    big = tf.zeros([stats.STACK_LIMIT + 1])
+    tensors = [tf.ones([2, 3]), big, tf.ones([4]), 2 * tf.ones([2, 3]), big]
+    assert stats.block_plan(tensors) == [[0, 3], [2], [1], [4]]
+    blocks = stats.Blocks(tensors)
+    assert [m.shape.as_list() for m in blocks.matrices] == [
+        [2, 6],
+        [1, 4],
+        [1, stats.STACK_LIMIT + 1],
+        [1, stats.STACK_LIMIT + 1],
+    ]
+    # results come back in the order of the inputs
+    assert stats.sum_of_squares(blocks).numpy().tolist() == [6.0, 0.0, 4.0, 24.0, 0.0]
+
+
+def test_ops_added_do_not_grow_with_depth():
+    def op_count(depth):
+        grads = [tf.TensorSpec([32, 32])] * depth + [tf.TensorSpec([32])] * depth
+
+        def statistics(*grads):
+            blocks = stats.Blocks(list(grads))
+            return stats.gradient_statistics(blocks), stats.histograms(blocks, 30)
+
+        graph = tf.function(statistics).get_concrete_function(*grads).graph
+        return sum(op.type != "Placeholder" for op in graph.get_operations())
+
+    assert op_count(10) == op_count(100)
 
 
 def test_histograms_match_tensorboard_and_handle_edge_cases():
     rng = np.random.default_rng(1)
     a = rng.normal(size=100).astype("float32")
+    b = rng.normal(size=100).astype("float32") * 1e-3
     same = np.full(7, 0.5, "float32")
     with_nan = np.array([1.0, np.nan, 3.0, -2.0], "float32")
-    flat, sizes, zeros = stats.flatten([tf.constant(v) for v in (a, same, with_nan)])
-    out = stats.histograms(flat, sizes, zeros, bins=6)
-    for i, values in enumerate((a, same, with_nan[np.isfinite(with_nan)])):
+    tensors = (a, same, with_nan, b)
+    blocks = stats.Blocks([tf.constant(v) for v in tensors])
+    assert len(blocks.matrices) == 3  # a and b share one
+    out = stats.histograms(blocks, bins=6)
+    for i, values in enumerate(tensors):
+        values = values[np.isfinite(values)]
         expected = reference_histogram(values.astype("float64"), 6)
         np.testing.assert_array_equal(out["hist_counts"][i], expected[:, 2])
         assert out["hist_min"][i] == expected[0, 0]
@@ -43,17 +83,11 @@ def test_sparse_gradient_is_its_dense_equivalent():
     values = tf.constant([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
     slices = tf.IndexedSlices(values, tf.constant([2, 0, 2]), tf.constant([5, 2]))
     dense = tf.convert_to_tensor(slices).numpy()
-    flat, sizes, zeros = stats.flatten([slices], dense_sizes=[10])
-    norm = stats.gradient_statistics(flat, sizes)["sq_norm"][0]
+    blocks = stats.Blocks([tf.ones([3]), slices], dense_sizes=[3, 10])
+    norm = stats.gradient_statistics(blocks)["sq_norm"][1]
     np.testing.assert_allclose(norm, np.sum(dense**2))
-    counts = stats.histograms(flat, sizes, zeros, bins=4)["hist_counts"][0]
+    counts = stats.histograms(blocks, bins=4)["hist_counts"][1]
     np.testing.assert_array_equal(counts, reference_histogram(dense, 4)[:, 2])
-
-
-def test_sum_of_squares_of_several_columns():
-    flat = tf.constant([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
-    out = stats.sum_of_squares(flat, tf.constant([2, 1]))
-    assert out.numpy().tolist() == [[10.0, 20.0], [25.0, 36.0]]
 
 
 def test_activation_statistics():
