@@ -403,10 +403,12 @@ def detail_table(results):
 def depth_table(results, configs):
     header = ["depth", "params", "plain ms/step", "steps/fit"]
     header += [f"({c})" for c in configs]
+    header += [f"({c}) +ms/step" for c in configs]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for depth, r in results:
         cells = [str(depth), f"{r['params']:,}", fmt(r["ms_per_step"], 1)]
         cells += [str(r["steps"])] + [fmt(r["ratios"][c]) + "x" for c in configs]
+        cells += [fmt(1e3 * r["extra_s"][c] / r["steps"], 2) for c in configs]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -435,6 +437,15 @@ def targets(results, depth_results):
         reads = r.get("host_reads")
         if reads is not None and not math.isnan(reads):
             check(f"<= 1 host read per logged step on {where}: {reads:.1f}", reads <= 1)
+    if len(depth_results) > 1:
+        (shallow, first), (deep, last) = depth_results[0], depth_results[-1]
+        for config in first["ratios"]:
+            a, b = first["ratios"][config], last["ratios"][config]
+            check(
+                f"({config}) flat over depth: {fmt(a)}x at depth {shallow}, "
+                f"{fmt(b)}x at depth {deep} (at most +0.05x)",
+                b <= a + 0.05,
+            )
     return out
 
 
@@ -493,8 +504,7 @@ def parse_args(argv):
         "--batch-sizes",
         nargs="+",
         type=int,
-        default=[64],
-        help="64 256 is the full matrix (about 2 h on 2 shared cores)",
+        default=[64, 256],
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(

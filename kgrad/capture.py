@@ -99,7 +99,7 @@ class GradientCapture:
         self._armed = False
         self._captures_read = 0.0
         self._batch_size = tf.constant(np.nan, tf.float64)
-        self._probe_values = {}
+        self._probe_outputs = {}
         self._restore = []
         self._warned_missing = False
         with model.distribute_strategy.scope():
@@ -244,9 +244,7 @@ class GradientCapture:
         def probe(*args, **kwargs):
             outputs = function(*args, **kwargs)
             if capture._recording:
-                capture._probe_values[id(layer)] = stats_lib.activation_statistics(
-                    outputs, kind
-                )
+                capture._probe_outputs[id(layer)] = outputs
             return outputs
 
         probe.__name__ = getattr(function, "__name__", "probe")
@@ -274,7 +272,7 @@ class GradientCapture:
             # `tf.cond` (no cross-replica sync inside control flow).
             reduced = all_reduce_present(grads)
             activations = capture._activation_values()
-            capture._probe_values = {}
+            capture._probe_outputs = {}
             armed = capture._flag > 0
             before = tf.cond(
                 armed,
@@ -332,11 +330,22 @@ class GradientCapture:
         self._flag.assign(0)
 
     def _activation_values(self):
-        nan = tf.constant([float("nan")] * 2, tf.float64)
-        rows = [self._probe_values.get(id(layer), nan) for layer, _ in self.probes]
-        if not rows:
-            return tf.zeros([0, 2], tf.float64)
-        return all_reduce([tf.stack(rows)], mean=True)[0]
+        """`[m, 2]` statistics of the probed layers; NaN for those that did not run."""
+        m = len(self.probes)
+        ran = [
+            i
+            for i, (layer, _) in enumerate(self.probes)
+            if id(layer) in self._probe_outputs
+        ]
+        if not ran:
+            return tf.fill([m, 2], tf.constant(np.nan, tf.float64))
+        rows = stats_lib.activation_statistics(
+            [self._probe_outputs[id(self.probes[i][0])] for i in ran],
+            [self.probes[i][1] for i in ran],
+        )
+        rows = all_reduce([rows], mean=True)[0]
+        missing = tf.fill([m, 2], tf.constant(np.nan, tf.float64))
+        return tf.tensor_scatter_nd_update(missing, [[i] for i in ran], rows)
 
     def _report_missing(self, missing):
         if not missing or self._warned_missing:

@@ -203,31 +203,58 @@ def _block_histograms(x, implicit_zeros, bins):
     return tf.concat([low[:, None], high[:, None], counts], 1)
 
 
-def activation_statistics(outputs, kind):
-    """Statistics of one layer's activations on a batch.
+def activation_statistics(outputs, kinds):
+    """Statistics of layers' activations on a batch, fused by unit count.
+
+    The outputs of layers with the same number of units (the last axis) and
+    kind are concatenated along their rows and reduced together, so the ops
+    added do not grow with depth.
 
     Args:
-        outputs: The layer's output tensor, batch first, units last.
-        kind: `"relu"` or `"sigmoid"` / `"tanh"`.
+        outputs: The layers' output tensors, batch first, units last.
+        kinds: Each layer's `"relu"`, `"sigmoid"` or `"tanh"`.
 
     Returns:
-        float64 vector `[zero_or_saturated_share, dead_unit_share]`. For ReLU
-        layers: the share of outputs that are zero, and the share of units
-        (last axis) that are zero for every example of the batch (dead units).
-        For sigmoid/tanh: the share of outputs within 1% of the function's
-        bounds (saturated), and the share of units saturated on every example.
+        float64 `[n, 2]`, one row per layer in input order:
+        `[zero_or_saturated_share, dead_unit_share]`. For ReLU layers: the
+        share of outputs that are zero, and the share of units (last axis)
+        that are zero for every example of the batch (dead units). For
+        sigmoid/tanh: the share of outputs within 1% of the function's bounds
+        (saturated), and the share of units saturated on every example.
+
+    Example:
+
+    >>> relu = tf.constant([[0.0, 1.0, 0.0], [0.0, 2.0, 3.0]])
+    >>> activation_statistics([relu], ["relu"]).numpy().tolist()
+    [[0.5, 0.3333333333333333]]
     """
-    x = tf.cast(outputs, tf.float32)
-    units = tf.shape(x)[-1]
-    x = tf.reshape(x, [-1, units])
-    if kind == "relu":
-        flagged = x <= 0.0
-    elif kind == "sigmoid":
-        flagged = tf.logical_or(x < 0.01, x > 0.99)
-    elif kind == "tanh":
-        flagged = tf.abs(x) > 0.98
-    else:
-        raise ValueError(f"Unknown activation kind. Received: kind={kind}")
-    share = tf.reduce_mean(tf.cast(flagged, tf.float64))
-    always = tf.reduce_mean(tf.cast(tf.reduce_all(flagged, axis=0), tf.float64))
-    return tf.stack([share, always])
+    groups = {}
+    for i, (x, kind) in enumerate(zip(outputs, kinds, strict=True)):
+        if kind not in _FLAGGED:
+            raise ValueError(f"Unknown activation kind. Received: kind={kind}")
+        units = x.shape[-1]
+        groups.setdefault((kind, x.dtype, units or f"unknown {i}"), []).append(i)
+    rows, order = [], []
+    for (kind, _, _), indices in groups.items():
+        parts = [
+            tf.reshape(outputs[i], [-1, tf.shape(outputs[i])[-1]]) for i in indices
+        ]
+        counts = tf.stack([tf.shape(part)[0] for part in parts])
+        flagged = tf.cast(_FLAGGED[kind](tf.concat(parts, 0)), tf.float64)
+        layer_of_row = tf.repeat(tf.range(len(indices)), counts)
+        units = tf.cast(tf.shape(flagged)[1], tf.float64)
+        share = tf.math.unsorted_segment_sum(
+            tf.reduce_sum(flagged, 1), layer_of_row, len(indices)
+        ) / (tf.cast(counts, tf.float64) * units)
+        always = tf.math.unsorted_segment_min(flagged, layer_of_row, len(indices))
+        rows.append(tf.stack([share, tf.reduce_mean(always, 1)], 1))
+        order += indices
+    inverse = np.argsort(np.asarray(order, np.int32)).astype(np.int32)
+    return tf.gather(tf.concat(rows, 0), inverse)
+
+
+_FLAGGED = {
+    "relu": lambda x: x <= 0.0,
+    "sigmoid": lambda x: tf.logical_or(x < 0.01, x > 0.99),
+    "tanh": lambda x: tf.abs(x) > 0.98,
+}

@@ -238,12 +238,12 @@ def _norm_items(captured, paths, present):
     ]
     for i in present.tolist():
         path = paths[i]
-        items.append(("grad_norm/" + path, grad_norm[i]))
-        items.append(("weight_norm/" + path, weight_norm[i]))
+        items.append((f"grad_norm/{path}", grad_norm[i]))
+        items.append((f"weight_norm/{path}", weight_norm[i]))
         if weight_norm[i] > 0 and update_norm[i] == update_norm[i]:  # not NaN
-            items.append(("update_ratio/" + path, update_norm[i] / weight_norm[i]))
+            items.append((f"update_ratio/{path}", update_norm[i] / weight_norm[i]))
         if nonfinite[i] > 0:
-            items.append(("grad_nonfinite/" + path, nonfinite[i]))
+            items.append((f"grad_nonfinite/{path}", nonfinite[i]))
     return items
 
 
@@ -255,10 +255,10 @@ def _activation_items(captured, layers):
         if share != share:  # NaN: the layer did not run
             continue
         if kind == "relu":
-            items.append(("activation_zero/" + layer, share))
-            items.append(("dead_units/" + layer, always))
+            items.append((f"activation_zero/{layer}", share))
+            items.append((f"dead_units/{layer}", always))
         else:
-            items.append(("saturation/" + layer, share))
+            items.append((f"saturation/{layer}", share))
     return items
 
 

@@ -90,10 +90,11 @@ def test_sparse_gradient_is_its_dense_equivalent():
     np.testing.assert_array_equal(counts, reference_histogram(dense, 4)[:, 2])
 
 
-def test_activation_statistics():
+def test_activation_statistics_fused_over_layers_of_any_batch():
     relu = tf.constant([[0.0, 1.0, 0.0], [0.0, 2.0, 3.0]])
-    share, dead = stats.activation_statistics(relu, "relu").numpy()
-    assert share == 3 / 6 and dead == 1 / 3
+    relu_long = tf.constant([[0.0, -1.0, 2.0]] * 3 + [[1.0, 0.0, 0.0]])
     sigmoid = tf.constant([[0.995, 0.5], [0.001, 0.5]])
-    share, always = stats.activation_statistics(sigmoid, "sigmoid").numpy()
-    assert share == 2 / 4 and always == 1 / 2
+    out = stats.activation_statistics(
+        [relu, sigmoid, relu_long], ["relu", "sigmoid", "relu"]
+    ).numpy()
+    assert out.tolist() == [[3 / 6, 1 / 3], [2 / 4, 1 / 2], [8 / 12, 1 / 3]]

@@ -1,0 +1,134 @@
+"""Where the time of one logged step goes: a profile of GradientMonitor's work.
+
+For `mlp_relu_he` (or `--model`) at each `--depths`, times the pieces that a
+logged step adds to a plain training step, each as the 20th percentile of
+`--calls` calls (robust to the noise of a shared machine):
+
+- `plain step`: Keras's own train function, one step;
+- `logged step`: the logging twin with norms (and `+ histograms`);
+- `host read`: the one device-to-host transfer of the statistics, unpacked;
+- `arm`: the flag assignment that arms the next step;
+- `encode+write`: building and writing the step's summaries (background
+  thread in training).
+
+Usage:
+
+    python benchmarks/logged_step.py                    # depths 10 20 50 100
+    python benchmarks/logged_step.py --model cnn_bn --depths 0
+"""
+
+import argparse
+import os
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from kgrad import summaries, zoo  # noqa: E402
+from kgrad.capture import GradientCapture  # noqa: E402
+
+
+def timed(action, calls):
+    """20th percentile of the wall time of `calls` calls of `action`, in ms."""
+    times = []
+    for i in range(calls + 10):
+        begin = time.perf_counter()
+        action()
+        if i >= 10:  # the first calls warm caches up
+            times.append(time.perf_counter() - begin)
+    return float(np.percentile(times, 20)) * 1e3
+
+
+def profile(model_name, depth, batch_size, calls):
+    """Returns a dict of milliseconds for one model."""
+    keras.utils.set_random_seed(0)
+    overrides = {"depth": depth} if depth else {}
+    model = zoo.build(model_name, **overrides)
+    model.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    shape = [50 if d is None else d for d in model.input_shape[1:]]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4 * batch_size, *shape)).astype("float32")
+    y = rng.integers(0, model.output_shape[-1], len(x)).astype("int32")
+    batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+    iterator = iter(batches.cache().repeat())
+    model.fit(batches, epochs=1, verbose=0)
+    capture = GradientCapture(model)
+    capture.install()
+    plain = capture._plain_function
+
+    def logged(histograms):
+        capture.arm(histograms=histograms)
+        capture._armed = False
+        capture._recording = True
+        try:
+            capture._logging_function(iterator)
+        finally:
+            capture._recording = False
+
+    out = {
+        "variables": len(capture.variables),
+        "plain step": timed(lambda: plain(iterator), calls),
+        "logged step": timed(lambda: logged(False), calls),
+        "logged step + histograms": timed(lambda: logged(True), calls),
+        "arm": timed(lambda: capture._flag.assign(1), calls),
+    }
+    logged(False)
+    out["host read"] = timed(
+        lambda: capture.layout.unpack(capture._stats.numpy()), calls
+    )
+    captured = capture.layout.unpack(capture._stats.numpy())
+    layers = [(layer.path, kind) for layer, kind in capture.probes]
+    with tempfile.TemporaryDirectory() as log_dir:
+        writer = summaries.RunWriter(log_dir)
+
+        def write():
+            scalars = summaries.step_scalars(captured, capture.paths, layers)
+            writer.write(1, [], scalars)
+            writer.flush()
+
+        out["encode+write"] = timed(write, calls)
+        writer.close()
+    capture.uninstall()
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="mlp_relu_he")
+    parser.add_argument("--depths", nargs="+", type=int, default=[10, 20, 50, 100])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--calls", type=int, default=300)
+    args = parser.parse_args(argv)
+    keys = [
+        "plain step",
+        "logged step",
+        "logged step + histograms",
+        "host read",
+        "arm",
+        "encode+write",
+    ]
+    print(
+        f"{args.model}, batch {args.batch_size}; ms, 20th percentile of "
+        f"{args.calls} calls"
+    )
+    print("| depth | variables | " + " | ".join(keys) + " | added by a norm step |")
+    print("|---" * (len(keys) + 3) + "|")
+    for depth in args.depths:
+        r = profile(args.model, depth, args.batch_size, args.calls)
+        added = r["logged step"] - r["plain step"] + r["host read"] + r["arm"]
+        added += r["encode+write"]
+        cells = " | ".join(f"{r[k]:.2f}" for k in keys)
+        print(
+            f"| {depth or '-'} | {r['variables']} | {cells} | {added:.2f} |", flush=True
+        )
+
+
+if __name__ == "__main__":
+    main()
