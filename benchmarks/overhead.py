@@ -506,9 +506,9 @@ def parse_args(argv):
         type=int,
         default=[64, 256],
     )
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
-        "--fit-seconds", type=float, default=1.0, help="target length of a plain fit"
+        "--fit-seconds", type=float, default=2.0, help="target length of a plain fit"
     )
     parser.add_argument("--min-steps", type=int, default=1)
     parser.add_argument("--max-steps", type=int, default=1000)
