@@ -31,6 +31,15 @@ import tensorflow as tf  # noqa: E402
 from kgrad import summaries, zoo  # noqa: E402
 from kgrad.capture import GradientCapture  # noqa: E402
 
+PIECES = (
+    "plain step",
+    "logged step",
+    "logged step + histograms",
+    "host read",
+    "arm",
+    "encode+write",
+)
+
 
 def timed(action, calls):
     """20th percentile of the wall time of `calls` calls of `action`, in ms."""
@@ -106,14 +115,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--calls", type=int, default=300)
     args = parser.parse_args(argv)
-    keys = [
-        "plain step",
-        "logged step",
-        "logged step + histograms",
-        "host read",
-        "arm",
-        "encode+write",
-    ]
+    keys = PIECES
     print(
         f"{args.model}, batch {args.batch_size}; ms, 20th percentile of "
         f"{args.calls} calls"

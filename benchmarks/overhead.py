@@ -18,7 +18,8 @@ the functions (excluded). A plain fit of a few steps gives the step time, from
 which the steps per timed fit are chosen so that a fit lasts `--fit-seconds`.
 `optimizer.iterations` is then set to 1000, so that `a` is in its steady state
 (past its first 50 steps), and the configurations run interleaved in pairs
-(plain, X, plain, X, ...). The figure is the median over `--repeats` pairs of
+(plain, X, X, plain, ...: the order within a pair alternates, and the garbage
+collector runs before each fit). The figure is the median over `--repeats` pairs of
 time(X) / time(plain). A separate measurement pairs fits that start at step 1,
 where `a` logs every step on purpose. The depth section does the same for
 `mlp_relu_he` at several depths. `host reads/logged step` counts the
@@ -33,6 +34,7 @@ Usage:
 
 import argparse
 import contextlib
+import gc
 import math
 import os
 import platform
@@ -189,6 +191,7 @@ class Bench:
         if start is not None:
             self.model.optimizer.iterations.assign(start)
         callbacks = self.callbacks[config]
+        gc.collect()  # every fit starts from the same garbage-collector state
         begin = time.perf_counter()
         self.model.fit(
             self.dataset,
@@ -207,13 +210,25 @@ class Bench:
         return int(self.model.optimizer.iterations.numpy())
 
 
-def paired_ratios(bench, config, steps, repeats, start=None, on_pair=None, extra=None):
-    """Times `repeats` (plain, config) pairs; returns (ratios, plain times)."""
+def paired_ratios(
+    bench, config, steps, repeats, start=None, on_pair=None, extra=None, swap=False
+):
+    """Times `repeats` pairs of plain and `config` fits; returns (ratios, plains).
+
+    The order within a pair alternates (plain first, then `config` first, or
+    the reverse with `swap`), so that drift and whatever a fit leaves to the
+    next one fall on both sides alike.
+    """
     ratios, plains = [], []
-    for _ in range(repeats):
-        plain = bench.fit("plain", steps, start)
-        first = bench.step + 1
-        other = bench.fit(config, steps, start)
+    for i in range(repeats):
+        if (i % 2 == 1) != swap:
+            first = bench.step + 1
+            other = bench.fit(config, steps, start)
+            plain = bench.fit("plain", steps, start)
+        else:
+            plain = bench.fit("plain", steps, start)
+            first = bench.step + 1
+            other = bench.fit(config, steps, start)
         if on_pair is not None:
             on_pair(first if start is None else start + 1, steps)
         ratios.append(other / plain)
@@ -321,6 +336,7 @@ def measure(name, batch_size, configs, args, overrides=None, extras=True, log=pr
                     1,
                     on_pair=count_logged if config == "a" else None,
                     extra=extra[config],
+                    swap=r % 2 == 1,
                 )
                 all_ratios[config] += ratios
                 result["plain_s"] += plains
@@ -372,6 +388,19 @@ def main_table(results, configs):
     for config in configs:
         cells = [f"({config}) {CONFIGS[config]}"]
         cells += [fmt(r["ratios"].get(config)) + "x" for r in results]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def spread_table(results, configs):
+    """The lowest and highest paired ratio of each cell of `main_table`."""
+    header = ["config"] + [f"{r['model']} b{r['batch']}" for r in results]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for config in configs:
+        cells = [f"({config})"]
+        for r in results:
+            ratios = r["all_ratios"].get(config) or [math.nan]
+            cells.append(f"{fmt(min(ratios))}–{fmt(max(ratios))}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -461,11 +490,16 @@ def render(results, depth_results, configs, depth_configs, info, command):
         f"after {info['load_after']}. Wall time: {info['wall'] / 60:.1f} min.",
         "",
         "Median over the repeats of time(fit with X) / time(plain fit), pairs "
-        "interleaved, after a warm-up; steady state (`optimizer.iterations` set "
-        f"to {STEADY_STATE_START} first, so (a) logs norms every 100 steps and "
-        "histograms every 500). One timed fit is one epoch.",
+        "interleaved (which of the two runs first alternates), after a warm-up "
+        "and a garbage collection before each fit; steady state "
+        f"(`optimizer.iterations` set to {STEADY_STATE_START} first, so (a) logs "
+        "norms every 100 steps and histograms every 500). One timed fit is one epoch.",
         "",
         *main_table(results, configs),
+        "",
+        "Spread: the lowest and the highest of the paired ratios behind each median.",
+        "",
+        *spread_table(results, configs),
         "",
         *(
             [
@@ -506,9 +540,9 @@ def parse_args(argv):
         type=int,
         default=[64, 256],
     )
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument(
-        "--fit-seconds", type=float, default=2.0, help="target length of a plain fit"
+        "--fit-seconds", type=float, default=1.0, help="target length of a plain fit"
     )
     parser.add_argument("--min-steps", type=int, default=1)
     parser.add_argument("--max-steps", type=int, default=1000)

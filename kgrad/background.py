@@ -1,8 +1,12 @@
-"""A background thread that writes logs, so training never waits for them.
+"""A background thread for slow logging work, so training never waits for it.
 
-The callback hands each logged step's statistics (numpy arrays, already on the
-host) to a `Worker`; building protocol buffers, writing and flushing event
-files and drawing figures happen in the worker's thread, in submission order.
+The callback hands its logging jobs to a `Worker`, which runs them in
+submission order. Slow jobs (drawing the gradient-flow figure) run in the
+worker's thread. A short job (writing one logged step: about 0.3 ms) runs at
+once in the caller's thread when nothing is queued (`submit(job, inline=True)`):
+handing it to a thread would cost more, because the two threads contend for
+the GIL and the cores the training step needs (measured on `mlp_relu_he`,
+norms on every step: 2.99x plain `fit` through the thread, 2.27x inline).
 The worker drains its queue at interpreter exit, so a script that ends right
 after `fit` (or is stopped by Ctrl-C) loses nothing that was logged.
 
@@ -37,9 +41,18 @@ class Worker:
         self._thread.start()
         atexit.register(self.drain)
 
-    def submit(self, job):
-        """Queues `job`, a callable without arguments."""
-        self._queue.put(job)
+    def submit(self, job, inline=False):
+        """Runs `job`, a callable without arguments, after the jobs before it.
+
+        Args:
+            job: The job.
+            inline: Run it now in the calling thread if no job is queued or
+                running (only one thread may submit). Defaults to `False`.
+        """
+        if inline and self._queue.unfinished_tasks == 0:
+            self._guarded(job)
+        else:
+            self._queue.put(job)
 
     def drain(self):
         """Blocks until every job submitted so far has run."""
@@ -49,10 +62,14 @@ class Worker:
         while True:
             job = self._queue.get()
             try:
-                job()
-            except Exception:  # logging must never stop training
-                if not self._failed:
-                    self._failed = True
-                    logger.exception("kgrad: a logging job failed; training goes on.")
+                self._guarded(job)
             finally:
                 self._queue.task_done()
+
+    def _guarded(self, job):
+        try:
+            job()
+        except Exception:  # logging must never stop training
+            if not self._failed:
+                self._failed = True
+                logger.exception("kgrad: a logging job failed; training goes on.")

@@ -270,7 +270,8 @@ class GradientMonitor(keras.callbacks.Callback):
         if captured is None:
             return
         self._worker.submit(
-            functools.partial(self._log_step, captured, norms, histograms)
+            functools.partial(self._log_step, captured, norms, histograms),
+            inline=True,
         )
         if norms and captured["header"][2] == 0 and captured["nonfinite"].sum() > 0:
             self._handle_nonfinite()

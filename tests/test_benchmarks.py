@@ -46,3 +46,16 @@ def test_quick_run_has_a_finite_ratio_per_configuration(overhead, tmp_path, caps
 def test_unknown_configuration_is_refused(overhead):
     with pytest.raises(SystemExit):
         overhead.parse_args(["--configs", "z"])
+
+
+def test_logged_step_profile_times_every_piece():
+    path = SCRIPT.parent / "logged_step.py"
+    spec = importlib.util.spec_from_file_location("kgrad_bench_logged_step", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    out = module.profile("mlp_relu_he", depth=3, batch_size=8, calls=3)
+
+    assert out["variables"] == 8  # 3 hidden layers and the output, kernel and bias
+    for key in module.PIECES:
+        assert math.isfinite(out[key]) and out[key] > 0, key
