@@ -11,13 +11,23 @@ logged step adds to a plain training step, each as the 20th percentile of
 - `encode+write`: building and writing the step's summaries (background
   thread in training).
 
+With `--ops N`, the logged steps are also run under TensorFlow's profiler and
+the N ops of kgrad (those under the `kgrad` name scope) with the most self
+time are listed, with the total of kgrad's ops against the model's own.
+Profiler times are inflated by the profiler itself; compare them with each
+other, not with the timings above.
+
 Usage:
 
     python benchmarks/logged_step.py                    # depths 10 20 50 100
     python benchmarks/logged_step.py --model cnn_bn --depths 0
+    python benchmarks/logged_step.py --depths 20 --ops 15
 """
 
 import argparse
+import collections
+import glob
+import json
 import os
 import tempfile
 import time
@@ -52,7 +62,7 @@ def timed(action, calls):
     return float(np.percentile(times, 20)) * 1e3
 
 
-def profile(model_name, depth, batch_size, calls):
+def profile(model_name, depth, batch_size, calls, ops=False):
     """Returns a dict of milliseconds for one model."""
     keras.utils.set_random_seed(0)
     overrides = {"depth": depth} if depth else {}
@@ -104,8 +114,59 @@ def profile(model_name, depth, batch_size, calls):
 
         out["encode+write"] = timed(write, calls)
         writer.close()
+    if ops:
+        out["ops"] = op_profile(lambda: logged(False), calls)
     capture.uninstall()
     return out
+
+
+def op_profile(action, calls):
+    """Self time per op of `calls` calls of `action`, from TensorFlow's profiler.
+
+    Returns `{(op type, op name): (microseconds per call, occurrences per
+    call)}`. Reads the profile with TensorFlow's own converter (the one the
+    TensorBoard profile plugin uses).
+    """
+    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin
+
+    with tempfile.TemporaryDirectory() as log_dir:
+        tf.profiler.experimental.start(log_dir)
+        for _ in range(calls):
+            action()
+        tf.profiler.experimental.stop()
+        (path,) = glob.glob(f"{log_dir}/**/*.xplane.pb", recursive=True)
+        data, ok = _pywrap_profiler_plugin.xspace_to_tools_data(
+            [path], "framework_op_stats", {}
+        )
+    if not ok:
+        raise RuntimeError(f"the profile could not be read: {data[:200]!r}")
+    table = json.loads(data)[0]
+    columns = [c["id"] for c in table["cols"]]
+    stats = collections.defaultdict(lambda: [0.0, 0.0])
+    for row in table["rows"]:
+        values = [c["v"] if c else None for c in row["c"]]
+        cells = dict(zip(columns, values, strict=True))
+        if cells["type"] == "IDLE":
+            continue
+        entry = stats[(cells["type"], cells["operation"])]
+        entry[0] += cells["total_self_time"] / calls
+        entry[1] += cells["occurrences"] / calls
+    return {key: tuple(value) for key, value in stats.items()}
+
+
+def print_ops(ops, top):
+    """Prints kgrad's share of the profiled step and its `top` costliest ops."""
+    ours = {k: v for k, v in ops.items() if "kgrad" in k[1]}
+    theirs = {k: v for k, v in ops.items() if "kgrad" not in k[1]}
+    for label, part in (("kgrad's ops", ours), ("the model's ops", theirs)):
+        time_us = sum(t for t, _ in part.values())
+        count = sum(n for _, n in part.values())
+        print(f"{label}: {time_us / 1e3:.2f} ms in {count:.0f} ops per step")
+    print(f"| us/step | ops/step | type | kgrad op (top {top}) |")
+    print("|---|---|---|---|")
+    ranked = sorted(ours.items(), key=lambda item: -item[1][0])[:top]
+    for (op_type, name), (time_us, count) in ranked:
+        print(f"| {time_us:.0f} | {count:.0f} | {op_type} | `{name}` |")
 
 
 def main(argv=None):
@@ -114,6 +175,7 @@ def main(argv=None):
     parser.add_argument("--depths", nargs="+", type=int, default=[10, 20, 50, 100])
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--ops", type=int, default=0, help="list the top N ops")
     args = parser.parse_args(argv)
     keys = PIECES
     print(
@@ -123,7 +185,7 @@ def main(argv=None):
     print("| depth | variables | " + " | ".join(keys) + " | added by a norm step |")
     print("|---" * (len(keys) + 3) + "|")
     for depth in args.depths:
-        r = profile(args.model, depth, args.batch_size, args.calls)
+        r = profile(args.model, depth, args.batch_size, args.calls, ops=args.ops > 0)
         added = r["logged step"] - r["plain step"] + r["host read"] + r["arm"]
         added += r["encode+write"]
         cells = " | ".join(f"{r[k]:.2f}" for k in keys)

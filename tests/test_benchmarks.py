@@ -54,8 +54,11 @@ def test_logged_step_profile_times_every_piece():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
 
-    out = module.profile("mlp_relu_he", depth=3, batch_size=8, calls=3)
+    out = module.profile("mlp_relu_he", depth=3, batch_size=8, calls=3, ops=True)
 
     assert out["variables"] == 8  # 3 hidden layers and the output, kernel and bias
     for key in module.PIECES:
         assert math.isfinite(out[key]) and out[key] > 0, key
+    kgrad_ops = [name for _, name in out["ops"] if "kgrad" in name]
+    model_ops = [name for _, name in out["ops"] if "kgrad" not in name]
+    assert kgrad_ops and model_ops  # the profile tells kgrad's ops apart
