@@ -8,8 +8,8 @@ logged step adds to a plain training step, each as the 20th percentile of
 - `logged step`: the logging twin with norms (and `+ histograms`);
 - `host read`: the one device-to-host transfer of the statistics, unpacked;
 - `arm`: the flag assignment that arms the next step;
-- `encode+write`: building and writing the step's summaries (background
-  thread in training).
+- `encode+write`: building and writing the step's summaries (in training,
+  inline when the writer is idle, else on its thread).
 
 With `--ops N`, the logged steps are also run under TensorFlow's profiler and
 the N ops of kgrad (those under the `kgrad` name scope) with the most self
@@ -184,6 +184,7 @@ def main(argv=None):
     )
     print("| depth | variables | " + " | ".join(keys) + " | added by a norm step |")
     print("|---" * (len(keys) + 3) + "|")
+    profiles = {}
     for depth in args.depths:
         r = profile(args.model, depth, args.batch_size, args.calls, ops=args.ops > 0)
         added = r["logged step"] - r["plain step"] + r["host read"] + r["arm"]
@@ -192,6 +193,11 @@ def main(argv=None):
         print(
             f"| {depth or '-'} | {r['variables']} | {cells} | {added:.2f} |", flush=True
         )
+        profiles[depth] = r.get("ops")
+    for depth, ops in profiles.items():
+        if ops is not None:
+            print(f"\nTensorFlow profiler, logged step with norms, depth {depth}")
+            print_ops(ops, args.ops)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def test_unknown_configuration_is_refused(overhead):
         overhead.parse_args(["--configs", "z"])
 
 
-def test_logged_step_profile_times_every_piece():
+def test_logged_step_profile_times_every_piece(capsys):
     path = SCRIPT.parent / "logged_step.py"
     spec = importlib.util.spec_from_file_location("kgrad_bench_logged_step", path)
     module = importlib.util.module_from_spec(spec)
@@ -62,3 +62,7 @@ def test_logged_step_profile_times_every_piece():
     kgrad_ops = [name for _, name in out["ops"] if "kgrad" in name]
     model_ops = [name for _, name in out["ops"] if "kgrad" not in name]
     assert kgrad_ops and model_ops  # the profile tells kgrad's ops apart
+    module.print_ops(out["ops"], top=2)
+    printed = capsys.readouterr().out
+    assert "kgrad's ops:" in printed and "the model's ops:" in printed
+    assert len([line for line in printed.splitlines() if "`" in line]) == 2

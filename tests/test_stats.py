@@ -94,7 +94,16 @@ def test_activation_statistics_fused_over_layers_of_any_batch():
     relu = tf.constant([[0.0, 1.0, 0.0], [0.0, 2.0, 3.0]])
     relu_long = tf.constant([[0.0, -1.0, 2.0]] * 3 + [[1.0, 0.0, 0.0]])
     sigmoid = tf.constant([[0.995, 0.5], [0.001, 0.5]])
-    out = stats.activation_statistics(
-        [relu, sigmoid, relu_long], ["relu", "sigmoid", "relu"]
-    ).numpy()
-    assert out.tolist() == [[3 / 6, 1 / 3], [2 / 4, 1 / 2], [8 / 12, 1 / 3]]
+    sequence = tf.constant([[[0.0, 1.0, 0.0], [0.0, 0.0, 5.0]]] * 2)  # [b, t, u]
+    tensors = [relu, sigmoid, relu_long, sequence]
+    kinds = ["relu", "sigmoid", "relu", "relu"]
+    expected = [[3 / 6, 1 / 3], [2 / 4, 1 / 2], [8 / 12, 1 / 3], [8 / 12, 1 / 3]]
+
+    assert stats.activation_statistics(tensors, kinds).numpy().tolist() == expected
+    dynamic = tf.function(
+        lambda *xs: stats.activation_statistics(list(xs), kinds),
+        input_signature=[
+            tf.TensorSpec([None] * (t.shape.rank - 1) + [t.shape[-1]]) for t in tensors
+        ],
+    )
+    assert dynamic(*tensors).numpy().tolist() == expected
