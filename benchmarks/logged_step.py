@@ -17,11 +17,18 @@ time are listed, with the total of kgrad's ops against the model's own.
 Profiler times are inflated by the profiler itself; compare them with each
 other, not with the timings above.
 
+With `--in-fit N`, the same model also runs `N` steps of `model.fit` plain and
+with norms on every step (configuration (b) of `overhead.py`), and each step is
+split into the time in the train function and the time in GradientMonitor's
+callback (reading, writing and arming), medians over the steps. Inside `fit`
+a logged step costs more than the isolated figures add up to: that is what
+this part measures.
+
 Usage:
 
     python benchmarks/logged_step.py                    # depths 10 20 50 100
     python benchmarks/logged_step.py --model cnn_bn --depths 0
-    python benchmarks/logged_step.py --depths 20 --ops 15
+    python benchmarks/logged_step.py --depths 20 --ops 15 --in-fit 500
 """
 
 import argparse
@@ -38,7 +45,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from kgrad import summaries, zoo  # noqa: E402
+from kgrad import GradientMonitor, summaries, zoo  # noqa: E402
 from kgrad.capture import GradientCapture  # noqa: E402
 
 PIECES = (
@@ -49,6 +56,9 @@ PIECES = (
     "arm",
     "encode+write",
 )
+
+
+IN_FIT = ("plain train function", "logged train function", "callback")
 
 
 def timed(action, calls):
@@ -120,6 +130,68 @@ def profile(model_name, depth, batch_size, calls, ops=False):
     return out
 
 
+class _StepClock(keras.callbacks.Callback):
+    """Times each batch from its `on_train_batch_begin` to its end."""
+
+    def __init__(self):
+        super().__init__()
+        self.times = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._begin = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.perf_counter() - self._begin)
+
+
+def in_fit(model_name, depth, batch_size, steps):
+    """Medians in ms of a step inside `model.fit`, plain and with norms each step.
+
+    Returns `{"plain train function", "logged train function", "callback"}`;
+    the clock runs after GradientMonitor's `on_train_batch_begin`, so the train
+    function's time does not include the callback's.
+    """
+    keras.utils.set_random_seed(0)
+    model = zoo.build(model_name, **({"depth": depth} if depth else {}))
+    model.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    shape = [50 if d is None else d for d in model.input_shape[1:]]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4 * batch_size, *shape)).astype("float32")
+    y = rng.integers(0, model.output_shape[-1], len(x)).astype("int32")
+    batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+    batches = batches.cache().repeat()
+    callback_times = []
+    with tempfile.TemporaryDirectory() as log_dir:
+        monitor = GradientMonitor(log_dir, norm_freq=1, histogram_freq=0, first_steps=0)
+        begin = monitor.on_train_batch_begin
+
+        def timed_begin(batch, logs=None):
+            start = time.perf_counter()
+            begin(batch, logs)
+            callback_times.append(time.perf_counter() - start)
+
+        monitor.on_train_batch_begin = timed_begin
+        out = {}
+        for label, callbacks in (("plain", []), ("logged", [monitor])):
+            clock = _StepClock()
+            for _ in range(2):  # the first fit traces
+                clock.times.clear()
+                callback_times.clear()
+                model.fit(
+                    batches,
+                    epochs=1,
+                    steps_per_epoch=steps,
+                    callbacks=[*callbacks, clock],
+                    verbose=0,
+                )
+            out[f"{label} train function"] = float(np.median(clock.times)) * 1e3
+        out["callback"] = float(np.median(callback_times)) * 1e3
+    return out
+
+
 def op_profile(action, calls):
     """Self time per op of `calls` calls of `action`, from TensorFlow's profiler.
 
@@ -176,6 +248,9 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--ops", type=int, default=0, help="list the top N ops")
+    parser.add_argument(
+        "--in-fit", type=int, default=0, help="also time N steps inside model.fit"
+    )
     args = parser.parse_args(argv)
     keys = PIECES
     print(
@@ -194,6 +269,14 @@ def main(argv=None):
             f"| {depth or '-'} | {r['variables']} | {cells} | {added:.2f} |", flush=True
         )
         profiles[depth] = r.get("ops")
+    if args.in_fit:
+        print(f"\nInside model.fit, ms, median of {args.in_fit} steps")
+        print("| depth | " + " | ".join(IN_FIT) + " |")
+        print("|---" * (len(IN_FIT) + 1) + "|")
+        for depth in args.depths:
+            r = in_fit(args.model, depth, args.batch_size, args.in_fit)
+            cells = " | ".join(f"{r[k]:.2f}" for k in IN_FIT)
+            print(f"| {depth or '-'} | {cells} |", flush=True)
     for depth, ops in profiles.items():
         if ops is not None:
             print(f"\nTensorFlow profiler, logged step with norms, depth {depth}")

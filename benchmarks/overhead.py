@@ -70,7 +70,7 @@ OVERRIDES = {"resnet18": {"input_shape": (32, 32, 3)}}
 DEFAULT_NORM_FREQ, DEFAULT_HISTOGRAM_FREQ, DEFAULT_FIRST_STEPS = 100, 500, 50
 STEADY_STATE_START = 1000
 SEQUENCE_LENGTH = 50  # for models whose time axis is `None`
-# resnet18 at 32x32 takes ~10 s a step at batch 64 on 2 shared cores, ~40 s at
+# resnet18 at 32x32 takes ~1.3 s a step at batch 64 on 2 shared cores, ~5 s at
 # 256: the default run leaves that cell out (`--all-cells` puts it back).
 SKIPPED_CELLS = {("resnet18", 256)}
 

@@ -66,3 +66,7 @@ def test_logged_step_profile_times_every_piece(capsys):
     printed = capsys.readouterr().out
     assert "kgrad's ops:" in printed and "the model's ops:" in printed
     assert len([line for line in printed.splitlines() if "`" in line]) == 2
+
+    inside = module.in_fit("mlp_relu_he", depth=3, batch_size=8, steps=3)
+    assert set(inside) == set(module.IN_FIT)
+    assert all(math.isfinite(v) and v > 0 for v in inside.values())
