@@ -4,10 +4,12 @@ For `mlp_relu_he` (or `--model`) at each `--depths`, times the pieces that a
 logged step adds to a plain training step, each as the 20th percentile of
 `--calls` calls (robust to the noise of a shared machine):
 
-- `plain step`: Keras's own train function, one step;
-- `logged step`: the logging twin with norms (and `+ histograms`);
-- `host read`: the one device-to-host transfer of the statistics, unpacked;
-- `arm`: the flag assignment that arms the next step;
+- `plain step`: one call of the train function, not armed (Keras's own);
+- `logged step`: arming and one call of the logging twin, with norms (and
+  `+ histograms`);
+- `host read`: `GradientCapture.read`, the one device-to-host transfer of the
+  statistics, unpacked;
+- `arm`: the arming alone (part of `logged step`);
 - `encode+write`: building and writing the step's summaries (in training,
   inline when the writer is idle, else on its thread).
 
@@ -94,29 +96,22 @@ def profile(model_name, depth, batch_size, calls, ops=False):
     model.fit(batches, epochs=1, verbose=0)
     capture = GradientCapture(model)
     capture.install()
-    plain = capture._plain_function
+    train_function = model.train_function  # the capture's dispatcher
 
     def logged(histograms):
         capture.arm(histograms=histograms)
-        capture._armed = False
-        capture._recording = True
-        try:
-            capture._logging_function(iterator)
-        finally:
-            capture._recording = False
+        train_function(iterator)
 
     out = {
         "variables": len(capture.variables),
-        "plain step": timed(lambda: plain(iterator), calls),
+        "plain step": timed(lambda: train_function(iterator), calls),
         "logged step": timed(lambda: logged(False), calls),
         "logged step + histograms": timed(lambda: logged(True), calls),
-        "arm": timed(lambda: capture._flag.assign(1), calls),
+        "arm": timed(lambda: capture.arm(histograms=False), calls),
     }
     logged(False)
-    out["host read"] = timed(
-        lambda: capture.layout.unpack(capture._stats.numpy()), calls
-    )
-    captured = capture.layout.unpack(capture._stats.numpy())
+    captured = capture.read()
+    out["host read"] = timed(capture.read, calls)
     layers = [(layer.path, kind) for layer, kind in capture.probes]
     with tempfile.TemporaryDirectory() as log_dir:
         writer = summaries.RunWriter(log_dir)
@@ -256,7 +251,7 @@ def main(argv=None):
     profiles = {}
     for depth in args.depths:
         r = profile(args.model, depth, args.batch_size, args.calls, ops=args.ops > 0)
-        added = r["logged step"] - r["plain step"] + r["host read"] + r["arm"]
+        added = r["logged step"] - r["plain step"] + r["host read"]
         added += r["encode+write"]
         cells = " | ".join(f"{r[k]:.2f}" for k in keys)
         print(

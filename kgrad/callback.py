@@ -277,7 +277,7 @@ class GradientMonitor(keras.callbacks.Callback):
             self._handle_nonfinite()
 
     def _log_step(self, captured, norms, histograms):
-        """Writes one captured step (in the worker thread)."""
+        """Writes one captured step (inline, or in the worker if it is busy)."""
         paths = self._capture.paths
         layers = [(layer.path, kind) for layer, kind in self._capture.probes]
         scalars = summaries.step_scalars(captured, paths, layers, norms=norms)

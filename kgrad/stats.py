@@ -207,10 +207,10 @@ def activation_statistics(outputs, kinds):
     """Statistics of layers' activations on a batch, fused by unit count.
 
     Each output is reduced once, over all axes but the last, to the share of
-    flagged entries per unit; the per-unit shares of layers with the same
-    number of units are stacked and reduced together. Nothing is copied: a
-    reduction reads each output once, where concatenating the outputs first
-    (an earlier design) cost about three times as long.
+    flagged entries per unit; these per-unit shares are stacked by shape
+    (`Blocks`) and reduced together. Nothing is copied: a reduction reads each
+    output once, where concatenating the outputs first (an earlier design) cost
+    about three times as long.
 
     Args:
         outputs: The layers' output tensors, batch first, units last.
@@ -230,24 +230,20 @@ def activation_statistics(outputs, kinds):
     >>> activation_statistics([relu], ["relu"]).numpy().tolist()
     [[0.5, 0.3333333333333333]]
     """
-    groups = {}
-    for i, (x, kind) in enumerate(zip(outputs, kinds, strict=True)):
+    per_unit = []
+    for x, kind in zip(outputs, kinds, strict=True):
         if kind not in _FLAGGED:
             raise ValueError(f"Unknown activation kind. Received: kind={kind}")
         if x.shape.rank is None:
             x = tf.reshape(x, [-1, tf.shape(x)[-1]])
         flagged = tf.cast(_FLAGGED[kind](x), tf.float64)
-        per_unit = tf.reduce_mean(flagged, axis=list(range(x.shape.rank - 1)))
-        groups.setdefault(x.shape[-1] or f"unknown {i}", []).append((i, per_unit))
-    rows, order = [], []
-    for members in groups.values():
-        per_unit = tf.stack([share for _, share in members])  # [layers, units]
-        always = tf.cast(tf.equal(per_unit, 1.0), tf.float64)
-        share = tf.reduce_mean(per_unit, 1)
-        rows.append(tf.stack([share, tf.reduce_mean(always, 1)], 1))
-        order += [i for i, _ in members]
-    inverse = np.argsort(np.asarray(order, np.int32)).astype(np.int32)
-    return tf.gather(tf.concat(rows, 0), inverse)
+        per_unit.append(tf.reduce_mean(flagged, axis=list(range(x.shape.rank - 1))))
+
+    def shares(rows):  # [layers, units] per-unit shares -> [layers, 2]
+        always = tf.cast(tf.equal(rows, 1.0), tf.float64)
+        return tf.stack([tf.reduce_mean(rows, 1), tf.reduce_mean(always, 1)], 1)
+
+    return Blocks(per_unit).per_row(shares)
 
 
 _FLAGGED = {

@@ -228,14 +228,15 @@ def step_histograms(captured, paths):
 
 def _norm_items(captured, paths, present):
     grad_sq, nonfinite = captured["grad_sq"], captured["nonfinite"]
+    items = [
+        ("grad_norm/global", float(np.sqrt(grad_sq[present].sum()))),
+        ("grad_nonfinite/global", float(nonfinite[present].sum())),
+    ]
+    # Python floats: the loop below runs for every variable of every logged step.
     grad_norm = np.sqrt(grad_sq).tolist()
     weight_norm = np.sqrt(captured["weight_sq"]).tolist()
     update_norm = np.sqrt(captured["update_sq"]).tolist()
     nonfinite = nonfinite.tolist()
-    items = [
-        ("grad_norm/global", float(np.sqrt(grad_sq[present].sum()))),
-        ("grad_nonfinite/global", float(captured["nonfinite"][present].sum())),
-    ]
     for i in present.tolist():
         path = paths[i]
         items.append((f"grad_norm/{path}", grad_norm[i]))

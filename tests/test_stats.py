@@ -107,3 +107,8 @@ def test_activation_statistics_fused_over_layers_of_any_batch():
         ],
     )
     assert dynamic(*tensors).numpy().tolist() == expected
+    unknown = tf.function(  # units unknown when traced: blocks of their own
+        lambda *xs: stats.activation_statistics(list(xs), kinds),
+        input_signature=[tf.TensorSpec([None] * t.shape.rank) for t in tensors],
+    )
+    assert unknown(*tensors).numpy().tolist() == expected
