@@ -47,8 +47,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from kgrad import GradientMonitor, summaries, zoo  # noqa: E402
-from kgrad.capture import GradientCapture  # noqa: E402
+from kgrad import GradientMonitor, zoo  # noqa: E402
+from kgrad.monitor import event_writer, summaries  # noqa: E402
+from kgrad.monitor.capture import GradientCapture  # noqa: E402
 
 PIECES = (
     "plain step",
@@ -114,7 +115,7 @@ def profile(model_name, depth, batch_size, calls, ops=False):
     out["host read"] = timed(capture.read, calls)
     layers = [(layer.path, kind) for layer, kind in capture.probes]
     with tempfile.TemporaryDirectory() as log_dir:
-        writer = summaries.RunWriter(log_dir)
+        writer = event_writer.RunWriter(log_dir)
 
         def write():
             scalars = summaries.step_scalars(captured, capture.paths, layers)

@@ -55,7 +55,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from kgrad import GradientMonitor, zoo  # noqa: E402
-from kgrad.schedule import Schedule  # noqa: E402
+from kgrad.monitor.schedule import Schedule  # noqa: E402
 
 CONFIGS = {
     "0": "plain fit again (noise floor)",

@@ -97,14 +97,14 @@ def build_parser():
 
 
 def _report(args):
-    from kgrad import report
+    from kgrad.analysis import report
 
     runs = {}
     for name, logdir in zip(_run_names(args.logdirs), args.logdirs, strict=True):
         runs[name] = report.load_run(logdir)
     print(report.format_report(runs), end="")
     if args.png:
-        from kgrad import plots
+        from kgrad.analysis import plots
 
         if len(runs) == 1:
             ((scalars, run_info),) = runs.values()
@@ -135,14 +135,14 @@ def _run_options(parser, out, training=False):
 
 
 def _demo(args):
-    from kgrad import demo
+    from kgrad.lab import demo
 
     demo.run_demo(logdir=args.logdir, out=args.out, seed=args.seed, quick=args.quick)
     return 0
 
 
 def _compare(args):
-    from kgrad import demo
+    from kgrad.lab import demo
 
     settings = ("data", "epochs", "steps", "batch_size", "optimizer")
     settings += ("learning_rate", "clipnorm")

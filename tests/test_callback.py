@@ -437,12 +437,12 @@ def test_uncompiled_model_is_rejected():
 def test_write_failure_is_reported_once_and_training_goes_on(
     tmp_path, classification_data, monkeypatch, caplog
 ):
-    from kgrad import summaries
+    from kgrad.monitor import event_writer
 
     def full_disk(self, event):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(summaries.EventFile, "write", full_disk)
+    monkeypatch.setattr(event_writer.EventFile, "write", full_disk)
     x, y = classification_data
     model = compiled(mlp())
     with caplog.at_level(logging.ERROR, logger="kgrad"):

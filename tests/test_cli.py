@@ -7,20 +7,10 @@ import sys
 import matplotlib.image
 import pytest
 
-from kgrad import summaries
 from kgrad.cli import main
+from kgrad.monitor import event_writer, summaries
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def bare_package_code(code):
-    """`code` run with a bare `kgrad` package (its __init__ imports TensorFlow)."""
-    import kgrad
-
-    return (
-        "import sys, types; p = types.ModuleType('kgrad'); "
-        f"p.__path__ = {list(kgrad.__path__)!r}; sys.modules['kgrad'] = p; {code}"
-    )
 
 
 def write_run(log_dir, input_norm, model="m", steps=range(1, 6)):
@@ -33,7 +23,7 @@ def write_run(log_dir, input_norm, model="m", steps=range(1, 6)):
         "batchnorm_layers": [],
         "batch_size": 16,
     }
-    writer = summaries.RunWriter(str(log_dir / "train"))
+    writer = event_writer.RunWriter(str(log_dir / "train"))
     for step in steps:
         values = [summaries.run_info_value(info)] if step == steps[0] else []
         for layer, norm in zip(layers, [input_norm, 0.5, 1.0], strict=True):
@@ -133,8 +123,8 @@ def test_version_and_help(capsys):
 
 def test_report_imports_no_tensorflow(runs, tmp_path):
     png = tmp_path / "flow.png"
-    code = bare_package_code(
-        "import runpy; "
+    code = (
+        "import runpy, sys; "
         f"sys.argv = ['kgrad', 'report', {runs['vanishing']!r}, "
         f"'--png', {str(png)!r}]; "
         "exit_ = None\n"

@@ -6,9 +6,9 @@ import os
 import numpy as np
 from matplotlib import image
 
-from kgrad import demo
 from kgrad.cli import main
-from kgrad.experiments import RunConfig, RunResult
+from kgrad.lab import demo
+from kgrad.lab.experiments import RunConfig, RunResult
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

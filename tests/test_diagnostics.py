@@ -1,14 +1,12 @@
-"""Rules of kgrad.diagnostics on synthetic Scalars: must and must not trigger."""
+"""Rules of `kgrad.analysis.diagnostics` on synthetic Scalars: must, must not fire."""
 
 import math
-import subprocess
-import sys
 
 import pytest
 
-from kgrad import diagnostics
-from kgrad.diagnostics import Finding, Thresholds, diagnose
-from kgrad.profile import layer_profile
+from kgrad.analysis import diagnostics
+from kgrad.analysis.diagnostics import Finding, Thresholds, diagnose
+from kgrad.analysis.layer_profile import layer_profile
 
 LAYERS = ["m/d1", "m/d2", "m/d3", "m/out"]
 RUN_INFO = {
@@ -241,24 +239,3 @@ def test_finding_message_and_key():
 def test_thresholds_are_validated(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         Thresholds(**kwargs)
-
-
-def bare_package_code(code):
-    """`code` run with a bare `kgrad` package (its __init__ imports TensorFlow)."""
-    import kgrad
-
-    return (
-        "import sys, types; p = types.ModuleType('kgrad'); "
-        f"p.__path__ = {list(kgrad.__path__)!r}; sys.modules['kgrad'] = p; {code}"
-    )
-
-
-def test_diagnostics_imports_neither_tensorflow_nor_matplotlib():
-    code = bare_package_code(
-        "import kgrad.diagnostics; "
-        "print(sorted(m for m in ('tensorflow', 'matplotlib') if m in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "[]"

@@ -1,12 +1,13 @@
-"""Training zoo models with GradientMonitor and measuring them: `kgrad.experiments`."""
+"""Training zoo models with GradientMonitor and measuring them (`experiments`)."""
 
 import dataclasses
 import math
 
 import pytest
 
-from kgrad import experiments, report
-from kgrad.experiments import Experiment, RunConfig
+from kgrad.analysis import report
+from kgrad.lab import experiments
+from kgrad.lab.experiments import Experiment, RunConfig
 
 
 def _tiny(model, **overrides):

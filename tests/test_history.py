@@ -1,7 +1,7 @@
 """The bounded scalar record and the finding tracker the callback diagnoses with."""
 
-from kgrad.diagnostics import Finding
-from kgrad.history import FindingTracker, ScalarHistory
+from kgrad.analysis.diagnostics import Finding
+from kgrad.analysis.history import FindingTracker, ScalarHistory
 
 
 def test_history_keeps_the_first_and_the_latest_values():

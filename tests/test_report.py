@@ -1,4 +1,4 @@
-"""kgrad.report on real event files: read back, diagnose, format."""
+"""kgrad.analysis.report on real event files: read back, diagnose, format."""
 
 import os
 
@@ -6,8 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from kgrad import GradientMonitor, profile, report, summaries
+from kgrad import GradientMonitor
+from kgrad.analysis import layer_profile, report
 from kgrad.cli import main
+from kgrad.monitor import event_writer, summaries
 
 DEPTH, WIDTH = 12, 16
 
@@ -82,7 +84,7 @@ def test_sigmoid_mlp_vanishes_relu_he_does_not(trained):
     (vanishing,) = [f for f in sigmoid if f.kind == "vanishing"]
     assert vanishing.layers[0] == "mlp_sigmoid/dense_01"
     assert "vanishing" not in [f.kind for f in relu]
-    rows = profile.layer_profile(*runs["relu"])
+    rows = layer_profile.layer_profile(*runs["relu"])
     assert len(rows) == DEPTH + 1
     assert rows[0].side == "input" and rows[-1].side == "output"
     assert 1e-1 < rows[0].ratio < 1e1  # FACTS row 2: within about one order
@@ -100,7 +102,7 @@ def test_kgrad_report_command_on_trained_runs(trained, capsys):
 
 
 def write_run(run_dir, steps, norm, model="m"):
-    writer = summaries.RunWriter(str(run_dir))
+    writer = event_writer.RunWriter(str(run_dir))
     info = {"model": model, "variables": [f"{model}/a/kernel", f"{model}/b/kernel"]}
     writer.write(steps[0], [summaries.run_info_value(info)])
     for step in steps:
@@ -133,7 +135,7 @@ def test_directories_without_kgrad_logs(tmp_path):
     write_run(tmp_path / "runs" / "a" / "train", [1], 1.0)
     with pytest.raises(ValueError, match=r"Runs found below it: .*runs[/\\]a"):
         report.load_run(tmp_path / "runs")
-    writer = summaries.RunWriter(str(tmp_path / "early" / "train"))
+    writer = event_writer.RunWriter(str(tmp_path / "early" / "train"))
     writer.write(1, [summaries.run_info_value({"model": "m"})])
     writer.close()
     with pytest.raises(ValueError, match="no gradient norms yet"):

@@ -5,7 +5,7 @@ server is started on those logs (a subprocess on 127.0.0.1, a free port), and
 the routes its dashboards call are asked which runs and tags each dashboard
 has and what data each tag holds. The answers are compared with what
 TensorBoard's own reader finds in the event files, and with what kgrad's tag
-scheme (the docstring of `kgrad.summaries`) says must be there.
+scheme (the docstring of `kgrad.monitor.summaries`) says must be there.
 
 The server is started once for the module, within `STARTUP_SECONDS`, and is
 stopped by the fixture's teardown even when a test fails.
@@ -30,7 +30,8 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.distribution import compressor
 
-from kgrad import GradientMonitor, summaries, zoo
+from kgrad import GradientMonitor, zoo
+from kgrad.monitor import summaries
 
 STARTUP_SECONDS = 60
 REQUEST_SECONDS = 10
@@ -106,7 +107,7 @@ def _tags_of(run_dir, plugin):
 
 
 def _declared(tag):
-    """Whether kgrad's tag scheme (the `kgrad.summaries` docstring) has `tag`."""
+    """Whether the tag scheme (`kgrad.monitor.summaries` docstring) has `tag`."""
     doc = summaries.__doc__ or ""
     if tag == LAYOUT_TAG:  # TensorBoard's own tag: the scheme names the feature
         return bool(re.search(r"custom[ _]scalars", doc, re.IGNORECASE))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kgrad import data, zoo
-from kgrad.zoo import _registry
+from kgrad.lab.zoo import _registry
 
 ISSUE_MODELS = [
     "mlp_sigmoid",

@@ -7,7 +7,7 @@ not installed) and decoded with TensorBoard's protocol buffers.
 Example:
 
 ```python
-from kgrad import report
+from kgrad.analysis import report
 
 runs = {name: report.load_run(f"runs/{name}") for name in ("sigmoid", "relu")}
 print(report.format_report(runs))
@@ -20,7 +20,7 @@ import math
 import os
 import textwrap
 
-from kgrad import diagnostics, profile
+from kgrad.analysis import diagnostics, layer_profile
 
 WIDTH = 100
 _SUFFIX = ".kgrad"
@@ -79,7 +79,7 @@ def load_run(logdir):
                     number = _scalar(value)
                     if number is not None:
                         _put(scalars.setdefault(value.tag, []), event.step, number)
-    if not profile.norm_steps(scalars):
+    if not layer_profile.norm_steps(scalars):
         raise ValueError(
             f"{logdir} has kgrad event files but no gradient norms yet "
             "(the run stopped before its first logged step?)."
@@ -199,8 +199,8 @@ def _share(value):
 
 def _format_run(name, scalars, run_info, findings, width):
     run_info = run_info or {}
-    rows = profile.layer_profile(scalars, run_info)
-    steps = profile.norm_steps(scalars)
+    rows = layer_profile.layer_profile(scalars, run_info)
+    steps = layer_profile.norm_steps(scalars)
     batch = (run_info or {}).get("batch_size")
     details = [
         f"model {run_info['model']}" if run_info.get("model") else None,
@@ -252,7 +252,7 @@ def _format_comparison(summary, width):
     )
     lines += [header, "-" * min(width, len(header) + 20)]
     for name, (_, scalars, run_info, findings) in zip(names, summary, strict=True):
-        rows = profile.layer_profile(scalars, run_info)
+        rows = layer_profile.layer_profile(scalars, run_info)
         ratio = next((r.ratio for r in rows if r.side == "input"), math.nan)
         glob_norm = scalars.get("grad_norm/global", [(0, math.nan)])[-1][1]
         kinds = ", ".join(f"{f.kind} ({f.severity})" for f in findings) or "none"

@@ -13,8 +13,8 @@ block `block_NN_norm1`, `block_NN_attention`, `block_NN_norm2`, `block_NN_ffn1`,
 
 import keras
 
-from kgrad.zoo import _checks
-from kgrad.zoo._registry import register
+from kgrad import checks as _checks
+from kgrad.lab.zoo._registry import register
 
 NORMS = ("pre", "post", "none")
 

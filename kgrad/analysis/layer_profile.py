@@ -1,13 +1,13 @@
 """A per-layer view of logged scalars: layers from input to output, their sides.
 
-Pure Python: the input is `kgrad.diagnostics.Scalars` (tag -> `[(step, value)]`)
-and the `kgrad/run_info` object. Layers are the variable paths without their
-last component, ordered from input to output by `run_info["variables"]`
-(falling back to sorted tags); a layer's gradient norm combines its variables
-as the square root of the sum of squares. The *input side* is the first and
-the *output side* the last layer that has a kernel (a variable named
-`*kernel` or `embeddings`; any layer if none has) and a finite, non-zero
-gradient at the step.
+Pure Python: the input is `kgrad.analysis.diagnostics.Scalars` (tag ->
+`[(step, value)]`) and the `kgrad/run_info` object. Layers are the variable
+paths without their last component, ordered from input to output by
+`run_info["variables"]` (falling back to sorted tags); a layer's gradient norm
+combines its variables as the square root of the sum of squares. The *input
+side* is the first and the *output side* the last layer that has a kernel (a
+variable named `*kernel` or `embeddings`; any layer if none has) and a
+finite, non-zero gradient at the step.
 
 Example:
 

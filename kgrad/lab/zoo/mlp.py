@@ -8,8 +8,8 @@ Layers: `dense_01` ... `dense_20`, then `output`.
 
 import keras
 
-from kgrad.zoo import _checks
-from kgrad.zoo._registry import register
+from kgrad import checks as _checks
+from kgrad.lab.zoo._registry import register
 
 
 def build_mlp(

@@ -9,12 +9,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgrad import diagnostics, plots, summaries
-from kgrad import schedule as schedule_lib
-from kgrad.background import Worker
-from kgrad.capture import GradientCapture
-from kgrad.history import FindingTracker, ScalarHistory
-from kgrad.layout import record_statistics
+from kgrad.analysis import diagnostics, plots
+from kgrad.analysis.history import FindingTracker, ScalarHistory
+from kgrad.monitor import event_writer, replicas, summaries
+from kgrad.monitor import schedule as schedule_lib
+from kgrad.monitor.capture import GradientCapture
+from kgrad.monitor.packed import record_statistics
+from kgrad.monitor.worker import Worker
 
 _ON_NONFINITE = ("warn", "stop", "raise")
 
@@ -25,7 +26,7 @@ class GradientMonitor(keras.callbacks.Callback):
     The statistics are taken from inside the compiled train step, from the very
     gradients the optimizer applies (no second pass, no probe batch), on the
     logged steps only: the other steps run Keras's own train function. Tags
-    and edge cases are listed in `kgrad.summaries`.
+    and edge cases are listed in `kgrad.monitor.summaries`.
 
     Args:
         log_dir: Directory of the run; summaries go to `log_dir/train`, as with
@@ -52,7 +53,7 @@ class GradientMonitor(keras.callbacks.Callback):
             have passed since the last one (so a loop of short `fit` calls
             does not pay it each time); 0 draws it after every `fit`, `None`
             never. Defaults to `300`.
-        thresholds: `kgrad.diagnostics.Thresholds` of the diagnosis printed at
+        thresholds: `kgrad.analysis.diagnostics.Thresholds` of the diagnosis printed at
             each epoch end (findings are printed when they appear and when
             they clear, and written to the `kgrad/findings` text tag); `None`
             for the defaults. Defaults to `None`.
@@ -129,7 +130,7 @@ class GradientMonitor(keras.callbacks.Callback):
                 "without an optimizer"
             )
         strategy = model.distribute_strategy
-        if isinstance(strategy, _UNSUPPORTED_STRATEGIES):
+        if isinstance(strategy, replicas.UNSUPPORTED_STRATEGIES):
             raise ValueError(
                 "GradientMonitor supports the default strategy, MirroredStrategy "
                 "and MultiWorkerMirroredStrategy. Received: a model trained under "
@@ -250,7 +251,7 @@ class GradientMonitor(keras.callbacks.Callback):
             values = summaries.step_histograms(captured, paths) if histograms else []
             if self._writer is None:
                 self._writer = _open_writer(self.log_dir, strategy)
-            self._writer.write(int(captured["header"][1]), values, scalars)
+            self._writer.write(int(captured["step"]), values, scalars)
             self._writer.flush()
             return np.int32(0)
 
@@ -273,7 +274,7 @@ class GradientMonitor(keras.callbacks.Callback):
             functools.partial(self._log_step, captured, norms, histograms),
             inline=True,
         )
-        if norms and captured["header"][2] == 0 and captured["nonfinite"].sum() > 0:
+        if norms and captured["skipped"] == 0 and captured["nonfinite"].sum() > 0:
             self._handle_nonfinite()
 
     def _log_step(self, captured, norms, histograms):
@@ -282,7 +283,7 @@ class GradientMonitor(keras.callbacks.Callback):
         layers = [(layer.path, kind) for layer, kind in self._capture.probes]
         scalars = summaries.step_scalars(captured, paths, layers, norms=norms)
         values = summaries.step_histograms(captured, paths) if histograms else []
-        step = int(captured["header"][1])
+        step = int(captured["step"])
         if self._run_info is None:
             self._run_info = self._describe_run(captured)
             values.append(summaries.run_info_value(self._run_info))
@@ -327,7 +328,7 @@ class GradientMonitor(keras.callbacks.Callback):
             print("kgrad: non-finite gradients: training stops (on_nonfinite='stop').")
 
     def _describe_run(self, captured):
-        batch_size = captured["header"][4]
+        batch_size = captured["batch_size"]
         layers = self.model._flatten_layers(include_self=False, recursive=True)
         return {
             "model": self.model.name,
@@ -340,12 +341,6 @@ class GradientMonitor(keras.callbacks.Callback):
             ],
             "batch_size": None if np.isnan(batch_size) else int(batch_size),
         }
-
-
-_UNSUPPORTED_STRATEGIES = (
-    tf.distribute.experimental.ParameterServerStrategy,
-    tf.distribute.TPUStrategy,
-)
 
 
 def _write_gradient_flow(writer, log_dir, scalars, run_info, step, title):
@@ -369,11 +364,6 @@ def _write_bytes(path, data):
         file.write(data)
 
 
-def _is_chief(strategy):
-    """Whether this process writes summaries (the chief of a multi-worker run)."""
-    return getattr(strategy.extended, "should_save_summary", True)
-
-
 def _is_positive_int(value):
     return (
         isinstance(value, (int, np.integer))
@@ -388,10 +378,10 @@ def _open_writer(log_dir, strategy):
     Every worker of a multi-worker run captures (the all-reduce of the logged
     gradients needs all of them); only the chief checks and writes `log_dir`.
     """
-    chief = _is_chief(strategy)
+    chief = replicas.is_chief(strategy)
     if chief:
         _check_writable(log_dir)
-    return summaries.RunWriter(os.path.join(log_dir, "train"), enabled=chief)
+    return event_writer.RunWriter(os.path.join(log_dir, "train"), enabled=chief)
 
 
 def _check_writable(log_dir):

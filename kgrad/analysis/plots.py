@@ -6,7 +6,8 @@ through pyplot, so no global state or display is touched.
 Example:
 
 ```python
-from kgrad import plots, report
+from kgrad.analysis import plots
+from kgrad.analysis import report
 
 scalars, run_info = report.load_run("runs/exp1")
 with open("flow.png", "wb") as f:
@@ -21,12 +22,12 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from kgrad import profile
+from kgrad.analysis import layer_profile
 
 
 def default_steps(scalars, count=5):
     """Up to `count` logged steps spread over the run, the first and last included."""
-    steps = profile.norm_steps(scalars)
+    steps = layer_profile.norm_steps(scalars)
     if len(steps) <= count:
         return steps
     targets = np.linspace(steps[0], steps[-1], count)
@@ -52,7 +53,7 @@ def gradient_flow_figure(scalars, run_info, steps=None, title=None):
     names = []
     colors = _colors(len(steps), "viridis")
     for color, step in zip(colors, steps, strict=True):
-        rows = profile.layer_profile(scalars, run_info, step)
+        rows = layer_profile.layer_profile(scalars, run_info, step)
         names = names or [_short(r.layer, run_info) for r in rows]
         ax.plot(_positive([r.grad_norm for r in rows]), "o-", ms=3, color=color)
         ax.lines[-1].set_label(f"step {step}")
@@ -80,9 +81,9 @@ def compare_figure(runs, title=None):
     for color, (name, (scalars, run_info)) in zip(
         _colors(len(runs), "tab10"), runs.items(), strict=True
     ):
-        rows = profile.layer_profile(scalars, run_info)
+        rows = layer_profile.layer_profile(scalars, run_info)
         depth = np.linspace(0, 1, len(rows)) if len(rows) > 1 else np.zeros(len(rows))
-        step = profile.norm_steps(scalars)[-1] if rows else None
+        step = layer_profile.norm_steps(scalars)[-1] if rows else None
         norms = _positive([r.grad_norm for r in rows])
         ax.plot(depth, norms, "o-", ms=3, color=color, label=f"{name} (step {step})")
     ax.set_xlabel("depth (0 = input layer, 1 = output layer)")

@@ -12,7 +12,7 @@ import inspect
 import types
 from typing import Callable, Mapping, Optional
 
-from kgrad import data as _data
+from kgrad.lab import data as _data
 
 TASKS = ("classification", "regression")
 
@@ -65,7 +65,7 @@ def register(name, *, data=None, task="classification", twin=None, summary=""):
     Example:
         ```python
         from kgrad import zoo
-        from kgrad.zoo import mlp
+        from kgrad.lab.zoo import mlp
 
         @zoo.register("mlp_deep_tanh", data="digits_flat", twin="mlp_tanh_xavier")
         def mlp_deep_tanh(depth=50, activation="tanh", **overrides):

@@ -1,9 +1,9 @@
 """Rules that turn logged gradient statistics into plain-language findings.
 
 Pure Python and numpy: no TensorFlow, no matplotlib, nothing written. The
-input is `Scalars`, a dict from tag (the scheme of `kgrad.summaries`) to
+input is `Scalars`, a dict from tag (the scheme of `kgrad.monitor.summaries`) to
 `[(step, value), ...]` sorted by step, the same whether it was read back from
-event files (`kgrad.report.load_run`) or kept in memory by the callback, and
+event files (`kgrad.analysis.report.load_run`) or kept in memory by the callback, and
 `run_info`, the JSON object of the `kgrad/run_info` tag (may be empty).
 
 Layers are the variable paths without their last component, ordered from input
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kgrad import profile
+from kgrad.analysis import layer_profile
 
 Scalars = dict[str, list[tuple[int, float]]]
 
@@ -204,16 +204,17 @@ def _name_list(names, limit=3):
 
 # -- rules -------------------------------------------------------------------
 def _vanishing(scalars, info, t):
-    steps = profile.norm_steps(scalars)[-t.window :]
+    steps = layer_profile.norm_steps(scalars)[-t.window :]
     if not steps:
         return []
-    profiles = [profile.layer_profile(scalars, info, s) for s in steps]
+    profiles = [layer_profile.layer_profile(scalars, info, s) for s in steps]
     names = [r.layer for r in profiles[-1]]
-    kernels = [profile.has_kernel(p) for _, p in profile.layers(scalars, info)]
+    layers = layer_profile.layers(scalars, info)
+    kernels = [layer_profile.has_kernel(p) for _, p in layers]
     norm = [_median([p[i].grad_norm for p in profiles]) for i in range(len(names))]
     ratio = [_median([p[i].ratio for p in profiles]) for i in range(len(names))]
     update = [_median([p[i].update_ratio for p in profiles]) for i in range(len(names))]
-    sides = profile.sides(norm, kernels)
+    sides = layer_profile.sides(norm, kernels)
     if sides is None:
         return []
     first, last = sides
@@ -283,7 +284,7 @@ def _exploding(scalars, info, t):
     if growth < t.explosion_growth:
         return []
     concerned = []
-    for layer, paths in profile.layers(scalars, info):
+    for layer, paths in layer_profile.layers(scalars, info):
         norms = {}
         for p in paths:
             for s, v in scalars.get(f"grad_norm/{p}", []):
@@ -319,11 +320,12 @@ def _nonfinite(scalars, info):
     step = min(bad)
     steps = sorted(set(bad))
     affected, entries = [], 0
-    for layer, paths in profile.layers(scalars, info):
+    for layer, paths in layer_profile.layers(scalars, info):
         counts = [
-            profile.value_at(scalars, f"grad_nonfinite/{p}", step) or 0 for p in paths
+            layer_profile.value_at(scalars, f"grad_nonfinite/{p}", step) or 0
+            for p in paths
         ]
-        norms = [profile.value_at(scalars, f"grad_norm/{p}", step) for p in paths]
+        norms = [layer_profile.value_at(scalars, f"grad_norm/{p}", step) for p in paths]
         if sum(counts) > 0 or any(
             n is not None and not math.isfinite(n) for n in norms
         ):
@@ -339,7 +341,7 @@ def _nonfinite(scalars, info):
     count = f"{entries} NaN/Inf gradient entries" if entries else "NaN/Inf gradients"
     evidence = (
         f"{count} at step {step}{where}; {len(steps)} of "
-        f"{len(profile.norm_steps(scalars))} logged steps are non-finite."
+        f"{len(layer_profile.norm_steps(scalars))} logged steps are non-finite."
     )
     advice = (
         f"{_CLIP_ADVICE}. If the origin is the output layer, the loss itself was "

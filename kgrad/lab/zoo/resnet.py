@@ -17,8 +17,8 @@ sharply.
 
 import keras
 
-from kgrad.zoo import _checks
-from kgrad.zoo._registry import register
+from kgrad import checks as _checks
+from kgrad.lab.zoo._registry import register
 
 BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 

@@ -24,9 +24,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kgrad import data as data_lib  # noqa: E402
-from kgrad import diagnostics, profile, report, zoo  # noqa: E402
-from kgrad.callback import GradientMonitor  # noqa: E402
+from kgrad.analysis import diagnostics, layer_profile, report  # noqa: E402
+from kgrad.lab import data as data_lib  # noqa: E402
+from kgrad.lab import zoo  # noqa: E402
+from kgrad.monitor.callback import GradientMonitor  # noqa: E402
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -132,7 +133,7 @@ class RunResult:
         steps_to_target: First checked step at which the test accuracy reached
             `config.target`, or `None`.
         diverged_at: Step at which the loss became NaN/Inf, or `None`.
-        findings: The diagnosis of the run (`kgrad.diagnostics`).
+        findings: The diagnosis of the run (`kgrad.analysis.diagnostics`).
     """
 
     experiment: str
@@ -314,14 +315,14 @@ def analyse(log_dir):
 
     Returns:
         A tuple `(first, last, findings)`: the input-side/output-side
-        gradient-norm ratio (`profile.layer_profile`) at the first and at
+        gradient-norm ratio (`layer_profile.layer_profile`) at the first and at
         the last logged step (`nan` if it has no two sides), and the
         `diagnostics.diagnose` findings.
     """
     scalars, run_info = report.load_run(log_dir)
-    steps = profile.norm_steps(scalars)
+    steps = layer_profile.norm_steps(scalars)
     first, last = (
-        _input_ratio(profile.layer_profile(scalars, run_info, step))
+        _input_ratio(layer_profile.layer_profile(scalars, run_info, step))
         for step in (steps[0], steps[-1])
     )
     return first, last, diagnostics.diagnose(scalars, run_info)
@@ -385,11 +386,11 @@ class _Watch(keras.callbacks.Callback):
 
 # -- quick mode ----------------------------------------------------------------
 _QUICK_MODEL = {
-    "kgrad.zoo.mlp": {"depth": 4, "width": 8},
-    "kgrad.zoo.cnn": {"depth": 2, "filters": 8},
-    "kgrad.zoo.resnet": {"width": 4},
-    "kgrad.zoo.rnn": {"units": 8},
-    "kgrad.zoo.transformer": {"blocks": 1, "d_model": 8, "heads": 2, "ff_dim": 16},
+    "mlp": {"depth": 4, "width": 8},
+    "cnn": {"depth": 2, "filters": 8},
+    "resnet": {"width": 4},
+    "rnn": {"units": 8},
+    "transformer": {"blocks": 1, "d_model": 8, "heads": 2, "ff_dim": 16},
 }
 _QUICK_DATA = {
     "adding": {"length": 10, "n_train": 64, "n_test": 32},
@@ -411,10 +412,10 @@ def quick(config):
     Returns:
         A new `RunConfig`.
     """
-    module = zoo.spec(config.model).builder.__module__
+    family = zoo.spec(config.model).builder.__module__.rsplit(".", 1)[-1]
     return dataclasses.replace(
         config,
-        model_kwargs={**config.model_kwargs, **_QUICK_MODEL.get(module, {})},
+        model_kwargs={**config.model_kwargs, **_QUICK_MODEL.get(family, {})},
         data_kwargs={**config.data_kwargs, **_QUICK_DATA.get(config.data_name, {})},
         steps=3,
         batch_size=16,

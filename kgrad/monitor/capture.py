@@ -15,7 +15,7 @@ How it works, and why:
   callback arms. Steps that are not logged run the plain function: they cost
   nothing extra, and the plain function keeps `jit_compile`.
 - On an armed call, the first step computes the statistics (fused, see
-  `kgrad.stats`) and assigns them to one float64 variable laid out by
+  `kgrad.monitor.stats`) and assigns them to one float64 variable laid out by
   `Layout`; the host reads it with a single transfer (`read`). With
   `steps_per_execution > 1` the first step of the armed chunk is logged.
 - Activations of ReLU, sigmoid and tanh layers are summarised during the same
@@ -37,13 +37,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgrad import stats as stats_lib
-from kgrad.layout import (
-    all_reduce,
-    all_reduce_present,
-    gradient_fields,
-    statistics_layout,
-)
+from kgrad.monitor import keras_hooks
+from kgrad.monitor import stats as stats_lib
+from kgrad.monitor.packed import gradient_fields, statistics_layout
+from kgrad.monitor.replicas import all_reduce, all_reduce_present
 
 _ACTIVATION_KINDS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}
 _PROBED_LAYERS = (
@@ -74,7 +71,7 @@ def activation_kind(layer):
 
 def probed_layers(model):
     """Layers of `model` (nested ones included) whose activations are probed."""
-    layers = model._flatten_layers(include_self=False, recursive=True)
+    layers = keras_hooks.all_layers(model)
     return [(layer, kind) for layer in layers if (kind := activation_kind(layer))]
 
 
@@ -128,23 +125,15 @@ class GradientCapture:
         optimizer = model.optimizer
         self._patch(optimizer, "apply", self._wrap_apply(optimizer.apply))
         for layer, kind in self.probes:
-            if isinstance(layer, keras.layers.ReLU):
-                self._patch(layer, "call", self._wrap_probe(layer.call, layer, kind))
-            else:
-                wrapped = self._wrap_probe(layer.activation, layer, kind)
-                self._patch(layer, "activation", wrapped)
-        plain = model.train_function
-        plain = getattr(plain, "_kgrad_plain", plain)
-        if plain is None:
-            model.make_train_function()
-            plain = model.train_function
-        self._plain_function = plain
+            attribute = keras_hooks.activation_function_of(layer)
+            function = getattr(layer, attribute)
+            self._patch(layer, attribute, self._wrap_probe(function, layer, kind))
+        self._plain_function = keras_hooks.plain_train_function(model)
         if self._logging_function is None:
             self._logging_function = self._make_logging_function()
-        dispatch = self._make_dispatcher()
-        dispatch._kgrad_plain = plain
-        model.train_function = dispatch
-        self._restore.append(lambda: setattr(model, "train_function", plain))
+        keras_hooks.install_train_function(
+            model, self._make_dispatcher(), self._plain_function, self._restore
+        )
 
     def serves(self, model):
         """Whether this capture (and its traced logging function) fits `model`.
@@ -166,23 +155,10 @@ class GradientCapture:
         self._armed = False
 
     def _patch(self, obj, name, value):
-        had_own = name in vars(obj)
-        old = vars(obj).get(name)
-
-        def restore():
-            if had_own:
-                setattr(obj, name, old)
-            else:
-                delattr(obj, name)
-
-        setattr(obj, name, value)
-        self._restore.append(restore)
+        keras_hooks.patch(obj, name, value, self._restore)
 
     def _make_logging_function(self):
-        model = self.model
-        jit = model.jit_compile
-        plain = model.train_function
-        train_step = model.train_step
+        train_step = self.model.train_step
         capture = self
 
         def train_step_with_batch_size(data):
@@ -190,15 +166,9 @@ class GradientCapture:
             capture._batch_size = tf.cast(tf.shape(first)[0], tf.float64)
             return train_step(data)
 
-        self._patch(model, "train_step", train_step_with_batch_size)
-        try:
-            model.jit_compile = False  # summary statistics need no XLA
-            model.make_train_function(force=True)
-            return model.train_function
-        finally:
-            self._restore.pop()()
-            model.jit_compile = jit
-            model.train_function = plain
+        return keras_hooks.trace_train_function(
+            self.model, train_step_with_batch_size, self._restore
+        )
 
     def _make_dispatcher(self):
         capture = self
@@ -229,12 +199,12 @@ class GradientCapture:
         """Returns the captured statistics as a dict of numpy arrays.
 
         One host transfer. Returns `None` when nothing new was captured since
-        the last read (the capture count in `header[0]` did not change).
+        the last read (its `capture_count` did not change).
         """
         values = self.layout.unpack(self._stats.numpy())
-        if values["header"][0] == self._captures_read:
+        if values["capture_count"] == self._captures_read:
             return None
-        self._captures_read = values["header"][0]
+        self._captures_read = values["capture_count"]
         return values
 
     # -- in the traced train step -----------------------------------------
@@ -259,14 +229,13 @@ class GradientCapture:
                 return apply(grads, trainable_variables)
             grads = list(grads)
             if trainable_variables is None:
-                variables = list(optimizer._trainable_variables)
+                variables = keras_hooks.optimizer_variables(optimizer)
             else:
                 variables = list(trainable_variables)
-            if not optimizer.built:
-                optimizer.build(variables)
+            keras_hooks.build_optimizer(optimizer, variables)
             with tf.name_scope("kgrad"):  # profiles tell kgrad's ops apart
-                scale = _loss_scale(optimizer)
-                skipped = _skipped_by_loss_scaling(optimizer, grads)
+                scale = keras_hooks.loss_scale(optimizer)
+                skipped = keras_hooks.skipped_by_loss_scaling(optimizer, grads)
                 step = tf.cast(optimizer.iterations, tf.float64) + 1.0
                 # Under tf.distribute the gradients here are one replica's share:
                 # sum them as the optimizer will. All-reduces must stay outside
@@ -310,7 +279,7 @@ class GradientCapture:
     def _assign_statistics(
         self, grads, variables, scale, skipped, step, before, activations
     ):
-        if _is_scaled(self.model.optimizer):
+        if keras_hooks.is_loss_scaled(self.model.optimizer):
             grads = [_divide(g, scale) if g is not None else None for g in grads]
         values, missing = gradient_fields(
             grads, variables, self._index, self.bins, self._flag > 1
@@ -320,10 +289,12 @@ class GradientCapture:
         updates = [a - b for a, b in zip(after.matrices, before, strict=True)]
         weight_sq = stats_lib.sum_of_squares(after.with_matrices(before))
         update_sq = stats_lib.sum_of_squares(after.with_matrices(updates))
-        count = self._stats[0] + 1.0  # tells the host a new capture is there
-        header = [count, step, skipped, scale, self._batch_size]
         values.update(
-            header=tf.stack([tf.cast(h, tf.float64) for h in header]),
+            capture_count=self._stats[0] + 1.0,  # tells the host a capture is new
+            step=step,
+            skipped=skipped,
+            loss_scale=scale,
+            batch_size=self._batch_size,
             weight_sq=weight_sq,
             update_sq=update_sq,
             activations=activations,
@@ -358,29 +329,6 @@ class GradientCapture:
             f"{', '.join(missing)}",
             stacklevel=2,
         )
-
-
-def _is_scaled(optimizer):
-    """Whether the gradients handed to `optimizer.apply` are loss-scaled."""
-    return isinstance(optimizer, keras.optimizers.LossScaleOptimizer) or bool(
-        getattr(optimizer, "loss_scale_factor", None)
-    )
-
-
-def _loss_scale(optimizer):
-    """The factor the gradients handed to `optimizer.apply` are scaled by."""
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return tf.cast(tf.convert_to_tensor(optimizer.dynamic_scale), tf.float32)
-    factor = getattr(optimizer, "loss_scale_factor", None)
-    return tf.constant(float(factor or 1.0), tf.float32)
-
-
-def _skipped_by_loss_scaling(optimizer, grads):
-    """1.0 when a loss-scale optimizer will skip this step (non-finite grads)."""
-    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return tf.constant(0.0, tf.float64)
-    finite = optimizer.check_finite(grads)
-    return tf.cast(tf.logical_not(finite), tf.float64)
 
 
 def _divide(grad, scale):

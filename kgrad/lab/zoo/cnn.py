@@ -9,8 +9,8 @@ Layers: `conv_01`, `conv_01_norm`, `conv_01_relu`, ..., `pool`, then `output`.
 
 import keras
 
-from kgrad.zoo import _checks
-from kgrad.zoo._registry import register
+from kgrad import checks as _checks
+from kgrad.lab.zoo._registry import register
 
 NORMS = (None, "batch", "layer", "group")
 

@@ -36,29 +36,20 @@ step that the loss-scale optimizer skips (its scaled gradients overflowed, as
 is normal while the scale settles) writes only `loss_scale/*`: it is not an
 explosion.
 
-Summaries are built as protocol buffers, one event per logged step, so that
-writing costs no TensorFlow op dispatch, and written as TFRecords by
-TensorFlow's C++ record writer (`EventFile`).
+Summaries are built as protocol buffers, so that writing costs no TensorFlow
+op dispatch; `kgrad.monitor.event_writer` writes them.
 
 Example:
 
->>> writer = RunWriter("/tmp/kgrad_doc")
->>> writer.write(1, [text_value("notes", "hello")], [("grad_norm/global", 0.5)])
->>> writer.close()
+>>> scalar_value("grad_norm/global", 0.5).tag
+'grad_norm/global'
 """
 
-import itertools
 import json
-import logging
-import os
 import re
-import socket
-import time
 
 import numpy as np
-import tensorflow as tf
 from tensorboard.compat.proto import (
-    event_pb2,
     summary_pb2,
     tensor_pb2,
     tensor_shape_pb2,
@@ -70,8 +61,6 @@ from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.image import metadata as image_metadata
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.plugins.text import summary_v2 as text_summary
-
-logger = logging.getLogger("kgrad")
 
 _SCALAR = scalar_metadata.create_summary_metadata(display_name=None, description=None)
 _HISTOGRAM = histogram_metadata.create_summary_metadata(
@@ -197,8 +186,7 @@ def step_scalars(captured, paths, layers, norms=True):
     Returns:
         A list of `(tag, float)`.
     """
-    header = captured["header"]
-    skipped, loss_scale = bool(header[2]), float(header[3])
+    skipped, loss_scale = bool(captured["skipped"]), float(captured["loss_scale"])
     items = []
     if loss_scale != 1.0:
         items.append(("loss_scale/value", loss_scale))
@@ -215,7 +203,7 @@ def step_scalars(captured, paths, layers, norms=True):
 
 def step_histograms(captured, paths):
     """The histogram summary values of one captured step (a list)."""
-    if captured["header"][2]:  # skipped by loss scaling
+    if captured["skipped"]:  # skipped by loss scaling
         return []
     values = []
     for i in np.flatnonzero(captured["has_grad"] > 0):
@@ -261,175 +249,3 @@ def _activation_items(captured, layers):
         else:
             items.append((f"saturation/{layer}", share))
     return items
-
-
-class ScalarEncoder:
-    """Serializes scalar summaries fast, for the events of logged steps.
-
-    A scalar `Summary.Value` of a given tag always serializes to the same bytes
-    but for the four bytes of its float32; the bytes around them are cached per
-    tag, so that encoding a step of ~200 scalars costs a join instead of ~200
-    protocol-buffer constructions (about 1 ms of GIL-holding Python a step).
-
-    Example:
-
-    >>> data = ScalarEncoder().summary([("grad_norm/global", 0.5)])
-    >>> summary_pb2.Summary.FromString(data).value[0].tensor.float_val[0]
-    0.5
-    """
-
-    _MARKER = np.float32(-1.2345679e-29).tobytes()
-
-    def __init__(self):
-        self._parts = {}
-
-    def summary(self, items):
-        """The serialized `Summary` of `(tag, float)` items."""
-        with np.errstate(over="ignore"):  # beyond float32: inf, as TensorBoard's
-            floats = np.asarray([value for _, value in items], "<f4").tobytes()
-        pieces = []
-        for i, (tag, _) in enumerate(items):
-            prefix, suffix = self._parts.get(tag) or self._cache(tag)
-            pieces += (prefix, floats[4 * i : 4 * i + 4], suffix)
-        return b"".join(pieces)
-
-    def _cache(self, tag):
-        marker = np.frombuffer(self._MARKER, "<f4")[0]
-        data = summary_pb2.Summary(value=[scalar_value(tag, marker)])
-        data = data.SerializeToString()
-        start = data.index(self._MARKER)
-        self._parts[tag] = (data[:start], data[start + 4 :])
-        return self._parts[tag]
-
-
-class RunWriter:
-    """Writes summaries to one run directory; never raises while training.
-
-    The event file is created on the first write (like
-    `keras.callbacks.TensorBoard`, so both can share a `log_dir`). A failure to
-    write (directory deleted, disk full) is logged once and the run goes on.
-
-    Args:
-        log_dir: The run directory, e.g. `runs/exp1/train`.
-        enabled: Whether to write at all (`False` on the non-chief workers of a
-            multi-worker run). Defaults to `True`.
-    """
-
-    def __init__(self, log_dir, enabled=True):
-        self.log_dir = log_dir
-        self.enabled = enabled
-        self._writer = None
-        self._failed = False
-        self._encoder = ScalarEncoder()
-
-    def write(self, step, values, scalars=()):
-        """Writes summaries as one event at `step`.
-
-        Args:
-            step: The step.
-            values: List of `Summary.Value`.
-            scalars: List of `(tag, float)`, written as scalar summaries.
-        """
-        if not (values or scalars) or not self.enabled:
-            return
-        event = event_pb2.Event(
-            wall_time=time.time(),
-            step=int(step),
-            summary=summary_pb2.Summary(value=values),
-        )
-        data = event.SerializeToString()
-        if scalars:  # a second `summary` field: parsers merge the two
-            summary = self._encoder.summary(scalars)
-            data += _EVENT_SUMMARY_FIELD + _varint(len(summary)) + summary
-        self.guard(lambda: self._ensure().write(data))
-
-    def flush(self):
-        """Writes buffered events to disk."""
-        if self._writer is not None:
-            self.guard(self._writer.flush)
-
-    def close(self):
-        """Flushes and closes the event file; a later write opens a new one."""
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            self.guard(writer.close)
-
-    def _ensure(self):
-        if self._writer is None:
-            os.makedirs(self.log_dir, exist_ok=True)
-            self._writer = EventFile(self.log_dir, suffix=".kgrad")
-        return self._writer
-
-    def guard(self, action):
-        """Runs `action`; an exception is logged once, never raised."""
-        try:
-            action()
-        except Exception as error:  # a logging failure must not stop training
-            if not self._failed:
-                self._failed = True
-                logger.error(
-                    "kgrad could not write summaries to %s (%s: %s); training goes "
-                    "on and kgrad keeps trying.",
-                    self.log_dir,
-                    type(error).__name__,
-                    error,
-                )
-
-
-class EventFile:
-    """One TensorBoard event file, written by TensorFlow's C++ record writer.
-
-    The format and the name are those of TensorBoard's `EventFileWriter`, which
-    computes the record checksums in pure Python (1.4 ms for the 11 KB event
-    of one logged step of a 20-layer model); `tf.io.TFRecordWriter` writes the
-    same records in C++, without holding the GIL.
-
-    Args:
-        log_dir: An existing directory.
-        suffix: Appended to the file name. Defaults to `""`.
-
-    Example:
-
-    >>> events = EventFile("/tmp/kgrad_doc", suffix=".kgrad")
-    >>> events.write(event_pb2.Event(step=1).SerializeToString())
-    >>> events.close()
-    """
-
-    _files_opened = itertools.count()
-
-    def __init__(self, log_dir, suffix=""):
-        name = "events.out.tfevents.%010d.%s.%s.%s%s" % (
-            time.time(),
-            socket.gethostname(),
-            os.getpid(),
-            next(self._files_opened),
-            suffix,
-        )
-        self.path = os.path.join(log_dir, name)
-        self._records = tf.io.TFRecordWriter(self.path)
-        version = event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2")
-        self._records.write(version.SerializeToString())
-
-    def write(self, data):
-        """Appends one serialized `Event`."""
-        self._records.write(data)
-
-    def flush(self):
-        """Writes buffered records to disk."""
-        self._records.flush()
-
-    def close(self):
-        """Flushes and closes the file."""
-        self._records.close()
-
-
-_EVENT_SUMMARY_FIELD = b"\x2a"  # field 5 of `Event`, length-delimited
-
-
-def _varint(n):
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)

@@ -3,7 +3,7 @@
 GradientCapture assigns one float64 vector per logged step, so that the host
 reads everything with a single transfer; `Layout` says where each field lies.
 `gradient_fields` turns a list of gradients into the per-variable fields with
-a handful of fused ops (see `kgrad.stats`), and `record_statistics` packs the
+a handful of fused ops (see `kgrad.monitor.stats`), and `record_statistics` packs the
 statistics of gradients handed over by a custom training loop.
 
 Example:
@@ -16,7 +16,8 @@ Example:
 import numpy as np
 import tensorflow as tf
 
-from kgrad import stats as stats_lib
+from kgrad.monitor import stats as stats_lib
+from kgrad.monitor.replicas import all_reduce_present
 
 
 class Layout:
@@ -56,11 +57,22 @@ class Layout:
         return out
 
 
+HEADER = ("capture_count", "step", "skipped", "loss_scale", "batch_size")
+"""The scalar fields of every capture, in the order they are packed:
+
+- `capture_count`: captures so far; the host reads a capture when it changed.
+- `step`: the optimizer's update count at the step, plus one.
+- `skipped`: 1.0 when a loss-scale optimizer skips the step.
+- `loss_scale`: the factor the gradients were divided by (1.0 without one).
+- `batch_size`: the batch the gradients come from (NaN when unknown).
+"""
+
+
 def statistics_layout(n, bins, m=0):
     """The layout of the statistics of `n` variables and `m` probed layers."""
     return Layout(
-        [
-            ("header", (5,)),  # capture count, step, skipped, loss scale, batch
+        [(name, ()) for name in HEADER]
+        + [
             ("has_grad", (n,)),
             ("grad_sq", (n,)),
             ("nonfinite", (n,)),
@@ -151,7 +163,11 @@ def record_statistics(grads, variables, step, bins, histograms):
     fields, _ = gradient_fields(grads, variables, index, bins, histograms)
     weights = stats_lib.Blocks([tf.convert_to_tensor(v) for v in variables])
     fields.update(
-        header=tf.stack([1.0, tf.cast(step, tf.float64), 0.0, 1.0, np.nan]),
+        capture_count=1.0,
+        step=step,
+        skipped=0.0,
+        loss_scale=1.0,
+        batch_size=np.nan,
         weight_sq=stats_lib.sum_of_squares(weights),
         update_sq=tf.fill([len(variables)], tf.constant(np.nan, tf.float64)),
         activations=tf.zeros([0, 2], tf.float64),
@@ -165,22 +181,3 @@ def _packed_histograms(blocks, bins):
         [hist["hist_min"][:, None], hist["hist_max"][:, None], hist["hist_counts"]],
         axis=1,
     )
-
-
-def all_reduce_present(grads):
-    """`all_reduce` of the gradients that are not `None`."""
-    present = [g for g in grads if g is not None]
-    reduced = iter(all_reduce(present))
-    return [None if g is None else next(reduced) for g in grads]
-
-
-def all_reduce(tensors, mean=False):
-    """Sums (or averages) per-replica tensors under a distribution strategy.
-
-    Outside a multi-replica context the tensors are returned unchanged.
-    """
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1 or not tensors:
-        return tensors
-    op = tf.distribute.ReduceOp.MEAN if mean else tf.distribute.ReduceOp.SUM
-    return context.all_reduce(op, tensors)

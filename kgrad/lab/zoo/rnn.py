@@ -11,8 +11,8 @@ Layers: `rnn_01`, `rnn_02`, ..., then `output`.
 
 import keras
 
-from kgrad.zoo import _checks
-from kgrad.zoo._registry import register
+from kgrad import checks as _checks
+from kgrad.lab.zoo._registry import register
 
 CELLS = {
     "simple": keras.layers.SimpleRNN,

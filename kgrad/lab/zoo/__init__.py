@@ -12,8 +12,8 @@ Example:
     ```
 """
 
-from kgrad.zoo import cnn, mlp, resnet, rnn, transformer
-from kgrad.zoo._registry import ModelSpec, build, describe, list, register, spec
+from kgrad.lab.zoo import cnn, mlp, resnet, rnn, transformer
+from kgrad.lab.zoo._registry import ModelSpec, build, describe, list, register, spec
 
 __all__ = [
     "ModelSpec",

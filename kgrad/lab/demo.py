@@ -16,7 +16,7 @@ and the table as markdown with one gradient-flow PNG per experiment.
 
 Example:
     ```python
-    from kgrad import demo
+    from kgrad.lab import demo
 
     demo.run_demo(logdir="runs", quick=True)  # tiny sizes: seconds
     ```
@@ -29,8 +29,9 @@ import platform
 import sys
 import time
 
-from kgrad import experiments, report
-from kgrad.experiments import Experiment, RunConfig
+from kgrad.analysis import report
+from kgrad.lab import experiments
+from kgrad.lab.experiments import Experiment, RunConfig
 
 ADDING_LENGTHS = (10, 50)
 """Sequence lengths of the adding-problem experiment (FACTS row 10)."""
@@ -276,7 +277,7 @@ def _header(command, seconds, table):
         f"- Machine: {machine()}\n"
         f"- Wall time of the training: {_duration(seconds)} ({_load()})\n"
         "- Ratio `in/out`: gradient norm of the input-side layer over the "
-        "output-side layer (`kgrad.profile.layer_profile`), at the first "
+        "output-side layer (`kgrad.analysis.layer_profile`), at the first "
         "(`@1`) and at the last (`@end`) logged step.\n\n"
         f"{table}\n"
     )
@@ -385,7 +386,7 @@ def write_markdown(path, sections, header=""):
     Returns:
         The paths of the PNG files written.
     """
-    from kgrad import plots
+    from kgrad.analysis import plots
 
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)

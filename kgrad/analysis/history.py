@@ -1,7 +1,7 @@
 """A bounded record of the scalars a run wrote, for diagnosing it in memory.
 
 The callback diagnoses at each epoch end from what it has logged, in the
-`kgrad.diagnostics.Scalars` format. To keep memory flat over long runs, each
+`kgrad.analysis.diagnostics.Scalars` format. To keep memory flat over long runs, each
 tag keeps its first value (the explosion rule compares against the start) and
 its last `keep` values (the other rules use the latest logged steps).
 

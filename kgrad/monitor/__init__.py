@@ -1,0 +1,9 @@
+"""Everything that runs during training and touches Keras and TensorFlow.
+
+`GradientMonitor` (callback.py) drives the capture (capture.py) through the
+Keras internals listed in keras_hooks.py; the statistics are computed in the
+graph (stats.py), packed into one vector (packed.py), read once per logged
+step and written as TensorBoard events (summaries.py, event_writer.py) from
+the training thread or a background worker (worker.py), on the steps the
+schedule picks (schedule.py).
+"""

@@ -1,0 +1,260 @@
+"""Every place where kgrad relies on Keras internals, in one module.
+
+Keras gives callbacks no access to gradients, so the capture reaches into the
+trainer. Each touch point below is a function or constant of this module; no
+other module of kgrad touches these attributes. Checked against Keras 3.15.1
+(TensorFlow backend, TensorFlow 2.21); `check()` verifies them on the
+installed Keras and `tests/test_keras_hooks.py` fails naming the broken one.
+
+Each hook: what kgrad does with it; what breaks if Keras changes it.
+
+- `optimizer.apply(grads, variables)`: replaced on the optimizer instance
+  (`patch`) to see the gradients the optimizer applies; else nothing is
+  captured.
+- `optimizer._trainable_variables`: the variables when `apply` gets none;
+  else gradients cannot be matched to variables.
+- `optimizer.iterations`: the update count, read on the host; else the steps
+  of the event files are wrong.
+- `optimizer.built`, `optimizer.build`: builds the optimizer before the
+  statistics' first trace; else the first logged step fails to trace.
+- `LossScaleOptimizer.dynamic_scale` and `.check_finite`,
+  `optimizer.loss_scale_factor`: unscale gradients, mark skipped steps; else
+  gradients are logged scaled (by 2**15 at first).
+- `layer.activation` (Dense, Conv*, Activation) and `ReLU.call`: wrapped to
+  read the layer's output in the same forward pass; else no activation
+  statistics (dead units, saturation).
+- `model._flatten_layers(include_self=False, recursive=True)`: every layer,
+  nested ones included; else no activation statistics, no BatchNorm list.
+- `model.make_train_function(force=True)`: traces the logging twin of the
+  train function; else no logged step.
+- `model.train_function`: replaced by the dispatcher for the duration of
+  `fit`; else every step runs Keras's function and nothing is logged.
+- `model.train_step`: wrapped on the instance while the twin is traced, to
+  read the batch size; else no batch size in `kgrad/run_info`.
+- `model.jit_compile`: `False` while the twin is traced (statistics need no
+  XLA); else the twin is compiled with XLA.
+- `model.steps_per_execution`: the steps one call of the train function runs;
+  else off-schedule steps are logged.
+
+Example:
+
+>>> import keras
+>>> check()  # [] when every hook holds on the installed Keras
+[]
+"""
+
+import keras
+import tensorflow as tf
+
+CHECKED_WITH = "3.15.1"
+
+
+def patch(obj, name, value, restore):
+    """Sets `obj.name = value` on the instance; appends the undo to `restore`.
+
+    Example:
+
+    >>> restore = []
+    >>> class Thing: pass
+    >>> thing = Thing()
+    >>> patch(thing, "x", 1, restore)
+    >>> restore.pop()(); hasattr(thing, "x")
+    False
+    """
+    had_own = name in vars(obj)
+    old = vars(obj).get(name)
+
+    def undo():
+        if had_own:
+            setattr(obj, name, old)
+        else:
+            delattr(obj, name)
+
+    setattr(obj, name, value)
+    restore.append(undo)
+
+
+def all_layers(model):
+    """Every layer of `model`, nested ones included, the model itself excluded."""
+    return list(model._flatten_layers(include_self=False, recursive=True))
+
+
+def optimizer_variables(optimizer):
+    """The variables an optimizer updates when `apply` is called without them."""
+    return list(optimizer._trainable_variables)
+
+
+def build_optimizer(optimizer, variables):
+    """Builds `optimizer` for `variables` if `apply` has not built it yet."""
+    if not optimizer.built:
+        optimizer.build(variables)
+
+
+def activation_function_of(layer):
+    """The attribute wrapped to read a layer's output: `"call"` or `"activation"`."""
+    return "call" if isinstance(layer, keras.layers.ReLU) else "activation"
+
+
+def trace_train_function(model, train_step, restore):
+    """Traces a new train function of `model` that runs `train_step`.
+
+    The model's own train function, `train_step` and `jit_compile` are left as
+    they were; the new function is traced without XLA.
+
+    Args:
+        model: A compiled model whose train function exists.
+        train_step: Replaces `model.train_step` while tracing.
+        restore: The undo list `patch` uses (emptied back to its length).
+    """
+    jit = model.jit_compile
+    plain = model.train_function
+    patch(model, "train_step", train_step, restore)
+    try:
+        model.jit_compile = False  # summary statistics need no XLA
+        model.make_train_function(force=True)
+        return model.train_function
+    finally:
+        restore.pop()()
+        model.jit_compile = jit
+        model.train_function = plain
+
+
+def plain_train_function(model):
+    """Keras's own train function of `model`, made if it does not exist yet.
+
+    A dispatcher installed by kgrad keeps Keras's function as `_kgrad_plain`.
+    """
+    function = model.train_function
+    function = getattr(function, "_kgrad_plain", function)
+    if function is None:
+        model.make_train_function()
+        function = model.train_function
+    return function
+
+
+def install_train_function(model, dispatcher, plain, restore):
+    """Makes `dispatcher` the train function `fit` calls; undone by `restore`."""
+    dispatcher._kgrad_plain = plain
+    model.train_function = dispatcher
+    restore.append(lambda: setattr(model, "train_function", plain))
+
+
+def is_loss_scaled(optimizer):
+    """Whether the gradients handed to `optimizer.apply` are loss-scaled."""
+    return isinstance(optimizer, keras.optimizers.LossScaleOptimizer) or bool(
+        getattr(optimizer, "loss_scale_factor", None)
+    )
+
+
+def loss_scale(optimizer):
+    """The factor the gradients handed to `optimizer.apply` are scaled by."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return tf.cast(tf.convert_to_tensor(optimizer.dynamic_scale), tf.float32)
+    factor = getattr(optimizer, "loss_scale_factor", None)
+    return tf.constant(float(factor or 1.0), tf.float32)
+
+
+def skipped_by_loss_scaling(optimizer, grads):
+    """1.0 when a loss-scale optimizer will skip this step (non-finite grads)."""
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return tf.constant(0.0, tf.float64)
+    finite = optimizer.check_finite(grads)
+    return tf.cast(tf.logical_not(finite), tf.float64)
+
+
+def check():
+    """Names the hooks that do not hold on the installed Keras (`[]` if all do).
+
+    Trains a tiny model for one step with each hook in place and checks that
+    Keras went through it, and that the loss-scale internals answer as
+    expected. A hook that raises counts as broken. Takes about a second.
+    """
+    broken = []
+
+    def verify(hook, condition):
+        try:
+            holds = condition()
+        except Exception:  # whatever Keras raises, the hook does not hold
+            holds = False
+        if not holds:
+            broken.append(hook)
+
+    model, calls = _fit_once_through_hooks(broken)
+    optimizer = model.optimizer
+    for hook, name in (
+        ("optimizer.apply", "apply"),
+        ("model.train_function", "train_function"),
+        ("layer.activation", "activation"),
+        ("ReLU.call", "relu"),
+    ):
+        verify(hook, lambda name=name: calls[name] > 0)
+    verify(
+        "model._flatten_layers",
+        lambda: (
+            {id(layer) for layer in model.layers}
+            <= {id(layer) for layer in all_layers(model)}
+        ),
+    )
+    verify(
+        "optimizer._trainable_variables",
+        lambda: (
+            {id(v) for v in optimizer_variables(optimizer)}
+            == {id(v) for v in model.trainable_variables}
+        ),
+    )
+    verify("optimizer.iterations", lambda: int(optimizer.iterations.numpy()) == 1)
+    verify("model.steps_per_execution", lambda: model.steps_per_execution == 1)
+    verify("model.jit_compile", lambda: model.jit_compile in (True, False, "auto"))
+    verify("LossScaleOptimizer.dynamic_scale/check_finite", _loss_scaling_holds)
+    return broken
+
+
+def _fit_once_through_hooks(broken):
+    """A two-layer model fit for one step with every wrapper kgrad installs."""
+    import numpy as np
+
+    x, y = np.ones((4, 2), "float32"), np.ones((4, 2), "float32")
+    layers = [keras.layers.Dense(2, activation="relu"), keras.layers.ReLU()]
+    model = keras.Sequential([keras.Input((2,)), *layers])
+    model.compile(optimizer="sgd", loss="mse")
+    calls = {"apply": 0, "train_function": 0, "activation": 0, "relu": 0}
+    restore = []
+
+    def counting(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    try:
+        dense, relu = layers
+        optimizer = model.optimizer
+        patch(optimizer, "apply", counting("apply", optimizer.apply), restore)
+        patch(dense, "activation", counting("activation", dense.activation), restore)
+        patch(relu, "call", counting("relu", relu.call), restore)
+        plain = plain_train_function(model)
+        dispatcher = counting("train_function", plain)
+        install_train_function(model, dispatcher, plain, restore)
+        twin = trace_train_function(model, model.train_step, restore)
+        if twin is plain or not callable(twin):
+            broken.append("model.make_train_function(force=True)")
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    except Exception as error:
+        broken.append(f"model.fit through the hooks ({type(error).__name__})")
+    finally:
+        while restore:
+            restore.pop()()
+    return model, calls
+
+
+def _loss_scaling_holds():
+    scaled = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD())
+    variable = keras.Variable([1.0])
+    build_optimizer(scaled, [variable])
+    skipped = skipped_by_loss_scaling(scaled, [tf.constant([float("inf")])])
+    return (
+        float(loss_scale(scaled)) > 1.0
+        and float(skipped) == 1.0
+        and is_loss_scaled(scaled)
+    )

@@ -1,0 +1,29 @@
+"""Every Keras internal kgrad relies on still holds on the installed Keras."""
+
+import keras
+
+from kgrad.monitor import keras_hooks
+
+
+def test_every_keras_hook_holds():
+    broken = keras_hooks.check()
+    assert broken == [], (
+        f"Keras {keras.__version__} no longer provides these hooks kgrad relies on "
+        f"(checked with {keras_hooks.CHECKED_WITH}): {', '.join(broken)}. "
+        "See the table in kgrad/monitor/keras_hooks.py for what each one does."
+    )
+
+
+def test_check_names_a_hook_that_is_gone(monkeypatch):
+    monkeypatch.delattr(keras.optimizers.LossScaleOptimizer, "check_finite")
+    assert keras_hooks.check() == ["LossScaleOptimizer.dynamic_scale/check_finite"]
+
+
+def test_patch_restores_the_instance():
+    restore = []
+    layer = keras.layers.Dense(2)
+    original = layer.call
+    keras_hooks.patch(layer, "call", lambda x: x, restore)
+    assert layer.call is not original
+    restore.pop()()
+    assert "call" not in vars(layer)
