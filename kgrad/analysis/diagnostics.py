@@ -107,20 +107,20 @@ class Thresholds:
     Args:
         vanishing_ratio: Vanishing when the input side's gradient norm is below
             this fraction of the output side's: a drop of more than 3 orders of
-            magnitude (FACTS row 4). Defaults to `1e-3`.
+            magnitude (docs/CLAIMS.md, claim 4). Defaults to `1e-3`.
         min_update_ratio: Vanishing also when the input side's update/weight
             norm ratio is below this while the output side's is not: 3 orders
-            below the healthy ~1e-3 (FACTS row 15). Defaults to `1e-6`.
+            below the healthy ~1e-3 (docs/CLAIMS.md, claim 15). Defaults to `1e-6`.
         explosion_growth: Exploding when the global gradient norm grows by this
             factor from the first logged steps to a later window. Defaults to
             `1e3`.
         dead_share: Dead units when more than this share of a ReLU layer's
-            units is zero on a whole batch (FACTS row 5). Defaults to `0.5`.
+            units is zero on a whole batch (docs/CLAIMS.md, claim 5). Defaults to `0.5`.
         saturation_share: Saturation when more than this share of a sigmoid or
             tanh layer's outputs lie within 1% of a bound, where the derivative
             is ~0. Defaults to `0.25`.
         min_batchnorm_batch: BatchNorm needs batches of at least this size
-            (FACTS row 9). Defaults to `8`.
+            (docs/CLAIMS.md, claim 9). Defaults to `8`.
         window: Number of last logged steps whose median is judged. Defaults
             to `5`.
     """
