@@ -178,7 +178,7 @@ def validate(config):
     if config.clipnorm is not None:
         checks.positive_number("clipnorm", config.clipnorm)
     if config.target is not None:
-        checks.number_in("target", config.target, "(0, 1]")
+        checks.number_in("target", config.target, "[0, 1]")
     return spec
 
 
