@@ -45,7 +45,7 @@ def suggest(value, options):
     Returns:
         `" Did you mean: a, b?"` (with a leading space) or `""`.
     """
-    close = difflib.get_close_matches(str(value), list(options), n=3, cutoff=0.5)
+    close = difflib.get_close_matches(str(value), list(options), n=3, cutoff=0.6)
     return f" Did you mean: {', '.join(close)}?" if close else ""
 
 

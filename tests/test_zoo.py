@@ -277,7 +277,7 @@ def test_unknown_name_lists_close_matches():
         ("mlp_sigmoid", {"depth": "3"}, TypeError, "Received: depth='3'"),
         ("mlp_sigmoid", {"activation": "nope"}, ValueError, "activation='nope'"),
         ("mlp_relu_he", {"input_shape": (8, 8)}, ValueError, "input_shape=\\(8, 8\\)"),
-        ("mlp_relu_he", {"dpeth": 3}, TypeError, "`dpeth`.*Did you mean: depth\\?"),
+        ("mlp_relu_he", {"dpeth": 3}, TypeError, "`dpeth`.*Did you mean: depth"),
         ("cnn_plain", {"norm": "bogus"}, ValueError, "norm='bogus'"),
         ("cnn_gn", {"filters": 6}, ValueError, "groups=8"),
         ("resnet18", {"depth": 50}, ValueError, "Received: depth=50"),
@@ -316,7 +316,7 @@ def test_register_adds_a_model_and_rejects_duplicates(monkeypatch):
     assert zoo.spec("my_mlp").summary == "Mine."
     model = zoo.build("my_mlp", width=4)
     assert len(model.layers) == 4 and model.name == "my_mlp"
-    assert zoo.build("my_mlp", width=4, name="renamed").name == "renamed"
+    assert zoo.spec("my_mlp").builder(width=4, name="renamed").name == "renamed"
     with pytest.raises(ValueError, match="already registered"):
         zoo.register()(my_mlp)
     with pytest.raises(ValueError, match="already registered"):
