@@ -64,5 +64,5 @@ def test_importing_kgrad_does_not_import_tensorflow():
 
 
 def test_argument_checks_import_no_tensorflow():
-    code = "from kgrad import checks; checks.positive_ints(depth=2); checks.suggest('a', 'ab')"
+    code = "from kgrad import checks; checks.positive_ints(depth=2)"
     assert imported_after(code) == "[]"
