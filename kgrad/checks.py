@@ -158,15 +158,6 @@ def boolean(name, value):
         raise TypeError(f"`{name}` must be True or False. {_received(name, value)}")
 
 
-def string(name, value):
-    """Checks that `value` is a non-empty string."""
-    message = f"`{name}` must be a non-empty string. {_received(name, value)}"
-    if not isinstance(value, str):
-        raise TypeError(message)
-    if not value:
-        raise ValueError(message)
-
-
 def path_like(name, value):
     """Checks that `value` is a non-empty `str` or `os.PathLike` path."""
     message = f"`{name}` must be a non-empty path. {_received(name, value)}"
