@@ -300,9 +300,15 @@ def test_positive_integer_message_is_keras_style():
     assert str(info.value) == ("`depth` must be a positive integer. Received: depth=-1")
 
 
-def test_register_adds_a_model_and_rejects_duplicates(monkeypatch):
-    monkeypatch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))
+def test_register_adds_a_model_and_rejects_duplicates():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))
+        _register_my_mlp_and_duplicates()
+    # The registry is restored: the model registered above is gone.
+    assert "my_mlp" not in zoo.list() and "mlp_sigmoid" in zoo.list()
 
+
+def _register_my_mlp_and_duplicates():
     @zoo.register(data="digits_flat", twin="mlp_relu_he")
     def my_mlp(*, depth=2, **overrides):
         """Mine."""
@@ -325,7 +331,3 @@ def test_register_adds_a_model_and_rejects_duplicates(monkeypatch):
         zoo.register(task="ranking")
     with pytest.raises(ValueError, match="data='imagenet'"):
         zoo.register(data="imagenet")
-
-
-def test_registry_is_restored_after_register_test():
-    assert "my_mlp" not in zoo.list()
