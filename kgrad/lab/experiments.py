@@ -174,7 +174,7 @@ def validate(config):
     for key in ("steps", "subsample"):
         if getattr(config, key) is not None:
             checks.positive_int(key, getattr(config, key))
-    checks.number_or_none("clipnorm", config.clipnorm)
+    checks.boolean("run_eagerly", config.run_eagerly)
     if config.clipnorm is not None:
         checks.positive_number("clipnorm", config.clipnorm)
     if config.target is not None:
