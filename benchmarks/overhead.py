@@ -41,7 +41,6 @@ import contextlib
 import gc
 import math
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -55,6 +54,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from kgrad import GradientMonitor, zoo  # noqa: E402
+from kgrad.lab.machine import machine_info  # noqa: E402
 from kgrad.monitor.schedule import Schedule  # noqa: E402
 
 CONFIGS = {
@@ -359,23 +359,6 @@ def measure(name, batch_size, configs, args, overrides=None, extras=True, log=pr
 
 
 # -- report -------------------------------------------------------------------
-def machine():
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    }
-
-
 def loadavg():
     with contextlib.suppress(OSError):
         with open("/proc/loadavg") as f:
@@ -622,7 +605,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     command = " ".join(["python benchmarks/overhead.py", *argv])
-    info = machine()
+    info = machine_info()
     info["load_before"] = loadavg()
     info["skipped"] = []
     begin = time.perf_counter()

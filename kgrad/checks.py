@@ -1,36 +1,154 @@
-"""Argument checks shared by the family builders, with Keras-style messages.
+"""Argument checks for the whole package, with Keras-style messages.
 
-Every builder validates all of its arguments before it creates a layer, so a bad
-override fails fast: "`depth` must be a positive integer. Received: depth=-1".
-`ValueError` for bad values, `TypeError` for bad types and unknown names.
+One rule per kind of mistake: a wrong type (including `bool` where a number is
+expected) raises `TypeError`, a wrong value raises `ValueError`, and the message
+names the argument and the value received:
+"`depth` must be a positive integer. Received: depth=-1". Unknown names get
+the close matches from `suggest`. Keras is imported only inside `activation`
+and `initializer`, so `kgrad.analysis` can use this module without TensorFlow.
+
+Example:
+
+>>> positive_int("depth", 3)
+>>> positive_int("depth", True)
+Traceback (most recent call last):
+TypeError: `depth` must be a positive integer. Received: depth=True
+>>> suggest("dpeth", ["depth", "units"])
+' Did you mean: depth?'
 """
 
 import difflib
 import inspect
 import numbers
-
-import keras
+import os
 
 
 def _received(name, value):
     return f"Received: {name}={value!r}"
 
 
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def suggest(value, options):
+    """The close-match hint of an error message, or `""` if nothing is close.
+
+    Args:
+        value: The name received.
+        options: The valid names.
+
+    Returns:
+        `" Did you mean: a, b?"` (with a leading space) or `""`.
+    """
+    close = difflib.get_close_matches(str(value), list(options), n=3, cutoff=0.6)
+    return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+def known_name(what, value, options, *, see=None):
+    """Checks that `value` is one of the names in `options`.
+
+    Args:
+        what: What the names are, for the message, e.g. `"data set"`.
+        value: The name received.
+        options: The valid names.
+        see: Sentence appended to the message. Defaults to listing `options`.
+
+    Raises:
+        ValueError: If `value` is not in `options`; lists the close matches.
+    """
+    if value in options:
+        return
+    see = see or f"Known: {', '.join(options)}."
+    raise ValueError(f"Unknown {what} {value!r}.{suggest(value, options)} {see}")
+
+
+def int_at_least(name, value, minimum, *, description=None):
+    """Checks that `value` is an integer (not a bool) of at least `minimum`.
+
+    Args:
+        name: Argument name for the message.
+        value: The value received.
+        minimum: The smallest valid value.
+        description: What the message says it must be. Defaults to
+            `"an integer >= {minimum}"`.
+    """
+    description = description or f"an integer >= {minimum}"
+    message = f"`{name}` must be {description}. {_received(name, value)}"
+    if not _is_int(value):
+        raise TypeError(message)
+    if value < minimum:
+        raise ValueError(message)
+
+
 def positive_int(name, value):
     """Checks that `value` is an integer of at least 1."""
-    message = f"`{name}` must be a positive integer. {_received(name, value)}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    int_at_least(name, value, 1, description="a positive integer")
+
+
+def positive_ints(**values):
+    """Checks that each keyword argument is a positive integer, in order.
+
+    Example:
+
+    >>> positive_ints(depth=20, width=64)
+    """
+    for name, value in values.items():
+        positive_int(name, value)
+
+
+def non_negative_int(name, value):
+    """Checks that `value` is an integer of at least 0."""
+    int_at_least(name, value, 0, description="a non-negative integer")
+
+
+def number_in(name, value, interval):
+    """Checks that `value` is a real number inside `interval`.
+
+    Args:
+        name: Argument name for the message.
+        value: The value received.
+        interval: Written as in mathematics: `"(0, 1)"`, `"[0, 1)"`,
+            `"(1, inf)"`; `(` and `)` exclude the bound, `[` and `]` include it.
+
+    Example:
+
+    >>> number_in("dead_share", 0.5, "[0, 1)")
+    >>> number_in("dead_share", 1.5, "[0, 1)")
+    Traceback (most recent call last):
+    ValueError: `dead_share` must be a number in [0, 1). Received: dead_share=1.5
+    """
+    message = f"`{name}` must be a number in {interval}. {_received(name, value)}"
+    if not _is_number(value):
         raise TypeError(message)
-    if value < 1:
+    low, high = (float(bound) for bound in interval[1:-1].split(","))
+    above = value >= low if interval[0] == "[" else value > low
+    below = value <= high if interval[-1] == "]" else value < high
+    if not (above and below):
         raise ValueError(message)
 
 
 def positive_number(name, value):
     """Checks that `value` is a real number greater than 0."""
     message = f"`{name}` must be a positive number. {_received(name, value)}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not _is_number(value):
         raise TypeError(message)
     if not value > 0:
+        raise ValueError(message)
+
+
+def number_or_none(name, value):
+    """Checks that `value` is `None` or a finite real number (not a bool)."""
+    message = f"`{name}` must be a finite number or None. {_received(name, value)}"
+    if value is None:
+        return
+    if not _is_number(value):
+        raise TypeError(message)
+    if value != value or value in (float("inf"), float("-inf")):
         raise ValueError(message)
 
 
@@ -40,12 +158,20 @@ def boolean(name, value):
         raise TypeError(f"`{name}` must be True or False. {_received(name, value)}")
 
 
+def path_like(name, value):
+    """Checks that `value` is a non-empty `str` or `os.PathLike` path."""
+    message = f"`{name}` must be a non-empty path. {_received(name, value)}"
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(message)
+    if not os.fspath(value):
+        raise ValueError(message)
+
+
 def one_of(name, value, options):
     """Checks that `value` is one of `options` (strings, integers or None)."""
     choices = ", ".join(repr(option) for option in options)
     message = f"`{name}` must be one of {choices}. {_received(name, value)}"
-    is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not (is_int or isinstance(value, (str, type(None)))):
+    if not (_is_int(value) or isinstance(value, (str, type(None)))):
         raise TypeError(message)
     if value not in options:
         raise ValueError(message)
@@ -72,7 +198,7 @@ def shape(name, value, rank, description, allow_none=()):
     for axis, size in enumerate(value):
         if size is None and axis in allow_none:
             continue
-        if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+        if not _is_int(size):
             raise TypeError(message)
         if size < 1:
             raise ValueError(message)
@@ -80,31 +206,32 @@ def shape(name, value, rank, description, allow_none=()):
 
 def activation(name, value):
     """Checks that Keras understands `value` as an activation."""
-    try:
-        keras.activations.get(value)
-    except (ValueError, TypeError) as error:
-        raise ValueError(
-            f"`{name}` must be a Keras activation name or callable. "
-            f"{_received(name, value)}"
-        ) from error
+    import keras
+
+    _keras_object(name, value, keras.activations.get, "activation name or callable")
 
 
 def initializer(name, value):
     """Checks that Keras understands `value` as an initializer."""
+    import keras
+
+    _keras_object(name, value, keras.initializers.get, "initializer name or instance")
+
+
+def _keras_object(name, value, get, description):
     try:
-        keras.initializers.get(value)
+        get(value)
     except (ValueError, TypeError) as error:
         raise ValueError(
-            f"`{name}` must be a Keras initializer name or instance. "
-            f"{_received(name, value)}"
+            f"`{name}` must be a Keras {description}. {_received(name, value)}"
         ) from error
 
 
-def no_unknown(builder, kwargs):
-    """Rejects keyword arguments that `builder` does not define.
+def no_unknown(function, kwargs):
+    """Rejects keyword arguments that `function` does not define.
 
     Args:
-        builder: The family builder function (its signature lists the valid names).
+        function: The function (its keyword-only parameters are the valid names).
         kwargs: The leftover keyword arguments it received.
 
     Raises:
@@ -114,13 +241,12 @@ def no_unknown(builder, kwargs):
         return
     valid = [
         parameter.name
-        for parameter in inspect.signature(builder).parameters.values()
+        for parameter in inspect.signature(function).parameters.values()
         if parameter.kind is inspect.Parameter.KEYWORD_ONLY
     ]
     key, value = next(iter(kwargs.items()))
-    close = difflib.get_close_matches(key, valid, n=3)
-    hint = f" Did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
     raise TypeError(
-        f"Unknown argument `{key}` for `{builder.__name__}`. "
-        f"{_received(key, value)}.{hint} Valid arguments: {', '.join(valid)}."
+        f"Unknown argument `{key}` for `{function.__name__}`. "
+        f"{_received(key, value)}.{suggest(key, valid)} "
+        f"Valid arguments: {', '.join(valid)}."
     )

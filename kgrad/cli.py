@@ -66,7 +66,7 @@ def build_parser():
         "demo",
         help="rerun the classic gradient experiments (offline, about 5 minutes)",
         description=(
-            "Train the contrasting pairs of FACTS.md (sigmoid vs ReLU, ResNet "
+            "Train the contrasting pairs of docs/CLAIMS.md (sigmoid vs ReLU, ResNet "
             "with and without skips, BatchNorm, RNN vs LSTM vs GRU, clipping, "
             "LayerNorm placement) on embedded data with GradientMonitor; print "
             "a results table, save it as markdown with gradient-flow plots."
@@ -188,9 +188,10 @@ def main(argv=None):
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet TensorFlow's start
     try:
         return args.handler(args)
-    except (ValueError, OSError) as error:
+    except (TypeError, ValueError, OSError) as error:
         print(f"kgrad: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

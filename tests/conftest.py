@@ -10,6 +10,10 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
 
+# The scripts in distributed/ run in processes of their own (test_distribute.py);
+# importing them here, as `--doctest-modules` would, would set this process's devices.
+collect_ignore = ["distributed"]
+
 
 @pytest.fixture(autouse=True)
 def _seed():

@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib import image
 
 from kgrad.cli import main
-from kgrad.lab import demo
+from kgrad.lab import demo, results_markdown
 from kgrad.lab.experiments import RunConfig, RunResult
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -119,13 +119,15 @@ def _result(name, **overrides):
 
 
 def test_results_table_cells():
-    table = demo.results_table(
+    table = results_markdown.results_table(
         [_result("a"), _result("b", steps_to_target=40), _result("c", diverged_at=7)]
     )
     lines = table.splitlines()
     assert len(lines) == 5 and len({len(line) for line in lines}) == 1
     a, b, c = (line.split("|")[1:-1] for line in lines[2:])
-    cells = dict(zip(demo.COLUMNS, (cell.strip() for cell in a), strict=True))
+    cells = dict(
+        zip(results_markdown.COLUMNS, (cell.strip() for cell in a), strict=True)
+    )
     assert cells["in/out @1"] == "1.5e-07" and cells["in/out @end"] == "n/a"
     assert cells["test loss"] == "nan" and cells["test acc"] == "0.875"
     assert cells["event"] == "90% not reached" and cells["findings"] == "none"

@@ -217,13 +217,12 @@ def test_clipping_is_advised_only_for_exploding_and_nonfinite():
     assert severities == sorted(severities)
 
 
-def test_finding_message_and_key():
+def test_finding_message():
     finding = Finding("dead_units", "warning", ("m/d1", "m/d2"), "Evidence.", "Fix.")
-    assert finding.key == ("dead_units", ("m/d1", "m/d2"))
     assert finding.message() == (
         "Warning: dead ReLU units in m/d1, m/d2. Evidence. Fix."
     )
-    assert hash(finding.key)
+    assert hash(finding)
 
 
 @pytest.mark.parametrize(
@@ -233,9 +232,24 @@ def test_finding_message_and_key():
         {"dead_share": 1.5},
         {"window": 0},
         {"explosion_growth": 1.0},
-        {"min_batchnorm_batch": 2.5},
+        {"min_batchnorm_batch": 0},
     ],
 )
 def test_thresholds_are_validated(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
+        Thresholds(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"min_batchnorm_batch": 2.5},
+        {"window": True},
+        {"dead_share": "0.5"},
+        {"explosion_growth": None},
+    ],
+)
+def test_thresholds_reject_wrong_types(kwargs):
+    name, value = next(iter(kwargs.items()))
+    with pytest.raises(TypeError, match=f"Received: {name}={value!r}"):
         Thresholds(**kwargs)

@@ -88,11 +88,24 @@ def test_run_experiment_layout(tmp_path):
         (RunConfig("lstm", data="addding"), "Did you mean: adding"),
         (RunConfig("lstm", optimizer="rmsprop"), "`optimizer` must be one of"),
         (RunConfig("lstm", epochs=0), "`epochs` must be a positive integer"),
-        (RunConfig("lstm", batch_size=2.5), "`batch_size` must be a positive"),
     ],
 )
 def test_validate_rejects_bad_configs(config, message):
     with pytest.raises(ValueError, match=message):
+        experiments.validate(config)
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (RunConfig("lstm", batch_size=2.5), "`batch_size` must be a positive"),
+        (RunConfig("lstm", epochs=True), "`epochs` must be a positive"),
+        (RunConfig("lstm", learning_rate="0.1"), "`learning_rate` must be"),
+        (RunConfig("lstm", clipnorm=True), "`clipnorm` must be"),
+    ],
+)
+def test_validate_rejects_wrong_types(config, message):
+    with pytest.raises(TypeError, match=message):
         experiments.validate(config)
 
 

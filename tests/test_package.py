@@ -61,3 +61,8 @@ def test_diagnosis_needs_no_matplotlib(module):
 
 def test_importing_kgrad_does_not_import_tensorflow():
     assert imported_after("import kgrad") == "[]"
+
+
+def test_argument_checks_import_no_tensorflow():
+    code = "from kgrad import checks; checks.positive_ints(depth=2)"
+    assert imported_after(code) == "[]"

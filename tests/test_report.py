@@ -87,7 +87,7 @@ def test_sigmoid_mlp_vanishes_relu_he_does_not(trained):
     rows = layer_profile.layer_profile(*runs["relu"])
     assert len(rows) == DEPTH + 1
     assert rows[0].side == "input" and rows[-1].side == "output"
-    assert 1e-1 < rows[0].ratio < 1e1  # FACTS row 2: within about one order
+    assert 1e-1 < rows[0].ratio < 1e1  # docs/CLAIMS.md, claim 2: within about one order
 
 
 def test_kgrad_report_command_on_trained_runs(trained, capsys):

@@ -3,6 +3,8 @@
 import dataclasses
 import fnmatch
 import functools
+import pathlib
+import re
 
 import keras
 import numpy as np
@@ -10,6 +12,10 @@ import pytest
 
 from kgrad import data, zoo
 from kgrad.lab.zoo import _registry
+
+CLAIMS = (pathlib.Path(__file__).parents[1] / "docs" / "CLAIMS.md").read_text()
+
+CITATION = r"docs/CLAIMS\.md, (claims? [\d\- and]+|reference numbers)"
 
 ISSUE_MODELS = [
     "mlp_sigmoid",
@@ -95,13 +101,25 @@ def test_every_model_trains_one_step(name):
     assert model.layers[-1].get_config()["activation"] == "linear"
 
 
+def _cites_known_claim(citation):
+    if citation == "reference numbers":
+        return "## Reference numbers" in CLAIMS
+    numbers = [int(n) for n in re.findall(r"\d+", citation)]
+    return all(f"\n| {n} |" in CLAIMS for n in numbers)
+
+
 @pytest.mark.parametrize("name", zoo.list())
 def test_spec_is_consistent(name):
     spec = zoo.spec(name)
     assert spec.name == name
     assert spec.task == ("regression" if spec.data == "adding" else "classification")
     assert spec.twin in zoo.list()
-    assert "FACTS row" in spec.summary or "FACTS," in spec.summary
+    cited = re.findall(
+        r"docs/CLAIMS\.md, (claims? [\d\- and]+|reference numbers)", spec.summary
+    )
+    assert cited, spec.summary
+    assert all(_cites_known_claim(citation) for citation in cited), cited
+    assert zoo.build(name, **_small(name)).name == name
     text = zoo.describe(name)
     assert name in text and spec.twin in text and spec.data in text
 
@@ -259,7 +277,7 @@ def test_unknown_name_lists_close_matches():
         ("mlp_sigmoid", {"depth": "3"}, TypeError, "Received: depth='3'"),
         ("mlp_sigmoid", {"activation": "nope"}, ValueError, "activation='nope'"),
         ("mlp_relu_he", {"input_shape": (8, 8)}, ValueError, "input_shape=\\(8, 8\\)"),
-        ("mlp_relu_he", {"dpeth": 3}, TypeError, "`dpeth`.*Did you mean `depth`"),
+        ("mlp_relu_he", {"dpeth": 3}, TypeError, "`dpeth`.*Did you mean: depth"),
         ("cnn_plain", {"norm": "bogus"}, ValueError, "norm='bogus'"),
         ("cnn_gn", {"filters": 6}, ValueError, "groups=8"),
         ("resnet18", {"depth": 50}, ValueError, "Received: depth=50"),
@@ -282,25 +300,34 @@ def test_positive_integer_message_is_keras_style():
     assert str(info.value) == ("`depth` must be a positive integer. Received: depth=-1")
 
 
-def test_register_adds_a_model_and_rejects_duplicates(monkeypatch):
-    monkeypatch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))
+def test_register_adds_a_model_and_rejects_duplicates():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))
+        _register_my_mlp_and_duplicates()
+    # The registry is restored: the model registered above is gone.
+    assert "my_mlp" not in zoo.list() and "mlp_sigmoid" in zoo.list()
 
-    @zoo.register("my_mlp", data="digits_flat", twin="mlp_relu_he", summary="Mine.")
+
+def _register_my_mlp_and_duplicates():
+    @zoo.register(data="digits_flat", twin="mlp_relu_he")
     def my_mlp(*, depth=2, **overrides):
+        """Mine."""
         return zoo.mlp.build_mlp(depth=depth, **overrides)
+
+    def mlp_sigmoid(**overrides):
+        return my_mlp(**overrides)
 
     assert "my_mlp" in zoo.list("my_*")
     assert zoo.spec("my_mlp").defaults == {"depth": 2}
-    assert len(zoo.build("my_mlp", width=4).layers) == 4
+    assert zoo.spec("my_mlp").summary == "Mine."
+    model = zoo.build("my_mlp", width=4)
+    assert len(model.layers) == 4 and model.name == "my_mlp"
+    assert zoo.spec("my_mlp").builder(width=4, name="renamed").name == "renamed"
     with pytest.raises(ValueError, match="already registered"):
-        zoo.register("my_mlp")(my_mlp)
+        zoo.register()(my_mlp)
     with pytest.raises(ValueError, match="already registered"):
-        zoo.register("mlp_sigmoid")(my_mlp)
+        zoo.register()(mlp_sigmoid)
     with pytest.raises(ValueError, match="task='ranking'"):
-        zoo.register("other", task="ranking")
+        zoo.register(task="ranking")
     with pytest.raises(ValueError, match="data='imagenet'"):
-        zoo.register("other", data="imagenet")
-
-
-def test_registry_is_restored_after_register_test():
-    assert "my_mlp" not in zoo.list()
+        zoo.register(data="imagenet")

@@ -46,11 +46,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kgrad import checks
 from kgrad.analysis import layer_profile
 
 Scalars = dict[str, list[tuple[int, float]]]
 
-SEVERITIES = ("error", "warning", "info")
+SEVERITIES = ("error", "warning")
 _CLIP_ADVICE = (
     "Clip gradients, e.g. `keras.optimizers.Adam(clipnorm=1.0)` (a norm of about "
     "1.0 is the usual choice), and lower the learning rate"
@@ -64,7 +65,7 @@ class Finding:
     Attributes:
         kind: `"vanishing"`, `"exploding"`, `"nonfinite"`, `"dead_units"`,
             `"saturation"` or `"batchnorm_small_batch"`.
-        severity: `"error"`, `"warning"` or `"info"`.
+        severity: `"error"` or `"warning"`.
         layers: Layer paths concerned, input side first (for `nonfinite`: the
             layer where non-finite values first appear in backpropagation).
         evidence: The numbers behind the verdict.
@@ -76,11 +77,6 @@ class Finding:
     layers: tuple[str, ...]
     evidence: str
     advice: str
-
-    @property
-    def key(self):
-        """`(kind, layers)`: identifies a finding across steps."""
-        return (self.kind, self.layers)
 
     def message(self):
         """One plain-language paragraph: what, where, the numbers, the fix."""
@@ -107,20 +103,20 @@ class Thresholds:
     Args:
         vanishing_ratio: Vanishing when the input side's gradient norm is below
             this fraction of the output side's: a drop of more than 3 orders of
-            magnitude (FACTS row 4). Defaults to `1e-3`.
+            magnitude (docs/CLAIMS.md, claim 4). Defaults to `1e-3`.
         min_update_ratio: Vanishing also when the input side's update/weight
             norm ratio is below this while the output side's is not: 3 orders
-            below the healthy ~1e-3 (FACTS row 15). Defaults to `1e-6`.
+            below the healthy ~1e-3 (docs/CLAIMS.md, claim 15). Defaults to `1e-6`.
         explosion_growth: Exploding when the global gradient norm grows by this
             factor from the first logged steps to a later window. Defaults to
             `1e3`.
         dead_share: Dead units when more than this share of a ReLU layer's
-            units is zero on a whole batch (FACTS row 5). Defaults to `0.5`.
+            units is zero on a whole batch (docs/CLAIMS.md, claim 5). Defaults to `0.5`.
         saturation_share: Saturation when more than this share of a sigmoid or
             tanh layer's outputs lie within 1% of a bound, where the derivative
             is ~0. Defaults to `0.25`.
         min_batchnorm_batch: BatchNorm needs batches of at least this size
-            (FACTS row 9). Defaults to `8`.
+            (docs/CLAIMS.md, claim 9). Defaults to `8`.
         window: Number of last logged steps whose median is judged. Defaults
             to `5`.
     """
@@ -134,29 +130,14 @@ class Thresholds:
     window: int = 5
 
     def __post_init__(self):
-        for name in ("vanishing_ratio", "min_update_ratio"):
-            value = getattr(self, name)
-            if not 0 < value < 1:
-                raise ValueError(
-                    f"`{name}` must be in (0, 1). Received: {name}={value!r}"
-                )
-        for name in ("dead_share", "saturation_share"):
-            value = getattr(self, name)
-            if not 0 <= value < 1:
-                raise ValueError(
-                    f"`{name}` must be in [0, 1). Received: {name}={value!r}"
-                )
-        if not self.explosion_growth > 1:
-            raise ValueError(
-                "`explosion_growth` must be greater than 1. "
-                f"Received: explosion_growth={self.explosion_growth!r}"
-            )
-        for name in ("min_batchnorm_batch", "window"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(
-                    f"`{name}` must be a positive integer. Received: {name}={value!r}"
-                )
+        checks.number_in("vanishing_ratio", self.vanishing_ratio, "(0, 1)")
+        checks.number_in("min_update_ratio", self.min_update_ratio, "(0, 1)")
+        checks.number_in("dead_share", self.dead_share, "[0, 1)")
+        checks.number_in("saturation_share", self.saturation_share, "[0, 1)")
+        checks.number_in("explosion_growth", self.explosion_growth, "(1, inf)")
+        checks.positive_ints(
+            min_batchnorm_batch=self.min_batchnorm_batch, window=self.window
+        )
 
 
 def diagnose(scalars, run_info, thresholds=None):

@@ -157,3 +157,17 @@ def value_at(scalars, tag, step):
     if i < len(series) and series[i][0] == step:
         return float(series[i][1])
     return None
+
+
+def short_name(layer, run_info):
+    """`layer` without the model's name in front, for tables and plots.
+
+    Example:
+
+    >>> short_name("mlp/dense_01", {"model": "mlp"})
+    'dense_01'
+    """
+    model = (run_info or {}).get("model")
+    if model and layer.startswith(model + "/"):
+        return layer[len(model) + 1 :]
+    return layer

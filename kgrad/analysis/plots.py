@@ -54,7 +54,7 @@ def gradient_flow_figure(scalars, run_info, steps=None, title=None):
     colors = _colors(len(steps), "viridis")
     for color, step in zip(colors, steps, strict=True):
         rows = layer_profile.layer_profile(scalars, run_info, step)
-        names = names or [_short(r.layer, run_info) for r in rows]
+        names = names or [layer_profile.short_name(r.layer, run_info) for r in rows]
         ax.plot(_positive([r.grad_norm for r in rows]), "o-", ms=3, color=color)
         ax.lines[-1].set_label(f"step {step}")
     ax.set_xticks(range(len(names)))
@@ -126,8 +126,3 @@ def _colors(count, cmap):
 def _positive(values):
     """Values for a log axis: zero, negative and non-finite become gaps."""
     return [v if math.isfinite(v) and v > 0 else math.nan for v in values]
-
-
-def _short(layer, run_info):
-    model = (run_info or {}).get("model")
-    return layer[len(model) + 1 :] if model and layer.startswith(model + "/") else layer

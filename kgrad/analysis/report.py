@@ -180,13 +180,6 @@ def format_report(runs, thresholds=None, width=WIDTH):
     return "\n\n".join(parts) + "\n"
 
 
-def _short(layer, run_info):
-    model = (run_info or {}).get("model")
-    if model and layer.startswith(model + "/"):
-        return layer[len(model) + 1 :]
-    return layer
-
-
 def _num(value, spec=".2e"):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -209,7 +202,9 @@ def _format_run(name, scalars, run_info, findings, width):
         f"{len(steps)} logged steps ({steps[0]}-{steps[-1]})",
     ]
     lines = [f"== {name}", ", ".join(d for d in details if d) + "."]
-    names = [_short(r.layer, run_info) + _side_mark(r.side) for r in rows]
+    names = [
+        layer_profile.short_name(r.layer, run_info) + _side_mark(r.side) for r in rows
+    ]
     col = max([len("layer (input -> output)")] + [len(n) for n in names])
     header = (
         f"{'layer (input -> output)':<{col}}  {'grad norm':>9}  {'/ output':>8}  "

@@ -11,12 +11,12 @@ targets are float32 of shape (n, 1). Every set is split with a fixed seed.
 """
 
 import dataclasses
-import difflib
 import functools
-import numbers
 from typing import Optional
 
 import numpy as np
+
+from kgrad import checks
 
 ADDING_MEAN_MSE = 1 / 6
 """MSE of always predicting the mean on the adding problem: Var(U1 + U2) = 2/12."""
@@ -58,22 +58,6 @@ class Dataset:
         return self.num_classes or 1
 
 
-def _positive_int(name, value, minimum=1):
-    message = f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(message)
-    if value < minimum:
-        raise ValueError(message)
-
-
-def _fraction(name, value):
-    message = f"`{name}` must be a number in (0, 1). Received: {name}={value!r}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(message)
-    if not 0 < value < 1:
-        raise ValueError(message)
-
-
 def digits(flat=False, test_fraction=0.2, seed=0):
     """Loads scikit-learn's bundled 8x8 digits: 1,797 real images, no download.
 
@@ -96,7 +80,7 @@ def digits(flat=False, test_fraction=0.2, seed=0):
         ds.x_train.shape  # (1437, 8, 8, 1)
         ```
     """
-    _fraction("test_fraction", test_fraction)
+    checks.number_in("test_fraction", test_fraction, "(0, 1)")
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -128,23 +112,20 @@ def adding_problem(length=50, n=1000, seed=0):
         A tuple `(x, y)`: x float32 (n, length, 2), y float32 (n, 1).
 
     Raises:
+        TypeError: If `length` or `n` is not an integer.
         ValueError: If `length` < 2 or `n` < 1.
 
     Example:
-        ```python
-        x, y = adding_problem(length=100, n=500)
-        ```
+
+    >>> x, y = adding_problem(length=4, n=3)
+    >>> x.shape, y.shape, float(x[..., 1].sum())  # two markers per sequence
+    ((3, 4, 2), (3, 1), 6.0)
     """
-    _positive_int("length", length, minimum=2)
-    _positive_int("n", n)
-    rng = np.random.default_rng(seed)
+    rng = _checked_rng(length, n, seed, min_length=2)
     values = rng.uniform(0.0, 1.0, size=(n, length))
-    half = length // 2
-    first = rng.integers(0, half, size=n)
-    second = rng.integers(half, length, size=n)
+    first, second = _two_steps(rng, n, (0, length // 2), (length // 2, length))
     markers = np.zeros((n, length))
-    markers[np.arange(n), first] = 1.0
-    markers[np.arange(n), second] = 1.0
+    markers[first] = markers[second] = 1.0
     x = np.stack([values, markers], axis=-1).astype("float32")
     y = (values * markers).sum(axis=1, keepdims=True).astype("float32")
     return x, y
@@ -160,40 +141,49 @@ def temporal_order(length=50, n=1000, seed=0):
     the first one across at least `0.3 * length` steps.
 
     Args:
-        length: Steps per sequence, at least 10. Defaults to `50`.
-        n: Number of sequences. Defaults to `1000`.
-        seed: Seed of the generator. Defaults to `0`.
+        length, n, seed: As for `adding_problem`, but `length` must be at
+            least 10.
 
     Returns:
         A tuple `(x, y)`: x float32 (n, length, 6), y int32 (n,) in 0-3.
 
-    Raises:
-        ValueError: If `length` < 10 or `n` < 1.
-
     Example:
-        ```python
-        x, y = temporal_order(length=100, n=500)
-        ```
+
+    >>> x, y = temporal_order(length=10, n=5)
+    >>> x.shape, set(y.tolist()) <= {0, 1, 2, 3}
+    ((5, 10, 6), True)
     """
-    _positive_int("length", length, minimum=10)
-    _positive_int("n", n)
-    rng = np.random.default_rng(seed)
+    rng = _checked_rng(length, n, seed, min_length=10)
     symbols = rng.integers(0, 4, size=(n, length))
-    first = rng.integers(length // 10, 2 * length // 10, size=n)
-    second = rng.integers(length // 2, 6 * length // 10, size=n)
+    first, second = _two_steps(
+        rng, n, (length // 10, 2 * length // 10), (length // 2, 6 * length // 10)
+    )
     is_y = rng.integers(0, 2, size=(n, 2))
-    symbols[np.arange(n), first] = 4 + is_y[:, 0]
-    symbols[np.arange(n), second] = 4 + is_y[:, 1]
+    symbols[first] = 4 + is_y[:, 0]
+    symbols[second] = 4 + is_y[:, 1]
     x = np.eye(len(TEMPORAL_ORDER_SYMBOLS), dtype="float32")[symbols]
     y = (2 * is_y[:, 0] + is_y[:, 1]).astype("int32")
     return x, y
 
 
+def _checked_rng(length, n, seed, min_length):
+    """Checks a generator's `length` and `n`; returns its random generator."""
+    checks.int_at_least("length", length, min_length)
+    checks.positive_int("n", n)
+    return np.random.default_rng(seed)
+
+
+def _two_steps(rng, n, first, second):
+    """Index pairs of one random step per sequence in each `[low, high)` window."""
+    rows = np.arange(n)
+    return (rows, rng.integers(*first, size=n)), (rows, rng.integers(*second, size=n))
+
+
 def _sequences(
     name, generate, task, num_classes, length=50, n_train=2000, n_test=500, seed=0
 ):
-    _positive_int("n_train", n_train)
-    _positive_int("n_test", n_test)
+    checks.positive_int("n_train", n_train)
+    checks.positive_int("n_test", n_test)
     x, y = generate(length=length, n=n_train + n_test, seed=seed)
     return Dataset(
         name, task, num_classes, x[:n_train], y[:n_train], x[n_train:], y[n_train:]
@@ -203,7 +193,7 @@ def _sequences(
 def _keras_dataset(name, n_train=None, n_test=None, seed=0):
     for key, value in (("n_train", n_train), ("n_test", n_test)):
         if value is not None:
-            _positive_int(key, value)
+            checks.positive_int(key, value)
     import keras
 
     (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
@@ -271,10 +261,5 @@ def load(name, **kwargs):
         ds = load("adding", length=100, n_train=1000)
         ```
     """
-    if name not in _LOADERS:
-        close = difflib.get_close_matches(str(name), names(), n=3, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ValueError(
-            f"Unknown data set {name!r}.{hint} Known: {', '.join(names())}."
-        )
+    checks.known_name("data set", name, names())
     return _LOADERS[name](**kwargs)

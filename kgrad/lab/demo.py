@@ -1,11 +1,11 @@
 """`kgrad demo` and `kgrad compare`: the classic gradient experiments, rerun.
 
-The demo trains the contrasting pairs of FACTS.md on embedded data (no
+The demo trains the contrasting pairs of docs/CLAIMS.md on embedded data (no
 download), each with `GradientMonitor`, prints one progress line per epoch and
 a results table, writes TensorBoard logs under `<logdir>/<experiment>/<run>`
 and the table as markdown with one gradient-flow PNG per experiment.
 
-| experiment | FACTS row | runs |
+| experiment | claim | runs |
 |---|---|---|
 | `depth20_mlp` | 1-2 | `mlp_sigmoid` vs `mlp_relu_he`, 20 layers |
 | `resnet18_skips` | 6 | `resnet18_plain` vs `resnet18` |
@@ -23,18 +23,15 @@ Example:
 """
 
 import dataclasses
-import math
 import os
-import platform
 import sys
 import time
 
-from kgrad.analysis import report
-from kgrad.lab import experiments
+from kgrad.lab import experiments, results_markdown
 from kgrad.lab.experiments import Experiment, RunConfig
 
 ADDING_LENGTHS = (10, 50)
-"""Sequence lengths of the adding-problem experiment (FACTS row 10)."""
+"""Sequence lengths of the adding-problem experiment (docs/CLAIMS.md, claim 10)."""
 
 RNN_CELLS = ("rnn_simple", "lstm", "gru")
 
@@ -219,13 +216,14 @@ def _run(found, command, logdir, out, seed, stream):
         )
         sections.append((experiment, results))
     every = [r for _, results in sections for r in results]
-    table = results_table(every)
+    table = results_markdown.results_table(every)
     print(f"\n{table}\n", file=stream)
-    header = _header(command, time.perf_counter() - start, table)
-    pngs = write_markdown(out, sections, header)
+    header = results_markdown.header(command, time.perf_counter() - start, table)
+    pngs = results_markdown.write_markdown(out, sections, header)
     seconds = time.perf_counter() - start
     print(f"Wrote {out} and {len(pngs)} plot(s) next to it.", file=stream)
-    print(f"Wall time: {_duration(seconds)} ({_load()}).", file=stream)
+    wall = results_markdown.duration(seconds)
+    print(f"Wall time: {wall} ({results_markdown.cpu_load()}).", file=stream)
     print(f"See the gradients: tensorboard --logdir {logdir}", file=stream)
     return every
 
@@ -246,175 +244,3 @@ def _command(name, logdir, out, seed, quick, models=(), settings=None):
     if quick:
         words.append("--quick")
     return " ".join(words)
-
-
-def machine():
-    """One line: CPU model, cores, OS and the versions that matter."""
-    import keras
-    import tensorflow as tf
-
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return (
-        f"{cpu}, {cores or os.cpu_count()} cores, {platform.system()} "
-        f"{platform.release()}, Python {platform.python_version()}, TensorFlow "
-        f"{tf.__version__}, Keras {keras.__version__}"
-    )
-
-
-def _header(command, seconds, table):
-    return (
-        "# kgrad results\n\n"
-        f"Produced by `{command}`; nothing here is typed by hand.\n\n"
-        f"- Machine: {machine()}\n"
-        f"- Wall time of the training: {_duration(seconds)} ({_load()})\n"
-        "- Ratio `in/out`: gradient norm of the input-side layer over the "
-        "output-side layer (`kgrad.analysis.layer_profile`), at the first "
-        "(`@1`) and at the last (`@end`) logged step.\n\n"
-        f"{table}\n"
-    )
-
-
-def _load():
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"CPU time {_duration(time.process_time())}, load average {load}"
-
-
-def _duration(seconds):
-    minutes, rest = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
-
-
-# -- tables and markdown -------------------------------------------------------
-COLUMNS = (
-    "experiment",
-    "run",
-    "steps",
-    "in/out @1",
-    "in/out @end",
-    "train loss",
-    "test loss",
-    "test acc",
-    "event",
-    "findings",
-    "time",
-)
-
-
-def results_table(results):
-    """The results as a markdown table, padded to read well in a terminal too.
-
-    Columns: experiment, run, optimizer steps, the input-side/output-side
-    gradient-norm ratio at the first and at the last logged step, training loss
-    of the last epoch, test loss and accuracy, the target accuracy's first step
-    or the step the loss went NaN, the kinds of the findings, and the wall time.
-
-    Args:
-        results: `RunResult`s.
-
-    Returns:
-        The table as a string, one line per run after the header.
-    """
-    rows = [COLUMNS] + [_row(result) for result in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = [_line(rows[0], widths)]
-    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    lines += [_line(row, widths) for row in rows[1:]]
-    return "\n".join(lines)
-
-
-def _line(cells, widths):
-    return (
-        "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-    )
-
-
-def _row(result):
-    config = result.config
-    event = ""
-    if result.diverged_at is not None:
-        event = f"loss NaN at step {result.diverged_at}"
-    elif config.target is not None:
-        event = (
-            f"{config.target:.0%} at step {result.steps_to_target}"
-            if result.steps_to_target is not None
-            else f"{config.target:.0%} not reached"
-        )
-    kinds = ", ".join(dict.fromkeys(f.kind for f in result.findings)) or "none"
-    accuracy = result.val_accuracy
-    return (
-        result.experiment,
-        config.run_name,
-        str(result.steps),
-        _ratio(result.first_ratio),
-        _ratio(result.last_ratio),
-        _number(result.loss),
-        _number(result.val_loss),
-        "" if accuracy is None else f"{accuracy:.3f}",
-        event,
-        kinds,
-        f"{result.seconds:.0f}s",
-    )
-
-
-def _ratio(value):
-    return "n/a" if not math.isfinite(value) else f"{value:.1e}"
-
-
-def _number(value):
-    return "nan" if not math.isfinite(value) else f"{value:.4g}"
-
-
-def write_markdown(path, sections, header=""):
-    """Writes the results as markdown, with one gradient-flow PNG per experiment.
-
-    Args:
-        path: The markdown file; the PNGs go next to it, named
-            `<experiment>.png`.
-        sections: `(Experiment, [RunResult])` pairs, in order.
-        header: Markdown put first (title, command line, machine). Defaults to
-            `""`.
-
-    Returns:
-        The paths of the PNG files written.
-    """
-    from kgrad.analysis import plots
-
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    parts, pngs = [header.rstrip()] if header else [], []
-    for experiment, results in sections:
-        runs = {r.config.run_name: report.load_run(r.log_dir) for r in results}
-        png = os.path.join(folder, f"{experiment.name}.png")
-        figure = plots.compare_figure(runs, title=experiment.title)
-        with open(png, "wb") as file:
-            file.write(plots.figure_png(figure))
-        pngs.append(png)
-        parts.append(f"## {experiment.title}\n\n{experiment.claim}")
-        parts.append(
-            "\n".join(
-                f"- `{r.config.run_name}`: {r.config.model} on {r.config.data_name}, "
-                f"{r.config.describe()}"
-                for r in results
-            )
-        )
-        parts.append(results_table(results))
-        parts.append(f"![{experiment.title}]({os.path.basename(png)})")
-        findings = [
-            f"- `{r.config.run_name}`: {f.message()}"
-            for r in results
-            for f in r.findings
-        ]
-        if findings:
-            parts.append("Findings:\n\n" + "\n".join(findings))
-    with open(path, "w") as file:
-        file.write("\n\n".join(parts) + "\n")
-    return pngs

@@ -19,15 +19,14 @@ import sys
 import time
 from typing import Mapping, Optional
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
+import keras
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from kgrad.analysis import diagnostics, layer_profile, report  # noqa: E402
-from kgrad.lab import data as data_lib  # noqa: E402
-from kgrad.lab import zoo  # noqa: E402
-from kgrad.monitor.callback import GradientMonitor  # noqa: E402
+from kgrad import checks
+from kgrad.analysis import diagnostics, layer_profile, report
+from kgrad.lab import data as data_lib
+from kgrad.lab import zoo
+from kgrad.lab.progress import ProgressWatch
+from kgrad.monitor.callback import GradientMonitor
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -104,7 +103,8 @@ class Experiment:
     Attributes:
         name: Folder name under the log directory, e.g. `"depth20_mlp"`.
         title: Heading in the markdown.
-        claim: The claim (a row of FACTS.md) the comparison tests.
+        claim: The claim the comparison tests, in words (its number in
+            docs/CLAIMS.md is in `title`).
         runs: The `RunConfig`s, in table order.
     """
 
@@ -157,6 +157,7 @@ def validate(config):
     Raises:
         ValueError: Unknown model, data set or optimizer (with close matches),
             or a bad number.
+        TypeError: A setting of the wrong type, e.g. `epochs=True`.
     """
     spec = zoo.spec(config.model)
     if config.data_name is None:
@@ -164,19 +165,20 @@ def validate(config):
             f"Model {config.model!r} has no default data set; pass one. "
             f"Known: {', '.join(data_lib.names())}."
         )
-    if config.data_name not in data_lib.names():
-        data_lib.load(config.data_name)  # raises with the close matches
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(
-            f"`optimizer` must be one of {OPTIMIZERS}. "
-            f"Received: optimizer={config.optimizer!r}"
-        )
-    for key in ("epochs", "steps", "batch_size", "eval_every", "subsample"):
-        value = getattr(config, key)
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(
-                f"`{key}` must be a positive integer. Received: {key}={value!r}"
-            )
+    checks.known_name("data set", config.data_name, data_lib.names())
+    checks.one_of("optimizer", config.optimizer, OPTIMIZERS)
+    checks.positive_number("learning_rate", config.learning_rate)
+    checks.positive_ints(
+        epochs=config.epochs, batch_size=config.batch_size, eval_every=config.eval_every
+    )
+    for key in ("steps", "subsample"):
+        if getattr(config, key) is not None:
+            checks.positive_int(key, getattr(config, key))
+    checks.boolean("run_eagerly", config.run_eagerly)
+    if config.clipnorm is not None:
+        checks.positive_number("clipnorm", config.clipnorm)
+    if config.target is not None:
+        checks.number_in("target", config.target, "[0, 1]")
     return spec
 
 
@@ -247,7 +249,7 @@ def train(config, log_dir, *, experiment="", seed=0, stream=None):
     if config.steps:
         epochs = math.ceil(config.steps / steps_per_epoch)
     total = config.steps or epochs * steps_per_epoch
-    watch = _Watch(config, ds, total, stream)
+    watch = ProgressWatch(config, ds, total, stream)
     monitor = GradientMonitor(
         log_dir, norm_freq=max(1, total // 50), histogram_freq="epoch", first_steps=10
     )
@@ -334,54 +336,6 @@ def _input_ratio(rows):
 
 def _last(values):
     return float(values[-1]) if values else float("nan")
-
-
-class _Watch(keras.callbacks.Callback):
-    """One progress line per epoch; steps to the target accuracy; stop on NaN."""
-
-    def __init__(self, config, ds, total, stream):
-        super().__init__()
-        self.config = config
-        self.ds = ds
-        self.total = total
-        self.stream = stream
-        self.steps_to_target = None
-        self.diverged_at = None
-
-    def on_train_begin(self, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
-        loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(float(loss)):
-            self.diverged_at = step
-            self.model.stop_training = True
-            return
-        if self.config.steps and step >= self.config.steps:
-            self.model.stop_training = True
-        target = self.config.target
-        if (
-            target is not None
-            and self.steps_to_target is None
-            and step % self.config.eval_every == 0
-        ):
-            logits = self.model.predict_on_batch(self.ds.x_test)
-            accuracy = np.mean(np.argmax(logits, -1) == self.ds.y_test)
-            if accuracy >= target:
-                self.steps_to_target = step
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        step = int(self.model.optimizer.iterations.numpy())
-        parts = [f"  {self.config.run_name:<24} step {step:>5}/{self.total}"]
-        for key in ("loss", "val_loss", "val_accuracy"):
-            if key in logs:
-                parts.append(f"{key} {float(logs[key]):.4g}")
-        if self.diverged_at:
-            parts.append(f"loss non-finite at step {self.diverged_at}")
-        parts.append(f"{time.perf_counter() - self._start:.0f}s")
-        print("  ".join(parts), file=self.stream, flush=True)
 
 
 # -- quick mode ----------------------------------------------------------------

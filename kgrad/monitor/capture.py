@@ -25,10 +25,13 @@ How it works, and why:
 
 Example:
 
->>> capture = GradientCapture(model, bins=30)   # doctest: +SKIP
->>> capture.install(); capture.arm(histograms=True)
->>> model.fit(x, y, epochs=1, steps_per_epoch=1)   # logged step
->>> captured = capture.read()
+```python
+capture = GradientCapture(model, bins=30)
+capture.install()
+capture.arm(histograms=True)
+model.fit(x, y, epochs=1, steps_per_epoch=1)  # logged step
+captured = capture.read()
+```
 """
 
 import warnings

@@ -9,9 +9,10 @@ Example:
 
 >>> import tempfile
 >>> from kgrad.monitor.summaries import text_value
->>> writer = RunWriter(tempfile.mkdtemp())
->>> writer.write(1, [text_value("notes", "hello")], [("grad_norm/global", 0.5)])
->>> writer.close()
+>>> with tempfile.TemporaryDirectory() as log_dir:
+...     writer = RunWriter(log_dir)
+...     writer.write(1, [text_value("notes", "hello")], [("grad_norm/global", 0.5)])
+...     writer.close()
 """
 
 import itertools
@@ -156,9 +157,11 @@ class EventFile:
 
     Example:
 
-    >>> events = EventFile(tempfile.mkdtemp(), suffix=".kgrad")
-    >>> events.write(event_pb2.Event(step=1).SerializeToString())
-    >>> events.close()
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as log_dir:
+    ...     events = EventFile(log_dir, suffix=".kgrad")
+    ...     events.write(event_pb2.Event(step=1).SerializeToString())
+    ...     events.close()
     """
 
     _files_opened = itertools.count()

@@ -1,7 +1,7 @@
 """Which training steps GradientMonitor logs.
 
 Steps count optimizer updates from 1. Norms are logged at each of the first
-`first_steps` steps (where gradient problems show first, `FACTS.md` row 14)
+`first_steps` steps (where gradient problems show first, docs/CLAIMS.md, claim 14)
 and then every `norm_freq` steps; histograms at step 1 and every
 `histogram_freq` steps, or at the first step of each epoch (`"epoch"`).
 

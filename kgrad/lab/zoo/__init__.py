@@ -13,7 +13,8 @@ Example:
 """
 
 from kgrad.lab.zoo import cnn, mlp, resnet, rnn, transformer
-from kgrad.lab.zoo._registry import ModelSpec, build, describe, list, register, spec
+from kgrad.lab.zoo._registry import ModelSpec, build, describe, register, spec
+from kgrad.lab.zoo._registry import list_models as list
 
 __all__ = [
     "ModelSpec",

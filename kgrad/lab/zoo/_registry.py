@@ -1,17 +1,20 @@
 """The model registry: a dict of `ModelSpec` plus the `register` decorator.
 
 A registered function is a few lines that call a family builder with the
-architecture arguments of one textbook model; its keyword defaults are the
-model's defaults and the caller's keyword arguments override them.
+architecture arguments of one textbook model. Its name is the model's name,
+written once: the registry passes it on as the default `name` of the Keras
+model. Its docstring is the summary; its keyword defaults are the model's
+defaults and the caller's keyword arguments override them.
 """
 
 import dataclasses
-import difflib
 import fnmatch
+import functools
 import inspect
 import types
 from typing import Callable, Mapping, Optional
 
+from kgrad import checks
 from kgrad.lab import data as _data
 
 TASKS = ("classification", "regression")
@@ -25,13 +28,15 @@ class ModelSpec:
 
     Attributes:
         name: Registered name, e.g. `"resnet18_plain"`.
-        summary: One or two sentences: what the model demonstrates and the source.
+        summary: The registered function's docstring: what the model
+            demonstrates and the claim of `docs/CLAIMS.md` it tests.
         twin: Name of the model it is compared with, or `None`.
         data: Name of the `kgrad.data` set its default input matches, or `None`.
         task: `"classification"` (logits output) or `"regression"` (1 linear unit).
         defaults: The keyword defaults of the registered function: the
             architecture arguments that make this model what it is.
-        builder: The registered function; `builder(**overrides)` returns the model.
+        builder: `builder(**overrides)` calls the registered function with the
+            model's name as the default `name` and returns the model.
     """
 
     name: str
@@ -43,64 +48,67 @@ class ModelSpec:
     builder: Callable = dataclasses.field(repr=False, compare=False)
 
 
-def register(name, *, data=None, task="classification", twin=None, summary=""):
+def register(*, data=None, task="classification", twin=None):
     """Decorator that adds a model-building function to the zoo.
 
+    The function's name is the model's name (and the default `name` of the
+    Keras model it builds), its docstring is the model's summary, its keyword
+    defaults are the architecture arguments that make the model.
+
     Args:
-        name: Name for `zoo.build(name)`; must not be registered yet.
         data: Name of the `kgrad.data` set that suits the model's default input.
             Defaults to `None`.
         task: `"classification"` or `"regression"`. Defaults to
             `"classification"`.
         twin: Name of the model this one is compared with. Defaults to `None`.
-        summary: What the model demonstrates, citing the source. Defaults to `""`.
 
     Returns:
         A decorator that registers the function and returns it unchanged.
 
     Raises:
-        ValueError: If `name` is already registered, or `task` or `data` is unknown.
-        TypeError: If `name` is not a non-empty string.
+        ValueError: If the function's name is already registered, or `task` or
+            `data` is unknown.
 
     Example:
         ```python
         from kgrad import zoo
         from kgrad.lab.zoo import mlp
 
-        @zoo.register("mlp_deep_tanh", data="digits_flat", twin="mlp_tanh_xavier")
-        def mlp_deep_tanh(depth=50, activation="tanh", **overrides):
+        @zoo.register(data="digits_flat", twin="mlp_tanh_xavier")
+        def mlp_deep_tanh(*, depth=50, activation="tanh", **overrides):
+            \"\"\"A 50-layer tanh MLP.\"\"\"
             return mlp.build_mlp(depth=depth, activation=activation, **overrides)
 
         model = zoo.build("mlp_deep_tanh", width=32)
         ```
     """
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"`name` must be a non-empty string. Received: name={name!r}")
-    if name in _REGISTRY:
-        raise ValueError(
-            f"A model named {name!r} is already registered. Received: name={name!r}"
-        )
-    if task not in TASKS:
-        raise ValueError(f"`task` must be one of {TASKS}. Received: task={task!r}")
-    if data is not None and data not in _data.names():
-        raise ValueError(
-            f"`data` must be one of {_data.names()} or None. Received: data={data!r}"
-        )
+    checks.one_of("task", task, TASKS)
+    checks.one_of("data", data, (*_data.names(), None))
 
     def decorator(fn):
+        name = fn.__name__
+        if name in _REGISTRY:
+            raise ValueError(
+                f"A model named {name!r} is already registered. Received: {fn!r}"
+            )
         defaults = {
             parameter.name: parameter.default
             for parameter in inspect.signature(fn).parameters.values()
             if parameter.default is not inspect.Parameter.empty
         }
+
+        @functools.wraps(fn)
+        def builder(**overrides):
+            return fn(**{"name": name, **overrides})
+
         _REGISTRY[name] = ModelSpec(
             name=name,
-            summary=summary,
+            summary=" ".join(inspect.getdoc(fn).split()) if fn.__doc__ else "",
             twin=twin,
             data=data,
             task=task,
             defaults=types.MappingProxyType(defaults),
-            builder=fn,
+            builder=builder,
         )
         return fn
 
@@ -124,13 +132,8 @@ def spec(name):
         zoo.spec("lstm").task  # "regression"
         ```
     """
-    if name not in _REGISTRY:
-        names = sorted(_REGISTRY)
-        close = difflib.get_close_matches(str(name), names, n=5, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ValueError(
-            f"Unknown model {name!r}.{hint} See `kgrad.zoo.list()` for all names."
-        )
+    see = "See `kgrad.zoo.list()` for all names."
+    checks.known_name("model", name, sorted(_REGISTRY), see=see)
     return _REGISTRY[name]
 
 
@@ -158,7 +161,7 @@ def build(name, **overrides):
     return spec(name).builder(**overrides)
 
 
-def list(pattern="*"):  # shadows the builtin on purpose: `zoo.list()`
+def list_models(pattern="*"):
     """Returns the sorted names of the registered models that match `pattern`.
 
     Args:
@@ -193,9 +196,7 @@ def describe(name):
         ```
     """
     model = spec(name)
-    defaults = ", ".join(
-        f"{key}={value!r}" for key, value in model.defaults.items() if key != "name"
-    )
+    defaults = ", ".join(f"{key}={value!r}" for key, value in model.defaults.items())
     lines = [
         f"{model.name}: {model.summary}",
         f"  data: {model.data} ({model.task})",

@@ -2,14 +2,15 @@
 
 `cnn_plain` and `cnn_bn` share the convolutions (same filters, biases, He init);
 `cnn_bn` only adds a BatchNormalization layer between each convolution and its
-ReLU (FACTS row 8, Ioffe & Szegedy 2015). `cnn_gn` uses GroupNormalization
-instead, which does not depend on the batch size (FACTS row 9).
+ReLU (docs/CLAIMS.md, claim 8, Ioffe & Szegedy 2015). `cnn_gn` uses GroupNormalization
+instead, which does not depend on the batch size (docs/CLAIMS.md, claim 9).
 Layers: `conv_01`, `conv_01_norm`, `conv_01_relu`, ..., `pool`, then `output`.
 """
 
 import keras
 
 from kgrad import checks as _checks
+from kgrad.lab.zoo._family import check_common, model_input, output_model
 from kgrad.lab.zoo._registry import register
 
 NORMS = (None, "batch", "layer", "group")
@@ -50,26 +51,21 @@ def build_cnn(
             `"he_normal"`.
         input_shape: Shape of one image, `(height, width, channels)`. Defaults to
             `(8, 8, 1)` (digits).
-        num_classes: Units of the linear `output` layer. Defaults to `10`.
-        name: Model name. Defaults to `"cnn"`.
-        **kwargs: Rejected; listed only to report unknown names clearly.
+        num_classes: Classes of the digits. Defaults to `10`.
 
     Returns:
-        An uncompiled `keras.Model` that outputs logits.
-
-    Raises:
-        ValueError: If an argument has a bad value.
-        TypeError: If an argument is unknown or has a bad type.
+        The convolution stack: an image in, logits out.
+        See `kgrad.lab.zoo._family` for what every builder checks and returns.
 
     Example:
         ```python
         model = build_cnn(norm="group", groups=4, input_shape=(32, 32, 3))
         ```
     """
-    _checks.no_unknown(build_cnn, kwargs)
-    _checks.positive_int("depth", depth)
-    _checks.positive_int("filters", filters)
-    _checks.positive_int("kernel_size", kernel_size)
+    check_common(
+        build_cnn, kwargs, input_shape, ("height", "width", "channels"), num_classes
+    )
+    _checks.positive_ints(depth=depth, filters=filters, kernel_size=kernel_size)
     _checks.one_of("norm", norm, NORMS)
     _checks.positive_int("groups", groups)
     if norm == "group" and filters % groups:
@@ -78,11 +74,8 @@ def build_cnn(
             f"Received: groups={groups!r}"
         )
     _checks.initializer("initializer", initializer)
-    _checks.shape("input_shape", input_shape, 3, "(height, width, channels)")
-    _checks.positive_int("num_classes", num_classes)
 
-    inputs = keras.Input(shape=tuple(input_shape), name="input")
-    x = inputs
+    x = inputs = model_input(input_shape)
     for index in range(1, depth + 1):
         prefix = f"conv_{index:02d}"
         x = keras.layers.Conv2D(
@@ -96,43 +89,36 @@ def build_cnn(
             x = _norm_layer(norm, groups, f"{prefix}_norm")(x)
         x = keras.layers.Activation("relu", name=f"{prefix}_relu")(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = keras.layers.Dense(num_classes, name="output")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return output_model(inputs, x, num_classes, name)
 
 
-@register(
-    "cnn_plain",
-    data="digits",
-    twin="cnn_bn",
-    summary="Six convolutions without normalization: the baseline for the "
-    "steps-to-accuracy comparison with cnn_bn (FACTS row 8).",
-)
-def cnn_plain(*, norm=None, name="cnn_plain", **overrides):
-    """Convolution stack without normalization."""
-    return build_cnn(norm=norm, name=name, **overrides)
+@register(data="digits", twin="cnn_bn")
+def cnn_plain(*, norm=None, **overrides):
+    """Convolution stack without normalization.
+
+    Six convolutions without normalization: the baseline for the steps-to-
+    accuracy comparison with cnn_bn (docs/CLAIMS.md, claim 8).
+    """
+    return build_cnn(norm=norm, **overrides)
 
 
-@register(
-    "cnn_bn",
-    data="digits",
-    twin="cnn_plain",
-    summary="cnn_plain plus BatchNormalization after each convolution; BN reached "
-    "the same ImageNet accuracy in 14x fewer steps (FACTS row 8; Ioffe & Szegedy "
-    "2015). Needs batches of about 8 or more (FACTS row 9).",
-)
-def cnn_bn(*, norm="batch", name="cnn_bn", **overrides):
-    """Convolution stack with BatchNormalization."""
-    return build_cnn(norm=norm, name=name, **overrides)
+@register(data="digits", twin="cnn_plain")
+def cnn_bn(*, norm="batch", **overrides):
+    """Convolution stack with BatchNormalization.
+
+    cnn_plain plus BatchNormalization after each convolution; BN reached the
+    same ImageNet accuracy in 14x fewer steps (docs/CLAIMS.md, claim 8; Ioffe & Szegedy
+    2015). Needs batches of about 8 or more (docs/CLAIMS.md, claim 9).
+    """
+    return build_cnn(norm=norm, **overrides)
 
 
-@register(
-    "cnn_gn",
-    data="digits",
-    twin="cnn_bn",
-    summary="cnn_bn with GroupNormalization (8 groups) instead of BatchNorm: "
-    "independent of the batch size, the fix for batches below about 8 "
-    "(FACTS row 9; Wu & He 2018).",
-)
-def cnn_gn(*, norm="group", name="cnn_gn", **overrides):
-    """Convolution stack with GroupNormalization."""
-    return build_cnn(norm=norm, name=name, **overrides)
+@register(data="digits", twin="cnn_bn")
+def cnn_gn(*, norm="group", **overrides):
+    """Convolution stack with GroupNormalization.
+
+    cnn_bn with GroupNormalization (8 groups) instead of BatchNorm: independent of the
+    batch size, the fix for batches below about 8 (docs/CLAIMS.md, claim 9; Wu & He
+    2018).
+    """
+    return build_cnn(norm=norm, **overrides)

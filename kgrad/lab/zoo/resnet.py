@@ -10,14 +10,15 @@ and projection layers. For 32x32x3 input and 10 classes ResNet-18 has 11,173,962
 parameters and its plain twin 11,000,138.
 
 He et al. 2015, Table 2 (ImageNet top-1 error %): plain-18 27.94, ResNet-18 27.88;
-plain-34 28.54, ResNet-34 25.03 (FACTS rows 6-7). Their plain nets use BatchNorm,
-which keeps gradients from vanishing; `batchnorm=False` shows vanishing far more
-sharply.
+plain-34 28.54, ResNet-34 25.03 (docs/CLAIMS.md, claims 6-7). Their plain nets use
+BatchNorm, which keeps gradients from vanishing; `batchnorm=False` shows vanishing far
+more sharply.
 """
 
 import keras
 
 from kgrad import checks as _checks
+from kgrad.lab.zoo._family import check_common, model_input, output_model
 from kgrad.lab.zoo._registry import register
 
 BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
@@ -82,31 +83,26 @@ def build_resnet(
             Defaults to `64`.
         input_shape: Shape of one image, `(height, width, channels)`. Defaults to
             `(8, 8, 1)` (digits); CIFAR-10 is `(32, 32, 3)`.
-        num_classes: Units of the linear `output` layer. Defaults to `10`.
-        name: Model name. Defaults to `"resnet"`.
-        **kwargs: Rejected; listed only to report unknown names clearly.
+        num_classes: Classes, 10 for digits and CIFAR-10. Defaults to `10`.
 
     Returns:
-        An uncompiled `keras.Model` that outputs logits.
-
-    Raises:
-        ValueError: If an argument has a bad value.
-        TypeError: If an argument is unknown or has a bad type.
+        The ResNet: an image in, logits out.
+        See `kgrad.lab.zoo._family` for what every builder checks and returns.
 
     Example:
         ```python
         model = build_resnet(depth=34, shortcuts=False, input_shape=(32, 32, 3))
         ```
     """
-    _checks.no_unknown(build_resnet, kwargs)
+    check_common(
+        build_resnet, kwargs, input_shape, ("height", "width", "channels"), num_classes
+    )
     _checks.one_of("depth", depth, tuple(BLOCKS))
     _checks.boolean("shortcuts", shortcuts)
     _checks.boolean("batchnorm", batchnorm)
     _checks.positive_int("width", width)
-    _checks.shape("input_shape", input_shape, 3, "(height, width, channels)")
-    _checks.positive_int("num_classes", num_classes)
 
-    inputs = keras.Input(shape=tuple(input_shape), name="input")
+    inputs = model_input(input_shape)
     x = _conv_bn(inputs, width, 3, 1, batchnorm, "stage0_conv", "stage0_bn")
     x = keras.layers.Activation("relu", name="stage0_relu")(x)
     for stage, blocks in enumerate(BLOCKS[depth], start=1):
@@ -121,75 +117,57 @@ def build_resnet(
                 f"stage{stage}_block{block}",
             )
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = keras.layers.Dense(num_classes, name="output")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return output_model(inputs, x, num_classes, name)
 
 
-@register(
-    "resnet18",
-    data="digits",
-    twin="resnet18_plain",
-    summary="ResNet-18 (He et al. 2015), CIFAR stem: with skips the gradient norms "
-    "stay uniform over depth (FACTS row 6; 89.9% vs 84.1% on CIFAR-10 without).",
-)
-def resnet18(*, depth=18, shortcuts=True, name="resnet18", **overrides):
-    """ResNet-18 with shortcuts."""
-    return build_resnet(depth=depth, shortcuts=shortcuts, name=name, **overrides)
+@register(data="digits", twin="resnet18_plain")
+def resnet18(*, depth=18, shortcuts=True, **overrides):
+    """ResNet-18 with shortcuts.
+
+    ResNet-18 (He et al. 2015), CIFAR stem: with skips the gradient norms stay
+    uniform over depth (docs/CLAIMS.md, claim 6; 89.9% vs 84.1% on CIFAR-10 without).
+    """
+    return build_resnet(depth=depth, shortcuts=shortcuts, **overrides)
 
 
-@register(
-    "resnet18_plain",
-    data="digits",
-    twin="resnet18",
-    summary="ResNet-18 without the shortcuts: gradient norms drop sharply in the "
-    "early layers (FACTS row 6; He et al. 2015 plain-18).",
-)
-def resnet18_plain(*, depth=18, shortcuts=False, name="resnet18_plain", **overrides):
-    """Plain 18-layer network (with BatchNorm, like He et al.)."""
-    return build_resnet(depth=depth, shortcuts=shortcuts, name=name, **overrides)
+@register(data="digits", twin="resnet18")
+def resnet18_plain(*, depth=18, shortcuts=False, **overrides):
+    """Plain 18-layer network (with BatchNorm, like He et al.).
+
+    ResNet-18 without the shortcuts: gradient norms drop sharply in the early
+    layers (docs/CLAIMS.md, claim 6; He et al. 2015 plain-18).
+    """
+    return build_resnet(depth=depth, shortcuts=shortcuts, **overrides)
 
 
-@register(
-    "resnet18_plain_nobn",
-    data="digits",
-    twin="resnet18_plain",
-    summary="resnet18_plain without BatchNorm: He et al. argue BN keeps their plain "
-    "nets from vanishing, so this one shows the vanishing far more sharply "
-    "(FACTS, reference numbers).",
-)
-def resnet18_plain_nobn(
-    *,
-    depth=18,
-    shortcuts=False,
-    batchnorm=False,
-    name="resnet18_plain_nobn",
-    **overrides,
-):
-    """Plain 18-layer network without BatchNorm."""
+@register(data="digits", twin="resnet18_plain")
+def resnet18_plain_nobn(*, depth=18, shortcuts=False, batchnorm=False, **overrides):
+    """Plain 18-layer network without BatchNorm.
+
+    resnet18_plain without BatchNorm: He et al. argue BN keeps their plain nets
+    from vanishing, so this one shows the vanishing far more sharply (docs/CLAIMS.md,
+    reference numbers).
+    """
     return build_resnet(
-        depth=depth, shortcuts=shortcuts, batchnorm=batchnorm, name=name, **overrides
+        depth=depth, shortcuts=shortcuts, batchnorm=batchnorm, **overrides
     )
 
 
-@register(
-    "resnet34",
-    data="digits",
-    twin="resnet34_plain",
-    summary="ResNet-34: with residuals deeper is better, 25.03% vs 27.88% top-1 "
-    "error for ResNet-18 on ImageNet (FACTS row 7; He et al. 2015).",
-)
-def resnet34(*, depth=34, shortcuts=True, name="resnet34", **overrides):
-    """ResNet-34 with shortcuts."""
-    return build_resnet(depth=depth, shortcuts=shortcuts, name=name, **overrides)
+@register(data="digits", twin="resnet34_plain")
+def resnet34(*, depth=34, shortcuts=True, **overrides):
+    """ResNet-34 with shortcuts.
+
+    ResNet-34: with residuals deeper is better, 25.03% vs 27.88% top-1 error for
+    ResNet-18 on ImageNet (docs/CLAIMS.md, claim 7; He et al. 2015).
+    """
+    return build_resnet(depth=depth, shortcuts=shortcuts, **overrides)
 
 
-@register(
-    "resnet34_plain",
-    data="digits",
-    twin="resnet34",
-    summary="Plain-34 trains worse than plain-18 (28.54% vs 27.94% top-1 error): "
-    "the degradation problem (FACTS row 7; He et al. 2015).",
-)
-def resnet34_plain(*, depth=34, shortcuts=False, name="resnet34_plain", **overrides):
-    """Plain 34-layer network (with BatchNorm)."""
-    return build_resnet(depth=depth, shortcuts=shortcuts, name=name, **overrides)
+@register(data="digits", twin="resnet34")
+def resnet34_plain(*, depth=34, shortcuts=False, **overrides):
+    """Plain 34-layer network (with BatchNorm).
+
+    Plain-34 trains worse than plain-18 (28.54% vs 27.94% top-1 error): the
+    degradation problem (docs/CLAIMS.md, claim 7; He et al. 2015).
+    """
+    return build_resnet(depth=depth, shortcuts=shortcuts, **overrides)

@@ -5,15 +5,16 @@
 - `norm="post"`: LN(x + f(x)), the original Transformer (Vaswani et al. 2017):
   gradient norms grow toward the output layers, needs learning-rate warm-up.
 - `norm="none"`: x + f(x), residuals without LayerNorm.
-The three share every weight layer except the pre-norm's `final_norm`; they differ
-in wiring (FACTS row 13). Layers: `block_00_embed`, `block_00_position`, then per
-block `block_NN_norm1`, `block_NN_attention`, `block_NN_norm2`, `block_NN_ffn1`,
+The three share every weight layer except the pre-norm's `final_norm`; they differ in
+wiring (docs/CLAIMS.md, claim 13). Layers: `block_00_embed`, `block_00_position`, then
+per block `block_NN_norm1`, `block_NN_attention`, `block_NN_norm2`, `block_NN_ffn1`,
 `block_NN_ffn2`; `final_norm`, `pool`, `output`.
 """
 
 import keras
 
 from kgrad import checks as _checks
+from kgrad.lab.zoo._family import check_common, model_input, output_model
 from kgrad.lab.zoo._registry import register
 
 NORMS = ("pre", "post", "none")
@@ -82,37 +83,29 @@ def build_transformer(
             `"pre"`.
         input_shape: `(timesteps, features)`, fixed length for the learned
             position embedding. Defaults to `(50, 6)` (temporal_order).
-        num_classes: Units of the linear `output` layer (1 for regression).
-            Defaults to `4`.
-        name: Model name. Defaults to `"transformer"`.
-        **kwargs: Rejected; listed only to report unknown names clearly.
+        num_classes: Orders of the two symbols. Defaults to `4`.
 
     Returns:
-        An uncompiled `keras.Model` that outputs logits.
-
-    Raises:
-        ValueError: If an argument has a bad value.
-        TypeError: If an argument is unknown or has a bad type.
+        The encoder: a sequence in, logits out.
+        See `kgrad.lab.zoo._family` for what every builder checks and returns.
 
     Example:
         ```python
         model = build_transformer(blocks=6, norm="post", input_shape=(100, 6))
         ```
     """
-    _checks.no_unknown(build_transformer, kwargs)
-    _checks.positive_int("blocks", blocks)
-    _checks.positive_int("d_model", d_model)
-    _checks.positive_int("heads", heads)
+    check_common(
+        build_transformer, kwargs, input_shape, ("timesteps", "features"), num_classes
+    )
+    _checks.positive_ints(blocks=blocks, d_model=d_model, heads=heads)
     if d_model % heads:
         raise ValueError(
             f"`heads` must divide `d_model` ({d_model}). Received: heads={heads!r}"
         )
     _checks.positive_int("ff_dim", ff_dim)
     _checks.one_of("norm", norm, NORMS)
-    _checks.shape("input_shape", input_shape, 2, "(timesteps, features)")
-    _checks.positive_int("num_classes", num_classes)
 
-    inputs = keras.Input(shape=tuple(input_shape), name="input")
+    inputs = model_input(input_shape)
     x = keras.layers.Dense(d_model, name="block_00_embed")(inputs)
     x = PositionEmbedding(input_shape[0], name="block_00_position")(x)
     for index in range(1, blocks + 1):
@@ -127,44 +120,35 @@ def build_transformer(
     if norm == "pre":
         x = keras.layers.LayerNormalization(name="final_norm")(x)
     x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
-    outputs = keras.layers.Dense(num_classes, name="output")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return output_model(inputs, x, num_classes, name)
 
 
-@register(
-    "transformer_small",
-    data="temporal_order",
-    twin="transformer_small_post",
-    summary="Pre-LN Transformer encoder: residuals + LayerNorm keep it trainable, "
-    "gradient norms flat over blocks (FACTS row 13; Xiong et al. 2020).",
-)
-def transformer_small(*, norm="pre", name="transformer_small", **overrides):
-    """Pre-norm Transformer encoder."""
-    return build_transformer(norm=norm, name=name, **overrides)
+@register(data="temporal_order", twin="transformer_small_post")
+def transformer_small(*, norm="pre", **overrides):
+    """Pre-norm Transformer encoder.
+
+    Pre-LN Transformer encoder: residuals + LayerNorm keep it trainable,
+    gradient norms flat over blocks (docs/CLAIMS.md, claim 13; Xiong et al. 2020).
+    """
+    return build_transformer(norm=norm, **overrides)
 
 
-@register(
-    "transformer_small_post",
-    data="temporal_order",
-    twin="transformer_small",
-    summary="Post-LN Transformer encoder (Vaswani et al. 2017): gradient norms grow "
-    "toward the output at initialization, needs warm-up (FACTS row 13; Xiong et "
-    "al. 2020).",
-)
-def transformer_small_post(*, norm="post", name="transformer_small_post", **overrides):
-    """Post-norm Transformer encoder."""
-    return build_transformer(norm=norm, name=name, **overrides)
+@register(data="temporal_order", twin="transformer_small")
+def transformer_small_post(*, norm="post", **overrides):
+    """Post-norm Transformer encoder.
+
+    Post-LN Transformer encoder (Vaswani et al. 2017): gradient norms grow toward the
+    output at initialization, needs warm-up (docs/CLAIMS.md, claim 13; Xiong et al.
+    2020).
+    """
+    return build_transformer(norm=norm, **overrides)
 
 
-@register(
-    "transformer_small_nonorm",
-    data="temporal_order",
-    twin="transformer_small",
-    summary="Transformer encoder with residuals but no LayerNorm: what the norm "
-    "adds, per block (FACTS row 13).",
-)
-def transformer_small_nonorm(
-    *, norm="none", name="transformer_small_nonorm", **overrides
-):
-    """Transformer encoder without LayerNorm."""
-    return build_transformer(norm=norm, name=name, **overrides)
+@register(data="temporal_order", twin="transformer_small")
+def transformer_small_nonorm(*, norm="none", **overrides):
+    """Transformer encoder without LayerNorm.
+
+    Transformer encoder with residuals but no LayerNorm: what the norm adds, per
+    block (docs/CLAIMS.md, claim 13).
+    """
+    return build_transformer(norm=norm, **overrides)
