@@ -37,7 +37,7 @@ def main(log_dir="runs/quickstart"):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    monitor = GradientMonitor(log_dir, norm_freq=20, histogram_freq=100)
+    monitor = GradientMonitor(log_dir, norms_every=20, histograms_every=100)
     model.fit(x, y, batch_size=64, epochs=5, validation_split=0.2, callbacks=[monitor])
 
     from tensorboard.backend.event_processing import event_accumulator
