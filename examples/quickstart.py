@@ -20,7 +20,7 @@ from sklearn.datasets import load_digits  # noqa: E402
 from kgrad import GradientMonitor  # noqa: E402
 
 
-def main(log_dir="runs/quickstart"):
+def main(log_dir="logs/quickstart"):
     keras.utils.set_random_seed(0)
     digits = load_digits()
     x = (digits.data / 16.0).astype("float32")

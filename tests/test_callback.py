@@ -102,7 +102,9 @@ def test_steps_run_on_across_epochs_and_fit_calls(
 ):
     x, y = classification_data
     model = compiled(mlp())
-    monitor = GradientMonitor(tmp_path, norms_every=3, histograms_every=0, first_steps=2)
+    monitor = GradientMonitor(
+        tmp_path, norms_every=3, histograms_every=0, first_steps=2
+    )
     model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[monitor])
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[monitor])
     steps = [s for s, _ in events(tmp_path / "train")["grad_norm/global"]]
@@ -303,7 +305,9 @@ def test_steps_per_execution_logs_first_step_of_chunk(
     x, y = classification_data
     model = compiled(mlp(), steps_per_execution=3)
     expected = replay(model, x, y, steps=8)
-    monitor = GradientMonitor(tmp_path, norms_every=4, histograms_every=0, first_steps=0)
+    monitor = GradientMonitor(
+        tmp_path, norms_every=4, histograms_every=0, first_steps=0
+    )
     model.fit(
         x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, callbacks=[monitor]
     )

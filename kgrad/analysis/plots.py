@@ -9,7 +9,7 @@ Example:
 from kgrad.analysis import plots
 from kgrad.analysis import report
 
-scalars, run_info = report.load_run("runs/exp1")
+scalars, run_info = report.load_run("logs/exp1")
 with open("flow.png", "wb") as f:
     f.write(plots.figure_png(plots.gradient_flow_figure(scalars, run_info)))
 ```

@@ -283,7 +283,7 @@ class GradientMonitor(keras.callbacks.Callback):
         Example:
 
         ```python
-        monitor = GradientMonitor("runs/loop")
+        monitor = GradientMonitor("logs/loop")
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True))
         grads = tape.gradient(loss, model.trainable_variables)
