@@ -61,5 +61,5 @@ def test_json_is_parseable_and_holds_the_findings(runs, capsys):
 
 def test_help_lists_the_exit_codes(capsys):
     assert main(["report", "--help"]) == 0
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     assert "1 a finding at or above it" in out and "2 usage error" in out
