@@ -7,3 +7,7 @@ step and written as TensorBoard events (summaries.py, event_writer.py) from
 the training thread or a background worker (worker.py), on the steps the
 schedule picks (schedule.py).
 """
+
+from kgrad.monitor.requirements import check_tensorflow
+
+check_tensorflow()
