@@ -3,14 +3,14 @@
 # installs kgrad (no dependencies) from this checkout, checks that the package
 # data is installed, and runs the capture tests against that venv.
 #
-#   scripts/check_oldest.sh                 # TF 2.16.1 + Keras 3.7.0
+#   scripts/check_oldest.sh                 # TF 2.16.1 + Keras 3.13.0
 #   TF=2.17.1 KERAS=3.8.0 scripts/check_oldest.sh
 #
 # Needs network access to PyPI (about 600 MB of wheels) and a few minutes.
 set -euo pipefail
 
 TF="${TF:-2.16.1}"
-KERAS="${KERAS:-3.7.0}"
+KERAS="${KERAS:-3.13.0}"
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-${TMPDIR:-/tmp}/kgrad-oldest-tf$TF-keras$KERAS}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

@@ -16,7 +16,7 @@ def test_requirements_are_ranges_and_leave_tensorflow_to_the_environment():
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
     required = config["options"]["install_requires"].split()
-    assert "keras>=3.7,<4" in required and "tensorboard>=2.16,<3" in required
+    assert "keras>=3.13,<4" in required and "tensorboard>=2.16,<3" in required
     assert not any(r.startswith(("tensorflow", "scikit-learn")) for r in required)
     extras = config["options.extras_require"]["tensorflow"].split()
     assert extras == ["tensorflow>=2.16.1,<3"]
