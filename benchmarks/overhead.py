@@ -175,10 +175,14 @@ class Bench:
             "0": [],
             "a": [GradientMonitor(logs["a"])],
             "b": [
-                GradientMonitor(logs["b"], norms_every=1, histograms_every=0, first_steps=0)
+                GradientMonitor(
+                    logs["b"], norms_every=1, histograms_every=0, first_steps=0
+                )
             ],
             "c": [
-                GradientMonitor(logs["c"], norms_every=1, histograms_every=1, first_steps=0)
+                GradientMonitor(
+                    logs["c"], norms_every=1, histograms_every=1, first_steps=0
+                )
             ],
             "d": [
                 ProbeGradientCallback(
