@@ -21,7 +21,7 @@ Example:
 >>> Schedule(norms_every=100, histograms_every=500, first_steps=50).due(60, 60, False)
 (False, False)
 >>> Schedule(norms_every=100, histograms_every="epoch", first_steps=0).due(9, 9, True)
-(True, True)
+(False, True)
 """
 
 import numbers
