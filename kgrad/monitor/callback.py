@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kgrad import checks
 from kgrad.analysis import diagnostics
 from kgrad.analysis.history import ScalarHistory
 from kgrad.monitor import replicas, run_files, summaries
@@ -126,10 +127,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self._channel = FindingsChannel(verbose, on_finding)
         self._include = check_patterns("include", include)
         self._exclude = check_patterns("exclude", exclude)
-        if not isinstance(per_layer, bool):
-            raise TypeError(
-                f"`per_layer` must be True or False. Received: per_layer={per_layer!r}"
-            )
+        checks.boolean("per_layer", per_layer)
         self._per_layer = per_layer
         if not isinstance(log_dir, (str, os.PathLike)):
             raise TypeError(
