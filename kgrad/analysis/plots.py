@@ -106,7 +106,7 @@ def _figure():
     # Fixed margins, not `layout="constrained"`: with hundreds of layer names
     # the constrained solver gives up and prints a warning on the user's stderr.
     fig = Figure(figsize=(9, 5))
-    fig.subplots_adjust(left=0.09, right=0.98, top=0.92, bottom=0.3)
+    fig.subplots_adjust(left=0.09, right=0.98, top=0.92, bottom=0.34)
     FigureCanvasAgg(fig)
     return fig, fig.add_subplot()
 
