@@ -155,7 +155,9 @@ def in_fit(model_name, depth, batch_size, steps):
     batches = batches.cache().repeat()
     callback_times = []
     with tempfile.TemporaryDirectory() as log_dir:
-        monitor = GradientMonitor(log_dir, norm_freq=1, histogram_freq=0, first_steps=0)
+        monitor = GradientMonitor(
+            log_dir, norms_every=1, histograms_every=0, first_steps=0
+        )
         begin = monitor.on_train_batch_begin
 
         def timed_begin(batch, logs=None):

@@ -7,8 +7,8 @@ synthetic random data of the model's input shape (no download):
   scores on this machine;
 - `a`: `GradientMonitor()` with its defaults (norms every 100 steps after the
   first 50, histograms every 500);
-- `b`: norms on every step (`norm_freq=1, histogram_freq=0, first_steps=0`);
-- `c`: norms and histograms on every step (`norm_freq=1, histogram_freq=1`);
+- `b`: norms on every step (`norms_every=1, histograms_every=0, first_steps=0`);
+- `c`: norms and histograms on every step (`norms_every=1, histograms_every=1`);
 - `d`: a callback that runs an extra `tf.GradientTape` pass on a fixed probe
   batch at the logging frequency of `a` and writes the norms with `tf.summary`
   (how Weights & Biases' Keras callback gets gradients);
@@ -175,10 +175,14 @@ class Bench:
             "0": [],
             "a": [GradientMonitor(logs["a"])],
             "b": [
-                GradientMonitor(logs["b"], norm_freq=1, histogram_freq=0, first_steps=0)
+                GradientMonitor(
+                    logs["b"], norms_every=1, histograms_every=0, first_steps=0
+                )
             ],
             "c": [
-                GradientMonitor(logs["c"], norm_freq=1, histogram_freq=1, first_steps=0)
+                GradientMonitor(
+                    logs["c"], norms_every=1, histograms_every=1, first_steps=0
+                )
             ],
             "d": [
                 ProbeGradientCallback(

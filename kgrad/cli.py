@@ -4,13 +4,15 @@ Each subcommand is one `_<name>(args) -> int` function plus one `add_parser`
 block in `build_parser`. Commands import TensorFlow only if they need it:
 `kgrad report` reads event files and imports none.
 
-Errors print one line to stderr and return exit code 2.
+Exit codes: 0 success; 1 `kgrad report --fail-on LEVEL` found a finding at or
+above LEVEL; 2 a usage error or an unreadable run (one line on stderr); 130
+interrupted.
 
 Example:
 
 ```bash
-kgrad report runs/sigmoid runs/relu --png flow.png
-python -m kgrad report runs/sigmoid
+kgrad report logs/sigmoid logs/relu --png flow.png
+kgrad report logs/exp1 --json --fail-on warning   # CI gate
 ```
 """
 
@@ -53,12 +55,27 @@ def build_parser():
             "output and the diagnosis (vanishing, exploding, non-finite, dead "
             "units, saturation, BatchNorm with small batches)."
         ),
+        epilog=(
+            "exit codes: 0 no finding at or above the --fail-on level (or no "
+            "--fail-on); 1 a finding at or above it; 2 usage error or a run "
+            "that cannot be read; 130 interrupted"
+        ),
     )
     report.add_argument(
         "logdirs", nargs="+", metavar="LOGDIR", help="GradientMonitor's log_dir"
     )
     report.add_argument(
         "--png", metavar="FILE", help="also write the gradient-flow figure as PNG"
+    )
+    report.add_argument(
+        "--json",
+        action="store_true",
+        help="print the layers and findings as JSON instead of the table",
+    )
+    report.add_argument(
+        "--fail-on",
+        choices=("warning", "error"),
+        help="exit with code 1 when a finding of this severity or worse is found",
     )
     report.set_defaults(handler=_report)
 
@@ -97,12 +114,16 @@ def build_parser():
 
 
 def _report(args):
-    from kgrad.analysis import report
+    from kgrad.analysis import report, report_json
 
     runs = {}
     for name, logdir in zip(_run_names(args.logdirs), args.logdirs, strict=True):
         runs[name] = report.load_run(logdir)
-    print(report.format_report(runs), end="")
+    findings = report_json.diagnose_runs(runs)
+    if args.json:
+        print(report_json.runs_json(runs, findings))
+    else:
+        print(report.format_report(runs), end="")
     if args.png:
         from kgrad.analysis import plots
 
@@ -113,7 +134,9 @@ def _report(args):
             fig = plots.compare_figure(runs)
         with open(args.png, "wb") as file:
             file.write(plots.figure_png(fig))
-        print(f"Wrote {args.png}")
+        print(f"Wrote {args.png}", file=sys.stderr if args.json else sys.stdout)
+    if args.fail_on and report_json.at_or_above(findings, args.fail_on):
+        return 1
     return 0
 
 
@@ -128,7 +151,7 @@ def _run_options(parser, out, training=False):
         parser.add_argument("--optimizer", choices=("adam", "sgd"))
         parser.add_argument("--learning-rate", type=float, metavar="LR")
         parser.add_argument("--clipnorm", type=float, metavar="NORM")
-    parser.add_argument("--logdir", default="runs", help="default runs")
+    parser.add_argument("--logdir", default="logs", help="default logs")
     parser.add_argument("--seed", type=int, default=0, help="default 0")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for tests")
     parser.add_argument("--out", metavar="FILE", help=f"markdown; default {out}")
@@ -178,7 +201,8 @@ def main(argv=None):
             Defaults to `None`.
 
     Returns:
-        The exit code: 0 on success, 2 on an error (one line on stderr).
+        The exit code: 0 on success, 1 when `report --fail-on` found a
+        finding, 2 on an error (one line on stderr), 130 when interrupted.
     """
     parser = build_parser()
     try:

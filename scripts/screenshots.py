@@ -102,7 +102,7 @@ def train(log_dir, epochs):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    monitor = kgrad.GradientMonitor(log_dir, norm_freq=5, histogram_freq=15)
+    monitor = kgrad.GradientMonitor(log_dir, norms_every=5, histograms_every=15)
     model.fit(
         digits.x_train,
         digits.y_train,

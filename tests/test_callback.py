@@ -64,7 +64,7 @@ def test_logged_statistics_equal_independent_gradients(
     model = compiled(mlp())
     expected = replay(model, x, y, steps=8)
     monitor = GradientMonitor(
-        tmp_path, norm_freq=1, histogram_freq=1, histogram_bins=7, first_steps=0
+        tmp_path, norms_every=1, histograms_every=1, histogram_bins=7, first_steps=0
     )
     model.fit(
         x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, callbacks=[monitor]
@@ -102,7 +102,9 @@ def test_steps_run_on_across_epochs_and_fit_calls(
 ):
     x, y = classification_data
     model = compiled(mlp())
-    monitor = GradientMonitor(tmp_path, norm_freq=3, histogram_freq=0, first_steps=2)
+    monitor = GradientMonitor(
+        tmp_path, norms_every=3, histograms_every=0, first_steps=2
+    )
     model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[monitor])
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[monitor])
     steps = [s for s, _ in events(tmp_path / "train")["grad_norm/global"]]
@@ -115,7 +117,7 @@ def test_histogram_freq_epoch_logs_first_step_of_each_epoch(
 ):
     x, y = classification_data
     model = compiled(mlp())
-    monitor = GradientMonitor(tmp_path, norm_freq=0, histogram_freq="epoch")
+    monitor = GradientMonitor(tmp_path, norms_every=0, histograms_every="epoch")
     model.fit(x, y, batch_size=BATCH, epochs=3, verbose=0, callbacks=[monitor])
     logged = events(tmp_path / "train")
     assert [s for s, _ in logged["grad_hist/out/kernel"]] == [1, 5, 9]
@@ -276,7 +278,7 @@ def test_mixed_precision_logs_unscaled_gradients_and_marks_skipped_steps(
         with tf.GradientTape() as tape:
             loss = LOSS(y[i * BATCH : (i + 1) * BATCH], model(x[i * BATCH :][:BATCH]))
         tries.append(np.linalg.norm(tape.gradient(loss, model.trainable_variables)[0]))
-    monitor = GradientMonitor(tmp_path, norm_freq=1, first_steps=0)
+    monitor = GradientMonitor(tmp_path, norms_every=1, first_steps=0)
     model.fit(
         x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, callbacks=[monitor]
     )
@@ -303,15 +305,17 @@ def test_steps_per_execution_logs_first_step_of_chunk(
     x, y = classification_data
     model = compiled(mlp(), steps_per_execution=3)
     expected = replay(model, x, y, steps=8)
-    monitor = GradientMonitor(tmp_path, norm_freq=4, histogram_freq=0, first_steps=0)
+    monitor = GradientMonitor(
+        tmp_path, norms_every=4, histograms_every=0, first_steps=0
+    )
     model.fit(
         x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0, callbacks=[monitor]
     )
     logged = events(tmp_path / "train")
     steps = [s for s, _ in logged["grad_norm/global"]]
-    # Chunks [1-3] [4] per epoch of 4 steps: steps 4 and 8 are due, in chunks
-    # that start at steps 4 and 8.
-    assert steps == [4, 8]
+    # Chunks [1-3] [4] per epoch of 4 steps: steps 1, 4 and 8 are due, in
+    # chunks that start at steps 1, 4 and 8.
+    assert steps == [1, 4, 8]
     for step in steps:
         grad = expected[step]["hidden/kernel"][0]
         assert scalar(logged, "grad_norm/hidden/kernel", step) == pytest.approx(
@@ -403,18 +407,18 @@ def test_record_from_custom_loop_eager_and_in_tf_function(tmp_path, events):
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, error, message",
     [
-        ({"norm_freq": -1}, "Received: norm_freq=-1"),
-        ({"histogram_freq": "step"}, "Received: histogram_freq='step'"),
-        ({"histogram_freq": 2.5}, "Received: histogram_freq=2.5"),
-        ({"histogram_bins": 0}, "Received: histogram_bins=0"),
-        ({"first_steps": None}, "Received: first_steps=None"),
+        ({"norms_every": -1}, ValueError, "Received: norms_every=-1"),
+        ({"histograms_every": "step"}, ValueError, "Received: histograms_every='step'"),
+        ({"histograms_every": 2.5}, TypeError, "Received: histograms_every=2.5"),
+        ({"histogram_bins": 0}, ValueError, "Received: histogram_bins=0"),
+        ({"first_steps": None}, TypeError, "Received: first_steps=None"),
     ],
 )
-def test_invalid_arguments_are_rejected(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        GradientMonitor("runs", **kwargs)
+def test_invalid_arguments_are_rejected(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        GradientMonitor("logs", **kwargs)
 
 
 def test_unwritable_log_dir_fails_before_training(tmp_path, classification_data):

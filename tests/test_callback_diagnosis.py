@@ -27,7 +27,7 @@ def digits_fit(model, monitor, epochs=2):
 
 def test_vanishing_is_printed_once_and_written(tmp_path, events, capsys):
     model = zoo.build("mlp_sigmoid", depth=12, width=16)
-    monitor = GradientMonitor(tmp_path, norm_freq=4, first_steps=8)
+    monitor = GradientMonitor(tmp_path, norms_every=4, first_steps=8)
     digits_fit(model, monitor, epochs=3)
     out = capsys.readouterr().out
     monitor.flush()  # the gradient-flow figure is drawn in the background
@@ -46,7 +46,7 @@ def test_vanishing_is_printed_once_and_written(tmp_path, events, capsys):
 
 def test_healthy_relu_network_has_no_finding(tmp_path, events, capsys):
     model = zoo.build("mlp_relu_he", depth=12, width=16)
-    digits_fit(model, GradientMonitor(tmp_path, norm_freq=4, first_steps=8), epochs=3)
+    digits_fit(model, GradientMonitor(tmp_path, norms_every=4, first_steps=8), epochs=3)
     assert "vanishing" not in capsys.readouterr().out
     findings = events(tmp_path / "train").get("kgrad/findings", [])
     assert all(b"vanishing" not in text.item() for _, text in findings)

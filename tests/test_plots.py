@@ -2,6 +2,7 @@
 
 import io
 import math
+import warnings
 
 import matplotlib.image
 from matplotlib.figure import Figure
@@ -71,3 +72,25 @@ def test_figure_png_reads_back():
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     image = matplotlib.image.imread(io.BytesIO(data), format="png")
     assert image.shape[:2] == (500, 900)
+
+
+def test_hundreds_of_layers_stay_readable_and_quiet():
+    # Long nested names, as in NASNetMobile: the constrained layout of the
+    # previous figure collapsed and warned on these.
+    layers = [f"net/{'reduction_cell_' * 10}{i:03d}/kernel" for i in range(300)]
+    scalars = {
+        f"grad_norm/{path}": [(1, 1e-3 * (i + 1)), (9, 1e-2 * (i + 1))]
+        for i, path in enumerate(layers)
+    }
+    scalars["grad_norm/global"] = [(1, 1.0), (9, 2.0)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plots.gradient_flow_figure(scalars, {"model": "net", "variables": layers})
+        png = plots.figure_png(fig)
+    assert png.startswith(b"\x89PNG")
+    (ax,) = fig.axes
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert len(labels) <= plots.MAX_LABELS
+    assert labels[0].endswith("_000") and labels[1].endswith("_008")
+    assert max(len(label) for label in labels) <= 28
+    assert len(ax.lines[0].get_xdata()) == 300  # every layer is still drawn

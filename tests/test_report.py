@@ -38,7 +38,7 @@ def train_mlp(log_dir, activation, initializer):
         optimizer=keras.optimizers.SGD(0.05),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    monitor = GradientMonitor(log_dir, norm_freq=1, histogram_freq=0)
+    monitor = GradientMonitor(log_dir, norms_every=1, histograms_every=0)
     model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[monitor])
     return str(log_dir)
 

@@ -79,7 +79,7 @@ def run(tmp_path_factory):
         optimizer="sgd",
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    monitor = GradientMonitor(log_dir, norm_freq=1, histogram_freq=1)
+    monitor = GradientMonitor(log_dir, norms_every=1, histograms_every=1)
     model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[monitor])
     monitor.flush()  # the gradient-flow figure is drawn in the background
     return SimpleNamespace(

@@ -41,6 +41,7 @@ Example:
 ['vanishing']
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -70,6 +71,9 @@ class Finding:
             layer where non-finite values first appear in backpropagation).
         evidence: The numbers behind the verdict.
         advice: The fix the literature recommends.
+        step: The last logged step the diagnosis saw (`None` if unknown).
+        numbers: The numbers behind the verdict as `(name, value)` pairs
+            (`dict(finding.numbers)` for a dict), e.g. `("growth", 3.2e4)`.
     """
 
     kind: str
@@ -77,6 +81,8 @@ class Finding:
     layers: tuple[str, ...]
     evidence: str
     advice: str
+    step: int | None = None
+    numbers: tuple[tuple[str, float], ...] = ()
 
     def message(self):
         """One plain-language paragraph: what, where, the numbers, the fix."""
@@ -160,6 +166,8 @@ def diagnose(scalars, run_info, thresholds=None):
     """
     t = Thresholds() if thresholds is None else thresholds
     info = run_info or {}
+    steps = layer_profile.norm_steps(scalars)
+    last = int(steps[-1]) if steps else None
     findings = (
         _nonfinite(scalars, info)
         + _exploding(scalars, info, t)
@@ -168,6 +176,7 @@ def diagnose(scalars, run_info, thresholds=None):
         + _activations(scalars, info, t, "saturation")
         + _batchnorm(info, t)
     )
+    findings = [dataclasses.replace(f, step=last) for f in findings]
     return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))
 
 
@@ -228,7 +237,22 @@ def _vanishing(scalars, info, t):
                 f" Its weights move {update[first]:.1e} of their norm per step, "
                 f"against {update[last]:.1e} at the output side."
             )
-        return [Finding("vanishing", "warning", tuple(concerned), evidence, advice)]
+        numbers = (
+            ("input_norm", norm[first]),
+            ("output_norm", norm[last]),
+            ("ratio", ratio[first]),
+            ("threshold", t.vanishing_ratio),
+        )
+        return [
+            Finding(
+                "vanishing",
+                "warning",
+                tuple(concerned),
+                evidence,
+                advice,
+                numbers=numbers,
+            )
+        ]
     if update[first] < t.min_update_ratio <= update[last]:
         concerned = [
             names[i] for i in range(len(names)) if update[i] < t.min_update_ratio
@@ -239,7 +263,21 @@ def _vanishing(scalars, info, t):
             f"at the output side {names[last]} ({span}; threshold: "
             f"{t.min_update_ratio:g})."
         )
-        return [Finding("vanishing", "warning", tuple(concerned), evidence, advice)]
+        numbers = (
+            ("input_update_ratio", update[first]),
+            ("output_update_ratio", update[last]),
+            ("threshold", t.min_update_ratio),
+        )
+        return [
+            Finding(
+                "vanishing",
+                "warning",
+                tuple(concerned),
+                evidence,
+                advice,
+                numbers=numbers,
+            )
+        ]
     return []
 
 
@@ -286,7 +324,17 @@ def _exploding(scalars, info, t):
         f"{_CLIP_ADVICE}; check the initialisation (weights too large) and, for "
         "recurrent networks, prefer LSTM/GRU to SimpleRNN."
     )
-    return [Finding("exploding", "warning", tuple(concerned), evidence, advice)]
+    numbers = (
+        ("growth", growth),
+        ("start_norm", base),
+        ("peak_norm", peak),
+        ("threshold", t.explosion_growth),
+    )
+    return [
+        Finding(
+            "exploding", "warning", tuple(concerned), evidence, advice, numbers=numbers
+        )
+    ]
 
 
 def _nonfinite(scalars, info):
@@ -328,7 +376,12 @@ def _nonfinite(scalars, info):
         f"{_CLIP_ADVICE}. If the origin is the output layer, the loss itself was "
         "NaN/Inf: check the inputs and labels for NaN and the loss for log(0)."
     )
-    return [Finding("nonfinite", "error", origin, evidence, advice)]
+    numbers = (
+        ("first_step", step),
+        ("entries", entries),
+        ("nonfinite_steps", len(steps)),
+    )
+    return [Finding("nonfinite", "error", origin, evidence, advice, numbers=numbers)]
 
 
 def _activations(scalars, info, t, kind):
@@ -367,7 +420,8 @@ def _activations(scalars, info, t, kind):
             "or Glorot/Xavier initialisation and normalised inputs for sigmoid/tanh, "
             "or BatchNorm/LayerNorm before the activation."
         )
-    return [Finding(kind, "warning", tuple(shares), evidence, advice)]
+    numbers = (*shares.items(), ("threshold", threshold))
+    return [Finding(kind, "warning", tuple(shares), evidence, advice, numbers=numbers)]
 
 
 def _batchnorm(info, t):
@@ -384,4 +438,14 @@ def _batchnorm(info, t):
         "which do not depend on the batch, or batches of "
         f"{t.min_batchnorm_batch} or more."
     )
-    return [Finding("batchnorm_small_batch", "warning", tuple(bn), evidence, advice)]
+    numbers = (("batch_size", batch), ("min_batch", t.min_batchnorm_batch))
+    return [
+        Finding(
+            "batchnorm_small_batch",
+            "warning",
+            tuple(bn),
+            evidence,
+            advice,
+            numbers=numbers,
+        )
+    ]

@@ -9,7 +9,7 @@ Example:
 from kgrad.analysis import plots
 from kgrad.analysis import report
 
-scalars, run_info = report.load_run("runs/exp1")
+scalars, run_info = report.load_run("logs/exp1")
 with open("flow.png", "wb") as f:
     f.write(plots.figure_png(plots.gradient_flow_figure(scalars, run_info)))
 ```
@@ -57,9 +57,8 @@ def gradient_flow_figure(scalars, run_info, steps=None, title=None):
         names = names or [layer_profile.short_name(r.layer, run_info) for r in rows]
         ax.plot(_positive([r.grad_norm for r in rows]), "o-", ms=3, color=color)
         ax.lines[-1].set_label(f"step {step}")
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
     ax.set_xlabel("layer (input -> output)")
+    _layer_ticks(ax, names)
     model = (run_info or {}).get("model")
     _finish(ax, title or f"Gradient flow{f' of {model}' if model else ''}")
     return fig
@@ -99,10 +98,35 @@ def figure_png(fig):
     return buffer.getvalue()
 
 
+MAX_LABELS = 40
+"""At most this many layer names on the x axis; with more layers, every k-th."""
+
+
 def _figure():
-    fig = Figure(figsize=(9, 5), layout="constrained")
+    # Fixed margins, not `layout="constrained"`: with hundreds of layer names
+    # the constrained solver gives up and prints a warning on the user's stderr.
+    fig = Figure(figsize=(9, 5))
+    fig.subplots_adjust(left=0.09, right=0.98, top=0.92, bottom=0.34)
     FigureCanvasAgg(fig)
     return fig, fig.add_subplot()
+
+
+def _layer_ticks(ax, names):
+    """Layer names under their points; every k-th one when there are many."""
+    every = max(1, math.ceil(len(names) / MAX_LABELS))
+    positions = list(range(0, len(names), every))
+    ax.set_xticks(positions)
+    ax.set_xticklabels(
+        [_clip(names[i]) for i in positions], rotation=60, ha="right", fontsize=7
+    )
+    if every > 1:
+        ax.set_xlabel(
+            f"layer (input -> output; {len(names)} layers, every {every}-th named)"
+        )
+
+
+def _clip(name, limit=28):
+    return name if len(name) <= limit else "..." + name[-(limit - 3) :]
 
 
 def _finish(ax, title):

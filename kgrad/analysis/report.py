@@ -9,7 +9,7 @@ Example:
 ```python
 from kgrad.analysis import report
 
-runs = {name: report.load_run(f"runs/{name}") for name in ("sigmoid", "relu")}
+runs = {name: report.load_run(f"logs/{name}") for name in ("sigmoid", "relu")}
 print(report.format_report(runs))
 ```
 """

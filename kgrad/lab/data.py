@@ -59,7 +59,7 @@ class Dataset:
 
 
 def digits(flat=False, test_fraction=0.2, seed=0):
-    """Loads scikit-learn's bundled 8x8 digits: 1,797 real images, no download.
+    """Loads the 8x8 digits shipped with kgrad: 1,797 real images, no download.
 
     Args:
         flat: Return flat (64,) vectors for MLPs instead of (8, 8, 1) images.
@@ -81,16 +81,14 @@ def digits(flat=False, test_fraction=0.2, seed=0):
         ```
     """
     checks.number_in("test_fraction", test_fraction, "(0, 1)")
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    from kgrad.lab import digits_file
 
-    bunch = load_digits()
-    x = (bunch.data / 16.0).astype("float32")
-    x = x if flat else x.reshape(-1, 8, 8, 1)
-    y = bunch.target.astype("int32")
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=test_fraction, random_state=seed, stratify=y
-    )
+    images, target = digits_file.load()
+    x = (images / 16.0).astype("float32")
+    x = x.reshape(-1, 64) if flat else x.reshape(-1, 8, 8, 1)
+    y = target.astype("int32")
+    train, test = digits_file.stratified_split(y, test_fraction, seed)
+    x_train, x_test, y_train, y_test = x[train], x[test], y[train], y[test]
     name = "digits_flat" if flat else "digits"
     return Dataset(name, "classification", 10, x_train, y_train, x_test, y_test)
 

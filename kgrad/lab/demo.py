@@ -18,7 +18,7 @@ Example:
     ```python
     from kgrad.lab import demo
 
-    demo.run_demo(logdir="runs", quick=True)  # tiny sizes: seconds
+    demo.run_demo(logdir="logs", quick=True)  # tiny sizes: seconds
     ```
 """
 
@@ -139,11 +139,11 @@ def demo_experiments(quick=False):
     return found
 
 
-def run_demo(logdir="runs", out=None, seed=0, quick=False, stream=None):
+def run_demo(logdir="logs", out=None, seed=0, quick=False, stream=None):
     """Runs the demo: trains, prints the table, writes markdown and PNGs.
 
     Args:
-        logdir: Root of the TensorBoard logs. Defaults to `"runs"`.
+        logdir: Root of the TensorBoard logs. Defaults to `"logs"`.
         out: The markdown file. Defaults to `<logdir>/RESULTS.md`.
         seed: Seed of every run. Defaults to `0`.
         quick: Tiny sizes (for tests). Defaults to `False`.
@@ -159,7 +159,7 @@ def run_demo(logdir="runs", out=None, seed=0, quick=False, stream=None):
 
 def run_compare(
     models,
-    logdir="runs",
+    logdir="logs",
     out=None,
     seed=0,
     quick=False,
@@ -172,7 +172,7 @@ def run_compare(
     Args:
         models: Registered zoo model names.
         logdir: Root of the logs; runs go to `<logdir>/<experiment>/<model>`.
-            Defaults to `"runs"`.
+            Defaults to `"logs"`.
         out: The markdown file. Defaults to `<logdir>/<experiment>/RESULTS.md`.
         seed: Seed of every run. Defaults to `0`.
         quick: Tiny sizes (for tests). Defaults to `False`.
@@ -235,7 +235,7 @@ def _command(name, logdir, out, seed, quick, models=(), settings=None):
     flags.update(learning_rate="--learning-rate", clipnorm="--clipnorm")
     for key, value in (settings or {}).items():
         words += [flags.get(key, f"--{key}"), str(value)]
-    if logdir != "runs":
+    if logdir != "logs":
         words += ["--logdir", os.fspath(logdir)]
     if out is not None and name == "demo":
         words += ["--out", os.fspath(out)]

@@ -251,7 +251,10 @@ def train(config, log_dir, *, experiment="", seed=0, stream=None):
     total = config.steps or epochs * steps_per_epoch
     watch = ProgressWatch(config, ds, total, stream)
     monitor = GradientMonitor(
-        log_dir, norm_freq=max(1, total // 50), histogram_freq="epoch", first_steps=10
+        log_dir,
+        norms_every=max(1, total // 50),
+        histograms_every="epoch",
+        first_steps=10,
     )
     start = time.perf_counter()
     history = model.fit(

@@ -5,5 +5,12 @@ Keras internals listed in keras_hooks.py; the statistics are computed in the
 graph (stats.py), packed into one vector (packed.py), read once per logged
 step and written as TensorBoard events (summaries.py, event_writer.py) from
 the training thread or a background worker (worker.py), on the steps the
-schedule picks (schedule.py).
+schedule picks (schedule.py), for the variables the tag filter keeps
+(tag_filter.py). Findings reach the user through findings_channel.py;
+run_files.py holds the run's writer and figure, attributes.py the honest
+public attributes, requirements.py the TensorFlow check done here at import.
 """
+
+from kgrad.monitor.requirements import check_tensorflow
+
+check_tensorflow()

@@ -2,19 +2,22 @@
 
 import functools
 import os
-import tempfile
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kgrad.analysis import diagnostics, plots
-from kgrad.analysis.history import FindingTracker, ScalarHistory
-from kgrad.monitor import event_writer, replicas, summaries
+from kgrad import checks
+from kgrad.analysis import diagnostics
+from kgrad.analysis.history import ScalarHistory
+from kgrad.monitor import replicas, run_files, summaries
 from kgrad.monitor import schedule as schedule_lib
+from kgrad.monitor.attributes import forwarded, read_only
 from kgrad.monitor.capture import GradientCapture
+from kgrad.monitor.findings_channel import FindingsChannel
 from kgrad.monitor.packed import record_statistics
+from kgrad.monitor.tag_filter import TagFilter, check_patterns
 from kgrad.monitor.worker import Worker
 
 _ON_NONFINITE = ("warn", "stop", "raise")
@@ -30,20 +33,21 @@ class GradientMonitor(keras.callbacks.Callback):
 
     Args:
         log_dir: Directory of the run; summaries go to `log_dir/train`, as with
-            `keras.callbacks.TensorBoard`. Defaults to `"runs"`.
-        norm_freq: Log norms, update ratios, non-finite counts and activation
-            statistics every `norm_freq` training steps; 0 turns them off.
-            Defaults to `100`.
-        histogram_freq: Log gradient histograms every `histogram_freq` steps,
-            or `"epoch"` for the first step of each epoch; 0 turns them off.
+            `keras.callbacks.TensorBoard`. Defaults to `"logs"`.
+        norms_every: When to log norms, update ratios, non-finite counts and
+            activation statistics: `"batch"` (every step), `"epoch"` (first
+            step of each epoch), an integer N (step 1 and every N-th step) or
+            0/`None` (never). Defaults to `100`.
+        histograms_every: When to log gradient histograms, in the same forms.
             Defaults to `500`.
-        histogram_bins: Buckets per histogram. Defaults to `30`.
+        histogram_bins: Buckets per histogram (read-only after construction).
+            Defaults to `30`.
         first_steps: Also log norms at every one of the first `first_steps`
             steps of training, where gradient problems show first. Defaults to
             `50`.
         on_nonfinite: What to do when a logged step has NaN/Inf gradients
             (steps a mixed-precision loss-scale optimizer skips excepted):
-            `"warn"` prints the finding, `"stop"` also ends training after the
+            `"warn"` reports the finding, `"stop"` also ends training after the
             step (like `keras.callbacks.TerminateOnNaN`), `"raise"` raises
             `FloatingPointError`. Checked on logged steps only. Defaults to
             `"warn"`.
@@ -57,33 +61,74 @@ class GradientMonitor(keras.callbacks.Callback):
             each epoch end (findings are printed when they appear and when
             they clear, and written to the `kgrad/findings` text tag); `None`
             for the defaults. Defaults to `None`.
+        include: Variable paths to tag: a shell-style pattern or a list
+            (`fnmatch`, e.g. `"block1*"`), `None` for all; see
+            `kgrad.monitor.tag_filter`. Read-only. Defaults to `None`.
+        exclude: Variable paths not to tag, same form. Read-only. Defaults to
+            `None`.
+        per_layer: One norm and one histogram per layer instead of per
+            variable. Read-only. Defaults to `False`.
+        verbose: `1` prints findings as they appear and clear, through the
+            channel Keras's own callbacks print with; `0` prints nothing.
+            Defaults to `1`.
+        on_finding: `None` or a callable `(finding, monitor)` called with each
+            new `kgrad.analysis.diagnostics.Finding`; it may set
+            `monitor.model.stop_training = True`. Defaults to `None`.
+
+    Attributes:
+        findings: The findings of the current or last `fit` as data
+            (`findings.current`, `findings.history`).
 
     Example:
 
     ```python
     model.compile(optimizer="adam", loss="mse")
-    model.fit(x, y, epochs=3, callbacks=[GradientMonitor("runs/exp1")])
-    # tensorboard --logdir runs/exp1
+    model.fit(x, y, epochs=3, callbacks=[GradientMonitor("logs/exp1")])
+    # tensorboard --logdir logs/exp1
     ```
     """
 
+    norms_every = forwarded("_schedule", "norms_every", "When norms are logged.")
+    histograms_every = forwarded(
+        "_schedule", "histograms_every", "When histograms are logged."
+    )
+    first_steps = forwarded("_schedule", "first_steps", "Initial steps all logged.")
+    verbose = forwarded("_channel", "verbose", "0 silent, 1 prints findings.")
+    on_finding = forwarded("_channel", "on_finding", "Called with each new finding.")
+    histogram_bins = read_only("_histogram_bins", "Buckets per histogram.")
+    include = read_only("_include", "Patterns of the variable paths tagged.")
+    exclude = read_only("_exclude", "Patterns of the variable paths not tagged.")
+    per_layer = read_only("_per_layer", "Whether tags are per layer.")
+
     def __init__(
         self,
-        log_dir="runs",
-        norm_freq=100,
-        histogram_freq=500,
+        log_dir="logs",
+        norms_every=100,
+        histograms_every=500,
         histogram_bins=30,
         first_steps=50,
         on_nonfinite="warn",
         figure_secs=300,
         thresholds=None,
+        include=None,
+        exclude=None,
+        per_layer=False,
+        verbose=1,
+        on_finding=None,
+        **kwargs,
     ):
+        schedule_lib.reject_renamed("GradientMonitor", kwargs)
         super().__init__()
         self._schedule = schedule_lib.Schedule(
-            norm_freq=norm_freq,
-            histogram_freq=histogram_freq,
+            norms_every=norms_every,
+            histograms_every=histograms_every,
             first_steps=first_steps,
         )
+        self._channel = FindingsChannel(verbose, on_finding)
+        self._include = check_patterns("include", include)
+        self._exclude = check_patterns("exclude", exclude)
+        checks.boolean("per_layer", per_layer)
+        self._per_layer = per_layer
         if not isinstance(log_dir, (str, os.PathLike)):
             raise TypeError(
                 "`log_dir` must be a string or a path. "
@@ -109,10 +154,7 @@ class GradientMonitor(keras.callbacks.Callback):
                 f"Received: figure_secs={figure_secs!r}"
             )
         self.log_dir = log_dir
-        self.norm_freq = norm_freq
-        self.histogram_freq = histogram_freq
-        self.histogram_bins = histogram_bins
-        self.first_steps = first_steps
+        self._histogram_bins = histogram_bins
         self.on_nonfinite = on_nonfinite
         self.figure_secs = figure_secs
         self.thresholds = thresholds
@@ -139,18 +181,19 @@ class GradientMonitor(keras.callbacks.Callback):
         super().set_model(model)
 
     def on_train_begin(self, logs=None):
-        writer = _open_writer(self.log_dir, self.model.distribute_strategy)
+        writer = run_files.open_writer(self.log_dir, self.model.distribute_strategy)
         if self._worker is None:
             self._worker = Worker()
         self._worker.drain()  # the previous fit's figure, if any, is written
         self._writer = writer
         if self._capture is None or not self._capture.serves(self.model):
             self._capture = GradientCapture(self.model, bins=self.histogram_bins)
+        self._tags = self._tag_filter(self._capture.paths)
         self._capture.install()
         self._pending = None
         self._run_info = None
         self._history = ScalarHistory()
-        self._findings = FindingTracker()
+        self._channel.reset()
         self._step = None
         self._last_step = int(self.model.optimizer.iterations.numpy())
         self._epoch_base = self._last_step
@@ -186,7 +229,7 @@ class GradientMonitor(keras.callbacks.Callback):
             if self._figure_due():
                 self._last_figure = time.monotonic()
                 figure = functools.partial(
-                    _write_gradient_flow,
+                    run_files.write_gradient_flow,
                     self._writer,
                     self.log_dir,
                     self._history.scalars(),
@@ -202,6 +245,14 @@ class GradientMonitor(keras.callbacks.Callback):
             return False
         last = self._last_figure
         return last is None or time.monotonic() - last >= self.figure_secs
+
+    @property
+    def findings(self):
+        """The findings of the current (or last) `fit`: `.current`, `.history`."""
+        return self._channel.log
+
+    def _tag_filter(self, paths):
+        return TagFilter(paths, self.include, self.exclude, self.per_layer)
 
     def flush(self):
         """Blocks until everything logged so far is on disk.
@@ -230,7 +281,7 @@ class GradientMonitor(keras.callbacks.Callback):
         Example:
 
         ```python
-        monitor = GradientMonitor("runs/loop")
+        monitor = GradientMonitor("logs/loop")
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True))
         grads = tape.gradient(loss, model.trainable_variables)
@@ -242,15 +293,16 @@ class GradientMonitor(keras.callbacks.Callback):
         packed, layout = record_statistics(
             grads, variables, step, self.histogram_bins, bool(histograms)
         )
-        paths = [getattr(v, "path", v.name) for v in variables]
+        tags = self._tag_filter([getattr(v, "path", v.name) for v in variables])
+        paths = tags.paths
         strategy = tf.distribute.get_strategy()
 
         def write(vector):
-            captured = layout.unpack(vector)
+            captured = tags.select(layout.unpack(vector))
             scalars = summaries.step_scalars(captured, paths, [])
             values = summaries.step_histograms(captured, paths) if histograms else []
             if self._writer is None:
-                self._writer = _open_writer(self.log_dir, strategy)
+                self._writer = run_files.open_writer(self.log_dir, strategy)
             self._writer.write(int(captured["step"]), values, scalars)
             self._writer.flush()
             return np.int32(0)
@@ -279,8 +331,10 @@ class GradientMonitor(keras.callbacks.Callback):
 
     def _log_step(self, captured, norms, histograms):
         """Writes one captured step (inline, or in the worker if it is busy)."""
-        paths = self._capture.paths
+        paths = self._tags.paths
+        captured = self._tags.select(captured)
         layers = [(layer.path, kind) for layer, kind in self._capture.probes]
+        layers = self._tags.select_layers(captured, layers)
         scalars = summaries.step_scalars(captured, paths, layers, norms=norms)
         values = summaries.step_histograms(captured, paths) if histograms else []
         step = int(captured["step"])
@@ -302,13 +356,8 @@ class GradientMonitor(keras.callbacks.Callback):
     def _report_findings(self):
         if self._step is None:
             return
-        appeared, cleared = self._findings.update(self._diagnose())
-        for finding in appeared:
-            print(f"kgrad: {finding.message()}")
-        for finding in cleared:
-            print(f"kgrad: cleared: {finding.kind.replace('_', ' ')}.")
-        if appeared or cleared:
-            active = self._findings.active
+        if self._channel.update(self._diagnose(), self):
+            active = self._channel.log.current
             text = "\n\n".join(f"- {f.message()}" for f in active)
             value = summaries.text_value(
                 "kgrad/findings", text or "No gradient problem found."
@@ -325,14 +374,16 @@ class GradientMonitor(keras.callbacks.Callback):
         self._report_findings()
         if self.on_nonfinite == "stop":
             self.model.stop_training = True
-            print("kgrad: non-finite gradients: training stops (on_nonfinite='stop').")
+            self._channel.say(
+                "non-finite gradients: training stops (on_nonfinite='stop')."
+            )
 
     def _describe_run(self, captured):
         batch_size = captured["batch_size"]
         layers = self.model._flatten_layers(include_self=False, recursive=True)
         return {
             "model": self.model.name,
-            "variables": self._capture.paths,
+            "variables": self._tags.paths,
             "layers": [[layer.path, kind] for layer, kind in self._capture.probes],
             "batchnorm_layers": [
                 layer.path
@@ -343,54 +394,9 @@ class GradientMonitor(keras.callbacks.Callback):
         }
 
 
-def _write_gradient_flow(writer, log_dir, scalars, run_info, step, title):
-    """Draws the gradient-flow figure: a TensorBoard image and a PNG file.
-
-    Runs in the worker thread at the end of `fit`.
-    """
-    if not writer.enabled:
-        return
-    figure = plots.gradient_flow_figure(scalars, run_info, title=title)
-    png = plots.figure_png(figure)
-    width, height = (int(v) for v in figure.canvas.get_width_height())
-    value = summaries.image_value("kgrad/gradient_flow", png, width, height)
-    writer.write(step, [value])
-    path = os.path.join(log_dir, "gradient_flow.png")
-    writer.guard(lambda: _write_bytes(path, png))
-
-
-def _write_bytes(path, data):
-    with open(path, "wb") as file:
-        file.write(data)
-
-
 def _is_positive_int(value):
     return (
         isinstance(value, (int, np.integer))
         and not isinstance(value, bool)
         and (value > 0)
     )
-
-
-def _open_writer(log_dir, strategy):
-    """The writer of `log_dir/train`; it writes only on the chief.
-
-    Every worker of a multi-worker run captures (the all-reduce of the logged
-    gradients needs all of them); only the chief checks and writes `log_dir`.
-    """
-    chief = replicas.is_chief(strategy)
-    if chief:
-        _check_writable(log_dir)
-    return event_writer.RunWriter(os.path.join(log_dir, "train"), enabled=chief)
-
-
-def _check_writable(log_dir):
-    try:
-        os.makedirs(log_dir, exist_ok=True)
-        with tempfile.TemporaryFile(dir=log_dir):
-            pass
-    except OSError as error:
-        raise ValueError(
-            f"`log_dir` cannot be written ({error.strerror}). "
-            f"Received: log_dir={os.fspath(log_dir)!r}"
-        ) from None

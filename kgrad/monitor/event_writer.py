@@ -77,7 +77,7 @@ class RunWriter:
     write (directory deleted, disk full) is logged once and the run goes on.
 
     Args:
-        log_dir: The run directory, e.g. `runs/exp1/train`.
+        log_dir: The run directory, e.g. `logs/exp1/train`.
         enabled: Whether to write at all (`False` on the non-chief workers of a
             multi-worker run). Defaults to `True`.
     """

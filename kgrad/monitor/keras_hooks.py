@@ -35,6 +35,9 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
   XLA); else the twin is compiled with XLA.
 - `model.steps_per_execution`: the steps one call of the train function runs;
   else off-schedule steps are logged.
+- `keras.src.utils.io_utils.print_msg`: prints findings the way Keras's own
+  callbacks print (stdout, or absl logging after
+  `keras.config.disable_interactive_logging()`); else no finding is printed.
 
 Example:
 
@@ -162,6 +165,13 @@ def skipped_by_loss_scaling(optimizer, grads):
     return tf.cast(tf.logical_not(finite), tf.float64)
 
 
+def print_msg(message):
+    """Prints `message` through the channel Keras's own callbacks use."""
+    from keras.src.utils import io_utils
+
+    io_utils.print_msg(message)
+
+
 def check():
     """Names the hooks that do not hold on the installed Keras (`[]` if all do).
 
@@ -206,6 +216,7 @@ def check():
     verify("model.steps_per_execution", lambda: model.steps_per_execution == 1)
     verify("model.jit_compile", lambda: model.jit_compile in (True, False, "auto"))
     verify("LossScaleOptimizer.dynamic_scale/check_finite", _loss_scaling_holds)
+    verify("io_utils.print_msg", _print_msg_holds)
     return broken
 
 
@@ -257,4 +268,12 @@ def _loss_scaling_holds():
         float(loss_scale(scaled)) > 1.0
         and float(skipped) == 1.0
         and is_loss_scaled(scaled)
+    )
+
+
+def _print_msg_holds():
+    from keras.src.utils import io_utils
+
+    return callable(io_utils.print_msg) and callable(
+        io_utils.is_interactive_logging_enabled
     )

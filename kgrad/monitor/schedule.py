@@ -1,39 +1,128 @@
-"""Which training steps GradientMonitor logs.
+"""Which training steps GradientMonitor logs, and the arguments that say so.
 
-Steps count optimizer updates from 1. Norms are logged at each of the first
-`first_steps` steps (where gradient problems show first, docs/CLAIMS.md, claim 14)
-and then every `norm_freq` steps; histograms at step 1 and every
-`histogram_freq` steps, or at the first step of each epoch (`"epoch"`).
+Steps count optimizer updates from 1. Norms and histograms take the same
+forms (`norms_every`, `histograms_every`):
+
+| value | logged steps |
+|---|---|
+| `"batch"` | every step (every call of the train function) |
+| `"epoch"` | the first step of each epoch |
+| `N` (int >= 1) | step 1 and every N-th step (N, 2N, ...) |
+| `0` or `None` | never |
+
+Norms are also logged at each of the first `first_steps` steps, where
+gradient problems show first. `keras.callbacks.TensorBoard`'s
+`histogram_freq` counts epochs and `update_freq` means something else again,
+so GradientMonitor refuses those names (and its own former `norm_freq`) with
+a `TypeError` naming the argument to use: a Keras habit costs nothing.
 
 Example:
 
->>> Schedule(norm_freq=100, histogram_freq=500, first_steps=50).due(60, 60, False)
+>>> Schedule(norms_every=100, histograms_every=500, first_steps=50).due(60, 60, False)
 (False, False)
->>> Schedule(norm_freq=100, histogram_freq=500, first_steps=50).due(97, 104, False)
-(True, False)
+>>> Schedule(norms_every=100, histograms_every="epoch", first_steps=0).due(9, 9, True)
+(False, True)
 """
+
+import numbers
+
+_WORDS = ("batch", "epoch")
+
+_RENAMED = {
+    "histogram_freq": (
+        "histograms_every",
+        "in `keras.callbacks.TensorBoard` it counts epochs",
+    ),
+    "update_freq": (
+        "norms_every",
+        "in `keras.callbacks.TensorBoard` it is for scalars",
+    ),
+    "norm_freq": ("norms_every", "it was renamed"),
+}
+
+
+def reject_renamed(owner, kwargs):
+    """Raises `TypeError` for keyword arguments `owner` does not take.
+
+    Names borrowed from `keras.callbacks.TensorBoard` get a message that says
+    which argument to use instead.
+
+    Example:
+
+    >>> reject_renamed("GradientMonitor", {})
+    """
+    for name, value in kwargs.items():
+        received = f"Received: {name}={value!r}"
+        if name in _RENAMED:
+            new, why = _RENAMED[name]
+            raise TypeError(
+                f"`{name}` is not an argument of {owner} ({why}): use `{new}`, "
+                '"epoch" for once per epoch, "batch" for every step or an '
+                f"integer N for every N steps. {received}"
+            )
+        raise TypeError(f"{owner} got an unexpected keyword argument `{name}`.")
+
+
+def check_every(name, value):
+    """Checks a frequency: `"batch"`, `"epoch"`, an int >= 0 or `None`.
+
+    Returns:
+        The frequency, with `None` as `0` (off).
+    """
+    message = (
+        f'`{name}` must be "batch", "epoch", a non-negative integer or None. '
+        f"Received: {name}={value!r}"
+    )
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        if value not in _WORDS:
+            raise ValueError(message)
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(message)
+    if value < 0:
+        raise ValueError(message)
+    return int(value)
+
+
+def _check_first_steps(value):
+    message = (
+        f"`first_steps` must be a non-negative integer. Received: first_steps={value!r}"
+    )
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(message)
+    if value < 0:
+        raise ValueError(message)
+    return int(value)
 
 
 class Schedule:
     """Decides whether a chunk of training steps contains a logged step.
 
+    Its attributes can be changed at any time (between batches); each
+    assignment is checked like the constructor's arguments.
+
     Args:
-        norm_freq: Norm logging period in steps; 0 turns norms off.
-        histogram_freq: Histogram period in steps, `"epoch"`, or 0 (off).
+        norms_every: When to log norms (see the module's table).
+        histograms_every: When to log histograms (same forms).
         first_steps: Number of initial steps whose norms are all logged.
 
     Raises:
-        ValueError: For negative or non-integer frequencies.
+        TypeError, ValueError: For a frequency of another form.
     """
 
-    def __init__(self, norm_freq, histogram_freq, first_steps):
-        _check_non_negative_int("norm_freq", norm_freq)
-        if histogram_freq != "epoch":
-            _check_non_negative_int("histogram_freq", histogram_freq)
-        _check_non_negative_int("first_steps", first_steps)
-        self.norm_freq = norm_freq
-        self.histogram_freq = histogram_freq
+    def __init__(self, norms_every, histograms_every, first_steps):
+        self.norms_every = norms_every
+        self.histograms_every = histograms_every
         self.first_steps = first_steps
+
+    def __setattr__(self, name, value):
+        if name in ("norms_every", "histograms_every"):
+            value = check_every(name, value)
+        elif name == "first_steps":
+            value = _check_first_steps(value)
+        super().__setattr__(name, value)
 
     def due(self, first, last, epoch_start):
         """Returns `(norms, histograms)`: whether steps `first..last` hold one.
@@ -43,24 +132,16 @@ class Schedule:
             last: Last step of the chunk.
             epoch_start: Whether the chunk starts an epoch.
         """
-        norms = bool(self.norm_freq) and (
-            first <= self.first_steps or _has_multiple(first, last, self.norm_freq)
+        norms = _due(self.norms_every, first, last, epoch_start) or (
+            bool(self.norms_every) and first <= self.first_steps
         )
-        if self.histogram_freq == "epoch":
-            histograms = epoch_start
-        else:
-            histograms = bool(self.histogram_freq) and (
-                first == 1 or _has_multiple(first, last, self.histogram_freq)
-            )
+        histograms = _due(self.histograms_every, first, last, epoch_start)
         return norms, histograms
 
 
-def _has_multiple(first, last, period):
-    return last // period > (first - 1) // period
-
-
-def _check_non_negative_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(
-            f"`{name}` must be a non-negative integer. Received: {name}={value!r}"
-        )
+def _due(every, first, last, epoch_start):
+    if every == "batch":
+        return True
+    if every == "epoch":
+        return epoch_start
+    return bool(every) and (first == 1 or last // every > (first - 1) // every)

@@ -23,7 +23,8 @@ k-th update being step k, so steps run on across epochs and `fit` calls):
 | custom scalars | layout | all layers' gradient norms on one chart |
 
 `<path>` is the Keras 3 `variable.path` (unique, e.g. `dense_01/kernel`),
-`<layer>` the layer's path.
+or `<layer>/(all)` for a whole layer with `per_layer=True`; `<layer>` the
+layer's path. `include`/`exclude` select the paths (`kgrad.monitor.tag_filter`).
 
 Edge cases: a variable with a `None` gradient (unconnected or frozen) gets no
 tag at that step. `IndexedSlices` gradients (from `Embedding`) are logged as
@@ -216,9 +217,12 @@ def step_histograms(captured, paths):
 
 def _norm_items(captured, paths, present):
     grad_sq, nonfinite = captured["grad_sq"], captured["nonfinite"]
+    # A TagFilter passes the sums over every variable, its selection aside.
+    global_sq = captured.get("global_grad_sq", grad_sq[present].sum())
+    global_nonfinite = captured.get("global_nonfinite", nonfinite[present].sum())
     items = [
-        ("grad_norm/global", float(np.sqrt(grad_sq[present].sum()))),
-        ("grad_nonfinite/global", float(nonfinite[present].sum())),
+        ("grad_norm/global", float(np.sqrt(global_sq))),
+        ("grad_nonfinite/global", float(global_nonfinite)),
     ]
     # Python floats: the loop below runs for every variable of every logged step.
     grad_norm = np.sqrt(grad_sq).tolist()

@@ -54,7 +54,9 @@ def main(log_dir, poison=False):
     with tf.GradientTape() as tape:  # what one replica alone would see
         loss = LOSS(y[:8], reference(x[:8], training=True))
     shares = tape.gradient(loss, reference.trainable_variables)
-    monitor = GradientMonitor(log_dir, norm_freq=1, histogram_freq=1, histogram_bins=6)
+    monitor = GradientMonitor(
+        log_dir, norms_every=1, histograms_every=1, histogram_bins=6
+    )
     model.fit(
         x, y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[monitor]
     )

@@ -1,0 +1,45 @@
+"""The TensorFlow kgrad's training side needs, checked once at import.
+
+kgrad does not make pip install TensorFlow (an environment with
+`tensorflow-cpu` or a vendor build would get a second copy), so a missing or
+too old TensorFlow is reported here, with the command that fixes it.
+
+Example:
+
+>>> check_tensorflow()  # silent when TensorFlow 2.16.1 or newer (< 3) is there
+"""
+
+OLDEST = (2, 16, 1)
+_FIX = 'pip install "kgrad[tensorflow]" (or tensorflow-cpu>=2.16.1,<3)'
+
+
+def check_tensorflow(version=None):
+    """Raises `ImportError` unless TensorFlow >= 2.16.1 and < 3 is importable.
+
+    Args:
+        version: The version to judge; the installed TensorFlow's if `None`.
+            Defaults to `None`.
+    """
+    if version is None:
+        try:
+            import tensorflow as tf
+        except ImportError as error:
+            raise ImportError(
+                f"kgrad's GradientMonitor needs TensorFlow 2.16.1 or newer: {_FIX}."
+            ) from error
+        version = tf.__version__
+    numbers = tuple(int(part) for part in _release(version).split(".")[:3])
+    if not OLDEST <= numbers < (3,):
+        raise ImportError(
+            f"kgrad's GradientMonitor needs TensorFlow >=2.16.1,<3; found {version}: "
+            f"{_FIX}."
+        )
+
+
+def _release(version):
+    digits = ""
+    for char in version:
+        if not (char.isdigit() or char == "."):
+            break
+        digits += char
+    return digits.rstrip(".") or "0"

@@ -1,0 +1,59 @@
+"""The files of a run: its event writer, its directory, its gradient-flow figure.
+
+Example:
+
+```python
+writer = open_writer("logs/exp1", tf.distribute.get_strategy())
+```
+"""
+
+import os
+import tempfile
+
+from kgrad.analysis import plots
+from kgrad.monitor import event_writer, replicas, summaries
+
+
+def write_gradient_flow(writer, log_dir, scalars, run_info, step, title):
+    """Draws the gradient-flow figure: a TensorBoard image and a PNG file.
+
+    Runs in the worker thread at the end of `fit`.
+    """
+    if not writer.enabled:
+        return
+    figure = plots.gradient_flow_figure(scalars, run_info, title=title)
+    png = plots.figure_png(figure)
+    width, height = (int(v) for v in figure.canvas.get_width_height())
+    value = summaries.image_value("kgrad/gradient_flow", png, width, height)
+    writer.write(step, [value])
+    path = os.path.join(log_dir, "gradient_flow.png")
+    writer.guard(lambda: _write_bytes(path, png))
+
+
+def _write_bytes(path, data):
+    with open(path, "wb") as file:
+        file.write(data)
+
+
+def open_writer(log_dir, strategy):
+    """The writer of `log_dir/train`; it writes only on the chief.
+
+    Every worker of a multi-worker run captures (the all-reduce of the logged
+    gradients needs all of them); only the chief checks and writes `log_dir`.
+    """
+    chief = replicas.is_chief(strategy)
+    if chief:
+        _check_writable(log_dir)
+    return event_writer.RunWriter(os.path.join(log_dir, "train"), enabled=chief)
+
+
+def _check_writable(log_dir):
+    try:
+        os.makedirs(log_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=log_dir):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"`log_dir` cannot be written ({error.strerror}). "
+            f"Received: log_dir={os.fspath(log_dir)!r}"
+        ) from None
