@@ -46,7 +46,10 @@ def sequence_data(length, n=BATCH, seed=0):
     return x, y
 
 
-def expected_profile(layers, target, x, y, loss=keras.losses.MeanSquaredError()):
+MSE = keras.losses.MeanSquaredError()
+
+
+def expected_profile(layers, target, x, y, loss=MSE):
     """Per-timestep norm of d loss / d (input of `target`), by GradientTape."""
     with tf.GradientTape() as tape:
         h = tf.constant(x)
@@ -123,11 +126,11 @@ def test_bidirectional_directions_in_processing_order():
         with tf.GradientTape() as tape:
             h = tf.constant(x)
             tape.watch(h)
-            outputs = [d(h) if d is direction else tf.stop_gradient(d(h))
-                       for d in (forward, backward)]
-            value = keras.losses.MeanSquaredError()(
-                y, layers[1](tf.concat(outputs, -1))
-            )
+            outputs = [
+                d(h) if d is direction else tf.stop_gradient(d(h))
+                for d in (forward, backward)
+            ]
+            value = MSE(y, layers[1](tf.concat(outputs, -1)))
         grad = tape.gradient(value, h).numpy().astype(np.float64)
         expected[direction.name] = np.sqrt((grad**2).sum(axis=(0, 2)))
 

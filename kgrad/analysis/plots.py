@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from kgrad.analysis import layer_profile
+from kgrad.analysis import layer_profile, temporal_plots, temporal_profile
 
 
 def default_steps(scalars, count=5):
@@ -46,10 +46,13 @@ def gradient_flow_figure(scalars, run_info, steps=None, title=None):
         title: Figure title. Defaults to `None` (the model name).
 
     Returns:
-        A `matplotlib.figure.Figure` (log-scale y axis).
+        A `matplotlib.figure.Figure` (log-scale y axis); with a second panel,
+        the gradient reaching each timestep, when the model has recurrent
+        layers.
     """
     steps = default_steps(scalars) if steps is None else list(steps)
-    fig, ax = _figure()
+    temporal = temporal_profile.recurrent_layers(scalars, run_info)
+    fig, ax = _figure(panels=2 if temporal else 1)
     names = []
     colors = _colors(len(steps), "viridis")
     for color, step in zip(colors, steps, strict=True):
@@ -62,6 +65,11 @@ def gradient_flow_figure(scalars, run_info, steps=None, title=None):
     ax.set_xlabel("layer (input -> output)")
     model = (run_info or {}).get("model")
     _finish(ax, title or f"Gradient flow{f' of {model}' if model else ''}")
+    if temporal:
+        lines = temporal_plots.run_lines(scalars, run_info, steps, colors)
+        temporal_plots.profile_panel(
+            fig.axes[1], lines, f"Through time: {_short(temporal[0], run_info)}"
+        )
     return fig
 
 
@@ -75,12 +83,18 @@ def compare_figure(runs, title=None):
         title: Figure title. Defaults to `None` ("Gradient flow").
 
     Returns:
-        A `matplotlib.figure.Figure` (log-scale y axis).
+        A `matplotlib.figure.Figure` (log-scale y axis); with a second panel,
+        the gradient reaching each timestep at the last logged step, when the
+        runs have recurrent layers.
     """
-    fig, ax = _figure()
-    for color, (name, (scalars, run_info)) in zip(
-        _colors(len(runs), "tab10"), runs.items(), strict=True
-    ):
+    colors = _colors(len(runs), "tab10")
+    temporal = [  # each run's last profile (step None)
+        line
+        for color, (name, (scalars, run_info)) in zip(colors, runs.items(), strict=True)
+        for line in temporal_plots.run_lines(scalars, run_info, [None], [color], name)
+    ]
+    fig, ax = _figure(panels=2 if temporal else 1)
+    for color, (name, (scalars, run_info)) in zip(colors, runs.items(), strict=True):
         rows = layer_profile.layer_profile(scalars, run_info)
         depth = np.linspace(0, 1, len(rows)) if len(rows) > 1 else np.zeros(len(rows))
         step = layer_profile.norm_steps(scalars)[-1] if rows else None
@@ -88,7 +102,16 @@ def compare_figure(runs, title=None):
         ax.plot(depth, norms, "o-", ms=3, color=color, label=f"{name} (step {step})")
     ax.set_xlabel("depth (0 = input layer, 1 = output layer)")
     _finish(ax, title or "Gradient flow")
+    if temporal:
+        temporal_plots.profile_panel(
+            fig.axes[1], temporal, "Through time, at the last logged step"
+        )
     return fig
+
+
+def temporal_heat_map(scalars, run_info, title=None):
+    """The `kgrad/temporal_profile` image (`temporal_plots.heat_map_figure`)."""
+    return temporal_plots.heat_map_figure(scalars, run_info, title=title)
 
 
 def figure_png(fig):
@@ -99,10 +122,11 @@ def figure_png(fig):
     return buffer.getvalue()
 
 
-def _figure():
-    fig = Figure(figsize=(9, 5), layout="constrained")
+def _figure(panels=1):
+    fig = Figure(figsize=(9 + 5 * (panels - 1), 5), layout="constrained")
     FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
+    axes = [fig.add_subplot(1, panels, i + 1) for i in range(panels)]
+    return fig, axes[0]
 
 
 def _finish(ax, title):

@@ -15,6 +15,7 @@ from kgrad.monitor import event_writer, replicas, summaries
 from kgrad.monitor import schedule as schedule_lib
 from kgrad.monitor.capture import GradientCapture
 from kgrad.monitor.packed import record_statistics
+from kgrad.monitor.temporal import layer_name
 from kgrad.monitor.worker import Worker
 
 _ON_NONFINITE = ("warn", "stop", "raise")
@@ -281,7 +282,10 @@ class GradientMonitor(keras.callbacks.Callback):
         """Writes one captured step (inline, or in the worker if it is busy)."""
         paths = self._capture.paths
         layers = [(layer.path, kind) for layer, kind in self._capture.probes]
-        scalars = summaries.step_scalars(captured, paths, layers, norms=norms)
+        recurrent = [layer_name(layer) for layer in self._capture.temporal.layers]
+        scalars = summaries.step_scalars(
+            captured, paths, layers, norms=norms, recurrent=recurrent
+        )
         values = summaries.step_histograms(captured, paths) if histograms else []
         step = int(captured["step"])
         if self._run_info is None:
@@ -340,6 +344,9 @@ class GradientMonitor(keras.callbacks.Callback):
                 if isinstance(layer, keras.layers.BatchNormalization)
             ],
             "batch_size": None if np.isnan(batch_size) else int(batch_size),
+            "recurrent_layers": [
+                layer_name(layer) for layer in self._capture.temporal.layers
+            ],
         }
 
 
@@ -357,6 +364,12 @@ def _write_gradient_flow(writer, log_dir, scalars, run_info, step, title):
     writer.write(step, [value])
     path = os.path.join(log_dir, "gradient_flow.png")
     writer.guard(lambda: _write_bytes(path, png))
+    heat_map = plots.temporal_heat_map(scalars, run_info, title=title)
+    if heat_map is not None:
+        width, height = (int(v) for v in heat_map.canvas.get_width_height())
+        png = plots.figure_png(heat_map)
+        value = summaries.image_value("kgrad/temporal_profile", png, width, height)
+        writer.write(step, [value])
 
 
 def _write_bytes(path, data):
