@@ -50,7 +50,8 @@ class RunConfig:
         steps: Train exactly this many optimizer steps instead. Defaults to
             `None`.
         batch_size: Defaults to `32`.
-        target: Test accuracy whose first crossing is reported as
+        target: Test accuracy (classification) or test MSE (regression: reached
+            at or below it) whose first crossing is reported as
             `steps_to_target` (checked every `eval_every` steps), or `None`.
         eval_every: Steps between the test-accuracy checks of `target`.
             Defaults to `5`.
@@ -366,9 +367,12 @@ class _Watch(keras.callbacks.Callback):
             and self.steps_to_target is None
             and step % self.config.eval_every == 0
         ):
-            logits = self.model.predict_on_batch(self.ds.x_test)
-            accuracy = np.mean(np.argmax(logits, -1) == self.ds.y_test)
-            if accuracy >= target:
+            outputs = self.model.predict_on_batch(self.ds.x_test)
+            if self.ds.task == "classification":
+                reached = np.mean(np.argmax(outputs, -1) == self.ds.y_test) >= target
+            else:
+                reached = np.mean((outputs - self.ds.y_test) ** 2) <= target
+            if reached:
                 self.steps_to_target = step
 
     def on_epoch_end(self, epoch, logs=None):
