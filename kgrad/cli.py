@@ -73,6 +73,11 @@ def build_parser():
         ),
     )
     _run_options(demo, "LOGDIR/RESULTS.md")
+    demo.add_argument(
+        "--full",
+        action="store_true",
+        help="longer sequences (T up to 200) and deeper pairs (about 40 minutes)",
+    )
     demo.set_defaults(handler=_demo)
 
     compare = commands.add_parser(
@@ -137,7 +142,13 @@ def _run_options(parser, out, training=False):
 def _demo(args):
     from kgrad.lab import demo
 
-    demo.run_demo(logdir=args.logdir, out=args.out, seed=args.seed, quick=args.quick)
+    demo.run_demo(
+        logdir=args.logdir,
+        out=args.out,
+        seed=args.seed,
+        quick=args.quick,
+        full=args.full,
+    )
     return 0
 
 
