@@ -216,3 +216,18 @@ def test_finding_fires_on_rnn_simple_not_on_gru_adding_problem_t50(tmp_path):
     assert "vanishing_in_time" in kinds["rnn_simple"], ratios
     assert "vanishing_in_time" not in kinds["gru"], ratios
     assert ratios["rnn_simple"] < 1e-5 and ratios["gru"] > 1e-2
+
+
+def test_profile_under_mixed_precision_is_unscaled():
+    keras.config.set_dtype_policy("mixed_float16")  # conftest restores float32
+    length = 8
+    rnn = keras.layers.LSTM(4)
+    layers = [rnn, keras.layers.Dense(1, dtype="float32")]
+    model = keras.Sequential([keras.Input((length, FEATURES)), *layers])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    x, y = sequence_data(length)
+    expected = expected_profile(layers, rnn, x, y)
+    _, captured = captured_step(model, x, y)
+    # float16 activations: a few parts in a thousand; the loss scale is 2**15.
+    np.testing.assert_allclose(captured["temporal"][0][:length], expected, rtol=2e-2)

@@ -34,7 +34,9 @@ Edge cases:
   gradient of its own output, so the profile shows what reaches each step from
   every later layer and loss term.
 - Under `tf.distribute` the sums of squares are all-reduced like the other
-  statistics; under mixed precision they are divided by the loss scale.
+  statistics (each replica keeps its own, by thread: `MirroredStrategy`
+  traces each replica in its own thread); under mixed precision the norms
+  are divided by the loss scale.
 
 Example:
 
@@ -43,6 +45,7 @@ Example:
 ['rnn_01']
 """
 
+import threading
 import warnings
 
 import keras
@@ -124,7 +127,7 @@ class TemporalProbe:
     def _keep(self, layer, sums):
         if layer.go_backwards:
             sums = tf.reverse(sums, [0])
-        self._sums[id(layer)] = sums
+        self._sums[_key(layer)] = sums
 
     def _refuse(self, layer):
         if id(layer) in self._refused:
@@ -148,7 +151,7 @@ class TemporalProbe:
         """
         rows, lengths = [], []
         for layer in self.layers:
-            sums = self._sums.pop(id(layer), None)
+            sums = self._sums.pop(_key(layer), None)
             if sums is None:
                 rows.append(tf.fill([POINTS], tf.constant(np.nan, tf.float64)))
                 lengths.append(tf.constant(0.0, tf.float64))
@@ -156,12 +159,16 @@ class TemporalProbe:
             sampled, length = _sample(sums)
             rows.append(sampled)
             lengths.append(length)
-        self._sums = {}
         if not rows:
             return tf.zeros([0, POINTS], tf.float64), tf.zeros([0], tf.float64)
         table = all_reduce([tf.stack(rows)])[0]
         norms = tf.sqrt(table) / tf.cast(scale, tf.float64)
         return norms, tf.stack(lengths)
+
+
+def _key(layer):
+    """The layer, in this replica: `MirroredStrategy` runs each in its thread."""
+    return id(layer), threading.get_ident()
 
 
 def _profiled_identity(sequences, anchor, keep):
