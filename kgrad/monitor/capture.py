@@ -246,8 +246,7 @@ class GradientCapture:
                 # sum them as the optimizer will. All-reduces must stay outside
                 # `tf.cond` (no cross-replica sync inside control flow).
                 reduced = all_reduce_present(grads)
-                activations = capture._activation_values()
-                activations = (activations, *capture.temporal.values(scale))
+                probed = (capture._activation_values(), *capture.temporal.values(scale))
                 capture._probe_outputs = {}
                 armed = capture._flag > 0
                 before = tf.cond(
@@ -262,7 +261,7 @@ class GradientCapture:
                 tf.cond(
                     armed,
                     lambda: capture._assign_statistics(
-                        reduced, variables, scale, skipped, step, before, activations
+                        reduced, variables, scale, skipped, step, before, probed
                     ),
                     lambda: None,
                 )
