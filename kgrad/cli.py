@@ -50,8 +50,9 @@ def build_parser():
         help="diagnose finished runs from their event files (no training)",
         description=(
             "Print, for each run, the gradient norm of every layer from input to "
-            "output and the diagnosis (vanishing, exploding, non-finite, dead "
-            "units, saturation, BatchNorm with small batches)."
+            "output, the gradient reaching each timestep of recurrent layers, "
+            "and the diagnosis (vanishing in depth and through time, exploding, "
+            "non-finite, dead units, saturation, BatchNorm with small batches)."
         ),
     )
     report.add_argument(
