@@ -143,15 +143,16 @@ def test_regression_target_gives_the_sequences_it_took():
 
 def test_demo_rows_6_and_10_and_the_full_demo():
     default = {e.name: e for e in demo.demo_experiments()}
-    row6 = [r.model for r in default["resnet18_skips"].runs]
-    assert row6 == ["resnet18_plain_nobn", "resnet18"]
+    row6 = default["resnet34_skips_nobn"].runs
+    assert [r.model for r in row6] == ["resnet34_plain", "resnet34"]
+    assert all(r.model_kwargs["batchnorm"] is False for r in row6)
     adding = default["adding_lengths"].runs
     assert {r.data_kwargs["length"] for r in adding} == set(demo.ADDING_LENGTHS)
     assert all(r.target == demo.ADDING_TARGET for r in adding)
     full = {e.name: e for e in demo.demo_experiments(full=True)}
     lengths = {r.data_kwargs["length"] for r in full["adding_lengths"].runs}
     assert max(lengths) >= 100 and set(demo.ADDING_LENGTHS) <= lengths
-    deep = full["resnet34_skips_nobn"].runs
-    assert [r.model for r in deep] == ["resnet34_plain", "resnet34"]
-    assert all(r.model_kwargs["batchnorm"] is False for r in deep)
+    bn_or_skips = [r.model for r in full["resnet18_bn_or_skips"].runs]
+    assert bn_or_skips == ["resnet18_plain", "resnet18_plain_nobn", "resnet18"]
+    assert full["resnet34_skips_nobn"].runs[0].epochs > row6[0].epochs
     assert set(default) < set(full)

@@ -8,8 +8,8 @@ and the table as markdown with one gradient-flow PNG per experiment.
 | experiment | FACTS row | runs |
 |---|---|---|
 | `depth20_mlp` | 1-2 | `mlp_sigmoid` vs `mlp_relu_he`, 20 layers |
-| `resnet18_skips` | 6 | `resnet18_plain_nobn` vs `resnet18` |
-| `resnet34_skips_nobn` | 6 | `--full` only: ResNet-34 without BN, no skips vs skips |
+| `resnet34_skips_nobn` | 6 | ResNet-34 without BatchNorm, without and with skips |
+| `resnet18_bn_or_skips` | 6 | `--full`: ResNet-18 plain with or without BN; skips |
 | `cnn_batchnorm` | 8 | `cnn_plain` vs `cnn_bn`: steps to a test accuracy |
 | `adding_lengths` | 10 | `rnn_simple`, `lstm`, `gru`: adding problem, growing length |
 | `clipping` | 11 | `rnn_exploding` with SGD, without and with `clipnorm=1.0` |
@@ -88,19 +88,7 @@ def demo_experiments(quick=False, full=False):
             "its magnitude (first/last within about one order of magnitude).",
             (RunConfig("mlp_sigmoid", epochs=4), RunConfig("mlp_relu_he", epochs=4)),
         ),
-        Experiment(
-            "resnet18_skips",
-            "Row 6: ResNet-18 without and with skip connections",
-            "Without skips and without BatchNorm the gradient norms drop in the "
-            "early layers (vanishing); with skips they stay uniform. A plain "
-            "network with BatchNorm suffers degradation rather than vanishing "
-            "(He et al. 2016), so the plain twin here has no BatchNorm. On 8x8 "
-            "digits at width 16.",
-            (
-                RunConfig("resnet18_plain_nobn", epochs=2, model_kwargs={"width": 16}),
-                RunConfig("resnet18", epochs=2, model_kwargs={"width": 16}),
-            ),
-        ),
+        _deep_skips_experiment(epochs=5 if full else 2),
         Experiment(
             "cnn_batchnorm",
             "Row 8: steps to 90% test accuracy without and with BatchNorm",
@@ -155,7 +143,7 @@ def demo_experiments(quick=False, full=False):
         ),
     ]
     if full:
-        found.insert(2, _deep_skips_experiment())
+        found.insert(2, _bn_or_skips_experiment())
     if quick:
         found = [
             dataclasses.replace(e, runs=tuple(experiments.quick(r) for r in e.runs))
@@ -164,16 +152,34 @@ def demo_experiments(quick=False, full=False):
     return found
 
 
-def _deep_skips_experiment():
-    """`--full`: ResNet-34 without BatchNorm, without and with skips."""
-    settings = {"epochs": 3, "model_kwargs": {"width": 16, "batchnorm": False}}
+def _deep_skips_experiment(epochs):
+    """Row 6: ResNet-34 without BatchNorm, without and with skips."""
+    settings = {"epochs": epochs, "model_kwargs": {"width": 16, "batchnorm": False}}
     return Experiment(
         "resnet34_skips_nobn",
-        "Row 6, deeper: ResNet-34 without BatchNorm, without and with skips",
-        "34 layers and no BatchNorm on either side, so only the skips differ.",
+        "Row 6: ResNet-34 without BatchNorm, without and with skip connections",
+        "Without skips the gradient vanishes toward the input layers; with skips "
+        "it stays uniform (89.9% vs 84.1% on CIFAR-10 in the cited paper). A "
+        "plain network with BatchNorm suffers degradation rather than vanishing "
+        "(He et al. 2016), so neither twin has BatchNorm here: only the skips "
+        "differ. 34 layers on 8x8 digits at width 16.",
         (
             RunConfig("resnet34_plain", name="resnet34_plain_nobn", **settings),
             RunConfig("resnet34", name="resnet34_nobn", **settings),
+        ),
+    )
+
+
+def _bn_or_skips_experiment():
+    """`--full`: ResNet-18 plain with and without BatchNorm, and with skips."""
+    settings = {"epochs": 4, "model_kwargs": {"width": 16}}
+    return Experiment(
+        "resnet18_bn_or_skips",
+        "Row 6, ResNet-18: BatchNorm or skips against vanishing",
+        "The plain ResNet-18 with BatchNorm, without it, and ResNet-18 with both.",
+        tuple(
+            RunConfig(name, **settings)
+            for name in ("resnet18_plain", "resnet18_plain_nobn", "resnet18")
         ),
     )
 
