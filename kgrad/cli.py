@@ -52,8 +52,9 @@ def build_parser():
         help="diagnose finished runs from their event files (no training)",
         description=(
             "Print, for each run, the gradient norm of every layer from input to "
-            "output and the diagnosis (vanishing, exploding, non-finite, dead "
-            "units, saturation, BatchNorm with small batches)."
+            "output, the gradient reaching each timestep of recurrent layers, "
+            "and the diagnosis (vanishing in depth and through time, exploding, "
+            "non-finite, dead units, saturation, BatchNorm with small batches)."
         ),
         epilog=(
             "exit codes: 0 no finding at or above the --fail-on level (or no "
@@ -90,6 +91,11 @@ def build_parser():
         ),
     )
     _run_options(demo, "LOGDIR/RESULTS.md")
+    demo.add_argument(
+        "--full",
+        action="store_true",
+        help="longer sequences (T up to 200) and deeper pairs (about 40 minutes)",
+    )
     demo.set_defaults(handler=_demo)
 
     compare = commands.add_parser(
@@ -160,7 +166,13 @@ def _run_options(parser, out, training=False):
 def _demo(args):
     from kgrad.lab import demo
 
-    demo.run_demo(logdir=args.logdir, out=args.out, seed=args.seed, quick=args.quick)
+    demo.run_demo(
+        logdir=args.logdir,
+        out=args.out,
+        seed=args.seed,
+        quick=args.quick,
+        full=args.full,
+    )
     return 0
 
 

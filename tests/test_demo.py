@@ -132,3 +132,29 @@ def test_results_table_cells():
     assert cells["test loss"] == "nan" and cells["test acc"] == "0.875"
     assert cells["event"] == "90% not reached" and cells["findings"] == "none"
     assert "90% at step 40" in b[8] and "loss NaN at step 7" in c[8]
+
+
+def test_regression_target_gives_the_sequences_it_took():
+    config = RunConfig("lstm", name="lstm_T50", target=demo.ADDING_TARGET)
+    reached = _result("r", config=config, val_accuracy=None, steps_to_target=540)
+    missed = _result("m", config=config, val_accuracy=None)
+    table = demo.results_table([reached, missed])
+    assert "MSE<=0.0167 at step 540 (17,280 seq.)" in table
+    assert "MSE<=0.0167 not reached" in table
+
+
+def test_demo_rows_6_and_10_and_the_full_demo():
+    default = {e.name: e for e in demo.demo_experiments()}
+    row6 = default["resnet34_skips_nobn"].runs
+    assert [r.model for r in row6] == ["resnet34_plain", "resnet34"]
+    assert all(r.model_kwargs["batchnorm"] is False for r in row6)
+    adding = default["adding_lengths"].runs
+    assert {r.data_kwargs["length"] for r in adding} == set(demo.ADDING_LENGTHS)
+    assert all(r.target == demo.ADDING_TARGET for r in adding)
+    full = {e.name: e for e in demo.demo_experiments(full=True)}
+    lengths = {r.data_kwargs["length"] for r in full["adding_lengths"].runs}
+    assert max(lengths) >= 100 and set(demo.ADDING_LENGTHS) <= lengths
+    bn_or_skips = [r.model for r in full["resnet18_bn_or_skips"].runs]
+    assert bn_or_skips == ["resnet18_plain", "resnet18_plain_nobn", "resnet18"]
+    assert full["resnet34_skips_nobn"].runs[0].epochs > row6[0].epochs
+    assert set(default) < set(full)

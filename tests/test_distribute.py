@@ -107,3 +107,19 @@ def test_unsupported_strategy_is_rejected_at_set_model():
 
     with pytest.raises(ValueError, match="Received: a model trained under"):
         kgrad.GradientMonitor("runs").set_model(FakeModel())
+
+
+def test_mirrored_temporal_profile_is_all_reduced():
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "mirrored_temporal.py")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=ENV,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == 2
+    np.testing.assert_allclose(out["logged"], out["expected"], rtol=1e-5)
+    # One replica's share alone would be a different profile.
+    assert not np.allclose(out["one_replica"], out["expected"], rtol=1e-2)

@@ -25,11 +25,13 @@ Rules (thresholds in `Thresholds`):
 | `dead_units` | warning | > `dead_share` of a ReLU layer's units dead |
 | `saturation` | warning | > `saturation_share` of sigmoid/tanh outputs at a bound |
 | `batchnorm_small_batch` | warning | BatchNorm, batches < `min_batchnorm_batch` |
+| `vanishing_in_time` | warning | a recurrent layer's gradient at its first |
+|  |  | timestep < `temporal_ratio` x at its last |
 
-Vanishing, dead units and saturation are judged on the median over the last
-`window` logged steps, not on one noisy batch. Only `exploding` and `nonfinite`
-recommend gradient clipping (clipping caps large gradients, it cannot enlarge
-small ones).
+Vanishing (in depth and in time), dead units and saturation are judged on the
+median over the last `window` logged steps, not on one noisy batch. Only
+`exploding` and `nonfinite` recommend gradient clipping (clipping caps large
+gradients, it cannot enlarge small ones).
 
 Example:
 
@@ -48,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kgrad import checks
-from kgrad.analysis import layer_profile
+from kgrad.analysis import layer_profile, temporal_profile
 
 Scalars = dict[str, list[tuple[int, float]]]
 
@@ -65,7 +67,7 @@ class Finding:
 
     Attributes:
         kind: `"vanishing"`, `"exploding"`, `"nonfinite"`, `"dead_units"`,
-            `"saturation"` or `"batchnorm_small_batch"`.
+            `"saturation"`, `"batchnorm_small_batch"` or `"vanishing_in_time"`.
         severity: `"error"` or `"warning"`.
         layers: Layer paths concerned, input side first (for `nonfinite`: the
             layer where non-finite values first appear in backpropagation).
@@ -99,6 +101,7 @@ _TITLES = {
     "dead_units": "dead ReLU units",
     "saturation": "saturated sigmoid/tanh outputs",
     "batchnorm_small_batch": "BatchNorm with small batches",
+    "vanishing_in_time": "vanishing gradients through time",
 }
 
 
@@ -125,6 +128,9 @@ class Thresholds:
             (docs/CLAIMS.md, claim 9). Defaults to `8`.
         window: Number of last logged steps whose median is judged. Defaults
             to `5`.
+        temporal_ratio: Vanishing through time when a recurrent layer's
+            gradient at its first timestep is below this fraction of the one at
+            its last (see `_vanishing_in_time`). Defaults to `1e-3`.
     """
 
     vanishing_ratio: float = 1e-3
@@ -134,10 +140,12 @@ class Thresholds:
     saturation_share: float = 0.25
     min_batchnorm_batch: int = 8
     window: int = 5
+    temporal_ratio: float = 1e-3
 
     def __post_init__(self):
         checks.number_in("vanishing_ratio", self.vanishing_ratio, "(0, 1)")
         checks.number_in("min_update_ratio", self.min_update_ratio, "(0, 1)")
+        checks.number_in("temporal_ratio", self.temporal_ratio, "(0, 1)")
         checks.number_in("dead_share", self.dead_share, "[0, 1)")
         checks.number_in("saturation_share", self.saturation_share, "[0, 1)")
         checks.number_in("explosion_growth", self.explosion_growth, "(1, inf)")
@@ -175,6 +183,7 @@ def diagnose(scalars, run_info, thresholds=None):
         + _activations(scalars, info, t, "dead_units")
         + _activations(scalars, info, t, "saturation")
         + _batchnorm(info, t)
+        + _vanishing_in_time(scalars, info, t)
     )
     findings = [dataclasses.replace(f, step=last) for f in findings]
     return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))
@@ -447,5 +456,33 @@ def _batchnorm(info, t):
             evidence,
             advice,
             numbers=numbers,
+        )
+    ]
+
+
+def _vanishing_in_time(scalars, info, t):
+    """Recurrent layers pass (almost) no gradient back to their first timesteps.
+
+    See `temporal_profile.vanishing_in_time` for the rule and its calibration.
+    """
+    found = temporal_profile.vanishing_in_time(
+        scalars, info, t.temporal_ratio, t.window
+    )
+    if found is None:
+        return []
+    layers, evidence = found
+    advice = (
+        "Use LSTM or GRU cells (their gates carry the gradient through time); "
+        "gradient clipping does not help (it only caps large gradients); shorten "
+        "the sequences or the truncation of backpropagation through time, or add "
+        "skip connections in time (attention, dilated or skip RNNs)."
+    )
+    return [
+        Finding(
+            kind="vanishing_in_time",
+            severity="warning",
+            layers=tuple(layers),
+            evidence=evidence,
+            advice=advice,
         )
     ]

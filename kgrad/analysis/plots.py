@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from kgrad.analysis import layer_profile
+from kgrad.analysis import layer_profile, temporal_plots, temporal_profile
 
 
 def default_steps(scalars, count=5):
@@ -46,10 +46,13 @@ def gradient_flow_figure(scalars, run_info, steps=None, title=None):
         title: Figure title. Defaults to `None` (the model name).
 
     Returns:
-        A `matplotlib.figure.Figure` (log-scale y axis).
+        A `matplotlib.figure.Figure` (log-scale y axis); with a second panel,
+        the gradient reaching each timestep, when the model has recurrent
+        layers.
     """
     steps = default_steps(scalars) if steps is None else list(steps)
-    fig, ax = _figure()
+    temporal = temporal_profile.recurrent_layers(scalars, run_info)
+    fig, ax = _figure(panels=2 if temporal else 1)
     names = []
     colors = _colors(len(steps), "viridis")
     for color, step in zip(colors, steps, strict=True):
@@ -61,6 +64,13 @@ def gradient_flow_figure(scalars, run_info, steps=None, title=None):
     _layer_ticks(ax, names)
     model = (run_info or {}).get("model")
     _finish(ax, title or f"Gradient flow{f' of {model}' if model else ''}")
+    if temporal:
+        lines = temporal_plots.run_lines(scalars, run_info, steps, colors)
+        temporal_plots.profile_panel(
+            fig.axes[1],
+            lines,
+            f"Through time: {layer_profile.short_name(temporal[0], run_info)}",
+        )
     return fig
 
 
@@ -74,12 +84,18 @@ def compare_figure(runs, title=None):
         title: Figure title. Defaults to `None` ("Gradient flow").
 
     Returns:
-        A `matplotlib.figure.Figure` (log-scale y axis).
+        A `matplotlib.figure.Figure` (log-scale y axis); with a second panel,
+        the gradient reaching each timestep at the last logged step, when the
+        runs have recurrent layers.
     """
-    fig, ax = _figure()
-    for color, (name, (scalars, run_info)) in zip(
-        _colors(len(runs), "tab10"), runs.items(), strict=True
-    ):
+    colors = _colors(len(runs), "tab10")
+    temporal = [  # each run's last profile (step None)
+        line
+        for color, (name, (scalars, run_info)) in zip(colors, runs.items(), strict=True)
+        for line in temporal_plots.run_lines(scalars, run_info, [None], [color], name)
+    ]
+    fig, ax = _figure(panels=2 if temporal else 1)
+    for color, (name, (scalars, run_info)) in zip(colors, runs.items(), strict=True):
         rows = layer_profile.layer_profile(scalars, run_info)
         depth = np.linspace(0, 1, len(rows)) if len(rows) > 1 else np.zeros(len(rows))
         step = layer_profile.norm_steps(scalars)[-1] if rows else None
@@ -87,7 +103,16 @@ def compare_figure(runs, title=None):
         ax.plot(depth, norms, "o-", ms=3, color=color, label=f"{name} (step {step})")
     ax.set_xlabel("depth (0 = input layer, 1 = output layer)")
     _finish(ax, title or "Gradient flow")
+    if temporal:
+        temporal_plots.profile_panel(
+            fig.axes[1], temporal, "Through time, at the last logged step"
+        )
     return fig
+
+
+def temporal_heat_map(scalars, run_info, title=None):
+    """The `kgrad/temporal_profile` image (`temporal_plots.heat_map_figure`)."""
+    return temporal_plots.heat_map_figure(scalars, run_info, title=title)
 
 
 def figure_png(fig):
@@ -102,13 +127,17 @@ MAX_LABELS = 40
 """At most this many layer names on the x axis; with more layers, every k-th."""
 
 
-def _figure():
+def _figure(panels=1):
     # Fixed margins, not `layout="constrained"`: with hundreds of layer names
     # the constrained solver gives up and prints a warning on the user's stderr.
-    fig = Figure(figsize=(9, 5))
-    fig.subplots_adjust(left=0.09, right=0.98, top=0.92, bottom=0.34)
+    width = 9 + 5 * (panels - 1)
+    fig = Figure(figsize=(width, 5))
+    fig.subplots_adjust(
+        left=0.8 / width, right=0.98, top=0.92, bottom=0.34, wspace=0.25
+    )
     FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
+    axes = [fig.add_subplot(1, panels, i + 1) for i in range(panels)]
+    return fig, axes[0]
 
 
 def _layer_ticks(ax, names):

@@ -20,7 +20,7 @@ import math
 import os
 import textwrap
 
-from kgrad.analysis import diagnostics, layer_profile
+from kgrad.analysis import diagnostics, layer_profile, temporal_profile
 
 WIDTH = 100
 _SUFFIX = ".kgrad"
@@ -218,6 +218,8 @@ def _format_run(name, scalars, run_info, findings, width):
             f"{_share(row.dead_share):>5}  {_share(row.saturation):>9}"
         )
     lines.append("")
+    temporal = temporal_profile.report_lines(scalars, run_info)
+    lines += temporal + ([""] if temporal else [])
     if findings:
         lines.append(f"findings ({len(findings)}):")
         for finding in findings:

@@ -49,7 +49,8 @@ class RunConfig:
         steps: Train exactly this many optimizer steps instead. Defaults to
             `None`.
         batch_size: Defaults to `32`.
-        target: Test accuracy whose first crossing is reported as
+        target: Test accuracy (classification) or test MSE (regression: reached
+            at or below it) whose first crossing is reported as
             `steps_to_target` (checked every `eval_every` steps), or `None`.
         eval_every: Steps between the test-accuracy checks of `target`.
             Defaults to `5`.

@@ -57,9 +57,14 @@ class ProgressWatch(keras.callbacks.Callback):
         if self.config.steps and step >= self.config.steps:
             self.model.stop_training = True
         if self._target_due(step):
-            logits = self.model.predict_on_batch(self.ds.x_test)
-            accuracy = np.mean(np.argmax(logits, -1) == self.ds.y_test)
-            if accuracy >= self.config.target:
+            outputs = self.model.predict_on_batch(self.ds.x_test)
+            if self.ds.task == "classification":
+                accuracy = np.mean(np.argmax(outputs, -1) == self.ds.y_test)
+                reached = accuracy >= self.config.target
+            else:  # regression: the test MSE at or below the target
+                mse = np.mean((outputs - self.ds.y_test) ** 2)
+                reached = mse <= self.config.target
+            if reached:
                 self.steps_to_target = step
 
     def _target_due(self, step):

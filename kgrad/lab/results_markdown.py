@@ -98,11 +98,7 @@ def _row(result):
     if result.diverged_at is not None:
         event = f"loss NaN at step {result.diverged_at}"
     elif config.target is not None:
-        event = (
-            f"{config.target:.0%} at step {result.steps_to_target}"
-            if result.steps_to_target is not None
-            else f"{config.target:.0%} not reached"
-        )
+        event = _target_event(result)
     kinds = ", ".join(dict.fromkeys(f.kind for f in result.findings)) or "none"
     accuracy = result.val_accuracy
     return (
@@ -118,6 +114,18 @@ def _row(result):
         kinds,
         f"{result.seconds:.0f}s",
     )
+
+
+def _target_event(result):
+    """`90% at step 110`, or for regression `MSE<=0.01 at step 300 (9,600 seq.)`."""
+    config, step = result.config, result.steps_to_target
+    if result.val_accuracy is not None:
+        goal = f"{config.target:.0%}"
+        return f"{goal} at step {step}" if step is not None else f"{goal} not reached"
+    goal = f"MSE<={config.target:.3g}"
+    if step is None:
+        return f"{goal} not reached"
+    return f"{goal} at step {step} ({step * config.batch_size:,} seq.)"
 
 
 def _ratio(value):

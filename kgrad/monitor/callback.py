@@ -18,6 +18,7 @@ from kgrad.monitor.capture import GradientCapture
 from kgrad.monitor.findings_channel import FindingsChannel
 from kgrad.monitor.packed import record_statistics
 from kgrad.monitor.tag_filter import TagFilter, check_patterns
+from kgrad.monitor.temporal import layer_name
 from kgrad.monitor.worker import Worker
 
 _ON_NONFINITE = ("warn", "stop", "raise")
@@ -335,7 +336,10 @@ class GradientMonitor(keras.callbacks.Callback):
         captured = self._tags.select(captured)
         layers = [(layer.path, kind) for layer, kind in self._capture.probes]
         layers = self._tags.select_layers(captured, layers)
-        scalars = summaries.step_scalars(captured, paths, layers, norms=norms)
+        recurrent = [layer_name(layer) for layer in self._capture.temporal.layers]
+        scalars = summaries.step_scalars(
+            captured, paths, layers, norms=norms, recurrent=recurrent
+        )
         values = summaries.step_histograms(captured, paths) if histograms else []
         step = int(captured["step"])
         if self._run_info is None:
@@ -391,6 +395,9 @@ class GradientMonitor(keras.callbacks.Callback):
                 if isinstance(layer, keras.layers.BatchNormalization)
             ],
             "batch_size": None if np.isnan(batch_size) else int(batch_size),
+            "recurrent_layers": [
+                layer_name(layer) for layer in self._capture.temporal.layers
+            ],
         }
 
 

@@ -44,6 +44,7 @@ from kgrad.monitor import keras_hooks
 from kgrad.monitor import stats as stats_lib
 from kgrad.monitor.packed import gradient_fields, statistics_layout
 from kgrad.monitor.replicas import all_reduce, all_reduce_present
+from kgrad.monitor.temporal import TemporalProbe
 
 _ACTIVATION_KINDS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}
 _PROBED_LAYERS = (
@@ -92,7 +93,10 @@ class GradientCapture:
         self.variables = list(model.trainable_variables)
         self.paths = [v.path for v in self.variables]
         self.probes = probed_layers(model)
-        self.layout = statistics_layout(len(self.variables), bins, len(self.probes))
+        self.temporal = TemporalProbe(model)
+        self.layout = statistics_layout(
+            len(self.variables), bins, len(self.probes), len(self.temporal.layers)
+        )
         self._index = {id(v): i for i, v in enumerate(self.variables)}
         self._optimizer = model.optimizer
         self._recording = False
@@ -131,6 +135,7 @@ class GradientCapture:
             attribute = keras_hooks.activation_function_of(layer)
             function = getattr(layer, attribute)
             self._patch(layer, attribute, self._wrap_probe(function, layer, kind))
+        self.temporal.install(self._patch, lambda: self._recording)
         self._plain_function = keras_hooks.plain_train_function(model)
         if self._logging_function is None:
             self._logging_function = self._make_logging_function()
@@ -244,7 +249,7 @@ class GradientCapture:
                 # sum them as the optimizer will. All-reduces must stay outside
                 # `tf.cond` (no cross-replica sync inside control flow).
                 reduced = all_reduce_present(grads)
-                activations = capture._activation_values()
+                probed = (capture._activation_values(), *capture.temporal.values(scale))
                 capture._probe_outputs = {}
                 armed = capture._flag > 0
                 before = tf.cond(
@@ -259,7 +264,7 @@ class GradientCapture:
                 tf.cond(
                     armed,
                     lambda: capture._assign_statistics(
-                        reduced, variables, scale, skipped, step, before, activations
+                        reduced, variables, scale, skipped, step, before, probed
                     ),
                     lambda: None,
                 )
@@ -280,7 +285,7 @@ class GradientCapture:
         return zeros
 
     def _assign_statistics(
-        self, grads, variables, scale, skipped, step, before, activations
+        self, grads, variables, scale, skipped, step, before, probed
     ):
         if keras_hooks.is_loss_scaled(self.model.optimizer):
             grads = [_divide(g, scale) if g is not None else None for g in grads]
@@ -300,7 +305,9 @@ class GradientCapture:
             batch_size=self._batch_size,
             weight_sq=weight_sq,
             update_sq=update_sq,
-            activations=activations,
+            activations=probed[0],
+            temporal=probed[1],
+            temporal_length=probed[2],
         )
         self._stats.assign(self.layout.pack(values))
         self._flag.assign(0)

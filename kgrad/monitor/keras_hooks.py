@@ -23,6 +23,9 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
 - `layer.activation` (Dense, Conv*, Activation) and `ReLU.call`: wrapped to
   read the layer's output in the same forward pass; else no activation
   statistics (dead units, saturation).
+- `RNN.call(sequences, initial_state, mask, training)` (SimpleRNN, LSTM,
+  GRU, `RNN` with any cell): wrapped to pass the input through an identity
+  whose gradient gives the temporal profile; else no `temporal_grad/*` tags.
 - `model._flatten_layers(include_self=False, recursive=True)`: every layer,
   nested ones included; else no activation statistics, no BatchNorm list.
 - `model.make_train_function(force=True)`: traces the logging twin of the
@@ -96,6 +99,11 @@ def build_optimizer(optimizer, variables):
 def activation_function_of(layer):
     """The attribute wrapped to read a layer's output: `"call"` or `"activation"`."""
     return "call" if isinstance(layer, keras.layers.ReLU) else "activation"
+
+
+def recurrent_call_of(layer):
+    """The attribute wrapped to see a recurrent layer's input sequence: `"call"`."""
+    return "call"
 
 
 def trace_train_function(model, train_step, restore):
@@ -196,6 +204,7 @@ def check():
         ("model.train_function", "train_function"),
         ("layer.activation", "activation"),
         ("ReLU.call", "relu"),
+        ("RNN.call", "rnn"),
     ):
         verify(hook, lambda name=name: calls[name] > 0)
     verify(
@@ -221,14 +230,15 @@ def check():
 
 
 def _fit_once_through_hooks(broken):
-    """A two-layer model fit for one step with every wrapper kgrad installs."""
+    """A small model fit for one step with every wrapper kgrad installs."""
     import numpy as np
 
-    x, y = np.ones((4, 2), "float32"), np.ones((4, 2), "float32")
-    layers = [keras.layers.Dense(2, activation="relu"), keras.layers.ReLU()]
-    model = keras.Sequential([keras.Input((2,)), *layers])
+    x, y = np.ones((4, 3, 2), "float32"), np.ones((4, 2), "float32")
+    rnn = keras.layers.SimpleRNN(2)
+    layers = [rnn, keras.layers.Dense(2, activation="relu"), keras.layers.ReLU()]
+    model = keras.Sequential([keras.Input((3, 2)), *layers])
     model.compile(optimizer="sgd", loss="mse")
-    calls = {"apply": 0, "train_function": 0, "activation": 0, "relu": 0}
+    calls = {"apply": 0, "train_function": 0, "activation": 0, "relu": 0, "rnn": 0}
     restore = []
 
     def counting(name, function):
@@ -239,8 +249,10 @@ def _fit_once_through_hooks(broken):
         return wrapper
 
     try:
-        dense, relu = layers
+        _, dense, relu = layers
         optimizer = model.optimizer
+        attribute = recurrent_call_of(rnn)
+        patch(rnn, attribute, counting("rnn", getattr(rnn, attribute)), restore)
         patch(optimizer, "apply", counting("apply", optimizer.apply), restore)
         patch(dense, "activation", counting("activation", dense.activation), restore)
         patch(relu, "call", counting("relu", relu.call), restore)

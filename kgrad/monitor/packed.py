@@ -68,8 +68,24 @@ HEADER = ("capture_count", "step", "skipped", "loss_scale", "batch_size")
 """
 
 
-def statistics_layout(n, bins, m=0):
-    """The layout of the statistics of `n` variables and `m` probed layers."""
+TEMPORAL_POINTS = 16
+"""Timesteps kept per recurrent layer in the temporal profile (`sampled_timesteps`)."""
+
+
+def sampled_timesteps(length, points=TEMPORAL_POINTS):
+    """The timesteps a temporal profile of `length` steps keeps, first to last.
+
+    Example:
+
+    >>> sampled_timesteps(50, 4)
+    [0, 16, 32, 49]
+    """
+    count = min(length, points)
+    return [j * (length - 1) // max(count - 1, 1) for j in range(count)]
+
+
+def statistics_layout(n, bins, m=0, r=0):
+    """The layout for `n` variables, `m` probed and `r` recurrent layers."""
     return Layout(
         [(name, ()) for name in HEADER]
         + [
@@ -82,6 +98,8 @@ def statistics_layout(n, bins, m=0):
             ("hist_max", (n,)),
             ("hist_counts", (n, bins)),
             ("activations", (m, 2)),
+            ("temporal", (r, TEMPORAL_POINTS)),
+            ("temporal_length", (r,)),
         ]
     )
 
@@ -171,6 +189,8 @@ def record_statistics(grads, variables, step, bins, histograms):
         weight_sq=stats_lib.sum_of_squares(weights),
         update_sq=tf.fill([len(variables)], tf.constant(np.nan, tf.float64)),
         activations=tf.zeros([0, 2], tf.float64),
+        temporal=tf.zeros([0, TEMPORAL_POINTS], tf.float64),
+        temporal_length=tf.zeros([0], tf.float64),
     )
     return layout.pack(fields), layout
 

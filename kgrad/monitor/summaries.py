@@ -17,14 +17,24 @@ k-th update being step k, so steps run on across epochs and `fit` calls):
 | `activation_zero/<layer>` | scalar | ReLU layers: share of outputs that are zero |
 | `dead_units/<layer>` | scalar | ReLU layers: share of units zero on the whole batch |
 | `saturation/<layer>` | scalar | sigmoid/tanh layers: share of outputs near a bound |
+| `temporal_grad/<rnn>/t<k>` | scalar | recurrent layers: norm of the loss gradient |
+|  |  | w.r.t. the layer's input at timestep `k`, over the batch |
+| `temporal_grad/<rnn>/t_first_over_last` | scalar | that norm at the first |
+|  |  | timestep over the last: vanishing through time when tiny |
 | `kgrad/run_info` | text | JSON: variable paths (input first), layers, batch |
 | `kgrad/findings` | text | the diagnosis, written when it changes |
 | `kgrad/gradient_flow` | image | gradient norm per layer, input to output |
+| `kgrad/temporal_profile` | image | recurrent layers: timestep x logged step heat map |
 | custom scalars | layout | all layers' gradient norms on one chart |
 
 `<path>` is the Keras 3 `variable.path` (unique, e.g. `dense_01/kernel`),
 or `<layer>/(all)` for a whole layer with `per_layer=True`; `<layer>` the
 layer's path. `include`/`exclude` select the paths (`kgrad.monitor.tag_filter`).
+`<rnn>` is a recurrent layer's path (each direction of a `Bidirectional` is
+one). `<k>` is zero-padded to the digits of the last timestep; 16 timesteps
+are kept, evenly spaced from the first to the last (all of them for shorter
+sequences); for `go_backwards` layers `k` counts in processing order. Masked
+recurrent layers get no `temporal_grad` tags (see `kgrad.monitor.temporal`).
 
 Edge cases: a variable with a `None` gradient (unconnected or frozen) gets no
 tag at that step. `IndexedSlices` gradients (from `Embedding`) are logged as
@@ -62,6 +72,8 @@ from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.image import metadata as image_metadata
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.plugins.text import summary_v2 as text_summary
+
+from kgrad.monitor.packed import sampled_timesteps
 
 _SCALAR = scalar_metadata.create_summary_metadata(display_name=None, description=None)
 _HISTOGRAM = histogram_metadata.create_summary_metadata(
@@ -174,7 +186,7 @@ def run_info_value(info):
     return text_summary.text_pb("kgrad/run_info", json.dumps(info)).value[0]
 
 
-def step_scalars(captured, paths, layers, norms=True):
+def step_scalars(captured, paths, layers, norms=True, recurrent=()):
     """The scalars of one captured step (see the module docstring).
 
     Args:
@@ -183,6 +195,8 @@ def step_scalars(captured, paths, layers, norms=True):
         layers: `(layer_path, kind)` of each probed layer.
         norms: Whether to include norms, ratios, counts and activations, or
             only the loss scale. Defaults to `True`.
+        recurrent: Path of each recurrent layer, for the temporal profile.
+            Defaults to `()`.
 
     Returns:
         A list of `(tag, float)`.
@@ -199,6 +213,7 @@ def step_scalars(captured, paths, layers, norms=True):
         items
         + _norm_items(captured, paths, present)
         + _activation_items(captured, layers)
+        + _temporal_items(captured, recurrent)
     )
 
 
@@ -252,4 +267,26 @@ def _activation_items(captured, layers):
             items.append((f"dead_units/{layer}", always))
         else:
             items.append((f"saturation/{layer}", share))
+    return items
+
+
+def _temporal_items(captured, recurrent):
+    items = []
+    for name, norms, length in zip(
+        recurrent,
+        captured.get("temporal", ()),
+        captured.get("temporal_length", ()),
+        strict=True,
+    ):
+        if not length:  # no profile taken (masked layer, or it did not run)
+            continue
+        kept = sampled_timesteps(int(length))
+        digits = len(str(kept[-1]))
+        norms = norms[: len(kept)].tolist()
+        for t, norm in zip(kept, norms, strict=True):
+            items.append((f"temporal_grad/{name}/t{t:0{digits}d}", norm))
+        if norms[-1] > 0:
+            items.append(
+                (f"temporal_grad/{name}/t_first_over_last", norms[0] / norms[-1])
+            )
     return items

@@ -1,0 +1,201 @@
+"""The temporal gradient profile of recurrent layers, taken in the train step.
+
+For each recurrent layer (`keras.layers.RNN` and its subclasses SimpleRNN,
+LSTM, GRU, ConvLSTM, and each direction of a `Bidirectional`), the profile is
+the L2 norm of the loss gradient with respect to the layer's input at each
+timestep, over the whole batch: `sqrt(sum over batch and features of
+(dL/dx[:, t])^2)`. Vanishing through time shows as a profile that falls by
+orders of magnitude from the last timestep to the first (Bengio et al. 1994,
+Pascanu et al. 2013).
+
+How: while the capture traces its logging twin of the train function, the
+layer's `call` is wrapped so that its input goes through an identity whose
+custom gradient takes the per-timestep sums of squares of the incoming
+gradient. Backpropagation runs before `optimizer.apply`, so the capture packs
+the profile with the other statistics of the same step. Steps that are not
+logged run Keras's own train function: no cost.
+
+The identity also takes the layer's first trainable weight (its gradient gets
+exact zeros added), so backpropagation reaches it even when the layer reads
+the data directly.
+
+Edge cases:
+
+- `POINTS` timesteps are kept, evenly spaced from first to last
+  (`kgrad.monitor.packed.sampled_timesteps`); all of them when the sequence
+  is not longer. The length may vary from batch to batch (`None` in the
+  input shape): each logged step records its own.
+- `go_backwards=True` (the backward half of a `Bidirectional`): the profile
+  is stored in processing order, so timestep 0 is the first step the layer
+  processed (the last of the sequence).
+- Masking / padding: refused for the layer (one warning, no profile): padded
+  timesteps get a zero gradient by design, which would read as vanishing.
+- `return_sequences=True`: taken as is; each timestep then also receives the
+  gradient of its own output, so the profile shows what reaches each step from
+  every later layer and loss term.
+- Under `tf.distribute` the sums of squares are all-reduced like the other
+  statistics (each replica keeps its own, by thread: `MirroredStrategy`
+  traces each replica in its own thread); under mixed precision the norms
+  are divided by the loss scale.
+
+Example:
+
+>>> probe = TemporalProbe(model)   # doctest: +SKIP
+>>> [layer.name for layer in probe.layers]
+['rnn_01']
+"""
+
+import threading
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kgrad.monitor import keras_hooks
+from kgrad.monitor.packed import TEMPORAL_POINTS as POINTS
+from kgrad.monitor.replicas import all_reduce
+
+
+def recurrent_layers(model):
+    """The recurrent layers of `model` whose temporal profile can be taken."""
+    return [
+        layer
+        for layer in keras_hooks.all_layers(model)
+        if isinstance(layer, keras.layers.RNN)
+    ]
+
+
+def layer_name(layer):
+    """The name used in the layer's tags: its path (or its name)."""
+    return layer.path or layer.name
+
+
+class TemporalProbe:
+    """Takes the temporal gradient profile of a model's recurrent layers.
+
+    Args:
+        model: A `keras.Model`.
+
+    Example:
+
+    ```python
+    probe = TemporalProbe(model)
+    probe.install(patch, is_recording)  # while tracing the logging twin
+    norms, lengths = probe.values(loss_scale)  # in optimizer.apply
+    ```
+    """
+
+    def __init__(self, model):
+        self.layers = recurrent_layers(model)
+        self._sums = {}
+        self._refused = set()
+
+    def install(self, patch, is_recording):
+        """Wraps each recurrent layer's `call` with `patch(obj, name, value)`.
+
+        Args:
+            patch: Sets an attribute and remembers how to undo it.
+            is_recording: Callable: whether the logging twin is being traced.
+        """
+        for layer in self.layers:
+            attribute = keras_hooks.recurrent_call_of(layer)
+            call = getattr(layer, attribute)
+            patch(layer, attribute, self._wrap(call, layer, is_recording))
+
+    def _wrap(self, call, layer, is_recording):
+        probe = self
+
+        def call_with_profile(sequences, *args, **kwargs):
+            if not is_recording():
+                return call(sequences, *args, **kwargs)
+            masked = len(args) > 1 and args[1] is not None
+            if masked or kwargs.get("mask") is not None:
+                probe._refuse(layer)
+                return call(sequences, *args, **kwargs)
+            anchors = [tf.convert_to_tensor(w) for w in layer.trainable_weights[:1]]
+            if not anchors:
+                return call(sequences, *args, **kwargs)
+            traced = _profiled_identity(
+                sequences, anchors[0], lambda sums: probe._keep(layer, sums)
+            )
+            return call(traced, *args, **kwargs)
+
+        call_with_profile.__name__ = getattr(call, "__name__", "call")
+        return call_with_profile
+
+    def _keep(self, layer, sums):
+        if layer.go_backwards:
+            sums = tf.reverse(sums, [0])
+        self._sums[_key(layer)] = sums
+
+    def _refuse(self, layer):
+        if id(layer) in self._refused:
+            return
+        self._refused.add(id(layer))
+        warnings.warn(
+            f"kgrad: no temporal gradient profile for {layer_name(layer)}: it "
+            "receives a mask (Masking layer or `mask_zero=True`); padded timesteps "
+            "get a zero gradient by design, which would read as vanishing.",
+            stacklevel=3,
+        )
+
+    def values(self, scale):
+        """`([r, POINTS] norms, [r] lengths)` of this step; NaN where not taken.
+
+        Called in the traced `optimizer.apply`, after backpropagation; outside
+        any `tf.cond` (it all-reduces under `tf.distribute`).
+
+        Args:
+            scale: The loss scale the gradients are multiplied by.
+        """
+        rows, lengths = [], []
+        for layer in self.layers:
+            sums = self._sums.pop(_key(layer), None)
+            if sums is None:
+                rows.append(tf.fill([POINTS], tf.constant(np.nan, tf.float64)))
+                lengths.append(tf.constant(0.0, tf.float64))
+                continue
+            sampled, length = _sample(sums)
+            rows.append(sampled)
+            lengths.append(length)
+        if not rows:
+            return tf.zeros([0, POINTS], tf.float64), tf.zeros([0], tf.float64)
+        table = all_reduce([tf.stack(rows)])[0]
+        norms = tf.sqrt(table) / tf.cast(scale, tf.float64)
+        return norms, tf.stack(lengths)
+
+
+def _key(layer):
+    """The layer, in this replica: `MirroredStrategy` runs each in its thread."""
+    return id(layer), threading.get_ident()
+
+
+def _profiled_identity(sequences, anchor, keep):
+    """`sequences` unchanged; its gradient's per-timestep sums go to `keep`."""
+
+    @tf.custom_gradient
+    def identity(x, weight):
+        def grad(upstream):
+            square = tf.square(tf.cast(upstream, tf.float64))
+            axes = [0] + list(range(2, len(upstream.shape)))
+            keep(tf.reduce_sum(square, axis=axes))
+            return upstream, tf.zeros_like(weight)
+
+        return tf.identity(x), grad
+
+    return identity(sequences, anchor)
+
+
+def _sample(sums):
+    """`POINTS` evenly spaced entries of `sums` (NaN-padded) and its length.
+
+    Same timesteps as `kgrad.monitor.packed.sampled_timesteps`.
+    """
+    length = tf.shape(sums)[0]
+    count = tf.minimum(length, POINTS)
+    j = tf.range(POINTS)
+    index = tf.minimum(j * (length - 1) // tf.maximum(count - 1, 1), length - 1)
+    picked = tf.gather(sums, tf.maximum(index, 0))
+    nan = tf.fill([POINTS], tf.constant(np.nan, tf.float64))
+    return tf.where(j < count, picked, nan), tf.cast(length, tf.float64)
