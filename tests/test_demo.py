@@ -138,7 +138,7 @@ def test_regression_target_gives_the_sequences_it_took():
     config = RunConfig("lstm", name="lstm_T50", target=demo.ADDING_TARGET)
     reached = _result("r", config=config, val_accuracy=None, steps_to_target=540)
     missed = _result("m", config=config, val_accuracy=None)
-    table = demo.results_table([reached, missed])
+    table = results_markdown.results_table([reached, missed])
     assert "MSE<=0.0167 at step 540 (17,280 seq.)" in table
     assert "MSE<=0.0167 not reached" in table
 

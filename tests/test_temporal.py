@@ -176,7 +176,9 @@ def test_monitor_writes_the_profile_tags(tmp_path, events):
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     x, y = sequence_data(length)
     expected = expected_profile(layers, rnn, x, y)
-    monitor = GradientMonitor(tmp_path, norm_freq=1, histogram_freq=0, figure_secs=0)
+    monitor = GradientMonitor(
+        tmp_path, norms_every=1, histograms_every=0, figure_secs=0
+    )
     model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[monitor])
     monitor.flush()
 

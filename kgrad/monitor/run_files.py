@@ -15,7 +15,8 @@ from kgrad.monitor import event_writer, replicas, summaries
 
 
 def write_gradient_flow(writer, log_dir, scalars, run_info, step, title):
-    """Draws the gradient-flow figure: a TensorBoard image and a PNG file.
+    """Draws the gradient-flow figure (a TensorBoard image and a PNG file) and,
+    for models with recurrent layers, the `kgrad/temporal_profile` heat map.
 
     Runs in the worker thread at the end of `fit`.
     """
@@ -28,6 +29,12 @@ def write_gradient_flow(writer, log_dir, scalars, run_info, step, title):
     writer.write(step, [value])
     path = os.path.join(log_dir, "gradient_flow.png")
     writer.guard(lambda: _write_bytes(path, png))
+    heat_map = plots.temporal_heat_map(scalars, run_info, title=title)
+    if heat_map is not None:
+        width, height = (int(v) for v in heat_map.canvas.get_width_height())
+        png = plots.figure_png(heat_map)
+        value = summaries.image_value("kgrad/temporal_profile", png, width, height)
+        writer.write(step, [value])
 
 
 def _write_bytes(path, data):

@@ -40,9 +40,10 @@ Edge cases:
 
 Example:
 
->>> probe = TemporalProbe(model)   # doctest: +SKIP
->>> [layer.name for layer in probe.layers]
-['rnn_01']
+```python
+probe = TemporalProbe(model)
+[layer.name for layer in probe.layers]  # ['rnn_01']
+```
 """
 
 import threading
