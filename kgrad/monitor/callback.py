@@ -4,20 +4,24 @@ import functools
 import os
 import tempfile
 import time
+import warnings
+import weakref
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kgrad.analysis import diagnostics, plots
-from kgrad.analysis.history import FindingTracker, ScalarHistory
-from kgrad.monitor import event_writer, replicas, summaries
+from kgrad.analysis import plots
+from kgrad.monitor import event_writer, keras_hooks, replicas, summaries
 from kgrad.monitor import schedule as schedule_lib
 from kgrad.monitor.capture import GradientCapture
 from kgrad.monitor.packed import record_statistics
+from kgrad.monitor.run_log import RunLog
+from kgrad.monitor.steps import StepCounter
 from kgrad.monitor.worker import Worker
 
 _ON_NONFINITE = ("warn", "stop", "raise")
+_OWNERS = weakref.WeakKeyDictionary()  # model -> (monitor, params of its fit)
 
 
 class GradientMonitor(keras.callbacks.Callback):
@@ -55,8 +59,18 @@ class GradientMonitor(keras.callbacks.Callback):
             never. Defaults to `300`.
         thresholds: `kgrad.analysis.diagnostics.Thresholds` of the diagnosis printed at
             each epoch end (findings are printed when they appear and when
-            they clear, and written to the `kgrad/findings` text tag); `None`
-            for the defaults. Defaults to `None`.
+            they clear, across all `fit` calls of the monitor, and written to
+            the `kgrad/findings` text tag); `None` for the defaults. Defaults
+            to `None`.
+        optimizers: The optimizers to monitor, for train steps that apply
+            optimizers the model does not hold; `None` monitors
+            `model.optimizer` and every optimizer the model holds as an
+            attribute, in a list or in a dict (a custom `train_step` with
+            several optimizers: each is logged under `log_dir/train/<name>`).
+            Defaults to `None`.
+
+    Raises:
+        ValueError: On a Keras backend other than TensorFlow.
 
     Example:
 
@@ -77,8 +91,10 @@ class GradientMonitor(keras.callbacks.Callback):
         on_nonfinite="warn",
         figure_secs=300,
         thresholds=None,
+        optimizers=None,
     ):
         super().__init__()
+        _check_backend()
         self._schedule = schedule_lib.Schedule(
             norm_freq=norm_freq,
             histogram_freq=histogram_freq,
@@ -116,14 +132,20 @@ class GradientMonitor(keras.callbacks.Callback):
         self.on_nonfinite = on_nonfinite
         self.figure_secs = figure_secs
         self.thresholds = thresholds
+        self.optimizers = _checked_optimizers(optimizers)
         self._capture = None
         self._writer = None
         self._worker = None
         self._last_figure = None
+        self._logs = {}  # slot name -> RunLog, kept across fits
+        self._steps = StepCounter(lambda opt: int(opt.iterations.numpy()))
+        self._seen = 0  # train steps run under this monitor, across fits
+        self._warned_nothing = False
 
     # -- Keras hooks -------------------------------------------------------
     def set_model(self, model):
-        if getattr(model, "optimizer", None) is None:
+        _check_backend()
+        if getattr(model, "optimizer", None) is None and not self.optimizers:
             raise ValueError(
                 "GradientMonitor needs a compiled model: call `model.compile()` "
                 f"first. Received: model={getattr(model, 'name', model)!r} "
@@ -139,66 +161,109 @@ class GradientMonitor(keras.callbacks.Callback):
         super().set_model(model)
 
     def on_train_begin(self, logs=None):
-        writer = _open_writer(self.log_dir, self.model.distribute_strategy)
+        if replicas.is_chief(self.model.distribute_strategy):
+            _check_writable(self.log_dir)
+        self._take_over_model()
         if self._worker is None:
             self._worker = Worker()
         self._worker.drain()  # the previous fit's figure, if any, is written
-        self._writer = writer
         if self._capture is None or not self._capture.serves(self.model):
-            self._capture = GradientCapture(self.model, bins=self.histogram_bins)
+            self._capture = GradientCapture(
+                self.model, bins=self.histogram_bins, optimizers=self.optimizers
+            )
         self._capture.install()
+        for channel in self._capture.channels:
+            self._steps.begin(channel.name, channel.optimizer)
+        for log in self._logs.values():
+            log.steps_this_fit = 0
         self._pending = None
-        self._run_info = None
-        self._history = ScalarHistory()
-        self._findings = FindingTracker()
-        self._step = None
-        self._last_step = int(self.model.optimizer.iterations.numpy())
-        self._epoch_base = self._last_step
+        self._carry = None
+        self._armed_this_fit = False
+        self._stopping = False
+        self._epoch_base = self._seen
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_base = self._last_step
+        self._epoch_base = self._seen
         self._epoch_start = True
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._write_pending()
         first = self._epoch_base + batch + 1
         last = first + self.model.steps_per_execution - 1
+        steps = (self.params or {}).get("steps")
+        if steps:  # a short last chunk of `steps_per_execution`
+            last = min(last, self._epoch_base + steps)
+        self._seen = last
         norms, histograms = self._schedule.due(first, last, self._epoch_start)
         self._epoch_start = False
+        if self._carry is not None:  # the due step did not update: try again
+            norms, histograms = norms or self._carry[0], histograms or self._carry[1]
+            self._carry = None
         if norms or histograms:
             self._capture.arm(histograms=histograms)
-            self._pending = (norms, histograms)
+            self._pending = (norms, histograms, first)
+            self._armed_this_fit = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._write_pending()
 
     def on_epoch_end(self, epoch, logs=None):
         self._write_pending()
-        self._last_step = int(self.model.optimizer.iterations.numpy())
         self._worker.drain()
         self._report_findings()
-        self._worker.submit(self._writer.flush)
+        for log in self._logs.values():
+            self._worker.submit(log.writer.flush)
 
     def on_train_end(self, logs=None):
         try:
             self._write_pending()
             self._worker.drain()
             self._report_findings()
+            self._warn_if_fit_logged_nothing()
         finally:
             self._capture.uninstall()
-            if self._figure_due():
-                self._last_figure = time.monotonic()
-                figure = functools.partial(
-                    _write_gradient_flow,
-                    self._writer,
-                    self.log_dir,
-                    self._history.scalars(),
-                    self._run_info,
-                    self._step,
-                    self.model.name,
-                )
-                self._worker.submit(figure)
-            self._worker.submit(self._writer.close)
+            _OWNERS.pop(self.model, None)
+            for channel in self._capture.channels:
+                self._steps.end(channel.name)
+            for log in self._logs.values():
+                self._submit_figure(log)
+                self._worker.submit(log.writer.close)
 
-    def _figure_due(self):
-        if self.figure_secs is None or self._step is None:
+    def _submit_figure(self, log):
+        if not self._figure_due(log):
+            return
+        self._last_figure = time.monotonic()
+        name = "gradient_flow.png"
+        if log.label:
+            name = f"gradient_flow_{log.label}.png"
+        figure = functools.partial(
+            _write_gradient_flow,
+            log.writer,
+            os.path.join(self.log_dir, name),
+            log.history.scalars(),
+            log.run_info,
+            log.last_step,
+            self.model.name,
+        )
+        self._worker.submit(figure)
+
+    def _take_over_model(self):
+        """Removes another monitor's leftover capture; refuses two in one fit."""
+        owner = _OWNERS.get(self.model)
+        if owner is not None and owner[0] is not self:
+            other, params = owner
+            if other._capture is not None:
+                other._capture.uninstall()
+            if params is self.params:
+                _OWNERS.pop(self.model, None)
+                raise ValueError(
+                    "Only one GradientMonitor per `fit`: this one logs to "
+                    f"log_dir={os.fspath(self.log_dir)!r}, another to "
+                    f"log_dir={os.fspath(other.log_dir)!r}. Pass one monitor."
+                )
+        _OWNERS[self.model] = (self, self.params)
+
+    def _figure_due(self, log):
+        if self.figure_secs is None or log.last_step is None:
             return False
         last = self._last_figure
         return last is None or time.monotonic() - last >= self.figure_secs
@@ -265,65 +330,114 @@ class GradientMonitor(keras.callbacks.Callback):
         """Reads the pending capture (one host transfer) and queues its writing."""
         if self._pending is None:
             return
-        norms, histograms = self._pending
+        norms, histograms, first = self._pending
         self._pending = None
-        captured = self._capture.read()
-        if captured is None:
+        results = self._capture.read()
+        if not results:
+            self._warn_nothing_captured(first)
             return
-        self._worker.submit(
-            functools.partial(self._log_step, captured, norms, histograms),
-            inline=True,
-        )
-        if norms and captured["skipped"] == 0 and captured["nonfinite"].sum() > 0:
+        nonfinite = False
+        for channel, captured in results:
+            log = self._log_of(channel)
+            if captured["skipped"] or not captured["applied"]:
+                # Not an update (loss-scale skip, accumulation): the next
+                # batch is armed instead, so each step gets one value.
+                log.skipped_batches += int(captured["skipped"])
+                self._carry = (norms, histograms)
+                continue
+            step = self._steps.step(channel.name, captured["step"])
+            if log.last_step is not None and step <= log.last_step:
+                continue  # this step is written already
+            captured["step"] = step
+            captured["skipped_batches"] = log.skipped_batches
+            log.skipped_batches = 0
+            log.last_step = step
+            log.steps_this_fit += 1
+            self._worker.submit(
+                functools.partial(self._log_step, log, captured, norms, histograms),
+                inline=True,
+            )
+            nonfinite |= bool(norms and captured["nonfinite"].sum() > 0)
+        if nonfinite:
             self._handle_nonfinite()
 
-    def _log_step(self, captured, norms, histograms):
+    def _log_of(self, channel):
+        log = self._logs.get(channel.name)
+        if log is None:
+            several = len(self._capture.traced_channels) > 1
+            run_dir = os.path.join(self.log_dir, "train")
+            if several:
+                run_dir = os.path.join(run_dir, channel.name)
+            writer = event_writer.RunWriter(
+                run_dir, enabled=replicas.is_chief(self.model.distribute_strategy)
+            )
+            log = RunLog(run_dir, writer, label=channel.name if several else "")
+            self._logs[channel.name] = log
+        return log
+
+    def _log_step(self, log, captured, norms, histograms):
         """Writes one captured step (inline, or in the worker if it is busy)."""
         paths = self._capture.paths
-        layers = [(layer.path, kind) for layer, kind in self._capture.probes]
+        layers = list(zip(self._capture.layer_names, self._kinds(), strict=True))
         scalars = summaries.step_scalars(captured, paths, layers, norms=norms)
         values = summaries.step_histograms(captured, paths) if histograms else []
-        step = int(captured["step"])
-        if self._run_info is None:
-            self._run_info = self._describe_run(captured)
-            values.append(summaries.run_info_value(self._run_info))
+        if log.run_info is None:
+            log.run_info = self._describe_run(captured)
+            values.append(summaries.run_info_value(log.run_info))
             values.append(summaries.custom_scalars_value(paths))
-        self._writer.write(step, values, scalars)
-        self._writer.flush()
-        self._history.add(step, scalars)
-        self._step = step
+        log.write_step(int(captured["step"]), values, scalars)
 
-    # -- diagnosis (main thread, after the worker is drained) ---------------
-    def _diagnose(self):
-        return diagnostics.diagnose(
-            self._history.scalars(), self._run_info or {}, self.thresholds
+    def _kinds(self):
+        return [kind for _, kind in self._capture.probes]
+
+    def _warn_nothing_captured(self, step):
+        if self._warned_nothing:
+            return
+        self._warned_nothing = True
+        names = ", ".join(f"`{c.name}`" for c in self._capture.channels)
+        warnings.warn(
+            f"GradientMonitor: training step {step} was due to be logged, but no "
+            f"gradient reached a monitored optimizer (monitored: {names}). kgrad "
+            "sees the gradients in `optimizer.apply`/`apply_gradients`: if the "
+            "train step applies another optimizer, pass it with "
+            "`GradientMonitor(..., optimizers=[...])`; if it applies one of "
+            "these, this Keras version may not route through the hooks kgrad "
+            "uses (`kgrad.monitor.keras_hooks.check()` names the broken one).",
+            stacklevel=2,
         )
 
-    def _report_findings(self):
-        if self._step is None:
+    def _warn_if_fit_logged_nothing(self):
+        if not self._armed_this_fit:
             return
-        appeared, cleared = self._findings.update(self._diagnose())
-        for finding in appeared:
-            print(f"kgrad: {finding.message()}")
-        for finding in cleared:
-            print(f"kgrad: cleared: {finding.kind.replace('_', ' ')}.")
-        if appeared or cleared:
-            active = self._findings.active
-            text = "\n\n".join(f"- {f.message()}" for f in active)
-            value = summaries.text_value(
-                "kgrad/findings", text or "No gradient problem found."
-            )
-            self._worker.submit(
-                functools.partial(self._writer.write, self._step, [value])
-            )
+        if any(log.steps_this_fit for log in self._logs.values()):
+            return
+        warnings.warn(
+            "GradientMonitor: this `fit` logged no gradient at all to "
+            f"{os.fspath(self.log_dir)!r}: no step due to be logged reached a "
+            "monitored optimizer (see the warning above).",
+            stacklevel=2,
+        )
+
+    # -- diagnosis (main thread, after the worker is drained) ---------------
+    def _report_findings(self):
+        for log in self._logs.values():
+            log.report_findings(self.thresholds, self._worker)
 
     def _handle_nonfinite(self):
         self._worker.drain()
         if self.on_nonfinite == "raise":
-            finding = next(f for f in self._diagnose() if f.kind == "nonfinite")
-            raise FloatingPointError(f"kgrad: {finding.message()}")
+            self._capture.uninstall()
+            _OWNERS.pop(self.model, None)
+            for log in self._logs.values():
+                finding = next(
+                    (f for f in log.diagnose(self.thresholds) if f.kind == "nonfinite"),
+                    None,
+                )
+                if finding is not None:
+                    raise FloatingPointError(f"kgrad: {finding.message()}")
         self._report_findings()
-        if self.on_nonfinite == "stop":
+        if self.on_nonfinite == "stop" and not self._stopping:
+            self._stopping = True
             self.model.stop_training = True
             print("kgrad: non-finite gradients: training stops (on_nonfinite='stop').")
 
@@ -333,7 +447,10 @@ class GradientMonitor(keras.callbacks.Callback):
         return {
             "model": self.model.name,
             "variables": self._capture.paths,
-            "layers": [[layer.path, kind] for layer, kind in self._capture.probes],
+            "layers": [
+                [name, kind]
+                for name, kind in zip(self._capture.layer_names, self._kinds(), strict=True)
+            ],
             "batchnorm_layers": [
                 layer.path
                 for layer in layers
@@ -343,7 +460,7 @@ class GradientMonitor(keras.callbacks.Callback):
         }
 
 
-def _write_gradient_flow(writer, log_dir, scalars, run_info, step, title):
+def _write_gradient_flow(writer, path, scalars, run_info, step, title):
     """Draws the gradient-flow figure: a TensorBoard image and a PNG file.
 
     Runs in the worker thread at the end of `fit`.
@@ -355,7 +472,6 @@ def _write_gradient_flow(writer, log_dir, scalars, run_info, step, title):
     width, height = (int(v) for v in figure.canvas.get_width_height())
     value = summaries.image_value("kgrad/gradient_flow", png, width, height)
     writer.write(step, [value])
-    path = os.path.join(log_dir, "gradient_flow.png")
     writer.guard(lambda: _write_bytes(path, png))
 
 
@@ -370,6 +486,36 @@ def _is_positive_int(value):
         and not isinstance(value, bool)
         and (value > 0)
     )
+
+
+def _check_backend():
+    backend = keras_hooks.backend()
+    if backend != "tensorflow":
+        raise ValueError(
+            "GradientMonitor captures gradients with the TensorFlow backend only "
+            "(set KERAS_BACKEND=tensorflow before importing keras). Received: "
+            f"Keras backend {backend!r}"
+        )
+
+
+def _checked_optimizers(optimizers):
+    if optimizers is None:
+        return None
+    if isinstance(optimizers, keras.optimizers.Optimizer):
+        optimizers = [optimizers]
+    if not isinstance(optimizers, (list, tuple)) or not all(
+        isinstance(o, keras.optimizers.Optimizer) for o in optimizers
+    ):
+        raise TypeError(
+            "`optimizers` must be a list of `keras.optimizers.Optimizer` or None. "
+            f"Received: optimizers={optimizers!r}"
+        )
+    if not optimizers:
+        raise ValueError(
+            "`optimizers` must name at least one optimizer, or be None. "
+            f"Received: optimizers={optimizers!r}"
+        )
+    return list(optimizers)
 
 
 def _open_writer(log_dir, strategy):
