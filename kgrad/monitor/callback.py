@@ -378,7 +378,7 @@ class GradientMonitor(keras.callbacks.Callback):
     def _log_step(self, log, captured, norms, histograms):
         """Writes one captured step (inline, or in the worker if it is busy)."""
         paths = self._capture.paths
-        layers = list(zip(self._capture.layer_names, self._kinds(), strict=True))
+        layers = self._layers()
         scalars = summaries.step_scalars(captured, paths, layers, norms=norms)
         values = summaries.step_histograms(captured, paths) if histograms else []
         if log.run_info is None:
@@ -387,8 +387,10 @@ class GradientMonitor(keras.callbacks.Callback):
             values.append(summaries.custom_scalars_value(paths))
         log.write_step(int(captured["step"]), values, scalars)
 
-    def _kinds(self):
-        return [kind for _, kind in self._capture.probes]
+    def _layers(self):
+        """`(tag name, kind)` of each probed layer."""
+        kinds = [kind for _, kind in self._capture.probes]
+        return list(zip(self._capture.layer_names, kinds, strict=True))
 
     def _warn_nothing_captured(self, step):
         if self._warned_nothing:
@@ -447,10 +449,7 @@ class GradientMonitor(keras.callbacks.Callback):
         return {
             "model": self.model.name,
             "variables": self._capture.paths,
-            "layers": [
-                [name, kind]
-                for name, kind in zip(self._capture.layer_names, self._kinds(), strict=True)
-            ],
+            "layers": [[name, kind] for name, kind in self._layers()],
             "batchnorm_layers": [
                 layer.path
                 for layer in layers
