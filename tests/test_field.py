@@ -1,0 +1,385 @@
+"""Field problems of issue 14: each was silent or wrong before, each is tested.
+
+Two monitors, a fit that fails, shared layers, duplicate weight paths,
+`on_nonfinite="stop"`, findings across `fit` calls, steps that capture
+nothing, other Keras backends, all-zero gradients, damaged event files.
+"""
+
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kgrad import GradientMonitor
+from kgrad.analysis import diagnostics, layer_profile, report
+from kgrad.cli import main
+
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def mlp(name="mlp"):
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(5, activation="relu", name="hidden")(inputs)
+    outputs = keras.layers.Dense(3, name="out")(hidden)
+    model = keras.Model(inputs, outputs, name=name)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=LOSS)
+    return model
+
+
+def monitor(log_dir, **kwargs):
+    kwargs = {"norm_freq": 1, "histogram_freq": 0, "first_steps": 0, **kwargs}
+    return GradientMonitor(log_dir, **kwargs)
+
+
+def untouched(model):
+    """Whether the model and its optimizer are as Keras made them."""
+    return "apply" not in vars(model.optimizer) and not hasattr(
+        model.train_function, "_kgrad_plain"
+    )
+
+
+def test_two_monitors_in_one_fit_are_refused_and_leave_the_model_clean(
+    tmp_path, classification_data
+):
+    x, y = classification_data
+    model = mlp()
+    first, second = monitor(tmp_path / "a"), monitor(tmp_path / "b")
+    with pytest.raises(ValueError, match="Only one GradientMonitor per `fit`") as err:
+        model.fit(x, y, batch_size=8, verbose=0, callbacks=[first, second])
+    assert str(tmp_path / "a") in str(err.value) and str(tmp_path / "b") in str(
+        err.value
+    )
+    assert untouched(model)
+    # A later fit without monitors trains plainly; one with a monitor logs.
+    model.fit(x, y, batch_size=8, verbose=0)
+    assert untouched(model)
+    model.fit(x, y, batch_size=8, verbose=0, callbacks=[first])
+    assert untouched(model)
+    scalars, _ = report.load_run(tmp_path / "a")
+    assert [s for s, _ in scalars["grad_norm/global"]] == [5, 6, 7, 8]
+
+
+class FailsAtStep3(keras.Model):
+    def train_step(self, data):
+        tf.debugging.assert_less(self.optimizer.iterations, tf.constant(2, "int64"))
+        return super().train_step(data)
+
+
+def test_a_fit_that_fails_in_the_train_step_leaves_the_model_as_it_was(
+    tmp_path, classification_data
+):
+    x, y = classification_data
+    inputs = keras.Input((6,))
+    model = FailsAtStep3(inputs, keras.layers.Dense(3)(inputs))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=LOSS)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        model.fit(x, y, batch_size=8, verbose=0, callbacks=[monitor(tmp_path)])
+    assert untouched(model)
+
+
+def test_shared_layer_gets_statistics_of_all_its_calls(tmp_path, events):
+    shared = keras.layers.ReLU(name="shared_relu")
+    inputs = keras.Input((4,))
+    up = keras.layers.Dense(4, kernel_initializer="ones", name="up")(inputs)
+    active = shared(up)  # inputs are positive: every unit active
+    down = keras.layers.Dense(4, kernel_initializer=keras.initializers.Constant(-1.0))
+    dead = shared(down(active))  # negative: every unit zero
+    outputs = keras.layers.Dense(3, name="out")(dead)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=LOSS)
+    x = np.abs(np.random.default_rng(0).normal(size=(8, 4))).astype("float32") + 0.1
+    model.fit(x, np.zeros(8), batch_size=8, verbose=0, callbacks=[monitor(tmp_path)])
+    logged = events(tmp_path / "train")
+    assert float(logged["activation_zero/shared_relu"][0][1]) == 0.5
+    assert float(logged["dead_units/shared_relu"][0][1]) == 0.0  # not 100% dead
+
+
+class TwoWs(keras.layers.Layer):
+    def build(self, input_shape):
+        self.w1 = self.add_weight(shape=(input_shape[-1], 3), name="w")
+        self.w2 = self.add_weight(shape=(3,), name="w", initializer="ones")
+
+    def call(self, x):
+        return tf.matmul(x, self.w1) * self.w2
+
+
+def test_two_weights_with_one_path_get_two_tags(tmp_path, events, classification_data):
+    x, y = classification_data
+    inputs = keras.Input((6,))
+    layer = TwoWs(name="two")
+    model = keras.Model(inputs, layer(inputs))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=LOSS)
+    assert layer.w1.path == layer.w2.path == "two/w"
+    with tf.GradientTape() as tape:
+        loss = LOSS(y[:8], model(x[:8]))
+    g1, g2 = tape.gradient(loss, [layer.w1, layer.w2])
+    model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+        callbacks=[monitor(tmp_path)],
+    )
+    logged = events(tmp_path / "train")
+    assert float(logged["grad_norm/two/w"][0][1]) == pytest.approx(
+        float(tf.norm(g1)), rel=1e-5
+    )
+    assert float(logged["grad_norm/two/w_2"][0][1]) == pytest.approx(
+        float(tf.norm(g2)), rel=1e-5
+    )
+    # `kgrad report` counts both in the layer's norm.
+    scalars, run_info = report.load_run(tmp_path)
+    (row,) = layer_profile.layer_profile(scalars, run_info, step=1)
+    expected = float(np.sqrt(tf.norm(g1) ** 2 + tf.norm(g2) ** 2))
+    assert row.layer == "two" and row.grad_norm == pytest.approx(expected, rel=1e-5)
+
+
+def nan_data(classification_data):
+    x, y = classification_data
+    x = x.copy()
+    x[0, 0] = np.nan  # the first batch's gradients are NaN
+    return x, y
+
+
+def test_stop_on_nonfinite_stops_after_the_step_and_says_so_once(
+    tmp_path, classification_data, capsys
+):
+    x, y = nan_data(classification_data)
+    model = mlp()
+    model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        callbacks=[monitor(tmp_path, on_nonfinite="stop")],
+    )
+    assert int(model.optimizer.iterations.numpy()) == 1
+    assert capsys.readouterr().out.count("training stops") == 1
+
+
+def test_findings_are_printed_once_across_fit_calls(
+    tmp_path, classification_data, capsys
+):
+    x, y = nan_data(classification_data)
+    model = mlp()
+    gm = monitor(tmp_path)
+    for _ in range(3):
+        model.fit(
+            x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[gm]
+        )
+    assert capsys.readouterr().out.count("non-finite (NaN/Inf) gradients") == 1
+
+
+class ForeignOptimizer(keras.Model):
+    """Applies an optimizer the model does not hold."""
+
+    def __init__(self, optimizer, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(3)
+        self.holder = [optimizer]  # hidden from attribute search below
+
+    def call(self, x):
+        return self.dense(x)
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = LOSS(y, self(x, training=True))
+        grads = tape.gradient(loss, self.trainable_variables)
+        FOREIGN[0].apply_gradients(zip(grads, self.trainable_variables, strict=True))
+        return {"loss": loss}
+
+
+FOREIGN = []
+
+
+def test_a_step_that_reaches_no_monitored_optimizer_warns_once_and_at_the_end(
+    tmp_path, classification_data
+):
+    x, y = classification_data
+    FOREIGN[:] = [keras.optimizers.SGD(0.1)]
+    model = ForeignOptimizer(keras.optimizers.SGD(0.1))
+    model.holder = []
+    model.compile(optimizer="sgd", loss=LOSS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(
+            x, y, batch_size=8, epochs=2, verbose=0, callbacks=[monitor(tmp_path)]
+        )
+    messages = [str(w.message) for w in caught if "GradientMonitor" in str(w.message)]
+    assert len(messages) == 2
+    assert (
+        "training step 1 was due" in messages[0] and "optimizers=[...]" in messages[0]
+    )
+    assert "logged no gradient at all" in messages[1]
+    # Passed explicitly, the foreign optimizer is monitored.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(
+            x,
+            y,
+            batch_size=8,
+            epochs=1,
+            verbose=0,
+            callbacks=[monitor(tmp_path / "x", optimizers=FOREIGN)],
+        )
+    assert not [w for w in caught if "GradientMonitor" in str(w.message)]
+    scalars, _ = report.load_run(tmp_path / "x")
+    assert [s for s, _ in scalars["grad_norm/global"]] == [9, 10, 11, 12]
+
+
+class BypassesTheHook(keras.Model):
+    """Calls `apply` through the class, as a future Keras might route it."""
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = LOSS(y, self(x, training=True))
+        grads = tape.gradient(loss, self.trainable_variables)
+        keras.optimizers.Optimizer.apply(
+            self.optimizer, grads, self.trainable_variables
+        )
+        return {"loss": loss}
+
+
+def test_a_keras_that_bypasses_the_hook_is_not_silent(tmp_path, classification_data):
+    x, y = classification_data
+    inputs = keras.Input((6,))
+    model = BypassesTheHook(inputs, keras.layers.Dense(3)(inputs))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=LOSS)
+    with pytest.warns(UserWarning, match="training step 1 was due to be logged"):
+        model.fit(
+            x, y, batch_size=8, epochs=1, verbose=0, callbacks=[monitor(tmp_path)]
+        )
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_other_backends_are_refused_by_name(monkeypatch, backend):
+    monkeypatch.setattr(keras.backend, "backend", lambda: backend)
+    with pytest.raises(ValueError, match=f"TensorFlow backend only.*{backend!r}"):
+        GradientMonitor("runs")
+
+
+def test_optimizers_argument_is_checked():
+    with pytest.raises(TypeError, match="Received: optimizers='adam'"):
+        GradientMonitor("runs", optimizers="adam")
+    with pytest.raises(ValueError, match="Received: optimizers=\\[\\]"):
+        GradientMonitor("runs", optimizers=[])
+
+
+def test_all_zero_gradients_are_an_error_finding(tmp_path, classification_data, capsys):
+    x, y = classification_data
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(5, activation="relu", name="hidden")(inputs)
+    outputs = keras.layers.Dense(3, name="out")(hidden)  # logits...
+    model = keras.Model(inputs, outputs)
+    # ...into a loss that expects probabilities: the gradients die.
+    model.compile(
+        optimizer=keras.optimizers.SGD(1.0), loss="sparse_categorical_crossentropy"
+    )
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[monitor(tmp_path)])
+    scalars, run_info = report.load_run(tmp_path)
+    assert all(v == 0.0 for _, v in scalars["grad_norm/global"][-5:])
+    kinds = [f.kind for f in diagnostics.diagnose(scalars, run_info)]
+    assert kinds[0] == "zero_gradients"
+    capsys.readouterr()
+    assert main(["report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "all gradients are exactly zero" in out and "from_logits" in out
+    assert "look healthy" not in out
+
+
+def test_zero_gradients_rule_on_synthetic_scalars():
+    zero = {
+        "grad_norm/global": [(s, 0.0) for s in range(1, 7)],
+        "grad_norm/m/d/kernel": [(s, 0.0) for s in range(1, 7)],
+    }
+    (finding,) = diagnostics.diagnose(zero, {})
+    assert (finding.kind, finding.severity, finding.layers) == (
+        "zero_gradients",
+        "error",
+        ("m/d",),
+    )
+    recovering = {"grad_norm/global": [(1, 0.0), (2, 0.0), (3, 1e-3)]}
+    assert diagnostics.diagnose(recovering, {}) == []
+
+
+# -- damaged event files -------------------------------------------------------
+@pytest.fixture
+def trained_run(tmp_path, classification_data):
+    x, y = classification_data
+    model = mlp()
+    model.fit(x, y, batch_size=8, epochs=5, verbose=0, callbacks=[monitor(tmp_path)])
+    (path,) = report.find_event_files(str(tmp_path))
+    return tmp_path, path
+
+
+def _record_offsets(path):
+    data = open(path, "rb").read()
+    offsets, offset = [], 0
+    while offset < len(data):
+        offsets.append(offset)
+        length = int(np.frombuffer(data[offset : offset + 8], "<u8")[0])
+        offset += 12 + length + 4
+    return offsets, data
+
+
+def _steps_before(path, offset):
+    data = open(path, "rb").read()
+    with open(path + ".head", "wb") as file:
+        file.write(data[:offset])
+    steps = [e.step for e in report._read_events(path + ".head") if e.summary.value]
+    os.remove(path + ".head")
+    return sorted({s for s in steps if s > 0})
+
+
+def test_report_reads_a_truncated_file_up_to_the_damage(trained_run, capsys):
+    run, path = trained_run
+    offsets, data = _record_offsets(path)
+    cut = offsets[len(offsets) // 2] + 5
+    with open(path, "wb") as file:
+        file.write(data[:cut])
+    scalars, run_info = report.load_run(run)
+    expected = _steps_before(path, offsets[len(offsets) // 2])
+    assert [s for s, _ in scalars["grad_norm/global"]] == expected
+    assert len(expected) >= 8
+    assert main(["report", str(run)]) == 0
+    captured = capsys.readouterr()
+    assert f"is damaged from byte {offsets[len(offsets) // 2]}" in captured.err
+    assert os.path.basename(path) in captured.err
+    assert "layer (input -> output)" in captured.out
+
+
+def test_report_reads_a_file_with_a_flipped_byte_up_to_the_damage(trained_run, capsys):
+    run, path = trained_run
+    offsets, data = _record_offsets(path)
+    bad = offsets[len(offsets) // 2]
+    flipped = bytearray(data)
+    flipped[bad + 14] ^= 0x40  # inside the record's data
+    with open(path, "wb") as file:
+        file.write(bytes(flipped))
+    scalars, run_info = report.load_run(run)
+    assert run_info["damaged_files"] == [
+        {"file": path, "byte": bad, "reason": "record data fails its CRC check"}
+    ]
+    assert [s for s, _ in scalars["grad_norm/global"]] == _steps_before(path, bad)
+    assert main(["report", str(run)]) == 0
+    assert f"damaged from byte {bad}" in capsys.readouterr().err
+
+
+def test_report_of_a_file_of_random_bytes_is_a_clear_error(tmp_path, capsys):
+    run = tmp_path / "train"
+    run.mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)
+    (run / "events.out.tfevents.1.host.kgrad").write_bytes(noise.tobytes())
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is damaged from byte 0" in err and "no gradient norm" in err
