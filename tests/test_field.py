@@ -383,3 +383,51 @@ def test_report_of_a_file_of_random_bytes_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "is damaged from byte 0" in err and "no gradient norm" in err
+
+
+def test_a_short_last_chunk_of_steps_per_execution_is_not_a_full_one(tmp_path, events):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6)).astype("float32")  # 5 steps of 8 per epoch
+    y = rng.integers(0, 3, size=40)
+    model = mlp()
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=LOSS, steps_per_execution=4)
+    gm = monitor(tmp_path, norm_freq=4)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[gm])
+    # Chunks [1-4] [5] [6-9] [10]: only [1-4] and [6-9] hold a due step (4, 8);
+    # a chunk logs its first step.
+    logged = events(tmp_path / "train")
+    assert [s for s, _ in logged["grad_norm/global"]] == [1, 6]
+
+
+# -- `kgrad train` ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--steps", "-3", "--quick"], "`steps` must be a positive integer"),
+        (["--batch-size", "0", "--quick"], "`batch_size` must be a positive integer"),
+        (["--learning-rate", "-1", "--quick"], "`learning_rate` must be a positive"),
+        (["--clipnorm", "0", "--quick"], "`clipnorm` must be a positive number"),
+    ],
+)
+def test_kgrad_train_rejects_bad_settings_also_with_quick(
+    tmp_path, capsys, args, message
+):
+    code = main(["train", "mlp_relu_he", "--logdir", str(tmp_path), *args])
+    assert code == 2 and message in capsys.readouterr().err
+
+
+def test_kgrad_train_names_the_data_a_model_cannot_take(tmp_path, capsys):
+    code = main(
+        ["train", "lstm", "--data", "digits", "--quick", "--logdir", str(tmp_path)]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "'lstm' cannot train on data set 'digits'" in err and "(8, 8, 1)" in err
+
+
+def test_kgrad_train_quick_keeps_the_given_steps_and_batch_size():
+    from kgrad.lab import experiments
+    from kgrad.lab.experiments import RunConfig
+
+    config = experiments.quick(RunConfig("mlp_relu_he"), steps=5, batch_size=4)
+    assert (config.steps, config.batch_size) == (5, 4)

@@ -154,7 +154,9 @@ class GradientCapture:
 
     # -- installation -----------------------------------------------------
     def install(self):
-        """Wraps the optimizer and activations and installs the dispatcher."""
+        """Wraps the optimizers and activations and installs the dispatcher."""
+        if self.installed():  # left over from a `fit` stopped by an exception
+            self.uninstall()
         model = self.model
         for channel in self.channels:
             optimizer = channel.optimizer
