@@ -137,6 +137,9 @@ def test_gan_logs_both_optimizers_exactly(tmp_path, events, capsys):
         }
     # The unused default optimizer of `compile()` writes nothing.
     assert not list((tmp_path / "train").glob("*tfevents*"))
+    monitor.flush()  # one gradient-flow figure per optimizer
+    assert (tmp_path / "gradient_flow_d_optimizer.png").stat().st_size > 0
+    assert (tmp_path / "gradient_flow_g_optimizer.png").stat().st_size > 0
     # `kgrad report` covers both optimizers.
     assert main(["report", str(tmp_path)]) == 0
     out = capsys.readouterr().out

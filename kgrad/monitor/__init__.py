@@ -5,5 +5,8 @@ Keras internals listed in keras_hooks.py; the statistics are computed in the
 graph (stats.py), packed into one vector (packed.py), read once per logged
 step and written as TensorBoard events (summaries.py, event_writer.py) from
 the training thread or a background worker (worker.py), on the steps the
-schedule picks (schedule.py).
+schedule picks (schedule.py). The optimizers a train step may apply are found
+by optimizers.py (one capture channel and one run directory, run_log.py, per
+optimizer), steps that never go backwards are kept by steps.py and tag names
+that are never `None` nor repeated come from naming.py.
 """

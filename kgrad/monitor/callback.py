@@ -224,14 +224,15 @@ class GradientMonitor(keras.callbacks.Callback):
             _OWNERS.pop(self.model, None)
             for channel in self._capture.channels:
                 self._steps.end(channel.name)
+            figures = self._figure_due()
+            if figures:
+                self._last_figure = time.monotonic()
             for log in self._logs.values():
-                self._submit_figure(log)
+                if figures and log.last_step is not None:
+                    self._submit_figure(log)
                 self._worker.submit(log.writer.close)
 
     def _submit_figure(self, log):
-        if not self._figure_due(log):
-            return
-        self._last_figure = time.monotonic()
         name = "gradient_flow.png"
         if log.label:
             name = f"gradient_flow_{log.label}.png"
@@ -262,8 +263,9 @@ class GradientMonitor(keras.callbacks.Callback):
                 )
         _OWNERS[self.model] = (self, self.params)
 
-    def _figure_due(self, log):
-        if self.figure_secs is None or log.last_step is None:
+    def _figure_due(self):
+        logged = any(log.last_step is not None for log in self._logs.values())
+        if self.figure_secs is None or not logged:
             return False
         last = self._last_figure
         return last is None or time.monotonic() - last >= self.figure_secs
