@@ -4,24 +4,21 @@ import functools
 import os
 import tempfile
 import time
-import warnings
-import weakref
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from kgrad.analysis import plots
-from kgrad.monitor import event_writer, keras_hooks, replicas, summaries
+from kgrad.monitor import event_writer, keras_hooks, ownership, replicas, summaries
 from kgrad.monitor import schedule as schedule_lib
 from kgrad.monitor.capture import GradientCapture
+from kgrad.monitor.optimizers import checked_optimizers
 from kgrad.monitor.packed import record_statistics
-from kgrad.monitor.run_log import RunLog
-from kgrad.monitor.steps import StepCounter
+from kgrad.monitor.step_logger import StepLogger
 from kgrad.monitor.worker import Worker
 
 _ON_NONFINITE = ("warn", "stop", "raise")
-_OWNERS = weakref.WeakKeyDictionary()  # model -> (monitor, params of its fit)
 
 
 class GradientMonitor(keras.callbacks.Callback):
@@ -94,7 +91,7 @@ class GradientMonitor(keras.callbacks.Callback):
         optimizers=None,
     ):
         super().__init__()
-        _check_backend()
+        keras_hooks.require_tensorflow_backend()
         self._schedule = schedule_lib.Schedule(
             norm_freq=norm_freq,
             histogram_freq=histogram_freq,
@@ -132,19 +129,17 @@ class GradientMonitor(keras.callbacks.Callback):
         self.on_nonfinite = on_nonfinite
         self.figure_secs = figure_secs
         self.thresholds = thresholds
-        self.optimizers = _checked_optimizers(optimizers)
+        self.optimizers = checked_optimizers(optimizers)
         self._capture = None
         self._writer = None
         self._worker = None
         self._last_figure = None
-        self._logs = {}  # slot name -> RunLog, kept across fits
-        self._steps = StepCounter(lambda opt: int(opt.iterations.numpy()))
+        self._logger = None  # the runs, steps and findings, across fits
         self._seen = 0  # train steps run under this monitor, across fits
-        self._warned_nothing = False
 
     # -- Keras hooks -------------------------------------------------------
     def set_model(self, model):
-        _check_backend()
+        keras_hooks.require_tensorflow_backend()
         if getattr(model, "optimizer", None) is None and not self.optimizers:
             raise ValueError(
                 "GradientMonitor needs a compiled model: call `model.compile()` "
@@ -163,19 +158,18 @@ class GradientMonitor(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if replicas.is_chief(self.model.distribute_strategy):
             _check_writable(self.log_dir)
-        self._take_over_model()
+        ownership.take_over(self.model, self)
         if self._worker is None:
             self._worker = Worker()
         self._worker.drain()  # the previous fit's figure, if any, is written
+        if self._logger is None:
+            self._logger = StepLogger(self.log_dir, self._worker)
         if self._capture is None or not self._capture.serves(self.model):
             self._capture = GradientCapture(
                 self.model, bins=self.histogram_bins, optimizers=self.optimizers
             )
         self._capture.install()
-        for channel in self._capture.channels:
-            self._steps.begin(channel.name, channel.optimizer)
-        for log in self._logs.values():
-            log.steps_this_fit = 0
+        self._logger.begin_fit(self.model, self._capture)
         self._pending = None
         self._carry = None
         self._armed_this_fit = False
@@ -210,7 +204,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self._write_pending()
         self._worker.drain()
         self._report_findings()
-        for log in self._logs.values():
+        for log in self._logger.logs.values():
             self._worker.submit(log.writer.flush)
 
     def on_train_end(self, logs=None):
@@ -218,16 +212,16 @@ class GradientMonitor(keras.callbacks.Callback):
             self._write_pending()
             self._worker.drain()
             self._report_findings()
-            self._warn_if_fit_logged_nothing()
+            if self._armed_this_fit:
+                self._logger.warn_if_fit_logged_nothing()
         finally:
             self._capture.uninstall()
-            _OWNERS.pop(self.model, None)
-            for channel in self._capture.channels:
-                self._steps.end(channel.name)
+            ownership.release(self.model)
+            self._logger.end_fit()
             figures = self._figure_due()
             if figures:
                 self._last_figure = time.monotonic()
-            for log in self._logs.values():
+            for log in self._logger.logs.values():
                 if figures and log.last_step is not None:
                     self._submit_figure(log)
                 self._worker.submit(log.writer.close)
@@ -247,24 +241,9 @@ class GradientMonitor(keras.callbacks.Callback):
         )
         self._worker.submit(figure)
 
-    def _take_over_model(self):
-        """Removes another monitor's leftover capture; refuses two in one fit."""
-        owner = _OWNERS.get(self.model)
-        if owner is not None and owner[0] is not self:
-            other, params = owner
-            if other._capture is not None:
-                other._capture.uninstall()
-            if params is self.params:
-                _OWNERS.pop(self.model, None)
-                raise ValueError(
-                    "Only one GradientMonitor per `fit`: this one logs to "
-                    f"log_dir={os.fspath(self.log_dir)!r}, another to "
-                    f"log_dir={os.fspath(other.log_dir)!r}. Pass one monitor."
-                )
-        _OWNERS[self.model] = (self, self.params)
-
     def _figure_due(self):
-        logged = any(log.last_step is not None for log in self._logs.values())
+        logs = self._logger.logs.values() if self._logger else []
+        logged = any(log.last_step is not None for log in logs)
         if self.figure_secs is None or not logged:
             return False
         last = self._last_figure
@@ -332,107 +311,25 @@ class GradientMonitor(keras.callbacks.Callback):
         """Reads the pending capture (one host transfer) and queues its writing."""
         if self._pending is None:
             return
-        norms, histograms, first = self._pending
+        norms, histograms, due = self._pending
         self._pending = None
-        results = self._capture.read()
-        if not results:
-            self._warn_nothing_captured(first)
-            return
-        nonfinite = False
-        for channel, captured in results:
-            log = self._log_of(channel)
-            if captured["skipped"] or not captured["applied"]:
-                # Not an update (loss-scale skip, accumulation): the next
-                # batch is armed instead, so each step gets one value.
-                log.skipped_batches += int(captured["skipped"])
-                self._carry = (norms, histograms)
-                continue
-            step = self._steps.step(channel.name, captured["step"])
-            if log.last_step is not None and step <= log.last_step:
-                continue  # this step is written already
-            captured["step"] = step
-            captured["skipped_batches"] = log.skipped_batches
-            log.skipped_batches = 0
-            log.last_step = step
-            log.steps_this_fit += 1
-            self._worker.submit(
-                functools.partial(self._log_step, log, captured, norms, histograms),
-                inline=True,
-            )
-            nonfinite |= bool(norms and captured["nonfinite"].sum() > 0)
+        nonfinite, retry = self._logger.write(norms, histograms, due)
+        if retry:  # an optimizer did not update: the next batch is logged
+            self._carry = (norms, histograms)
         if nonfinite:
             self._handle_nonfinite()
 
-    def _log_of(self, channel):
-        log = self._logs.get(channel.name)
-        if log is None:
-            several = len(self._capture.traced_channels) > 1
-            run_dir = os.path.join(self.log_dir, "train")
-            if several:
-                run_dir = os.path.join(run_dir, channel.name)
-            writer = event_writer.RunWriter(
-                run_dir, enabled=replicas.is_chief(self.model.distribute_strategy)
-            )
-            log = RunLog(run_dir, writer, label=channel.name if several else "")
-            self._logs[channel.name] = log
-        return log
-
-    def _log_step(self, log, captured, norms, histograms):
-        """Writes one captured step (inline, or in the worker if it is busy)."""
-        paths = self._capture.paths
-        layers = self._layers()
-        scalars = summaries.step_scalars(captured, paths, layers, norms=norms)
-        values = summaries.step_histograms(captured, paths) if histograms else []
-        if log.run_info is None:
-            log.run_info = self._describe_run(captured)
-            values.append(summaries.run_info_value(log.run_info))
-            values.append(summaries.custom_scalars_value(paths))
-        log.write_step(int(captured["step"]), values, scalars)
-
-    def _layers(self):
-        """`(tag name, kind)` of each probed layer."""
-        kinds = [kind for _, kind in self._capture.probes]
-        return list(zip(self._capture.layer_names, kinds, strict=True))
-
-    def _warn_nothing_captured(self, step):
-        if self._warned_nothing:
-            return
-        self._warned_nothing = True
-        names = ", ".join(f"`{c.name}`" for c in self._capture.channels)
-        warnings.warn(
-            f"GradientMonitor: training step {step} was due to be logged, but no "
-            f"gradient reached a monitored optimizer (monitored: {names}). kgrad "
-            "sees the gradients in `optimizer.apply`/`apply_gradients`: if the "
-            "train step applies another optimizer, pass it with "
-            "`GradientMonitor(..., optimizers=[...])`; if it applies one of "
-            "these, this Keras version may not route through the hooks kgrad "
-            "uses (`kgrad.monitor.keras_hooks.check()` names the broken one).",
-            stacklevel=2,
-        )
-
-    def _warn_if_fit_logged_nothing(self):
-        if not self._armed_this_fit:
-            return
-        if any(log.steps_this_fit for log in self._logs.values()):
-            return
-        warnings.warn(
-            "GradientMonitor: this `fit` logged no gradient at all to "
-            f"{os.fspath(self.log_dir)!r}: no step due to be logged reached a "
-            "monitored optimizer (see the warning above).",
-            stacklevel=2,
-        )
-
     # -- diagnosis (main thread, after the worker is drained) ---------------
     def _report_findings(self):
-        for log in self._logs.values():
+        for log in self._logger.logs.values():
             log.report_findings(self.thresholds, self._worker)
 
     def _handle_nonfinite(self):
         self._worker.drain()
         if self.on_nonfinite == "raise":
             self._capture.uninstall()
-            _OWNERS.pop(self.model, None)
-            for log in self._logs.values():
+            ownership.release(self.model)
+            for log in self._logger.logs.values():
                 finding = next(
                     (f for f in log.diagnose(self.thresholds) if f.kind == "nonfinite"),
                     None,
@@ -444,21 +341,6 @@ class GradientMonitor(keras.callbacks.Callback):
             self._stopping = True
             self.model.stop_training = True
             print("kgrad: non-finite gradients: training stops (on_nonfinite='stop').")
-
-    def _describe_run(self, captured):
-        batch_size = captured["batch_size"]
-        layers = self.model._flatten_layers(include_self=False, recursive=True)
-        return {
-            "model": self.model.name,
-            "variables": self._capture.paths,
-            "layers": [[name, kind] for name, kind in self._layers()],
-            "batchnorm_layers": [
-                layer.path
-                for layer in layers
-                if isinstance(layer, keras.layers.BatchNormalization)
-            ],
-            "batch_size": None if np.isnan(batch_size) else int(batch_size),
-        }
 
 
 def _write_gradient_flow(writer, path, scalars, run_info, step, title):
@@ -487,36 +369,6 @@ def _is_positive_int(value):
         and not isinstance(value, bool)
         and (value > 0)
     )
-
-
-def _check_backend():
-    backend = keras_hooks.backend()
-    if backend != "tensorflow":
-        raise ValueError(
-            "GradientMonitor captures gradients with the TensorFlow backend only "
-            "(set KERAS_BACKEND=tensorflow before importing keras). Received: "
-            f"Keras backend {backend!r}"
-        )
-
-
-def _checked_optimizers(optimizers):
-    if optimizers is None:
-        return None
-    if isinstance(optimizers, keras.optimizers.Optimizer):
-        optimizers = [optimizers]
-    if not isinstance(optimizers, (list, tuple)) or not all(
-        isinstance(o, keras.optimizers.Optimizer) for o in optimizers
-    ):
-        raise TypeError(
-            "`optimizers` must be a list of `keras.optimizers.Optimizer` or None. "
-            f"Received: optimizers={optimizers!r}"
-        )
-    if not optimizers:
-        raise ValueError(
-            "`optimizers` must name at least one optimizer, or be None. "
-            f"Received: optimizers={optimizers!r}"
-        )
-    return list(optimizers)
 
 
 def _open_writer(log_dir, strategy):

@@ -150,6 +150,17 @@ def backend():
     return keras.backend.backend()
 
 
+def require_tensorflow_backend():
+    """Raises `ValueError` naming the backend unless it is TensorFlow."""
+    name = backend()
+    if name != "tensorflow":
+        raise ValueError(
+            "GradientMonitor captures gradients with the TensorFlow backend only "
+            "(set KERAS_BACKEND=tensorflow before importing keras). Received: "
+            f"Keras backend {name!r}"
+        )
+
+
 def updates_now(optimizer):
     """float64 1.0 when this `apply` updates the weights, 0.0 if it accumulates."""
     steps = getattr(optimizer, "gradient_accumulation_steps", None)

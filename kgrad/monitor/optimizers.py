@@ -54,3 +54,29 @@ def _held(name, value):
     if isinstance(value, dict):
         return [(f"{name}_{k}", v) for k, v in value.items()]
     return [(name, value)]
+
+
+def checked_optimizers(optimizers):
+    """`GradientMonitor`'s `optimizers` argument as a list, or `None`.
+
+    Raises:
+        TypeError: If it is not an optimizer, a list of them or `None`.
+        ValueError: If the list is empty.
+    """
+    if optimizers is None:
+        return None
+    if isinstance(optimizers, keras.optimizers.Optimizer):
+        optimizers = [optimizers]
+    if not isinstance(optimizers, (list, tuple)) or not all(
+        isinstance(o, keras.optimizers.Optimizer) for o in optimizers
+    ):
+        raise TypeError(
+            "`optimizers` must be a list of `keras.optimizers.Optimizer` or None. "
+            f"Received: optimizers={optimizers!r}"
+        )
+    if not optimizers:
+        raise ValueError(
+            "`optimizers` must name at least one optimizer, or be None. "
+            f"Received: optimizers={optimizers!r}"
+        )
+    return list(optimizers)
