@@ -431,3 +431,41 @@ def test_kgrad_train_quick_keeps_the_given_steps_and_batch_size():
 
     config = experiments.quick(RunConfig("mlp_relu_he"), steps=5, batch_size=4)
     assert (config.steps, config.batch_size) == (5, 4)
+
+
+class InterruptAtBatch2(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 1:
+            raise KeyboardInterrupt
+
+
+def test_a_monitor_reused_after_an_interrupted_fit_logs_each_step_once(
+    tmp_path, events, classification_data
+):
+    x, y = classification_data
+    model = mlp()
+    gm = monitor(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=8, verbose=0, callbacks=[gm, InterruptAtBatch2()])
+    model.fit(x, y, batch_size=8, shuffle=False, verbose=0, callbacks=[gm])
+    assert untouched(model)
+    gm.flush()
+    logged = events(tmp_path / "train")
+    assert [s for s, _ in logged["grad_norm/global"]] == [1, 2, 3, 4, 5, 6]
+
+
+def test_explosion_across_fit_calls_is_seen(tmp_path, classification_data, capsys):
+    x, y = classification_data
+    scale = tf.Variable(1.0, trainable=False)
+
+    def scaled_loss(labels, logits):
+        return LOSS(labels, logits) * scale
+
+    model = mlp()
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=scaled_loss)
+    gm = monitor(tmp_path)
+    model.fit(x, y, batch_size=8, shuffle=False, verbose=0, callbacks=[gm])
+    scale.assign(1e5)  # the gradients grow 1e5-fold in the next fit
+    model.fit(x, y, batch_size=8, shuffle=False, verbose=0, callbacks=[gm])
+    out = capsys.readouterr().out
+    assert out.count("exploding gradients") == 1 and "steps 1-" in out
