@@ -469,3 +469,18 @@ def test_explosion_across_fit_calls_is_seen(tmp_path, classification_data, capsy
     model.fit(x, y, batch_size=8, shuffle=False, verbose=0, callbacks=[gm])
     out = capsys.readouterr().out
     assert out.count("exploding gradients") == 1 and "steps 1-" in out
+
+
+def test_event_files_opened_in_one_second_sort_in_opening_order(tmp_path, monkeypatch):
+    import itertools
+
+    from kgrad.monitor import event_writer
+
+    monkeypatch.setattr(event_writer.time, "time", lambda: 1700000000.0)
+    monkeypatch.setattr(event_writer.EventFile, "_files_opened", itertools.count(8))
+    paths = []
+    for _ in range(3):  # counters 8, 9, 10 in one second
+        events_file = event_writer.EventFile(str(tmp_path))
+        events_file.close()
+        paths.append(events_file.path)
+    assert sorted(paths) == paths

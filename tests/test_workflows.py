@@ -208,6 +208,12 @@ def test_fine_tuning_recipe_steps_never_go_backwards(
         assert float(dict(logged[f"grad_norm/{path}"])[5]) == pytest.approx(
             norm, rel=1e-5
         )
+    # The run info of the second fit orders the unfrozen base first.
+    _, run_info = report.load_run(tmp_path)
+    assert run_info["variables"][:2] == [
+        "base/base_dense/kernel",
+        "base/base_dense/bias",
+    ]
 
 
 def test_mobilenet_v2_gets_one_activation_tag_per_relu_layer(tmp_path, events):

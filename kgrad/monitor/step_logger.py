@@ -54,6 +54,7 @@ class StepLogger:
             self.steps.begin(channel.name, channel.optimizer)
         for log in self.logs.values():
             log.steps_this_fit = 0
+            log.run_info = None  # written again: the variables may have changed
 
     def end_fit(self):
         """Ends a `fit`: records the step each optimizer reached."""
