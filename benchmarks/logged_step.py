@@ -111,9 +111,10 @@ def profile(model_name, depth, batch_size, calls, ops=False):
         "arm": timed(lambda: capture.arm(histograms=False), calls),
     }
     logged(False)
-    captured = capture.read()
+    ((_, captured),) = capture.read()  # one channel: the model's optimizer
     out["host read"] = timed(capture.read, calls)
-    layers = [(layer.path, kind) for layer, kind in capture.probes]
+    kinds = [kind for _, kind in capture.probes]
+    layers = list(zip(capture.layer_names, kinds, strict=True))
     with tempfile.TemporaryDirectory() as log_dir:
         writer = event_writer.RunWriter(log_dir)
 

@@ -47,8 +47,8 @@ def child(model_name, config, steps, batch_size):
     y = rng.integers(0, 10, batch_size * steps)
     callbacks = []
     if config != "plain":
-        every = {"first_steps": 0, "norm_freq": 1}
-        every["histogram_freq"] = 1 if config == "norms+histograms" else 0
+        every = {"first_steps": 0, "norms_every": 1}
+        every["histograms_every"] = 1 if config == "norms+histograms" else 0
         callbacks.append(GradientMonitor(tempfile.mkdtemp(), **every))
     model.fit(x, y, batch_size=batch_size, epochs=1, callbacks=callbacks, verbose=0)
     for callback in callbacks:

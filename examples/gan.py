@@ -3,8 +3,10 @@
 The keras.io DCGAN pattern: `compile()` gets no optimizer, the model holds a
 discriminator optimizer and a generator optimizer and its `train_step` calls
 `apply_gradients` on each. GradientMonitor finds both optimizers on the
-model and logs the gradients each one applies (the tags name the
-optimizer). Small dense networks on the bundled 8x8 digits, no download.
+model and logs the gradients each one applies to a run of its own,
+`LOGDIR/train/d_optimizer` and `LOGDIR/train/g_optimizer` (two runs on the
+same TensorBoard charts). Small dense networks on the bundled 8x8 digits, no
+download.
 
 Run: python examples/gan.py [LOGDIR] [--quick]
 """
@@ -94,7 +96,7 @@ def main(log_dir, quick=False):
         callbacks=[GradientMonitor(log_dir)],
         verbose=0 if quick else "auto",
     )
-    print(f"Logs of both optimizers in {log_dir}/train")
+    print(f"One run per optimizer: {log_dir}/train/d_optimizer and g_optimizer")
 
 
 if __name__ == "__main__":

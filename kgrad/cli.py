@@ -124,7 +124,12 @@ def _report(args):
 
     runs = {}
     for name, logdir in zip(_run_names(args.logdirs), args.logdirs, strict=True):
-        runs[name] = report.load_run(logdir)
+        found = report.find_runs(logdir)  # one per optimizer of a GAN
+        for run_dir in found:
+            label = name if len(found) == 1 else f"{name}/{os.path.basename(run_dir)}"
+            runs[label] = report.load_run(run_dir)
+            for damage in runs[label][1].get("damaged_files", []):
+                print(f"kgrad: warning: {report.damage_note(damage)}.", file=sys.stderr)
     findings = report_json.diagnose_runs(runs)
     if args.json:
         print(report_json.runs_json(runs, findings))

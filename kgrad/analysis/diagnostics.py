@@ -19,6 +19,7 @@ Rules (thresholds in `Thresholds`):
 | kind | severity | when |
 |---|---|---|
 | `nonfinite` | error | NaN/Inf gradient entries at any logged step |
+| `zero_gradients` | error | every gradient exactly 0 at the last `window` steps |
 | `exploding` | warning | global norm grows `explosion_growth`-fold over the run |
 | `vanishing` | warning | input side < `vanishing_ratio` x output side, or its |
 |  |  | update ratio < `min_update_ratio` and the output side's not |
@@ -66,8 +67,9 @@ class Finding:
     """One verdict of the diagnosis.
 
     Attributes:
-        kind: `"vanishing"`, `"exploding"`, `"nonfinite"`, `"dead_units"`,
-            `"saturation"`, `"batchnorm_small_batch"` or `"vanishing_in_time"`.
+        kind: `"vanishing"`, `"exploding"`, `"nonfinite"`, `"zero_gradients"`,
+            `"dead_units"`, `"saturation"`, `"batchnorm_small_batch"` or
+            `"vanishing_in_time"`.
         severity: `"error"` or `"warning"`.
         layers: Layer paths concerned, input side first (for `nonfinite`: the
             layer where non-finite values first appear in backpropagation).
@@ -98,6 +100,7 @@ _TITLES = {
     "vanishing": "vanishing gradients",
     "exploding": "exploding gradients",
     "nonfinite": "non-finite (NaN/Inf) gradients",
+    "zero_gradients": "all gradients are exactly zero",
     "dead_units": "dead ReLU units",
     "saturation": "saturated sigmoid/tanh outputs",
     "batchnorm_small_batch": "BatchNorm with small batches",
@@ -178,6 +181,7 @@ def diagnose(scalars, run_info, thresholds=None):
     last = int(steps[-1]) if steps else None
     findings = (
         _nonfinite(scalars, info)
+        + _zero_gradients(scalars, info, t)
         + _exploding(scalars, info, t)
         + _vanishing(scalars, info, t)
         + _activations(scalars, info, t, "dead_units")
@@ -391,6 +395,30 @@ def _nonfinite(scalars, info):
         ("nonfinite_steps", len(steps)),
     )
     return [Finding("nonfinite", "error", origin, evidence, advice, numbers=numbers)]
+
+
+def _zero_gradients(scalars, info, t):
+    series = scalars.get("grad_norm/global", [])[-t.window :]
+    if not series or any(v != 0.0 for _, v in series):
+        return []
+    layers = tuple(layer for layer, _ in layer_profile.layers(scalars, info))
+    first, last = series[0][0], series[-1][0]
+    span = f"step {first}" if first == last else f"steps {first}-{last}"
+    evidence = (
+        f"The gradient of every variable is exactly 0.0 at {span} "
+        f"({len(series)} logged step(s)): no weight moves, the model does not "
+        "train, and the other rules have nothing to judge."
+    )
+    advice = (
+        "Usual causes: a saturated softmax/sigmoid output (a `from_logits` "
+        "mismatch: a model that outputs logits needs e.g. "
+        "`SparseCategoricalCrossentropy(from_logits=True)`; one that ends in a "
+        "softmax needs `from_logits=False`), a dead network (every ReLU unit off: "
+        "check the initialisation and the learning rate), a `stop_gradient` or "
+        "a non-differentiable op (argmax, rounding, casting to int) between the "
+        "weights and the loss, or a loss that does not depend on the outputs."
+    )
+    return [Finding("zero_gradients", "error", layers, evidence, advice)]
 
 
 def _activations(scalars, info, t, kind):

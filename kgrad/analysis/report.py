@@ -18,6 +18,7 @@ import glob
 import json
 import math
 import os
+import struct
 import textwrap
 
 from kgrad.analysis import diagnostics, layer_profile, temporal_profile
@@ -40,12 +41,40 @@ def find_event_files(logdir):
     return []
 
 
+def find_runs(logdir):
+    """The run directories of a `log_dir`: one per optimizer the run monitored.
+
+    A model trained with one optimizer has one run (`X` itself, whose files are
+    in `X/train`); a train step with several optimizers (a GAN) writes one run
+    per optimizer under `X/train/<optimizer>`.
+
+    Returns:
+        `[logdir]`, or the optimizers' run directories, sorted.
+    """
+    logdir = os.fspath(logdir)
+    if find_event_files(logdir):
+        return [logdir]
+    parent = logdir
+    if os.path.basename(os.path.normpath(logdir)) != "train":
+        parent = os.path.join(logdir, "train")
+    pattern = os.path.join(glob.escape(parent), "*", "")
+    runs = [d.rstrip(os.sep) for d in sorted(glob.glob(pattern))]
+    return [d for d in runs if find_event_files(d) == _files_in(d)] or [logdir]
+
+
+def _files_in(run_dir):
+    files = sorted(glob.glob(os.path.join(glob.escape(run_dir), "*" + _SUFFIX)))
+    return [f for f in files if "tfevents" in os.path.basename(f)] or None
+
+
 def load_run(logdir):
     """Reads the scalars and the run info of one kgrad run.
 
     When a step appears again after later steps (a new run written into the
     same directory), the data of that step and after is dropped first, as
-    TensorBoard does with orphaned data. Histograms are not read.
+    TensorBoard does with orphaned data. Histograms are not read. A damaged
+    event file (a flipped bit, a half-copied file) is read up to the damage;
+    `run_info["damaged_files"]` lists `{"file", "byte", "reason"}` of each.
 
     Args:
         logdir: The run directory `X/train` or its parent `X` (the `log_dir`
@@ -56,7 +85,8 @@ def load_run(logdir):
         `kgrad/run_info` object (`{}` if none was written).
 
     Raises:
-        ValueError: If `logdir` holds no kgrad event files or no gradient norms.
+        ValueError: If `logdir` holds no kgrad event files or no gradient norms
+            (naming the damaged files, if that is why).
     """
     logdir = os.fspath(logdir)
     if not os.path.isdir(logdir):
@@ -65,8 +95,9 @@ def load_run(logdir):
     if not files:
         raise ValueError(_no_logs_message(logdir))
     scalars, run_info, last_step = {}, {}, -math.inf
+    damaged = []
     for path in files:
-        for event in _read_events(path):
+        for event in _read_events(path, damaged):
             if not event.HasField("summary"):
                 continue
             if event.step < last_step:
@@ -80,11 +111,26 @@ def load_run(logdir):
                     if number is not None:
                         _put(scalars.setdefault(value.tag, []), event.step, number)
     if not layer_profile.norm_steps(scalars):
+        if damaged:
+            raise ValueError(
+                f"{logdir} has no gradient norm that can be read: "
+                + "; ".join(damage_note(d) for d in damaged)
+            )
         raise ValueError(
             f"{logdir} has kgrad event files but no gradient norms yet "
             "(the run stopped before its first logged step?)."
         )
+    if damaged:
+        run_info = dict(run_info, damaged_files=damaged)
     return scalars, run_info
+
+
+def damage_note(damage):
+    """One line on a damaged event file (an entry of `damaged_files`)."""
+    return (
+        f"{damage['file']} is damaged from byte {damage['byte']} "
+        f"({damage['reason']}); the records before it were read"
+    )
 
 
 def _no_logs_message(logdir):
@@ -103,20 +149,47 @@ def _no_logs_message(logdir):
     )
 
 
-def _read_events(path):
-    # Imported here: these modules are light and import no TensorFlow.
-    from tensorboard.compat.proto import event_pb2
-    from tensorboard.compat.tensorflow_stub import errors, pywrap_tensorflow
+def _read_events(path, damaged=None):
+    """The events of one file, up to the first damaged record.
 
-    reader = pywrap_tensorflow.PyRecordReader_New(path)
-    while True:
-        try:
-            reader.GetNext()
-        except errors.OutOfRangeError:
+    Records are TFRecords: a length, its CRC, the data, its CRC. Reading stops
+    at the first record that fails a check or does not parse; it is appended
+    to `damaged` as `{"file", "byte", "reason"}`.
+    """
+    # Imported here: these modules are light and import no TensorFlow.
+    from google.protobuf.message import DecodeError
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    with open(path, "rb") as file:
+        data = file.read()
+    offset = 0
+    while offset < len(data):
+        reason, event, end = None, None, offset + 12
+        header = data[offset : offset + 8]
+        if len(data) < end:
+            reason = "the file ends inside a record header"
+        elif masked_crc32c(header) != struct.unpack("<I", data[offset + 8 : end])[0]:
+            reason = "record header fails its CRC check"
+        else:
+            length = struct.unpack("<Q", header)[0]
+            record = data[end : end + length]
+            crc = data[end + length : end + length + 4]
+            if len(record) < length or len(crc) < 4:
+                reason = "the file ends inside a record"
+            elif masked_crc32c(record) != struct.unpack("<I", crc)[0]:
+                reason = "record data fails its CRC check"
+            else:
+                try:
+                    event = event_pb2.Event.FromString(record)
+                except DecodeError:
+                    reason = "record is not an event"
+        if reason is not None:
+            if damaged is not None:
+                damaged.append({"file": path, "byte": offset, "reason": reason})
             return
-        except errors.DataLossError:  # a file still being written ends mid-record
-            return
-        yield event_pb2.Event.FromString(reader.record())
+        yield event
+        offset = end + length + 4
 
 
 def _scalar(value):

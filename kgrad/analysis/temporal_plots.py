@@ -10,7 +10,7 @@ Example:
 ```python
 from kgrad.analysis import report, temporal_plots
 
-scalars, run_info = report.load_run("runs/rnn")
+scalars, run_info = report.load_run("logs/rnn")
 figure = temporal_plots.heat_map_figure(scalars, run_info)  # None without RNNs
 ```
 """

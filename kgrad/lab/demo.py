@@ -238,7 +238,9 @@ def run_compare(
         seen[model] = seen.get(model, 0) + 1
         name = model if seen[model] == 1 else f"{model}_{seen[model]}"
         config = RunConfig(model, name=name, **settings)
-        runs.append(experiments.quick(config) if quick else config)
+        experiments.validate(config)  # before `quick` replaces any setting
+        sizes = {k: settings[k] for k in ("steps", "batch_size") if k in settings}
+        runs.append(experiments.quick(config, **sizes) if quick else config)
     title = " vs ".join(models) if len(models) > 1 else models[0]
     found = Experiment(experiment, title, "", tuple(runs))
     out = out or os.path.join(logdir, experiment, "RESULTS.md")

@@ -200,7 +200,7 @@ def train(config, log_dir, *, experiment="", seed=0, stream=None):
 
     Example:
         ```python
-        result = train(RunConfig("mlp_sigmoid", epochs=1), "runs/try/mlp_sigmoid")
+        result = train(RunConfig("mlp_sigmoid", epochs=1), "logs/try/mlp_sigmoid")
         result.first_ratio  # far below 1e-3
         ```
     """
@@ -217,12 +217,20 @@ def train(config, log_dir, *, experiment="", seed=0, stream=None):
             x_test=ds.x_test[keep],
             y_test=ds.y_test[keep],
         )
-    model = zoo.build(
-        config.model,
-        input_shape=ds.input_shape,
-        num_classes=ds.output_units,
-        **config.model_kwargs,
-    )
+    try:
+        model = zoo.build(
+            config.model,
+            input_shape=ds.input_shape,
+            num_classes=ds.output_units,
+            **config.model_kwargs,
+        )
+    except ValueError as error:
+        if "input_shape" not in str(error):
+            raise
+        raise ValueError(
+            f"Model {config.model!r} cannot train on data set {ds.name!r}, whose "
+            f"examples have shape {tuple(ds.input_shape)} ({error})"
+        ) from None
     optimizer_class = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
     optimizer = optimizer_class[config.optimizer](
         learning_rate=config.learning_rate, clipnorm=config.clipnorm
@@ -356,7 +364,7 @@ _QUICK_DATA = {
 }
 
 
-def quick(config):
+def quick(config, steps=3, batch_size=16):
     """The tiny version of a run, for tests: a few steps of a tiny model.
 
     Zoo families get small widths and depths, the sequence tasks length 10
@@ -366,6 +374,9 @@ def quick(config):
 
     Args:
         config: A `RunConfig`.
+        steps: Steps to train (the user's `--steps`). Defaults to `3`.
+        batch_size: The batch size (the user's `--batch-size`). Defaults to
+            `16`.
 
     Returns:
         A new `RunConfig`.
@@ -375,8 +386,8 @@ def quick(config):
         config,
         model_kwargs={**config.model_kwargs, **_QUICK_MODEL.get(family, {})},
         data_kwargs={**config.data_kwargs, **_QUICK_DATA.get(config.data_name, {})},
-        steps=3,
-        batch_size=16,
+        steps=steps,
+        batch_size=batch_size,
         eval_every=1,
         run_eagerly=True,
         subsample=64,

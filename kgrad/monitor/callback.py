@@ -9,16 +9,15 @@ import numpy as np
 import tensorflow as tf
 
 from kgrad import checks
-from kgrad.analysis import diagnostics
-from kgrad.analysis.history import ScalarHistory
-from kgrad.monitor import replicas, run_files, summaries
+from kgrad.monitor import keras_hooks, ownership, replicas, run_files, summaries
 from kgrad.monitor import schedule as schedule_lib
 from kgrad.monitor.attributes import forwarded, read_only
 from kgrad.monitor.capture import GradientCapture
 from kgrad.monitor.findings_channel import FindingsChannel
+from kgrad.monitor.optimizers import checked_optimizers
 from kgrad.monitor.packed import record_statistics
+from kgrad.monitor.step_logger import StepLogger
 from kgrad.monitor.tag_filter import TagFilter, check_patterns
-from kgrad.monitor.temporal import layer_name
 from kgrad.monitor.worker import Worker
 
 _ON_NONFINITE = ("warn", "stop", "raise")
@@ -58,10 +57,11 @@ class GradientMonitor(keras.callbacks.Callback):
             have passed since the last one (so a loop of short `fit` calls
             does not pay it each time); 0 draws it after every `fit`, `None`
             never. Defaults to `300`.
-        thresholds: `kgrad.analysis.diagnostics.Thresholds` of the diagnosis printed at
-            each epoch end (findings are printed when they appear and when
-            they clear, and written to the `kgrad/findings` text tag); `None`
-            for the defaults. Defaults to `None`.
+        thresholds: `kgrad.analysis.diagnostics.Thresholds` of the diagnosis
+            made at each epoch end (findings are reported when they appear
+            and when they clear, across all `fit` calls of the monitor, and
+            written to the `kgrad/findings` text tag); `None` for the
+            defaults. Defaults to `None`.
         include: Variable paths to tag: a shell-style pattern or a list
             (`fnmatch`, e.g. `"block1*"`), `None` for all; see
             `kgrad.monitor.tag_filter`. Read-only. Defaults to `None`.
@@ -75,10 +75,21 @@ class GradientMonitor(keras.callbacks.Callback):
         on_finding: `None` or a callable `(finding, monitor)` called with each
             new `kgrad.analysis.diagnostics.Finding`; it may set
             `monitor.model.stop_training = True`. Defaults to `None`.
+        optimizers: The optimizers to monitor, for train steps that apply
+            optimizers the model does not hold; `None` monitors
+            `model.optimizer` and every optimizer the model holds as an
+            attribute, in a list or in a dict (a custom `train_step` with
+            several optimizers: each is logged under `log_dir/train/<name>`).
+            Defaults to `None`.
+
+    Raises:
+        ValueError: On a Keras backend other than TensorFlow.
+        TypeError: For an argument named as in `keras.callbacks.TensorBoard` or
+            kgrad's former names (`norm_freq`, `histogram_freq`).
 
     Attributes:
-        findings: The findings of the current or last `fit` as data
-            (`findings.current`, `findings.history`).
+        findings: The findings of every `fit` of the monitor as data
+            (`findings.current`, `findings.history`, `findings.runs`).
 
     Example:
 
@@ -116,10 +127,12 @@ class GradientMonitor(keras.callbacks.Callback):
         per_layer=False,
         verbose=1,
         on_finding=None,
+        optimizers=None,
         **kwargs,
     ):
         schedule_lib.reject_renamed("GradientMonitor", kwargs)
         super().__init__()
+        keras_hooks.require_tensorflow_backend()
         self._schedule = schedule_lib.Schedule(
             norms_every=norms_every,
             histograms_every=histograms_every,
@@ -159,14 +172,18 @@ class GradientMonitor(keras.callbacks.Callback):
         self.on_nonfinite = on_nonfinite
         self.figure_secs = figure_secs
         self.thresholds = thresholds
+        self.optimizers = checked_optimizers(optimizers)
         self._capture = None
         self._writer = None
         self._worker = None
         self._last_figure = None
+        self._logger = None  # the runs, steps and findings, across fits
+        self._seen = 0  # train steps run under this monitor, across fits
 
     # -- Keras hooks -------------------------------------------------------
     def set_model(self, model):
-        if getattr(model, "optimizer", None) is None:
+        keras_hooks.require_tensorflow_backend()
+        if getattr(model, "optimizer", None) is None and not self.optimizers:
             raise ValueError(
                 "GradientMonitor needs a compiled model: call `model.compile()` "
                 f"first. Received: model={getattr(model, 'name', model)!r} "
@@ -182,74 +199,104 @@ class GradientMonitor(keras.callbacks.Callback):
         super().set_model(model)
 
     def on_train_begin(self, logs=None):
-        writer = run_files.open_writer(self.log_dir, self.model.distribute_strategy)
+        if replicas.is_chief(self.model.distribute_strategy):
+            run_files.check_writable(self.log_dir)
+        ownership.take_over(self.model, self)
         if self._worker is None:
             self._worker = Worker()
         self._worker.drain()  # the previous fit's figure, if any, is written
-        self._writer = writer
+        if self._logger is None:
+            self._logger = StepLogger(self.log_dir, self._worker)
         if self._capture is None or not self._capture.serves(self.model):
-            self._capture = GradientCapture(self.model, bins=self.histogram_bins)
-        self._tags = self._tag_filter(self._capture.paths)
+            self._capture = GradientCapture(
+                self.model, bins=self.histogram_bins, optimizers=self.optimizers
+            )
         self._capture.install()
+        self._logger.begin_fit(
+            self.model, self._capture, self._tag_filter(self._capture.paths)
+        )
         self._pending = None
-        self._run_info = None
-        self._history = ScalarHistory()
-        self._channel.reset()
-        self._step = None
-        self._last_step = int(self.model.optimizer.iterations.numpy())
-        self._epoch_base = self._last_step
+        self._carry = None
+        self._armed_this_fit = False
+        self._stopping = False
+        self._epoch_base = self._seen
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_base = self._last_step
+        self._epoch_base = self._seen
         self._epoch_start = True
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._write_pending()
         first = self._epoch_base + batch + 1
         last = first + self.model.steps_per_execution - 1
+        steps = (self.params or {}).get("steps")
+        if steps:  # a short last chunk of `steps_per_execution`
+            last = min(last, self._epoch_base + steps)
+        self._seen = last
         norms, histograms = self._schedule.due(first, last, self._epoch_start)
         self._epoch_start = False
+        if self._carry is not None:  # the due step did not update: try again
+            norms, histograms = norms or self._carry[0], histograms or self._carry[1]
+            self._carry = None
         if norms or histograms:
             self._capture.arm(histograms=histograms)
-            self._pending = (norms, histograms)
+            self._pending = (norms, histograms, first)
+            self._armed_this_fit = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._write_pending()
 
     def on_epoch_end(self, epoch, logs=None):
         self._write_pending()
-        self._last_step = int(self.model.optimizer.iterations.numpy())
         self._worker.drain()
         self._report_findings()
-        self._worker.submit(self._writer.flush)
+        for log in self._logger.logs.values():
+            self._worker.submit(log.writer.flush)
 
     def on_train_end(self, logs=None):
         try:
             self._write_pending()
             self._worker.drain()
             self._report_findings()
+            if self._armed_this_fit:
+                self._logger.warn_if_fit_logged_nothing()
         finally:
             self._capture.uninstall()
-            if self._figure_due():
+            ownership.release(self.model)
+            self._logger.end_fit()
+            figures = self._figure_due()
+            if figures:
                 self._last_figure = time.monotonic()
-                figure = functools.partial(
-                    run_files.write_gradient_flow,
-                    self._writer,
-                    self.log_dir,
-                    self._history.scalars(),
-                    self._run_info,
-                    self._step,
-                    self.model.name,
-                )
-                self._worker.submit(figure)
-            self._worker.submit(self._writer.close)
+            for log in self._logger.logs.values():
+                if figures and log.last_step is not None:
+                    self._submit_figure(log)
+                self._worker.submit(log.writer.close)
+
+    def _submit_figure(self, log):
+        name = "gradient_flow.png"
+        if log.label:
+            name = f"gradient_flow_{log.label}.png"
+        figure = functools.partial(
+            run_files.write_gradient_flow,
+            log.writer,
+            os.path.join(self.log_dir, name),
+            log.history.scalars(),
+            log.run_info,
+            log.last_step,
+            self.model.name,
+        )
+        self._worker.submit(figure)
 
     def _figure_due(self):
-        if self.figure_secs is None or self._step is None:
+        logs = self._logger.logs.values() if self._logger else []
+        logged = any(log.last_step is not None for log in logs)
+        if self.figure_secs is None or not logged:
             return False
         last = self._last_figure
         return last is None or time.monotonic() - last >= self.figure_secs
 
     @property
     def findings(self):
-        """The findings of the current (or last) `fit`: `.current`, `.history`."""
+        """The findings of every `fit`: `.current`, `.history`, `.runs`."""
         return self._channel.log
 
     def _tag_filter(self, paths):
@@ -318,87 +365,38 @@ class GradientMonitor(keras.callbacks.Callback):
         """Reads the pending capture (one host transfer) and queues its writing."""
         if self._pending is None:
             return
-        norms, histograms = self._pending
+        norms, histograms, due = self._pending
         self._pending = None
-        captured = self._capture.read()
-        if captured is None:
-            return
-        self._worker.submit(
-            functools.partial(self._log_step, captured, norms, histograms),
-            inline=True,
-        )
-        if norms and captured["skipped"] == 0 and captured["nonfinite"].sum() > 0:
+        nonfinite, retry = self._logger.write(norms, histograms, due)
+        if retry:  # an optimizer did not update: the next batch is logged
+            self._carry = (norms, histograms)
+        if nonfinite:
             self._handle_nonfinite()
 
-    def _log_step(self, captured, norms, histograms):
-        """Writes one captured step (inline, or in the worker if it is busy)."""
-        paths = self._tags.paths
-        captured = self._tags.select(captured)
-        layers = [(layer.path, kind) for layer, kind in self._capture.probes]
-        layers = self._tags.select_layers(captured, layers)
-        recurrent = [layer_name(layer) for layer in self._capture.temporal.layers]
-        scalars = summaries.step_scalars(
-            captured, paths, layers, norms=norms, recurrent=recurrent
-        )
-        values = summaries.step_histograms(captured, paths) if histograms else []
-        step = int(captured["step"])
-        if self._run_info is None:
-            self._run_info = self._describe_run(captured)
-            values.append(summaries.run_info_value(self._run_info))
-            values.append(summaries.custom_scalars_value(paths))
-        self._writer.write(step, values, scalars)
-        self._writer.flush()
-        self._history.add(step, scalars)
-        self._step = step
-
     # -- diagnosis (main thread, after the worker is drained) ---------------
-    def _diagnose(self):
-        return diagnostics.diagnose(
-            self._history.scalars(), self._run_info or {}, self.thresholds
-        )
-
     def _report_findings(self):
-        if self._step is None:
-            return
-        if self._channel.update(self._diagnose(), self):
-            active = self._channel.log.current
-            text = "\n\n".join(f"- {f.message()}" for f in active)
-            value = summaries.text_value(
-                "kgrad/findings", text or "No gradient problem found."
-            )
-            self._worker.submit(
-                functools.partial(self._writer.write, self._step, [value])
-            )
+        for log in self._logger.logs.values():
+            log.report_findings(self.thresholds, self._worker, self._channel, self)
 
     def _handle_nonfinite(self):
         self._worker.drain()
         if self.on_nonfinite == "raise":
-            finding = next(f for f in self._diagnose() if f.kind == "nonfinite")
-            raise FloatingPointError(f"kgrad: {finding.message()}")
+            self._capture.uninstall()
+            ownership.release(self.model)
+            for log in self._logger.logs.values():
+                finding = next(
+                    (f for f in log.diagnose(self.thresholds) if f.kind == "nonfinite"),
+                    None,
+                )
+                if finding is not None:
+                    raise FloatingPointError(f"kgrad: {finding.message()}")
         self._report_findings()
-        if self.on_nonfinite == "stop":
+        if self.on_nonfinite == "stop" and not self._stopping:
+            self._stopping = True
             self.model.stop_training = True
             self._channel.say(
                 "non-finite gradients: training stops (on_nonfinite='stop')."
             )
-
-    def _describe_run(self, captured):
-        batch_size = captured["batch_size"]
-        layers = self.model._flatten_layers(include_self=False, recursive=True)
-        return {
-            "model": self.model.name,
-            "variables": self._tags.paths,
-            "layers": [[layer.path, kind] for layer, kind in self._capture.probes],
-            "batchnorm_layers": [
-                layer.path
-                for layer in layers
-                if isinstance(layer, keras.layers.BatchNormalization)
-            ],
-            "batch_size": None if np.isnan(batch_size) else int(batch_size),
-            "recurrent_layers": [
-                layer_name(layer) for layer in self._capture.temporal.layers
-            ],
-        }
 
 
 def _is_positive_int(value):

@@ -4,10 +4,16 @@ How it works, and why:
 
 - Keras computes gradients inside the compiled train function and hands them
   to `optimizer.apply(grads, variables)`; callbacks never see them. The capture
-  wraps `apply` on the model's optimizer instance, so it sees exactly the
-  gradients the optimizer applies, from any train step that uses the optimizer
-  (Sequential, functional, subclassed, nested, custom `train_step`), before
-  clipping and, under mixed precision, divided by the loss scale.
+  wraps `apply` on every optimizer the train step may call (`model.optimizer`
+  and those the model holds, see `kgrad.monitor.optimizers`), so it sees
+  exactly the gradients each optimizer applies, from any train step
+  (Sequential, functional, subclassed, nested, custom `train_step` with
+  several optimizers), before clipping and, under mixed precision, divided by
+  the loss scale. Each optimizer has its own statistics vector (a channel).
+- With `gradient_accumulation_steps`, the gradient logged is the one applied
+  (the average of the accumulated batches) at the batch that updates; the
+  batches that only accumulate, like the steps a loss-scale optimizer skips,
+  are marked not `applied`, and the callback arms the next batch instead.
 - The statistics are traced into a *second* train function, built from the
   model's own `train_step` with `make_train_function`. The model's own train
   function stays as Keras made it, and a dispatcher installed as
@@ -40,8 +46,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgrad.monitor import keras_hooks
+from kgrad.monitor import keras_hooks, naming
 from kgrad.monitor import stats as stats_lib
+from kgrad.monitor.optimizers import find_optimizers
 from kgrad.monitor.packed import gradient_fields, statistics_layout
 from kgrad.monitor.replicas import all_reduce, all_reduce_present
 from kgrad.monitor.temporal import TemporalProbe
@@ -79,29 +86,54 @@ def probed_layers(model):
     return [(layer, kind) for layer in layers if (kind := activation_kind(layer))]
 
 
+class Channel:
+    """One monitored optimizer: its slot name and its statistics vector.
+
+    Attributes:
+        name: Slot name (see `kgrad.monitor.optimizers`).
+        optimizer: The optimizer.
+        traced: Whether the logging twin of the train step calls it.
+    """
+
+    def __init__(self, name, optimizer, size):
+        self.name = name
+        self.optimizer = optimizer
+        self.traced = False
+        self.captures_read = 0.0
+        self.stats = tf.Variable(
+            tf.zeros([size], tf.float64),
+            trainable=False,
+            name="kgrad_stats",
+            synchronization=tf.VariableSynchronization.ON_READ,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
+
+
 class GradientCapture:
     """Installs the capture of gradient statistics into a compiled model.
 
     Args:
         model: A compiled `keras.Model`.
         bins: Histogram buckets per variable. Defaults to `30`.
+        optimizers: Optimizers to monitor, or `None` for every optimizer the
+            model holds. Defaults to `None`.
     """
 
-    def __init__(self, model, bins=30):
+    def __init__(self, model, bins=30, optimizers=None):
         self.model = model
         self.bins = bins
         self.variables = list(model.trainable_variables)
-        self.paths = [v.path for v in self.variables]
+        self.paths = naming.variable_names(self.variables)
         self.probes = probed_layers(model)
+        self.layer_names = naming.layer_names([layer for layer, _ in self.probes])
         self.temporal = TemporalProbe(model)
         self.layout = statistics_layout(
             len(self.variables), bins, len(self.probes), len(self.temporal.layers)
         )
         self._index = {id(v): i for i, v in enumerate(self.variables)}
-        self._optimizer = model.optimizer
+        self._explicit = optimizers
         self._recording = False
         self._armed = False
-        self._captures_read = 0.0
         self._batch_size = tf.constant(np.nan, tf.float64)
         self._probe_outputs = {}
         self._restore = []
@@ -115,22 +147,28 @@ class GradientCapture:
                 synchronization=tf.VariableSynchronization.ON_READ,
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
             )
-            self._stats = tf.Variable(
-                tf.zeros([self.layout.size], tf.float64),
-                trainable=False,
-                name="kgrad_stats",
-                synchronization=tf.VariableSynchronization.ON_READ,
-                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-            )
+            self.channels = [
+                Channel(name, optimizer, self.layout.size)
+                for name, optimizer in find_optimizers(model, optimizers)
+            ]
         self._plain_function = None
         self._logging_function = None
 
+    @property
+    def traced_channels(self):
+        """The channels whose optimizer the train step calls (known once traced)."""
+        return [c for c in self.channels if c.traced]
+
     # -- installation -----------------------------------------------------
     def install(self):
-        """Wraps the optimizer and activations and installs the dispatcher."""
+        """Wraps the optimizers and activations and installs the dispatcher."""
+        if self.installed():  # left over from a `fit` stopped by an exception
+            self.uninstall()
         model = self.model
-        optimizer = model.optimizer
-        self._patch(optimizer, "apply", self._wrap_apply(optimizer.apply))
+        for channel in self.channels:
+            optimizer = channel.optimizer
+            wrapped = self._wrap_apply(channel, optimizer.apply)
+            self._patch(optimizer, "apply", wrapped)
         for layer, kind in self.probes:
             attribute = keras_hooks.activation_function_of(layer)
             function = getattr(layer, attribute)
@@ -143,6 +181,10 @@ class GradientCapture:
             model, self._make_dispatcher(), self._plain_function, self._restore
         )
 
+    def installed(self):
+        """Whether the wrappers are in place (between `install` and `uninstall`)."""
+        return bool(self._restore)
+
     def serves(self, model):
         """Whether this capture (and its traced logging function) fits `model`.
 
@@ -150,9 +192,10 @@ class GradientCapture:
         traced once; recompiling or changing the trainable variables needs a
         new one.
         """
+        found = find_optimizers(model, self._explicit)
         return (
             model is self.model
-            and model.optimizer is self._optimizer
+            and [id(o) for _, o in found] == [id(c.optimizer) for c in self.channels]
             and [id(v) for v in model.trainable_variables] == list(self._index)
         )
 
@@ -172,7 +215,10 @@ class GradientCapture:
         def train_step_with_batch_size(data):
             first = tf.nest.flatten(data)[0]
             capture._batch_size = tf.cast(tf.shape(first)[0], tf.float64)
-            return train_step(data)
+            logs = train_step(data)
+            # Later steps of a `steps_per_execution` chunk are not captured.
+            capture._flag.assign(0)
+            return logs
 
         return keras_hooks.trace_train_function(
             self.model, train_step_with_batch_size, self._restore
@@ -183,11 +229,18 @@ class GradientCapture:
 
         def train_function(iterator):
             if not capture._armed:
-                return capture._plain_function(iterator)
+                try:
+                    return capture._plain_function(iterator)
+                except BaseException:
+                    capture.uninstall()  # `fit` fails: leave the model as it was
+                    raise
             capture._armed = False
             capture._recording = True
             try:
                 return capture._logging_function(iterator)
+            except BaseException:
+                capture.uninstall()  # `fit` fails: leave the model as it was
+                raise
             finally:
                 capture._recording = False
 
@@ -204,16 +257,19 @@ class GradientCapture:
         self._armed = True
 
     def read(self):
-        """Returns the captured statistics as a dict of numpy arrays.
+        """Returns `[(channel, statistics)]` of the channels that captured.
 
-        One host transfer. Returns `None` when nothing new was captured since
-        the last read (its `capture_count` did not change).
+        One host transfer per optimizer the train step calls; the statistics
+        are a dict of numpy arrays. A channel is left out when nothing new was
+        captured since the last read (its `capture_count` did not change).
         """
-        values = self.layout.unpack(self._stats.numpy())
-        if values["capture_count"] == self._captures_read:
-            return None
-        self._captures_read = values["capture_count"]
-        return values
+        out = []
+        for channel in self.traced_channels:
+            values = self.layout.unpack(channel.stats.numpy())
+            if values["capture_count"] != channel.captures_read:
+                channel.captures_read = values["capture_count"]
+                out.append((channel, values))
+        return out
 
     # -- in the traced train step -----------------------------------------
     def _wrap_probe(self, function, layer, kind):
@@ -221,20 +277,21 @@ class GradientCapture:
 
         def probe(*args, **kwargs):
             outputs = function(*args, **kwargs)
-            if capture._recording:
-                capture._probe_outputs[id(layer)] = outputs
+            if capture._recording:  # a shared layer runs several times
+                capture._probe_outputs.setdefault(id(layer), []).append(outputs)
             return outputs
 
         probe.__name__ = getattr(function, "__name__", "probe")
         return probe
 
-    def _wrap_apply(self, apply):
+    def _wrap_apply(self, channel, apply):
         capture = self
-        optimizer = self.model.optimizer
+        optimizer = channel.optimizer
 
         def apply_and_capture(grads, trainable_variables=None):
             if not capture._recording:
                 return apply(grads, trainable_variables)
+            channel.traced = True
             grads = list(grads)
             if trainable_variables is None:
                 variables = keras_hooks.optimizer_variables(optimizer)
@@ -244,11 +301,13 @@ class GradientCapture:
             with tf.name_scope("kgrad"):  # profiles tell kgrad's ops apart
                 scale = keras_hooks.loss_scale(optimizer)
                 skipped = keras_hooks.skipped_by_loss_scaling(optimizer, grads)
+                updates = keras_hooks.updates_now(optimizer)
                 step = tf.cast(optimizer.iterations, tf.float64) + 1.0
                 # Under tf.distribute the gradients here are one replica's share:
                 # sum them as the optimizer will. All-reduces must stay outside
                 # `tf.cond` (no cross-replica sync inside control flow).
                 reduced = all_reduce_present(grads)
+                reduced = keras_hooks.applied_gradients(optimizer, reduced, variables)
                 probed = (capture._activation_values(), *capture.temporal.values(scale))
                 capture._probe_outputs = {}
                 armed = capture._flag > 0
@@ -264,7 +323,12 @@ class GradientCapture:
                 tf.cond(
                     armed,
                     lambda: capture._assign_statistics(
-                        reduced, variables, scale, skipped, step, before, probed
+                        channel,
+                        reduced,
+                        variables,
+                        dict(scale=scale, skipped=skipped, applied=updates, step=step),
+                        before,
+                        probed,
                     ),
                     lambda: None,
                 )
@@ -284,10 +348,9 @@ class GradientCapture:
             zeros.append(tf.zeros([len(indices), entries], first.dtype))
         return zeros
 
-    def _assign_statistics(
-        self, grads, variables, scale, skipped, step, before, probed
-    ):
-        if keras_hooks.is_loss_scaled(self.model.optimizer):
+    def _assign_statistics(self, channel, grads, variables, header, before, probed):
+        scale = header["scale"]
+        if keras_hooks.is_loss_scaled(channel.optimizer):
             grads = [_divide(g, scale) if g is not None else None for g in grads]
         values, missing = gradient_fields(
             grads, variables, self._index, self.bins, self._flag > 1
@@ -298,9 +361,10 @@ class GradientCapture:
         weight_sq = stats_lib.sum_of_squares(after.with_matrices(before))
         update_sq = stats_lib.sum_of_squares(after.with_matrices(updates))
         values.update(
-            capture_count=self._stats[0] + 1.0,  # tells the host a capture is new
-            step=step,
-            skipped=skipped,
+            capture_count=channel.stats[0] + 1.0,  # tells the host a capture is new
+            step=header["step"],
+            skipped=header["skipped"],
+            applied=header["applied"],
             loss_scale=scale,
             batch_size=self._batch_size,
             weight_sq=weight_sq,
@@ -309,8 +373,7 @@ class GradientCapture:
             temporal=probed[1],
             temporal_length=probed[2],
         )
-        self._stats.assign(self.layout.pack(values))
-        self._flag.assign(0)
+        channel.stats.assign(self.layout.pack(values))
 
     def _activation_values(self):
         """`[m, 2]` statistics of the probed layers; NaN for those that did not run."""
@@ -323,7 +386,7 @@ class GradientCapture:
         if not ran:
             return tf.fill([m, 2], tf.constant(np.nan, tf.float64))
         rows = stats_lib.activation_statistics(
-            [self._probe_outputs[id(self.probes[i][0])] for i in ran],
+            [_all_calls(self._probe_outputs[id(self.probes[i][0])]) for i in ran],
             [self.probes[i][1] for i in ran],
         )
         rows = all_reduce([rows], mean=True)[0]
@@ -339,6 +402,16 @@ class GradientCapture:
             f"{', '.join(missing)}",
             stacklevel=2,
         )
+
+
+def _all_calls(outputs):
+    """The outputs of all calls of a layer in one step, as one batch of units."""
+    if len(outputs) == 1:
+        return outputs[0]
+    units = {x.shape[-1] for x in outputs}
+    if len(units) > 1 or None in units:
+        return outputs[-1]  # calls on different units cannot be pooled
+    return tf.concat([tf.reshape(x, [-1, x.shape[-1]]) for x in outputs], 0)
 
 
 def _divide(grad, scale):

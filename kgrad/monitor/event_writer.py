@@ -167,7 +167,9 @@ class EventFile:
     _files_opened = itertools.count()
 
     def __init__(self, log_dir, suffix=""):
-        name = "events.out.tfevents.%010d.%s.%s.%s%s" % (
+        # The counter is zero-padded: files opened in the same second sort in
+        # the order they were opened (TensorBoard reads them in name order).
+        name = "events.out.tfevents.%010d.%s.%s.%06d%s" % (
             time.time(),
             socket.gethostname(),
             os.getpid(),

@@ -5,7 +5,11 @@
   or absl logging after `keras.config.disable_interactive_logging()`);
   `verbose=0` prints nothing.
 - `FindingLog` keeps them as data: `current` (active now) and `history`
-  (every finding in the order it appeared, with its step).
+  (every finding in the order it appeared, with its step), over every `fit`
+  of the monitor: a finding is printed once, not again at each `fit`.
+- With several optimizers each run (`log_dir/train/<name>`) is diagnosed on
+  its own: its messages read `kgrad [<name>]: ...` and `FindingLog.runs`
+  maps each run's name to its current findings.
 - `on_finding(finding, monitor)` is called for each finding that appears, on
   the training thread, at the end of the epoch that revealed it (or right
   after a logged step with NaN/Inf gradients); it may set
@@ -27,17 +31,20 @@ VERBOSE = (0, 1)
 
 
 class FindingLog:
-    """The findings of the current `fit`, as data.
+    """The findings of every `fit` of a monitor, as data.
 
     Attributes:
-        current: The `Finding`s active at the last diagnosis.
+        current: The `Finding`s active at the last diagnosis, of every run.
         history: Every `Finding` in the order it appeared (a finding that
             clears and comes back appears twice), each with its `step`.
+        runs: Dict from run name (`""` for a single optimizer, else the
+            optimizer's name) to its active `Finding`s.
     """
 
     def __init__(self):
         self.current = []
         self.history = []
+        self.runs = {}
 
     def __repr__(self):
         kinds = [f.kind for f in self.current]
@@ -55,7 +62,8 @@ class FindingsChannel:
     def __init__(self, verbose, on_finding):
         self.verbose = verbose
         self.on_finding = on_finding
-        self.reset()
+        self.log = FindingLog()
+        self._trackers = {}
 
     def __setattr__(self, name, value):
         if name == "verbose":
@@ -64,29 +72,27 @@ class FindingsChannel:
             value = check_on_finding(value)
         super().__setattr__(name, value)
 
-    def reset(self):
-        """Starts a new record (at the start of each `fit`)."""
-        self.log = FindingLog()
-        self._tracker = FindingTracker()
-
-    def update(self, findings, monitor):
-        """Takes a new diagnosis; returns whether the active findings changed."""
-        appeared, cleared = self._tracker.update(findings)
-        self.log.current = self._tracker.active
+    def update(self, findings, monitor, run=""):
+        """Takes a new diagnosis of `run`; returns whether its findings changed."""
+        tracker = self._trackers.setdefault(run, FindingTracker())
+        appeared, cleared = tracker.update(findings)
+        self.log.runs[run] = tracker.active
+        self.log.current = [f for active in self.log.runs.values() for f in active]
         self.log.history.extend(appeared)
         for finding in appeared:
-            self.say(finding.message())
+            self.say(finding.message(), run)
         for finding in cleared:
-            self.say(f"cleared: {finding.kind.replace('_', ' ')}.")
+            self.say(f"cleared: {finding.kind.replace('_', ' ')}.", run)
         if self.on_finding is not None:
             for finding in appeared:
                 self.on_finding(finding, monitor)
         return bool(appeared or cleared)
 
-    def say(self, message):
-        """Prints `kgrad: <message>` if `verbose`."""
+    def say(self, message, run=""):
+        """Prints `kgrad: <message>` (`kgrad [<run>]: ...`) if `verbose`."""
         if self.verbose:
-            keras_hooks.print_msg(f"kgrad: {message}")
+            prefix = f"kgrad [{run}]" if run else "kgrad"
+            keras_hooks.print_msg(f"{prefix}: {message}")
 
 
 def check_verbose(value):

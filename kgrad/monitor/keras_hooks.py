@@ -15,6 +15,12 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
   else gradients cannot be matched to variables.
 - `optimizer.iterations`: the update count, read on the host; else the steps
   of the event files are wrong.
+- `optimizer.gradient_accumulation_steps`, `optimizer._iterations` (batches
+  seen), `optimizer._accumulated_gradients`, `optimizer._get_variable_index`:
+  with gradient accumulation, which batch updates and the average gradient it
+  applies; else the accumulating batches are logged as steps.
+- `keras.backend.backend()`: kgrad captures with TensorFlow only; other
+  backends are refused.
 - `optimizer.built`, `optimizer.build`: builds the optimizer before the
   statistics' first trace; else the first logged step fails to trace.
 - `LossScaleOptimizer.dynamic_scale` and `.check_finite`,
@@ -150,6 +156,50 @@ def install_train_function(model, dispatcher, plain, restore):
     restore.append(lambda: setattr(model, "train_function", plain))
 
 
+def backend():
+    """The name of the Keras backend (`"tensorflow"`, `"jax"`, `"torch"`, ...)."""
+    return keras.backend.backend()
+
+
+def require_tensorflow_backend():
+    """Raises `ValueError` naming the backend unless it is TensorFlow."""
+    name = backend()
+    if name != "tensorflow":
+        raise ValueError(
+            "GradientMonitor captures gradients with the TensorFlow backend only "
+            "(set KERAS_BACKEND=tensorflow before importing keras). Received: "
+            f"Keras backend {name!r}"
+        )
+
+
+def updates_now(optimizer):
+    """float64 1.0 when this `apply` updates the weights, 0.0 if it accumulates."""
+    steps = getattr(optimizer, "gradient_accumulation_steps", None)
+    if not steps:
+        return tf.constant(1.0, tf.float64)
+    return tf.cast((optimizer._iterations + 1) % steps == 0, tf.float64)
+
+
+def applied_gradients(optimizer, grads, variables):
+    """The gradients `apply` will use: with accumulation, the batches' average.
+
+    Meaningful at the batch that updates (`updates_now`); `None` stays `None`.
+    """
+    steps = getattr(optimizer, "gradient_accumulation_steps", None)
+    if not steps:
+        return grads
+    out = []
+    for grad, variable in zip(grads, variables, strict=True):
+        if grad is None:
+            out.append(None)
+            continue
+        index = optimizer._get_variable_index(variable)
+        accumulated = optimizer._accumulated_gradients[index]
+        grad = tf.convert_to_tensor(grad)
+        out.append((grad + tf.cast(accumulated, grad.dtype)) / steps)
+    return out
+
+
 def is_loss_scaled(optimizer):
     """Whether the gradients handed to `optimizer.apply` are loss-scaled."""
     return isinstance(optimizer, keras.optimizers.LossScaleOptimizer) or bool(
@@ -226,6 +276,8 @@ def check():
     verify("model.jit_compile", lambda: model.jit_compile in (True, False, "auto"))
     verify("LossScaleOptimizer.dynamic_scale/check_finite", _loss_scaling_holds)
     verify("io_utils.print_msg", _print_msg_holds)
+    verify("optimizer gradient accumulation internals", _accumulation_holds)
+    verify("keras.backend.backend", lambda: backend() == "tensorflow")
     return broken
 
 
@@ -289,3 +341,15 @@ def _print_msg_holds():
     return callable(io_utils.print_msg) and callable(
         io_utils.is_interactive_logging_enabled
     )
+
+
+def _accumulation_holds():
+    optimizer = keras.optimizers.SGD(1.0, gradient_accumulation_steps=2)
+    variable = keras.Variable([0.0])
+    build_optimizer(optimizer, [variable])
+    grad = tf.constant([2.0])
+    first = float(updates_now(optimizer))
+    optimizer.apply([grad], [variable])
+    second = float(updates_now(optimizer))
+    average = applied_gradients(optimizer, [tf.constant([4.0])], [variable])[0]
+    return (first, second, float(average[0])) == (0.0, 1.0, 3.0)

@@ -57,12 +57,14 @@ class Layout:
         return out
 
 
-HEADER = ("capture_count", "step", "skipped", "loss_scale", "batch_size")
+HEADER = ("capture_count", "step", "skipped", "applied", "loss_scale", "batch_size")
 """The scalar fields of every capture, in the order they are packed:
 
 - `capture_count`: captures so far; the host reads a capture when it changed.
 - `step`: the optimizer's update count at the step, plus one.
 - `skipped`: 1.0 when a loss-scale optimizer skips the step.
+- `applied`: 0.0 when the optimizer only accumulates the gradient (with
+  `gradient_accumulation_steps`, all batches but the one that updates).
 - `loss_scale`: the factor the gradients were divided by (1.0 without one).
 - `batch_size`: the batch the gradients come from (NaN when unknown).
 """
@@ -184,6 +186,7 @@ def record_statistics(grads, variables, step, bins, histograms):
         capture_count=1.0,
         step=step,
         skipped=0.0,
+        applied=1.0,
         loss_scale=1.0,
         batch_size=np.nan,
         weight_sq=stats_lib.sum_of_squares(weights),

@@ -14,7 +14,7 @@ from kgrad.analysis import plots
 from kgrad.monitor import event_writer, replicas, summaries
 
 
-def write_gradient_flow(writer, log_dir, scalars, run_info, step, title):
+def write_gradient_flow(writer, path, scalars, run_info, step, title):
     """Draws the gradient-flow figure (a TensorBoard image and a PNG file) and,
     for models with recurrent layers, the `kgrad/temporal_profile` heat map.
 
@@ -27,7 +27,6 @@ def write_gradient_flow(writer, log_dir, scalars, run_info, step, title):
     width, height = (int(v) for v in figure.canvas.get_width_height())
     value = summaries.image_value("kgrad/gradient_flow", png, width, height)
     writer.write(step, [value])
-    path = os.path.join(log_dir, "gradient_flow.png")
     writer.guard(lambda: _write_bytes(path, png))
     heat_map = plots.temporal_heat_map(scalars, run_info, title=title)
     if heat_map is not None:
@@ -50,11 +49,12 @@ def open_writer(log_dir, strategy):
     """
     chief = replicas.is_chief(strategy)
     if chief:
-        _check_writable(log_dir)
+        check_writable(log_dir)
     return event_writer.RunWriter(os.path.join(log_dir, "train"), enabled=chief)
 
 
-def _check_writable(log_dir):
+def check_writable(log_dir):
+    """Raises a `ValueError` naming `log_dir` when it cannot be written."""
     try:
         os.makedirs(log_dir, exist_ok=True)
         with tempfile.TemporaryFile(dir=log_dir):

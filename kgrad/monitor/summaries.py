@@ -1,7 +1,12 @@
 """TensorBoard summaries of captured gradient statistics, and the tag scheme.
 
 Tags (all under `log_dir/train`, at step = the optimizer's update count, the
-k-th update being step k, so steps run on across epochs and `fit` calls):
+k-th update being step k, so steps run on across epochs and `fit` calls; a new
+optimizer after a recompile continues from the last step of the one it
+replaces, so steps never go backwards in a log directory). When the train
+step applies several optimizers (a GAN), each writes the same tags under
+`log_dir/train/<name>`, where `<name>` is the attribute holding it
+(`d_optimizer`): one run per optimizer, each at its own update count.
 
 | tag | kind | what |
 |---|---|---|
@@ -13,7 +18,7 @@ k-th update being step k, so steps run on across epochs and `fit` calls):
 | `grad_nonfinite/global` | scalar | number of NaN/Inf gradient entries |
 | `grad_nonfinite/<path>` | scalar | the same for one variable, written only when > 0 |
 | `loss_scale/value` | scalar | mixed precision: the loss scale of the step |
-| `loss_scale/skipped` | scalar | mixed precision: 1 when the step was skipped |
+| `loss_scale/skipped` | scalar | mixed precision: batches skipped before the update |
 | `activation_zero/<layer>` | scalar | ReLU layers: share of outputs that are zero |
 | `dead_units/<layer>` | scalar | ReLU layers: share of units zero on the whole batch |
 | `saturation/<layer>` | scalar | sigmoid/tanh layers: share of outputs near a bound |
@@ -27,14 +32,22 @@ k-th update being step k, so steps run on across epochs and `fit` calls):
 | `kgrad/temporal_profile` | image | recurrent layers: timestep x logged step heat map |
 | custom scalars | layout | all layers' gradient norms on one chart |
 
-`<path>` is the Keras 3 `variable.path` (unique, e.g. `dense_01/kernel`),
-or `<layer>/(all)` for a whole layer with `per_layer=True`; `<layer>` the
-layer's path. `include`/`exclude` select the paths (`kgrad.monitor.tag_filter`).
-`<rnn>` is a recurrent layer's path (each direction of a `Bidirectional` is
-one). `<k>` is zero-padded to the digits of the last timestep; 16 timesteps
-are kept, evenly spaced from the first to the last (all of them for shorter
-sequences); for `go_backwards` layers `k` counts in processing order. Masked
-recurrent layers get no `temporal_grad` tags (see `kgrad.monitor.temporal`).
+`<path>` is the Keras 3 `variable.path` (e.g. `dense_01/kernel`), `<layer>`
+the layer's path, or its name when the path is `None` (keras.applications);
+a name that repeats gets `_2`, `_3`, ... (two weights named `w` in one layer),
+see `kgrad.monitor.naming`. One value per tag and step: with
+`gradient_accumulation_steps` the step is the update and its gradient the
+average the optimizer applies; a step that the loss-scale optimizer skips is
+not written, the next batch is logged instead and `loss_scale/skipped` counts
+the batches skipped before it. A layer called several times in a step (shared
+weights) gets the activation statistics of all its calls together.
+With `per_layer=True`, `<path>` is `<layer>/(all)` for a whole layer;
+`include`/`exclude` select the paths (`kgrad.monitor.tag_filter`). `<rnn>` is
+a recurrent layer's path (each direction of a `Bidirectional` is one). `<k>`
+is zero-padded to the digits of the last timestep; 16 timesteps are kept,
+evenly spaced from the first to the last (all of them for shorter sequences);
+for `go_backwards` layers `k` counts in processing order. Masked recurrent
+layers get no `temporal_grad` tags (see `kgrad.monitor.temporal`).
 
 Edge cases: a variable with a `None` gradient (unconnected or frozen) gets no
 tag at that step. `IndexedSlices` gradients (from `Embedding`) are logged as
@@ -44,8 +57,7 @@ edges are that value (TensorBoard's convention); a variable without finite
 entries gets no histogram. Gradients are logged as the optimizer receives
 them: before clipping, and divided by the loss scale under mixed precision. A
 step that the loss-scale optimizer skips (its scaled gradients overflowed, as
-is normal while the scale settles) writes only `loss_scale/*`: it is not an
-explosion.
+is normal while the scale settles) is not an explosion.
 
 Summaries are built as protocol buffers, so that writing costs no TensorFlow
 op dispatch; `kgrad.monitor.event_writer` writes them.
@@ -204,8 +216,9 @@ def step_scalars(captured, paths, layers, norms=True, recurrent=()):
     skipped, loss_scale = bool(captured["skipped"]), float(captured["loss_scale"])
     items = []
     if loss_scale != 1.0:
+        skipped_batches = captured.get("skipped_batches", captured["skipped"])
         items.append(("loss_scale/value", loss_scale))
-        items.append(("loss_scale/skipped", float(skipped)))
+        items.append(("loss_scale/skipped", float(skipped_batches)))
     if skipped or not norms:
         return items
     present = np.flatnonzero(captured["has_grad"] > 0)

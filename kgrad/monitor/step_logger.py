@@ -1,0 +1,188 @@
+"""Turns the captures of logged steps into events: one run per optimizer.
+
+`StepLogger` lives as long as its `GradientMonitor`, across `fit` calls: it
+keeps one `RunLog` per optimizer slot (`log_dir/train`, or
+`log_dir/train/<slot>` when the train step applies several optimizers), the
+`StepCounter` that keeps steps increasing across recompiles, and it says so
+when a step that was due reached no monitored optimizer.
+
+A capture that is not an update (a batch that only accumulates gradients, a
+step the loss-scale optimizer skips) is not written: the caller arms the next
+batch instead, and skipped batches are counted into `loss_scale/skipped`. A
+step already written is never written again: one value per tag and step.
+
+Example:
+
+```python
+logger = StepLogger("logs/exp1", worker)
+logger.begin_fit(model, capture, tags)
+nonfinite, retry = logger.write(norms=True, histograms=False, due=1)
+```
+"""
+
+import functools
+import os
+import warnings
+
+import keras
+import numpy as np
+
+from kgrad.monitor import event_writer, keras_hooks, replicas, summaries
+from kgrad.monitor.run_log import RunLog
+from kgrad.monitor.steps import StepCounter
+from kgrad.monitor.temporal import layer_name
+
+
+class StepLogger:
+    """Writes logged steps to the run of the optimizer they went through.
+
+    Args:
+        log_dir: The monitor's `log_dir`.
+        worker: The monitor's `kgrad.monitor.worker.Worker`.
+    """
+
+    def __init__(self, log_dir, worker):
+        self.log_dir = log_dir
+        self.worker = worker
+        self.logs = {}  # slot name -> RunLog
+        self.steps = StepCounter(lambda opt: int(opt.iterations.numpy()))
+        self._model = None
+        self._capture = None
+        self._tags = None
+        self._warned_nothing = False
+
+    def begin_fit(self, model, capture, tags):
+        """Starts a `fit`: the optimizers' step offsets, this fit's counts.
+
+        Args:
+            model: The model being fit.
+            capture: Its installed `GradientCapture`.
+            tags: The monitor's `kgrad.monitor.tag_filter.TagFilter` over the
+                capture's variable names.
+        """
+        self._model, self._capture, self._tags = model, capture, tags
+        for channel in capture.channels:
+            self.steps.begin(channel.name, channel.optimizer)
+        for log in self.logs.values():
+            log.steps_this_fit = 0
+            log.run_info = None  # written again: the variables may have changed
+
+    def end_fit(self):
+        """Ends a `fit`: records the step each optimizer reached."""
+        for channel in self._capture.channels:
+            self.steps.end(channel.name)
+
+    def write(self, norms, histograms, due):
+        """Reads the capture of an armed call and queues its writing.
+
+        Args:
+            norms: Whether norms were due.
+            histograms: Whether histograms were due.
+            due: The training step that was due (for the warning).
+
+        Returns:
+            `(nonfinite, retry)`: whether a written step has NaN/Inf gradients,
+            and whether an optimizer did not update (arm the next batch).
+        """
+        results = self._capture.read()
+        if not results:
+            self._warn_nothing_captured(due)
+        nonfinite = retry = False
+        for channel, captured in results:
+            log = self._log_of(channel)
+            if captured["skipped"] or not captured["applied"]:
+                log.skipped_batches += int(captured["skipped"])
+                retry = True
+                continue
+            step = self.steps.step(channel.name, captured["step"])
+            if log.last_step is not None and step <= log.last_step:
+                continue  # this step is written already
+            captured["step"] = step
+            captured["skipped_batches"] = log.skipped_batches
+            log.skipped_batches = 0
+            log.last_step = step
+            log.steps_this_fit += 1
+            job = functools.partial(self._log_step, log, captured, norms, histograms)
+            self.worker.submit(job, inline=True)
+            nonfinite |= bool(norms and captured["nonfinite"].sum() > 0)
+        return nonfinite, retry
+
+    def warn_if_fit_logged_nothing(self):
+        """Warns at the end of a `fit` in which no due step was written."""
+        if any(log.steps_this_fit for log in self.logs.values()):
+            return
+        warnings.warn(
+            "GradientMonitor: this `fit` logged no gradient at all to "
+            f"{os.fspath(self.log_dir)!r}: no step due to be logged reached a "
+            "monitored optimizer (see the warning above).",
+            stacklevel=3,
+        )
+
+    def _log_of(self, channel):
+        log = self.logs.get(channel.name)
+        if log is None:
+            several = len(self._capture.traced_channels) > 1
+            run_dir = os.path.join(self.log_dir, "train")
+            if several:
+                run_dir = os.path.join(run_dir, channel.name)
+            chief = replicas.is_chief(self._model.distribute_strategy)
+            writer = event_writer.RunWriter(run_dir, enabled=chief)
+            log = RunLog(run_dir, writer, label=channel.name if several else "")
+            self.logs[channel.name] = log
+        return log
+
+    def _log_step(self, log, captured, norms, histograms):
+        """Writes one captured step (inline, or in the worker if it is busy)."""
+        paths = self._tags.paths
+        captured = self._tags.select(captured)
+        layers = self._tags.select_layers(captured, self._layers())
+        scalars = summaries.step_scalars(
+            captured, paths, layers, norms=norms, recurrent=self._recurrent()
+        )
+        values = summaries.step_histograms(captured, paths) if histograms else []
+        if log.run_info is None:
+            log.run_info = self._describe_run(captured)
+            values.append(summaries.run_info_value(log.run_info))
+            values.append(summaries.custom_scalars_value(paths))
+        log.write_step(int(captured["step"]), values, scalars)
+
+    def _layers(self):
+        """`(tag name, kind)` of each probed layer."""
+        kinds = [kind for _, kind in self._capture.probes]
+        return list(zip(self._capture.layer_names, kinds, strict=True))
+
+    def _recurrent(self):
+        """Tag name of each recurrent layer with a temporal profile."""
+        return [layer_name(layer) for layer in self._capture.temporal.layers]
+
+    def _describe_run(self, captured):
+        batch_size = captured["batch_size"]
+        layers = keras_hooks.all_layers(self._model)
+        return {
+            "model": self._model.name,
+            "variables": self._tags.paths,
+            "layers": [[name, kind] for name, kind in self._layers()],
+            "batchnorm_layers": [
+                layer.path or layer.name
+                for layer in layers
+                if isinstance(layer, keras.layers.BatchNormalization)
+            ],
+            "batch_size": None if np.isnan(batch_size) else int(batch_size),
+            "recurrent_layers": self._recurrent(),
+        }
+
+    def _warn_nothing_captured(self, step):
+        if self._warned_nothing:
+            return
+        self._warned_nothing = True
+        names = ", ".join(f"`{c.name}`" for c in self._capture.channels)
+        warnings.warn(
+            f"GradientMonitor: training step {step} was due to be logged, but no "
+            f"gradient reached a monitored optimizer (monitored: {names}). kgrad "
+            "sees the gradients in `optimizer.apply`/`apply_gradients`: if the "
+            "train step applies another optimizer, pass it with "
+            "`GradientMonitor(..., optimizers=[...])`; if it applies one of "
+            "these, this Keras version may not route through the hooks kgrad "
+            "uses (`kgrad.monitor.keras_hooks.check()` names the broken one).",
+            stacklevel=4,
+        )
