@@ -42,48 +42,16 @@ captured = capture.read()
 
 import warnings
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from kgrad.monitor import keras_hooks, naming
 from kgrad.monitor import stats as stats_lib
+from kgrad.monitor.activation_probes import probed_layers
 from kgrad.monitor.optimizers import find_optimizers
 from kgrad.monitor.packed import gradient_fields, statistics_layout
 from kgrad.monitor.replicas import all_reduce, all_reduce_present
 from kgrad.monitor.temporal import TemporalProbe
-
-_ACTIVATION_KINDS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}
-_PROBED_LAYERS = (
-    keras.layers.Dense,
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.SeparableConv2D,
-    keras.layers.DepthwiseConv2D,
-    keras.layers.Activation,
-)
-
-
-def activation_kind(layer):
-    """Returns `"relu"`, `"sigmoid"`, `"tanh"` or `None` for a layer.
-
-    Only layers whose activation runs once per forward pass are probed
-    (recurrent cells run theirs inside a loop).
-    """
-    if isinstance(layer, keras.layers.ReLU):
-        slope = float(getattr(layer, "negative_slope", 0.0) or 0.0)
-        return "relu" if slope == 0.0 else None
-    if not isinstance(layer, _PROBED_LAYERS):
-        return None
-    name = getattr(getattr(layer, "activation", None), "__name__", None)
-    return _ACTIVATION_KINDS.get(name)
-
-
-def probed_layers(model):
-    """Layers of `model` (nested ones included) whose activations are probed."""
-    layers = keras_hooks.all_layers(model)
-    return [(layer, kind) for layer in layers if (kind := activation_kind(layer))]
 
 
 class Channel:

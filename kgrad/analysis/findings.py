@@ -1,0 +1,123 @@
+"""What the diagnosis says: `Finding`, and the `Thresholds` of its rules.
+
+A `Finding` is one verdict in plain words (what, where, the numbers, the fix);
+`kgrad.analysis.diagnostics` makes them, the callback and `kgrad report` print
+them, `monitor.findings` and `kgrad report --json` hand them over as data.
+
+Example:
+
+>>> finding = Finding("vanishing", "warning", ("m/d1",), "It is small.", "Fix it.")
+>>> finding.message()
+'Warning: vanishing gradients in m/d1. It is small. Fix it.'
+>>> Thresholds(vanishing_ratio=1e-4).window
+5
+"""
+
+from dataclasses import dataclass
+
+from kgrad import checks
+
+SEVERITIES = ("error", "warning")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One verdict of the diagnosis.
+
+    Attributes:
+        kind: `"vanishing"`, `"exploding"`, `"nonfinite"`, `"zero_gradients"`,
+            `"dead_units"`, `"saturation"`, `"batchnorm_small_batch"` or
+            `"vanishing_in_time"`.
+        severity: `"error"` or `"warning"`.
+        layers: Layer paths concerned, input side first (for `nonfinite`: the
+            layer where non-finite values first appear in backpropagation).
+        evidence: The numbers behind the verdict.
+        advice: The fix the literature recommends.
+        step: The last logged step the diagnosis saw (`None` if unknown).
+        numbers: The numbers behind the verdict as `(name, value)` pairs
+            (`dict(finding.numbers)` for a dict), e.g. `("growth", 3.2e4)`.
+    """
+
+    kind: str
+    severity: str
+    layers: tuple[str, ...]
+    evidence: str
+    advice: str
+    step: int | None = None
+    numbers: tuple[tuple[str, float], ...] = ()
+
+    def message(self):
+        """One plain-language paragraph: what, where, the numbers, the fix."""
+        where = f" in {name_list(self.layers)}" if self.layers else ""
+        title = _TITLES.get(self.kind, self.kind)
+        head = f"{self.severity.capitalize()}: {title}{where}."
+        return f"{head} {self.evidence} {self.advice}"
+
+
+_TITLES = {
+    "vanishing": "vanishing gradients",
+    "exploding": "exploding gradients",
+    "nonfinite": "non-finite (NaN/Inf) gradients",
+    "zero_gradients": "all gradients are exactly zero",
+    "dead_units": "dead ReLU units",
+    "saturation": "saturated sigmoid/tanh outputs",
+    "batchnorm_small_batch": "BatchNorm with small batches",
+    "vanishing_in_time": "vanishing gradients through time",
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Thresholds of the rules; the defaults follow the literature.
+
+    Args:
+        vanishing_ratio: Vanishing when the input side's gradient norm is below
+            this fraction of the output side's: a drop of more than 3 orders of
+            magnitude (docs/CLAIMS.md, claim 4). Defaults to `1e-3`.
+        min_update_ratio: Vanishing also when the input side's update/weight
+            norm ratio is below this while the output side's is not: 3 orders
+            below the healthy ~1e-3 (docs/CLAIMS.md, claim 15). Defaults to `1e-6`.
+        explosion_growth: Exploding when the global gradient norm grows by this
+            factor from the first logged steps to a later window. Defaults to
+            `1e3`.
+        dead_share: Dead units when more than this share of a ReLU layer's
+            units is zero on a whole batch (docs/CLAIMS.md, claim 5). Defaults to `0.5`.
+        saturation_share: Saturation when more than this share of a sigmoid or
+            tanh layer's outputs lie within 1% of a bound, where the derivative
+            is ~0. Defaults to `0.25`.
+        min_batchnorm_batch: BatchNorm needs batches of at least this size
+            (docs/CLAIMS.md, claim 9). Defaults to `8`.
+        window: Number of last logged steps whose median is judged. Defaults
+            to `5`.
+        temporal_ratio: Vanishing through time when a recurrent layer's
+            gradient at its first timestep is below this fraction of the one at
+            its last (see `_vanishing_in_time`). Defaults to `1e-3`.
+    """
+
+    vanishing_ratio: float = 1e-3
+    min_update_ratio: float = 1e-6
+    explosion_growth: float = 1e3
+    dead_share: float = 0.5
+    saturation_share: float = 0.25
+    min_batchnorm_batch: int = 8
+    window: int = 5
+    temporal_ratio: float = 1e-3
+
+    def __post_init__(self):
+        checks.number_in("vanishing_ratio", self.vanishing_ratio, "(0, 1)")
+        checks.number_in("min_update_ratio", self.min_update_ratio, "(0, 1)")
+        checks.number_in("temporal_ratio", self.temporal_ratio, "(0, 1)")
+        checks.number_in("dead_share", self.dead_share, "[0, 1)")
+        checks.number_in("saturation_share", self.saturation_share, "[0, 1)")
+        checks.number_in("explosion_growth", self.explosion_growth, "(1, inf)")
+        checks.positive_ints(
+            min_batchnorm_batch=self.min_batchnorm_batch, window=self.window
+        )
+
+
+def name_list(names, limit=3):
+    """`a, b, c and 2 more`: a short list of names for a message."""
+    names = list(names)
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
