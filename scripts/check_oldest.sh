@@ -31,4 +31,4 @@ PY
 
 cd "$ROOT"
 TF_CPP_MIN_LOG_LEVEL=2 "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
-    tests/test_callback.py tests/test_keras_hooks.py
+    tests/test_callback.py tests/test_keras_hooks.py tests/test_workflows.py

@@ -152,17 +152,7 @@ def _vanishing(scalars, info, t):
             ("ratio", ratio[first]),
             ("threshold", t.vanishing_ratio),
         )
-        return [
-            Finding(
-                "vanishing",
-                "warning",
-                tuple(concerned),
-                evidence,
-                advice,
-                numbers=numbers,
-            )
-        ]
-    if update[first] < t.min_update_ratio <= update[last]:
+    elif update[first] < t.min_update_ratio <= update[last]:
         concerned = [
             names[i] for i in range(len(names)) if update[i] < t.min_update_ratio
         ]
@@ -177,17 +167,10 @@ def _vanishing(scalars, info, t):
             ("output_update_ratio", update[last]),
             ("threshold", t.min_update_ratio),
         )
-        return [
-            Finding(
-                "vanishing",
-                "warning",
-                tuple(concerned),
-                evidence,
-                advice,
-                numbers=numbers,
-            )
-        ]
-    return []
+    else:
+        return []
+    layers = tuple(concerned)
+    return [Finding("vanishing", "warning", layers, evidence, advice, numbers=numbers)]
 
 
 def _growth(values, k):
