@@ -123,3 +123,20 @@ def test_mirrored_temporal_profile_is_all_reduced():
     np.testing.assert_allclose(out["logged"], out["expected"], rtol=1e-5)
     # One replica's share alone would be a different profile.
     assert not np.allclose(out["one_replica"], out["expected"], rtol=1e-2)
+
+
+def test_mirrored_activation_statistics_average_each_replicas_own_share(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "mirrored_activations.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**ENV, "PYTHONPATH": str(SCRIPTS.parent.parent)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == 2
+    assert out["logged"] == pytest.approx(out["replica_mean"], abs=1e-6)
+    # Outputs pooled across replicas (a race between the replicas' threads)
+    # would give other numbers: every unit lives on the first half.
+    assert out["pooled"][1] != pytest.approx(out["replica_mean"][1], abs=0.1)

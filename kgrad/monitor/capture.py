@@ -40,6 +40,7 @@ captured = capture.read()
 ```
 """
 
+import threading
 import warnings
 
 import numpy as np
@@ -246,7 +247,8 @@ class GradientCapture:
         def probe(*args, **kwargs):
             outputs = function(*args, **kwargs)
             if capture._recording:  # a shared layer runs several times
-                capture._probe_outputs.setdefault(id(layer), []).append(outputs)
+                mine = capture._probe_outputs.setdefault(threading.get_ident(), {})
+                mine.setdefault(id(layer), []).append(outputs)
             return outputs
 
         probe.__name__ = getattr(function, "__name__", "probe")
@@ -277,7 +279,7 @@ class GradientCapture:
                 reduced = all_reduce_present(grads)
                 reduced = keras_hooks.applied_gradients(optimizer, reduced, variables)
                 probed = (capture._activation_values(), *capture.temporal.values(scale))
-                capture._probe_outputs = {}
+                capture._probe_outputs.pop(threading.get_ident(), None)
                 armed = capture._flag > 0
                 before = tf.cond(
                     armed,
@@ -344,17 +346,19 @@ class GradientCapture:
         channel.stats.assign(self.layout.pack(values))
 
     def _activation_values(self):
-        """`[m, 2]` statistics of the probed layers; NaN for those that did not run."""
+        """`[m, 2]` statistics of the probed layers; NaN for those that did not run.
+
+        Each replica of a `MirroredStrategy` traces its step in its own thread:
+        the outputs are kept per thread, so that each replica summarises its
+        own share of the batch before the replicas' rows are averaged.
+        """
         m = len(self.probes)
-        ran = [
-            i
-            for i, (layer, _) in enumerate(self.probes)
-            if id(layer) in self._probe_outputs
-        ]
+        outputs = self._probe_outputs.get(threading.get_ident(), {})
+        ran = [i for i, (layer, _) in enumerate(self.probes) if id(layer) in outputs]
         if not ran:
             return tf.fill([m, 2], tf.constant(np.nan, tf.float64))
         rows = stats_lib.activation_statistics(
-            [_all_calls(self._probe_outputs[id(self.probes[i][0])]) for i in ran],
+            [_all_calls(outputs[id(self.probes[i][0])]) for i in ran],
             [self.probes[i][1] for i in ran],
         )
         rows = all_reduce([rows], mean=True)[0]
