@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from kgrad import GradientMonitor, zoo  # noqa: E402
+from kgrad.lab.machine import load_average  # noqa: E402
 
 MODELS = ("mlp_relu_he", "cnn_bn", "resnet18", "lstm", "transformer_small")
 OVERRIDES = {"cnn_bn": {"input_shape": (16, 16, 3)}}
@@ -225,8 +226,7 @@ def main(argv=None):
     """Runs the measurement; returns the markdown section."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    with open("/proc/loadavg") as f:
-        load_before = " ".join(f.read().split()[:3])
+    load_before = load_average()
     begin = time.perf_counter()
     results = [
         measure(
@@ -239,8 +239,7 @@ def main(argv=None):
         )
         for name in args.models
     ]
-    with open("/proc/loadavg") as f:
-        load_after = " ".join(f.read().split()[:3])
+    load_after = load_average()
     info = (
         f"{os.cpu_count()} cores, TensorFlow {tf.__version__}, Keras "
         f"{keras.__version__}; load {load_before} before, {load_after} after; "

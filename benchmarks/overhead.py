@@ -54,7 +54,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from kgrad import GradientMonitor, zoo  # noqa: E402
-from kgrad.lab.machine import machine_info  # noqa: E402
+from kgrad.lab.machine import load_average, machine_info  # noqa: E402
 from kgrad.monitor.schedule import Schedule  # noqa: E402
 
 CONFIGS = {
@@ -363,13 +363,6 @@ def measure(name, batch_size, configs, args, overrides=None, extras=True, log=pr
 
 
 # -- report -------------------------------------------------------------------
-def loadavg():
-    with contextlib.suppress(OSError):
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    return "unknown"
-
-
 def fmt(value, digits=2):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
@@ -610,7 +603,7 @@ def main(argv=None):
     args = parse_args(argv)
     command = " ".join(["python benchmarks/overhead.py", *argv])
     info = machine_info()
-    info["load_before"] = loadavg()
+    info["load_before"] = load_average()
     info["skipped"] = []
     begin = time.perf_counter()
     print(f"{info['cpu']}, {info['cores']} cores, load {info['load_before']}")
@@ -653,7 +646,7 @@ def main(argv=None):
             flush=True,
         )
     info["wall"] = time.perf_counter() - begin
-    info["load_after"] = loadavg()
+    info["load_after"] = load_average()
     report = render(
         results, depth_results, args.configs, args.depth_configs, info, command
     )

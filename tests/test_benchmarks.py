@@ -70,3 +70,17 @@ def test_logged_step_profile_times_every_piece(capsys):
     inside = module.in_fit("mlp_relu_he", depth=3, batch_size=8, steps=3)
     assert set(inside) == set(module.IN_FIT)
     assert all(math.isfinite(v) and v > 0 for v in inside.values())
+
+
+def test_fresh_fit_quick_run_has_a_finite_ratio_per_configuration():
+    path = SCRIPT.parent / "fresh_fit.py"
+    spec = importlib.util.spec_from_file_location("kgrad_bench_fresh", path)
+    fresh_fit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fresh_fit)
+    report = fresh_fit.main(["--quick"])
+    rows = [line for line in report.splitlines() if line.startswith("| mlp_relu_he")]
+    assert [row.split("|")[5].strip() for row in rows] == list(fresh_fit.CONFIGS)
+    for row in rows:  # CPU, wall, trace, later: "median x (lowest-highest)"
+        for cell in row.split("|")[6:10]:
+            median, low, high = map(float, re.findall(r"\d+\.\d+", cell))
+            assert 0 < low <= median <= high and math.isfinite(high)

@@ -9,13 +9,18 @@ from kgrad.monitor.tag_filter import TagFilter, merge_histograms
 from tests.test_callback import BATCH, LOSS, compiled, mlp
 
 
-def test_patterns_select_variables_and_globals_cover_all(tmp_path, events):
+def model_and_tape_gradients():
+    """A compiled MLP, a batch, and its step-1 gradients from an independent tape."""
     x = np.random.default_rng(0).normal(size=(8, 6)).astype("float32")
     y = np.arange(8) % 3
     model = compiled(mlp())
     with tf.GradientTape() as tape:
         loss = LOSS(y, model(x, training=True))
-    grads = tape.gradient(loss, model.trainable_variables)
+    return x, y, model, tape.gradient(loss, model.trainable_variables)
+
+
+def test_patterns_select_variables_and_globals_cover_all(tmp_path, events):
+    x, y, model, grads = model_and_tape_gradients()
     total = np.sqrt(sum(float(np.sum(g.numpy() ** 2)) for g in grads))
     monitor = GradientMonitor(
         tmp_path, norms_every=1, histograms_every=1, include="*kernel", exclude="out*"
@@ -33,12 +38,7 @@ def test_patterns_select_variables_and_globals_cover_all(tmp_path, events):
 
 
 def test_per_layer_tags_combine_the_layer_variables(tmp_path, events):
-    x = np.random.default_rng(0).normal(size=(8, 6)).astype("float32")
-    y = np.arange(8) % 3
-    model = compiled(mlp())
-    with tf.GradientTape() as tape:
-        loss = LOSS(y, model(x, training=True))
-    grads = tape.gradient(loss, model.trainable_variables)
+    x, y, model, grads = model_and_tape_gradients()
     by_layer = {}
     for v, g in zip(model.trainable_variables, grads, strict=True):
         by_layer.setdefault(v.path.rsplit("/", 1)[0], []).append(g.numpy().ravel())

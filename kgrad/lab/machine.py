@@ -38,6 +38,11 @@ def machine_info():
     }
 
 
+def load_average():
+    """The 1, 5 and 15 minute load averages as text, e.g. `"1.1, 1.2, 1.3"`."""
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def machine():
     """The machine in one line, e.g. for the header of a results file."""
     info = machine_info()

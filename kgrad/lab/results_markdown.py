@@ -19,7 +19,7 @@ import os
 import time
 
 from kgrad.analysis import report
-from kgrad.lab.machine import machine
+from kgrad.lab.machine import load_average, machine
 
 
 def header(command, seconds, table):
@@ -38,7 +38,7 @@ def header(command, seconds, table):
 
 def cpu_load():
     """CPU time of this process and the load average, in words."""
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    load = load_average()
     return f"CPU time {duration(time.process_time())}, load average {load}"
 
 
