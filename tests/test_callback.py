@@ -414,12 +414,15 @@ def test_record_from_custom_loop_eager_and_in_tf_function(tmp_path, events):
         ({"histograms_every": "step"}, ValueError, "Received: histograms_every='step'"),
         ({"histograms_every": 2.5}, TypeError, "Received: histograms_every=2.5"),
         ({"histogram_bins": 0}, ValueError, "Received: histogram_bins=0"),
+        ({"histogram_bins": 2.5}, TypeError, "Received: histogram_bins=2.5"),
+        ({"figure_secs": "soon"}, TypeError, "Received: figure_secs='soon'"),
+        ({"log_dir": 3}, TypeError, "Received: log_dir=3"),
         ({"first_steps": None}, TypeError, "Received: first_steps=None"),
     ],
 )
 def test_invalid_arguments_are_rejected(kwargs, error, message):
     with pytest.raises(error, match=message):
-        GradientMonitor("logs", **kwargs)
+        GradientMonitor(**{"log_dir": "logs", **kwargs})
 
 
 def test_unwritable_log_dir_fails_before_training(tmp_path, classification_data):

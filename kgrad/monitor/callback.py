@@ -143,30 +143,11 @@ class GradientMonitor(keras.callbacks.Callback):
         self._exclude = check_patterns("exclude", exclude)
         checks.boolean("per_layer", per_layer)
         self._per_layer = per_layer
-        if not isinstance(log_dir, (str, os.PathLike)):
-            raise TypeError(
-                "`log_dir` must be a string or a path. "
-                f"Received: log_dir={log_dir!r} of type {type(log_dir).__name__}"
-            )
-        if not _is_positive_int(histogram_bins):
-            raise ValueError(
-                "`histogram_bins` must be a positive integer. "
-                f"Received: histogram_bins={histogram_bins!r}"
-            )
-        if on_nonfinite not in _ON_NONFINITE:
-            raise ValueError(
-                f"`on_nonfinite` must be one of {_ON_NONFINITE}. "
-                f"Received: on_nonfinite={on_nonfinite!r}"
-            )
-        if figure_secs is not None and (
-            isinstance(figure_secs, bool)
-            or not isinstance(figure_secs, (int, float))
-            or figure_secs < 0
-        ):
-            raise ValueError(
-                "`figure_secs` must be a non-negative number or None. "
-                f"Received: figure_secs={figure_secs!r}"
-            )
+        checks.path_like("log_dir", log_dir)
+        checks.positive_int("histogram_bins", histogram_bins)
+        checks.one_of("on_nonfinite", on_nonfinite, _ON_NONFINITE)
+        if figure_secs is not None:
+            checks.number_in("figure_secs", figure_secs, "[0, inf)")
         self.log_dir = log_dir
         self._histogram_bins = histogram_bins
         self.on_nonfinite = on_nonfinite
@@ -397,11 +378,3 @@ class GradientMonitor(keras.callbacks.Callback):
             self._channel.say(
                 "non-finite gradients: training stops (on_nonfinite='stop')."
             )
-
-
-def _is_positive_int(value):
-    return (
-        isinstance(value, (int, np.integer))
-        and not isinstance(value, bool)
-        and (value > 0)
-    )
