@@ -14,20 +14,27 @@ How it works, and why:
   (the average of the accumulated batches) at the batch that updates; the
   batches that only accumulate, like the steps a loss-scale optimizer skips,
   are marked not `applied`, and the callback arms the next batch instead.
-- The statistics are traced into a *second* train function, built from the
-  model's own `train_step` with `make_train_function`. The model's own train
-  function stays as Keras made it, and a dispatcher installed as
-  `model.train_function` calls the logging twin only for the calls the
-  callback arms. Steps that are not logged run the plain function: they cost
-  nothing extra, and the plain function keeps `jit_compile`.
-- On an armed call, the first step computes the statistics (fused, see
-  `kgrad.monitor.stats`) and assigns them to one float64 variable laid out by
+- The statistics are traced into a train function of kgrad's own, built
+  from the model's own `train_step` with `make_train_function` while the
+  wrappers are in place; a dispatcher installed as `model.train_function`
+  for the duration of `fit` calls it. On one replica without XLA
+  (`single_function`), it serves every step: the statistics sit behind
+  `tf.cond` on a flag the callback arms, so a step that is not logged skips
+  them, and a fit traces one function, once, as a plain fit does. Under
+  `tf.distribute` with several replicas (the all-reduces cannot sit in a
+  `tf.cond`) or with `jit_compile`, it is a logging *twin* run on armed
+  steps only, and the other steps run Keras's own function.
+- On an armed step the statistics are computed (fused, see
+  `kgrad.monitor.stats`) and assigned to one float64 variable laid out by
   `Layout`; the host reads it with a single transfer (`read`). With
   `steps_per_execution > 1` the first step of the armed chunk is logged.
+  The gradients' statistics run before `apply` (the gradients are not held
+  longer than the update needs them), the weights are read before `apply`
+  on armed steps only, and the update ratio is taken after it.
 - Activations of ReLU, sigmoid and tanh layers are summarised during the same
-  forward pass (their `activation` function is wrapped while tracing the
-  logging twin), so dead units cost no extra forward pass and nothing at all
-  on steps that are not logged.
+  forward pass (their `activation` function is wrapped while tracing kgrad's
+  train function), so dead units cost no extra forward pass and nothing at
+  all on steps that are not logged.
 
 Example:
 
@@ -50,7 +57,12 @@ from kgrad.monitor import keras_hooks, naming
 from kgrad.monitor import stats as stats_lib
 from kgrad.monitor.activation_probes import probed_layers
 from kgrad.monitor.optimizers import find_optimizers
-from kgrad.monitor.packed import gradient_fields, statistics_layout
+from kgrad.monitor.packed import (
+    TEMPORAL_POINTS,
+    fields_of_table,
+    gradient_table,
+    statistics_layout,
+)
 from kgrad.monitor.replicas import all_reduce, all_reduce_present
 from kgrad.monitor.temporal import TemporalProbe
 
@@ -120,6 +132,11 @@ class GradientCapture:
                 Channel(name, optimizer, self.layout.size)
                 for name, optimizer in find_optimizers(model, optimizers)
             ]
+        self.single_function = (
+            model.distribute_strategy.num_replicas_in_sync == 1
+            and not model.jit_compile
+        )
+        self._armed_now = self._histograms_now = None  # set while tracing
         self._plain_function = None
         self._logging_function = None
 
@@ -142,7 +159,7 @@ class GradientCapture:
             attribute = keras_hooks.activation_function_of(layer)
             function = getattr(layer, attribute)
             self._patch(layer, attribute, self._wrap_probe(function, layer, kind))
-        self.temporal.install(self._patch, lambda: self._recording)
+        self.temporal.install(self._patch, lambda: self._recording, self._when_armed)
         self._plain_function = keras_hooks.plain_train_function(model)
         if self._logging_function is None:
             self._logging_function = self._make_logging_function()
@@ -184,6 +201,9 @@ class GradientCapture:
         def train_step_with_batch_size(data):
             first = tf.nest.flatten(data)[0]
             capture._batch_size = tf.cast(tf.shape(first)[0], tf.float64)
+            flag = tf.convert_to_tensor(capture._flag)
+            capture._armed_now = flag > 0
+            capture._histograms_now = flag > 1
             logs = train_step(data)
             # Later steps of a `steps_per_execution` chunk are not captured.
             capture._flag.assign(0)
@@ -197,7 +217,7 @@ class GradientCapture:
         capture = self
 
         def train_function(iterator):
-            if not capture._armed:
+            if not capture._armed and not capture.single_function:
                 try:
                     return capture._plain_function(iterator)
                 except BaseException:
@@ -270,35 +290,32 @@ class GradientCapture:
             keras_hooks.build_optimizer(optimizer, variables)
             with tf.name_scope("kgrad"):  # profiles tell kgrad's ops apart
                 scale = keras_hooks.loss_scale(optimizer)
-                skipped = keras_hooks.skipped_by_loss_scaling(optimizer, grads)
-                updates = keras_hooks.updates_now(optimizer)
-                step = tf.cast(optimizer.iterations, tf.float64) + 1.0
+                header = dict(
+                    scale=scale,
+                    applied=keras_hooks.updates_now(optimizer),
+                    step=tf.cast(optimizer.iterations, tf.float64) + 1.0,
+                )
                 # Under tf.distribute the gradients here are one replica's share:
                 # sum them as the optimizer will. All-reduces must stay outside
                 # `tf.cond` (no cross-replica sync inside control flow).
                 reduced = all_reduce_present(grads)
-                reduced = keras_hooks.applied_gradients(optimizer, reduced, variables)
-                probed = (capture._activation_values(), *capture.temporal.values(scale))
-                capture._probe_outputs.pop(threading.get_ident(), None)
-                armed = capture._flag > 0
-                before = tf.cond(
-                    armed,
-                    lambda: capture._weight_blocks().matrices,
-                    capture._zero_weight_blocks,
+                probed = capture._probed_statistics(scale)
+                table, header["skipped"] = capture._when_armed(
+                    lambda: capture._gradient_table(channel, grads, reduced, variables),
+                    lambda: capture._no_gradient_table(),
+                )
+                before = capture._when_armed(
+                    lambda: capture._weight_rows().values,
+                    lambda: [tf.zeros([0], v.dtype) for v in capture._weight_rows_plan],
                 )
             result = apply(grads, trainable_variables)
             # Reads after `apply` are ordered after its updates by automatic
             # control dependencies (same variable resources).
             with tf.name_scope("kgrad"):
                 tf.cond(
-                    armed,
+                    capture._armed_now,
                     lambda: capture._assign_statistics(
-                        channel,
-                        reduced,
-                        variables,
-                        dict(scale=scale, skipped=skipped, applied=updates, step=step),
-                        before,
-                        probed,
+                        channel, table, header, before, probed
                     ),
                     lambda: None,
                 )
@@ -306,46 +323,83 @@ class GradientCapture:
 
         return apply_and_capture
 
-    def _weight_blocks(self):
-        return stats_lib.Blocks([tf.convert_to_tensor(v) for v in self.variables])
+    def _when_armed(self, compute, otherwise):
+        """`compute()` on armed steps only, when plain steps share the function.
 
-    def _zero_weight_blocks(self):
-        """Zeros shaped as `_weight_blocks().matrices`."""
-        zeros = []
-        for indices in stats_lib.block_plan(self.variables):
-            first = self.variables[indices[0]]
-            entries = int(np.prod(first.shape))
-            zeros.append(tf.zeros([len(indices), entries], first.dtype))
-        return zeros
+        With one train function for every step (`single_function`), the
+        statistics sit behind `tf.cond` on the armed flag: a step that is not
+        logged skips them. The logging twin of a replicated or XLA-compiled
+        model runs on armed steps only and all-reduces inside `compute`, which
+        must then run outside any `tf.cond`.
+        """
+        if not self.single_function:
+            return compute()
+        return tf.cond(self._armed_now, compute, otherwise)
 
-    def _assign_statistics(self, channel, grads, variables, header, before, probed):
-        scale = header["scale"]
-        if keras_hooks.is_loss_scaled(channel.optimizer):
-            grads = [_divide(g, scale) if g is not None else None for g in grads]
-        values, missing = gradient_fields(
-            grads, variables, self._index, self.bins, self._flag > 1
+    def _probed_statistics(self, scale):
+        """`(activations, temporal norms, temporal lengths)` of this step."""
+        m, r = len(self.probes), len(self.temporal.layers)
+        outputs = self._probe_outputs.pop(threading.get_ident(), {})
+
+        def compute():
+            return (self._activation_values(outputs), *self.temporal.values(scale))
+
+        def otherwise():
+            nan = tf.constant(np.nan, tf.float64)
+            return (
+                tf.fill([m, 2], nan),
+                tf.fill([r, TEMPORAL_POINTS], nan),
+                tf.zeros([r], tf.float64),
+            )
+
+        return self._when_armed(compute, otherwise)
+
+    def _gradient_table(self, channel, grads, reduced, variables):
+        """`([n, 5 + bins] gradient fields, skipped)` of the step's gradients."""
+        optimizer = channel.optimizer
+        skipped = keras_hooks.skipped_by_loss_scaling(optimizer, grads)
+        reduced = keras_hooks.applied_gradients(optimizer, reduced, variables)
+        if keras_hooks.is_loss_scaled(optimizer):
+            scale = keras_hooks.loss_scale(optimizer)
+            reduced = [_divide(g, scale) if g is not None else None for g in reduced]
+        table, missing = gradient_table(
+            reduced, variables, self._index, self.bins, self._histograms_now
         )
         self._report_missing(missing)
-        after = self._weight_blocks()
-        updates = [a - b for a, b in zip(after.matrices, before, strict=True)]
-        weight_sq = stats_lib.sum_of_squares(after.with_matrices(before))
-        update_sq = stats_lib.sum_of_squares(after.with_matrices(updates))
+        return table, skipped
+
+    def _no_gradient_table(self):
+        n = len(self.variables)
+        return tf.zeros([n, 5 + self.bins], tf.float64), tf.constant(0.0, tf.float64)
+
+    def _weight_rows(self):
+        return stats_lib.Rows([tf.convert_to_tensor(v) for v in self.variables])
+
+    @property
+    def _weight_rows_plan(self):
+        """One variable of each block of `_weight_rows()`, for its dtype."""
+        plan = stats_lib.row_plan(self.variables)
+        return [self.variables[indices[0]] for indices in plan]
+
+    def _assign_statistics(self, channel, table, header, before, probed):
+        after = self._weight_rows()
+        values = fields_of_table(table)
         values.update(
             capture_count=channel.stats[0] + 1.0,  # tells the host a capture is new
             step=header["step"],
             skipped=header["skipped"],
             applied=header["applied"],
-            loss_scale=scale,
+            loss_scale=header["scale"],
             batch_size=self._batch_size,
-            weight_sq=weight_sq,
-            update_sq=update_sq,
+            weight_sq=stats_lib.sum_of_squares(after.with_values(before)),
+            update_sq=stats_lib.sum_of_squared_differences(after, before),
             activations=probed[0],
             temporal=probed[1],
             temporal_length=probed[2],
         )
         channel.stats.assign(self.layout.pack(values))
 
-    def _activation_values(self):
+    def _activation_values(self, outputs):
         """`[m, 2]` statistics of the probed layers; NaN for those that did not run.
 
         Each replica of a `MirroredStrategy` traces its step in its own thread:
@@ -353,7 +407,6 @@ class GradientCapture:
         own share of the batch before the replicas' rows are averaged.
         """
         m = len(self.probes)
-        outputs = self._probe_outputs.get(threading.get_ident(), {})
         ran = [i for i, (layer, _) in enumerate(self.probes) if id(layer) in outputs]
         if not ran:
             return tf.fill([m, 2], tf.constant(np.nan, tf.float64))

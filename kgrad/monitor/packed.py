@@ -2,7 +2,7 @@
 
 GradientCapture assigns one float64 vector per logged step, so that the host
 reads everything with a single transfer; `Layout` says where each field lies.
-`gradient_fields` turns a list of gradients into the per-variable fields with
+`gradient_table` turns a list of gradients into the per-variable fields with
 a handful of fused ops (see `kgrad.monitor.stats`), and `record_statistics` packs the
 statistics of gradients handed over by a custom training loop.
 
@@ -106,8 +106,8 @@ def statistics_layout(n, bins, m=0, r=0):
     )
 
 
-def gradient_fields(grads, variables, index, bins, histograms):
-    """Fused gradient statistics, scattered into the layout's variable order.
+def gradient_table(grads, variables, index, bins, histograms):
+    """Fused gradient statistics, one row per variable in the layout's order.
 
     Args:
         grads: Gradients (tensors, `IndexedSlices` or `None`), one per variable.
@@ -117,9 +117,10 @@ def gradient_fields(grads, variables, index, bins, histograms):
         histograms: Python bool or boolean tensor: compute histograms.
 
     Returns:
-        `(fields, missing)`: a dict of float64 tensors for the `has_grad`,
-        `grad_sq`, `nonfinite` and `hist_*` fields, and the paths of the
-        variables without a gradient (or unknown to `index`).
+        `(table, missing)`: float64 `[n, 5 + bins]`, the columns `has_grad`,
+        `grad_sq`, `nonfinite`, `hist_min`, `hist_max` and the bucket counts
+        (read with `fields_of_table`), and the paths of the variables without
+        a gradient (or unknown to `index`).
     """
     n = len(index)
     present, tensors, sizes, missing = [], [], [], []
@@ -132,14 +133,14 @@ def gradient_fields(grads, variables, index, bins, histograms):
         tensors.append(grad)
         sizes.append(int(np.prod(variable.shape)))
     k = len(present)
-    blocks = stats_lib.Blocks(tensors, sizes)
-    norms = stats_lib.gradient_statistics(blocks)
+    rows = stats_lib.Rows(tensors, sizes)
+    norms = stats_lib.gradient_statistics(rows)
     hist = tf.cond(
         tf.convert_to_tensor(histograms),
-        lambda: _packed_histograms(blocks, bins),
+        lambda: _packed_histograms(rows, bins),
         lambda: tf.zeros([k, bins + 2], tf.float64),
     )
-    rows = tf.concat(
+    columns = tf.concat(
         [
             tf.ones([k, 1], tf.float64),
             norms["sq_norm"][:, None],
@@ -148,8 +149,17 @@ def gradient_fields(grads, variables, index, bins, histograms):
         ],
         axis=1,
     )
-    table = tf.scatter_nd(tf.constant(present, tf.int32, [k, 1]), rows, [n, 5 + bins])
-    fields = {
+    if k == n and present == list(range(n)):
+        return columns, missing
+    table = tf.scatter_nd(
+        tf.constant(present, tf.int32, [k, 1]), columns, [n, 5 + bins]
+    )
+    return table, missing
+
+
+def fields_of_table(table):
+    """The layout's fields of a `gradient_table`, by name."""
+    return {
         "has_grad": table[:, 0],
         "grad_sq": table[:, 1],
         "nonfinite": table[:, 2],
@@ -157,7 +167,6 @@ def gradient_fields(grads, variables, index, bins, histograms):
         "hist_max": table[:, 4],
         "hist_counts": table[:, 5:],
     }
-    return fields, missing
 
 
 def record_statistics(grads, variables, step, bins, histograms):
@@ -180,8 +189,9 @@ def record_statistics(grads, variables, step, bins, histograms):
     index = {id(v): i for i, v in enumerate(variables)}
     layout = statistics_layout(len(variables), bins)
     grads = all_reduce_present(list(grads))
-    fields, _ = gradient_fields(grads, variables, index, bins, histograms)
-    weights = stats_lib.Blocks([tf.convert_to_tensor(v) for v in variables])
+    table, _ = gradient_table(grads, variables, index, bins, histograms)
+    fields = fields_of_table(table)
+    weights = stats_lib.Rows([tf.convert_to_tensor(v) for v in variables])
     fields.update(
         capture_count=1.0,
         step=step,
@@ -198,8 +208,8 @@ def record_statistics(grads, variables, step, bins, histograms):
     return layout.pack(fields), layout
 
 
-def _packed_histograms(blocks, bins):
-    hist = stats_lib.histograms(blocks, bins)
+def _packed_histograms(rows, bins):
+    hist = stats_lib.histograms(rows, bins)
     return tf.concat(
         [hist["hist_min"][:, None], hist["hist_max"][:, None], hist["hist_counts"]],
         axis=1,

@@ -92,13 +92,16 @@ class TemporalProbe:
         self._sums = {}
         self._refused = set()
 
-    def install(self, patch, is_recording):
+    def install(self, patch, is_recording, when_armed):
         """Wraps each recurrent layer's `call` with `patch(obj, name, value)`.
 
         Args:
             patch: Sets an attribute and remembers how to undo it.
             is_recording: Callable: whether the logging twin is being traced.
+            when_armed: Callable `(compute, otherwise)`: runs `compute` on
+                logged steps only (see `GradientCapture`).
         """
+        self._when_armed = when_armed
         for layer in self.layers:
             attribute = keras_hooks.recurrent_call_of(layer)
             call = getattr(layer, attribute)
@@ -118,7 +121,10 @@ class TemporalProbe:
             if not anchors:
                 return call(sequences, *args, **kwargs)
             traced = _profiled_identity(
-                sequences, anchors[0], lambda sums: probe._keep(layer, sums)
+                sequences,
+                anchors[0],
+                lambda sums: probe._keep(layer, sums),
+                probe._when_armed,
             )
             return call(traced, *args, **kwargs)
 
@@ -172,15 +178,20 @@ def _key(layer):
     return id(layer), threading.get_ident()
 
 
-def _profiled_identity(sequences, anchor, keep):
-    """`sequences` unchanged; its gradient's per-timestep sums go to `keep`."""
+def _profiled_identity(sequences, anchor, keep, when_armed):
+    """`sequences` unchanged; its gradient's per-timestep sums go to `keep`.
+
+    The sums are taken on logged steps only (`when_armed`).
+    """
 
     @tf.custom_gradient
     def identity(x, weight):
         def grad(upstream):
-            square = tf.square(tf.cast(upstream, tf.float64))
-            axes = [0] + list(range(2, len(upstream.shape)))
-            keep(tf.reduce_sum(square, axis=axes))
+            def sums():
+                square = tf.square(tf.cast(upstream, tf.float64))
+                return tf.reduce_sum(square, axis=[0, *range(2, len(upstream.shape))])
+
+            keep(when_armed(sums, lambda: tf.zeros([0], tf.float64)))
             return upstream, tf.zeros_like(weight)
 
         return tf.identity(x), grad
