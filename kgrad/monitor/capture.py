@@ -53,7 +53,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from kgrad.monitor import keras_hooks, naming
+from kgrad.monitor import branch, keras_hooks, naming
 from kgrad.monitor import stats as stats_lib
 from kgrad.monitor.activation_probes import probed_layers
 from kgrad.monitor.optimizers import find_optimizers
@@ -162,6 +162,7 @@ class GradientCapture:
         self.temporal.install(self._patch, lambda: self._recording, self._when_armed)
         self._plain_function = keras_hooks.plain_train_function(model)
         if self._logging_function is None:
+            keras_hooks.build_optimizer_before_tracing(model)
             self._logging_function = self._make_logging_function()
         keras_hooks.install_train_function(
             model, self._make_dispatcher(), self._plain_function, self._restore
@@ -312,7 +313,7 @@ class GradientCapture:
             # Reads after `apply` are ordered after its updates by automatic
             # control dependencies (same variable resources).
             with tf.name_scope("kgrad"):
-                tf.cond(
+                branch.cond(
                     capture._armed_now,
                     lambda: capture._assign_statistics(
                         channel, table, header, before, probed
@@ -334,7 +335,7 @@ class GradientCapture:
         """
         if not self.single_function:
             return compute()
-        return tf.cond(self._armed_now, compute, otherwise)
+        return branch.cond(self._armed_now, compute, otherwise)
 
     def _probed_statistics(self, scale):
         """`(activations, temporal norms, temporal lengths)` of this step."""

@@ -23,6 +23,11 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
   backends are refused.
 - `optimizer.built`, `optimizer.build`: builds the optimizer before the
   statistics' first trace; else the first logged step fails to trace.
+- `TensorFlowTrainer.train_step` and `model._symbolic_build`'s habit of
+  building `model.optimizer` for `model.trainable_variables`: kgrad builds it
+  before the first trace of a model that trains with Keras's own step, so
+  the train function is traced once, not twice; else step 1 traces twice,
+  as a plain `fit` does.
 - `LossScaleOptimizer.dynamic_scale` and `.check_finite`,
   `optimizer.loss_scale_factor`: unscale gradients, mark skipped steps; else
   gradients are logged scaled (by 2**15 at first).
@@ -100,6 +105,35 @@ def build_optimizer(optimizer, variables):
     """Builds `optimizer` for `variables` if `apply` has not built it yet."""
     if not optimizer.built:
         optimizer.build(variables)
+
+
+def build_optimizer_before_tracing(model):
+    """Builds `model.optimizer` before the first trace, when Keras would not.
+
+    Without a distribution strategy Keras builds the optimizer inside the
+    first trace of its train function, and `tf.function` then traces it a
+    second time (variables were created). Keras's own `_symbolic_build` builds
+    it beforehand, for `model.trainable_variables`, under a strategy; kgrad
+    does the same for a built model that trains with Keras's own
+    `train_step` (whose optimizer updates exactly those variables), so its
+    train function is traced once. Returns whether it built the optimizer.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    keras_step = _keras_train_step()
+    if optimizer is None or optimizer.built or keras_step is None:
+        return False
+    own_step = "train_step" not in vars(model) and type(model).train_step is keras_step
+    if not own_step or not all(layer.built for layer in [model, *all_layers(model)]):
+        return False
+    with model.distribute_strategy.scope():
+        optimizer.build(model.trainable_variables)
+    return True
+
+
+def _keras_train_step():
+    from keras.src.backend.tensorflow import trainer
+
+    return getattr(getattr(trainer, "TensorFlowTrainer", None), "train_step", None)
 
 
 def activation_function_of(layer):
@@ -278,7 +312,15 @@ def check():
     verify("io_utils.print_msg", _print_msg_holds)
     verify("optimizer gradient accumulation internals", _accumulation_holds)
     verify("keras.backend.backend", lambda: backend() == "tensorflow")
+    verify("TensorFlowTrainer.train_step", _prebuild_holds)
     return broken
+
+
+def _prebuild_holds():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    built = build_optimizer_before_tracing(model)
+    return built and len(model.optimizer.variables) > 1
 
 
 def _fit_once_through_hooks(broken):
