@@ -57,7 +57,7 @@ PARTS = ("fit", "step 1", "later")
 # Targets of the defaults, on CPU time, met only when the whole spread is below.
 FIT_TARGET, STEP1_TARGET = 1.10, 1.2
 # A logged step costs at most ~2.3x a plain one (steady state (b)); a trace
-# makes the slowest later step 15x-250x slower (fresh fits measured before).
+# made the slowest later step 14x-260x slower (RESULTS.md, fresh-fit section).
 LATER_TARGET = 3.0
 
 

@@ -154,11 +154,14 @@ def test_memory_section_extras_agree_with_peaks(overhead, results):
     for peak, extra, ratio in table.values():
         assert peak > 0
         assert math.isclose(ratio * param_mib, extra, rel_tol=0.01, abs_tol=0.06)
+    verdicts = []
     for line in section.splitlines():
         match = re.match(rf"- (met|MISSED): a logged step .*: {NUMBER}x \(", line)
         if match:
             highest = float(re.search(rf"to {NUMBER}\)", line).group(1))
             assert (match.group(1) == "met") == (highest <= 1.0), line
+            verdicts.append(match.group(1))
+    assert len(verdicts) == 2  # norms, norms+histograms
 
 
 def test_one_section_is_rewritten_and_the_rest_kept(overhead, results):
