@@ -21,23 +21,34 @@ which the steps per timed fit are chosen so that a fit lasts `--fit-seconds`.
 `optimizer.iterations` is then set to 1000, so that `a` is in its steady state
 (past its first 50 steps), and the configurations run interleaved in pairs
 (plain, X, X, plain, ...: the order within a pair alternates, and the garbage
-collector runs before each fit). The figure is the median over `--repeats` pairs of
-time(X) / time(plain). A separate measurement pairs fits that start at step 1,
-where `a` and `d` log on every one of the first 50 steps: it compares what one
-logged step of each costs, which the steady state (one step in 100) cannot
-tell apart from noise. The depth section does the same for
-`mlp_relu_he` at several depths. `host reads/logged step` counts the
-device-to-host reads of a fit with `b` minus those of a plain fit, per step.
+collector runs before each fit). Every fit is timed in process CPU time (user
++ system, all threads: it does not move when the machine is busy) and in wall
+time; each cell gives both ratios time(X) / time(plain), median over
+`--repeats` pairs with the lowest and highest pair. A separate measurement
+pairs fits that start at step 1, where `a` and `d` log on every one of the
+first 50 steps: it compares what one logged step of each costs, which the
+steady state (one step in 100) cannot tell apart from noise. The depth
+section does the same for `mlp_relu_he` at several depths. `host
+reads/logged step` counts the device-to-host reads of a fit with `b` minus
+those of a plain fit, per step.
+
+This script also writes the two other sections of `benchmarks/RESULTS.md`,
+measured by its siblings: fresh-model fits (`fresh_fit.py`: a new model's
+first 200-step fit, trace included) and the peak memory of a logged step
+(`peak_memory.py`). `--sections` chooses the sections that run; the file
+keeps the others' last text (`results_file.py`).
 
 Usage:
 
-    python benchmarks/overhead.py                 # full run, writes RESULTS.md
+    python benchmarks/overhead.py                 # all three, writes RESULTS.md
+    python benchmarks/overhead.py --sections steady
+    python benchmarks/overhead.py --sections fresh --fresh-pairs 3
+    python benchmarks/overhead.py --sections memory
     python benchmarks/overhead.py --quick         # smoke test, seconds
     python benchmarks/overhead.py --models lstm cnn_bn --configs a b --repeats 5
 """
 
 import argparse
-import contextlib
 import gc
 import math
 import os
@@ -48,92 +59,30 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # its siblings
 
+import fresh_fit  # noqa: E402
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import peak_memory  # noqa: E402
+import steady_report  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from host_reads import host_reads_per_logged_step  # noqa: E402
+from probe_callback import ProbeGradientCallback  # noqa: E402
+from results_file import SECTIONS, write_sections  # noqa: E402
+from synthetic import compiled_zoo_model, random_examples  # noqa: E402
 
-from kgrad import GradientMonitor, zoo  # noqa: E402
+from kgrad import GradientMonitor  # noqa: E402
 from kgrad.lab.machine import load_average, machine_info  # noqa: E402
 from kgrad.monitor.schedule import Schedule  # noqa: E402
 
-CONFIGS = {
-    "0": "plain fit again (noise floor)",
-    "a": "kgrad GradientMonitor() defaults",
-    "b": "kgrad norms every step",
-    "c": "kgrad norms + histograms every step",
-    "d": "extra GradientTape pass on a probe batch (W&B-style)",
-    "e": "keras TensorBoard(histogram_freq=1)",
-}
+CONFIGS = steady_report.CONFIGS
 MODELS = ("mlp_relu_he", "cnn_bn", "resnet18", "lstm", "transformer_small")
 OVERRIDES = {"resnet18": {"input_shape": (32, 32, 3)}}
 DEFAULT_NORM_FREQ, DEFAULT_HISTOGRAM_FREQ, DEFAULT_FIRST_STEPS = 100, 500, 50
 STEADY_STATE_START = 1000
-SEQUENCE_LENGTH = 50  # for models whose time axis is `None`
 # resnet18 at 32x32 takes ~1.3 s a step at batch 64 on 2 shared cores, ~5 s at
 # 256: the default run leaves that cell out (`--all-cells` puts it back).
 SKIPPED_CELLS = {("resnet18", 256)}
-
-
-# -- the alternative: an extra tape pass on a probe batch --------------------
-class ProbeGradientCallback(keras.callbacks.Callback):
-    """Logs gradient norms of a fixed probe batch, as W&B's Keras callback does.
-
-    At the logged steps (those of `GradientMonitor`'s norm schedule) it runs one
-    more forward and backward pass on the probe batch inside a `tf.function`
-    and writes the norms with `tf.summary`.
-
-    Args:
-        log_dir: Directory of the summaries.
-        probe: `(x, y)` numpy arrays, the probe batch.
-        loss_fn: The compiled loss.
-        every: Logging period in steps. Defaults to `100`.
-        first_steps: Also log each of the first `first_steps` steps. Defaults
-            to `50`.
-    """
-
-    def __init__(self, log_dir, probe, loss_fn, every=100, first_steps=50):
-        super().__init__()
-        self.log_dir = log_dir
-        self.probe = probe
-        self.loss_fn = loss_fn
-        self.every = every
-        self.first_steps = first_steps
-        self._writer = None
-        self._function = None
-
-    def on_train_begin(self, logs=None):
-        if self._writer is None:
-            self._writer = tf.summary.create_file_writer(self.log_dir)
-            x, y = self.probe
-            self._x, self._y = tf.constant(x), tf.constant(y)
-            self._function = tf.function(self._log_norms)
-        self._base = int(self.model.optimizer.iterations.numpy())
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_base = self._base
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = self._epoch_base + batch + 1
-        self._base = step
-        if step <= self.first_steps or step % self.every == 0:
-            self._function(tf.constant(step, tf.int64))
-
-    def on_train_end(self, logs=None):
-        self._writer.flush()
-
-    def _log_norms(self, step):
-        model = self.model
-        variables = model.trainable_variables
-        with tf.GradientTape() as tape:
-            y_pred = model(self._x, training=True)
-            loss = self.loss_fn(self._y, y_pred)
-        grads = tape.gradient(loss, variables)
-        with self._writer.as_default(step=step):
-            for variable, grad in zip(variables, grads, strict=True):
-                if grad is not None:
-                    tf.summary.scalar(f"grad_norm/{variable.path}", tf.norm(grad))
-            tf.summary.scalar("grad_norm/global", tf.linalg.global_norm(grads))
 
 
 # -- one model at one batch size ----------------------------------------------
@@ -142,24 +91,10 @@ class Bench:
 
     def __init__(self, name, batch_size, overrides, log_root):
         self.name, self.batch_size = name, batch_size
-        keras.utils.set_random_seed(0)
-        spec = zoo.spec(name)
-        self.model = zoo.build(name, **{**OVERRIDES.get(name, {}), **overrides})
-        if spec.task == "regression":
-            self.loss = keras.losses.MeanSquaredError()
-        else:
-            self.loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        self.model.compile(optimizer="adam", loss=self.loss)
-        shape = [
-            SEQUENCE_LENGTH if d is None else d for d in self.model.input_shape[1:]
-        ]
-        rng = np.random.default_rng(0)
-        n = 4 * batch_size
-        x = rng.standard_normal((n, *shape)).astype("float32")
-        if spec.task == "regression":
-            y = rng.standard_normal((n, 1)).astype("float32")
-        else:
-            y = rng.integers(0, self.model.output_shape[-1], n).astype("int32")
+        self.model, self.loss = compiled_zoo_model(
+            name, {**OVERRIDES.get(name, {}), **overrides}
+        )
+        x, y = random_examples(name, self.model, 4 * batch_size)
         self.dataset = (
             tf.data.Dataset.from_tensor_slices((x, y))
             .batch(batch_size, drop_remainder=True)
@@ -197,12 +132,12 @@ class Bench:
         }
 
     def fit(self, config, steps, start=None):
-        """Runs one fit of `steps` steps; returns its wall time in seconds."""
+        """Runs one fit of `steps` steps; returns its `wall` and `cpu` seconds."""
         if start is not None:
             self.model.optimizer.iterations.assign(start)
         callbacks = self.callbacks[config]
         gc.collect()  # every fit starts from the same garbage-collector state
-        begin = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         self.model.fit(
             self.dataset,
             epochs=1,
@@ -213,7 +148,7 @@ class Bench:
         for callback in callbacks:  # charge work kgrad finishes in the background
             if hasattr(callback, "flush"):
                 callback.flush()
-        return time.perf_counter() - begin
+        return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
 
     @property
     def step(self):
@@ -225,9 +160,11 @@ def paired_ratios(
 ):
     """Times `repeats` pairs of plain and `config` fits; returns (ratios, plains).
 
+    Each ratio is `{"cpu": r, "wall": r}`, each plain `{"cpu": s, "wall": s}`.
     The order within a pair alternates (plain first, then `config` first, or
     the reverse with `swap`), so that drift and whatever a fit leaves to the
-    next one fall on both sides alike.
+    next one fall on both sides alike. `extra` collects the CPU seconds each
+    `config` fit adds to its plain one.
     """
     ratios, plains = [], []
     for i in range(repeats):
@@ -241,53 +178,20 @@ def paired_ratios(
             other = bench.fit(config, steps, start)
         if on_pair is not None:
             on_pair(first if start is None else start + 1, steps)
-        ratios.append(other / plain)
+        ratios.append({key: other[key] / plain[key] for key in plain})
         plains.append(plain)
         if extra is not None:
-            extra.append(other - plain)
+            extra.append(other["cpu"] - plain["cpu"])
     return ratios, plains
 
 
-@contextlib.contextmanager
-def count_host_reads():
-    """Counts device-to-host reads of eager tensors (`.numpy()`, `np.asarray`)."""
-    from tensorflow.python.framework import ops
-
-    original = ops._EagerTensorBase._numpy
-    counter = [0]
-
-    def counting(self):
-        counter[0] += 1
-        return original(self)
-
-    ops._EagerTensorBase._numpy = counting
-    try:
-        yield counter
-    finally:
-        ops._EagerTensorBase._numpy = original
-
-
-def host_reads_per_logged_step(bench, steps):
-    """Extra host reads per step of a fit with `b` (every step logged).
-
-    The slope between fits of `steps` and `2 * steps` steps, minus the same
-    slope for plain fits, so that once-per-fit reads do not count.
-    """
-    if "b" not in bench.callbacks:
-        return float("nan")
-    slopes = {}
-    for config in ("plain", "b"):
-        counts = []
-        for n in (steps, 2 * steps):
-            with count_host_reads() as counter:
-                bench.fit(config, n)
-            counts.append(counter[0])
-        slopes[config] = (counts[1] - counts[0]) / steps
-    return slopes["b"] - slopes["plain"]
-
-
 def measure(name, batch_size, configs, args, overrides=None, extras=True, log=print):
-    """Measures one model at one batch size; returns a dict of results."""
+    """Measures one model at one batch size; returns a dict of results.
+
+    Its `pairs` map each configuration to its paired `{"cpu", "wall"}` ratios
+    and `first_steps` each of (a) and (d) to `(steps, pairs)` of fits that
+    start at step 1 (see `steady_report` for the tables).
+    """
     log_root = tempfile.mkdtemp(prefix=f"kgrad_bench_{name}_")
     try:
         bench = Bench(name, batch_size, overrides or {}, log_root)
@@ -299,7 +203,7 @@ def measure(name, batch_size, configs, args, overrides=None, extras=True, log=pr
             bench.fit(config, 2)
         bench.fit("plain", 1)
         calibration_steps = max(2, args.calibration_steps)
-        t = bench.fit("plain", calibration_steps) / calibration_steps
+        t = bench.fit("plain", calibration_steps)["wall"] / calibration_steps
         steps = int(
             min(args.max_steps, max(args.min_steps, math.ceil(args.fit_seconds / t)))
         )
@@ -310,7 +214,6 @@ def measure(name, batch_size, configs, args, overrides=None, extras=True, log=pr
             "steps": steps,
             "params": bench.model.count_params(),
             "warmup_s": warmup,
-            "ratios": {},
             "plain_s": [],
         }
         log(f"  {name} b={batch_size}: {t * 1e3:.1f} ms/step, {steps} steps/fit")
@@ -320,7 +223,7 @@ def measure(name, batch_size, configs, args, overrides=None, extras=True, log=pr
             if config in configs:
                 first = min(steps, DEFAULT_FIRST_STEPS)
                 ratios, _ = paired_ratios(bench, config, first, args.repeats, start=0)
-                result["first_steps"][config] = (first, statistics.median(ratios))
+                result["first_steps"][config] = (first, ratios)
         if extras and args.host_reads:
             result["host_reads"] = host_reads_per_logged_step(
                 bench, min(steps, args.host_read_steps)
@@ -351,190 +254,14 @@ def measure(name, batch_size, configs, args, overrides=None, extras=True, log=pr
                     swap=r % 2 == 1,
                 )
                 all_ratios[config] += ratios
-                result["plain_s"] += plains
-        result["ratios"] = {k: statistics.median(v) for k, v in all_ratios.items()}
-        result["all_ratios"] = all_ratios
-        result["extra_s"] = {k: statistics.median(v) for k, v in extra.items()}
+                result["plain_s"] += [plain["wall"] for plain in plains]
+        result["pairs"] = all_ratios
+        result["extra_cpu_s"] = {k: statistics.median(v) for k, v in extra.items()}
         result["a_logged"] = logged
         result["ms_per_step"] = statistics.median(result["plain_s"]) / steps * 1e3
         return result
     finally:
         shutil.rmtree(log_root, ignore_errors=True)
-
-
-# -- report -------------------------------------------------------------------
-def fmt(value, digits=2):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{value:.{digits}f}"
-
-
-def main_table(results, configs):
-    """Rows: one per configuration; columns: one per model and batch size."""
-    header = ["config"] + [f"{r['model']} b{r['batch']}" for r in results]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for config in configs:
-        cells = [f"({config}) {CONFIGS[config]}"]
-        cells += [fmt(r["ratios"].get(config)) + "x" for r in results]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def spread_table(results, configs):
-    """The lowest and highest paired ratio of each cell of `main_table`."""
-    header = ["config"] + [f"{r['model']} b{r['batch']}" for r in results]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for config in configs:
-        cells = [f"({config})"]
-        for r in results:
-            ratios = r["all_ratios"].get(config) or [math.nan]
-            cells.append(f"{fmt(min(ratios))}–{fmt(max(ratios))}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def detail_table(results):
-    lines = [
-        "| model | batch | params | plain ms/step | steps/fit | (a) first steps "
-        "| (d) first steps | (a) logged in timed fits | (a) +s/fit | (e) +s/epoch "
-        "| host reads/logged step | warm-up s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        first = {
-            config: f"{fmt(ratio)}x ({n} steps)"
-            for config, (n, ratio) in r["first_steps"].items()
-        }
-        logged = r["a_logged"]
-        logged = (
-            f"{logged['norms']} norm, {logged['histograms']} hist "
-            f"/ {logged['steps']} steps"
-        )
-        lines.append(
-            f"| {r['model']} | {r['batch']} | {r['params']:,} "
-            f"| {fmt(r['ms_per_step'], 1)} | {r['steps']} "
-            f"| {first.get('a', 'n/a')} | {first.get('d', 'n/a')} | {logged} "
-            f"| {fmt(r['extra_s'].get('a'))} | {fmt(r['extra_s'].get('e'))} "
-            f"| {fmt(r.get('host_reads'), 1)} | {fmt(r['warmup_s'], 0)} |"
-        )
-    return lines
-
-
-def depth_table(results, configs):
-    header = ["depth", "params", "plain ms/step", "steps/fit"]
-    header += [f"({c})" for c in configs]
-    header += [f"({c}) +ms/step" for c in configs]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for depth, r in results:
-        cells = [str(depth), f"{r['params']:,}", fmt(r["ms_per_step"], 1)]
-        cells += [str(r["steps"])] + [fmt(r["ratios"][c]) + "x" for c in configs]
-        cells += [fmt(1e3 * r["extra_s"][c] / r["steps"], 2) for c in configs]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def targets(results, depth_results):
-    """Checks the issue's targets; returns lines of met/missed."""
-    out = []
-
-    def check(label, ok):
-        out.append(f"- {'met' if ok else 'MISSED'}: {label}")
-
-    for r in results:
-        ratios = r["ratios"]
-        where = f"{r['model']} b{r['batch']}"
-        if "a" in ratios:
-            check(f"(a) <= 1.05x on {where}: {fmt(ratios['a'])}x", ratios["a"] <= 1.05)
-        if "b" in ratios:
-            check(f"(b) <= 1.15x on {where}: {fmt(ratios['b'])}x", ratios["b"] <= 1.15)
-        for other in ("d", "e"):
-            if "a" in ratios and other in ratios:
-                check(
-                    f"(a) cheaper than ({other}) on {where}: "
-                    f"{fmt(ratios['a'])}x vs {fmt(ratios[other])}x",
-                    ratios["a"] < ratios[other],
-                )
-        first_steps = r["first_steps"]
-        if "a" in first_steps and "d" in first_steps:
-            a, d = first_steps["a"][1], first_steps["d"][1]
-            check(
-                f"(a) cheaper than (d) when both log every step (first steps) "
-                f"on {where}: {fmt(a)}x vs {fmt(d)}x",
-                a < d,
-            )
-        reads = r.get("host_reads")
-        if reads is not None and not math.isnan(reads):
-            check(f"<= 1 host read per logged step on {where}: {reads:.1f}", reads <= 1)
-    if len(depth_results) > 1:
-        (shallow, first), (deep, last) = depth_results[0], depth_results[-1]
-        for config in sorted(set(first["ratios"]) - {"0"}):
-            a, b = first["ratios"][config], last["ratios"][config]
-            check(
-                f"({config}) flat over depth: {fmt(a)}x at depth {shallow}, "
-                f"{fmt(b)}x at depth {deep} (at most +0.05x)",
-                b <= a + 0.05,
-            )
-    return out
-
-
-def render(results, depth_results, configs, depth_configs, info, command):
-    lines = [
-        "# GradientMonitor overhead",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Machine: {info['cpu']}, {info['cores']} cores; Python {info['python']}, "
-        f"TensorFlow {info['tensorflow']}, Keras {info['keras']}.",
-        f"Load average (1, 5, 15 min): before {info['load_before']}, "
-        f"after {info['load_after']}. Wall time: {info['wall'] / 60:.1f} min.",
-        "",
-        "Median over the repeats of time(fit with X) / time(plain fit), pairs "
-        "interleaved (which of the two runs first alternates), after a warm-up "
-        "and a garbage collection before each fit; steady state "
-        f"(`optimizer.iterations` set to {STEADY_STATE_START} first, so (a) logs "
-        "norms every 100 steps and histograms every 500). One timed fit is one epoch.",
-        "",
-        *main_table(results, configs),
-        "",
-        "Spread: the lowest and the highest of the paired ratios behind each median.",
-        "",
-        *spread_table(results, configs),
-        "",
-        *(
-            [
-                f"Not run: {', '.join(info['skipped'])} (too slow for the default "
-                "run on this machine; `--all-cells` runs it).",
-                "",
-            ]
-            if info["skipped"]
-            else []
-        ),
-        "Details. `(a) first steps`, `(d) first steps`: median ratio of fits that "
-        "start at step 1, where (a) logs norms on every one of its first 50 steps "
-        "(and a histogram at step 1) and (d) runs its extra pass on each of them. "
-        "`(a) logged in timed fits`: the logged steps that fell "
-        "inside the timed (a) fits. `host reads/logged step`: device-to-host "
-        "reads of a fit with (b) minus a plain fit, per step.",
-        "",
-        *detail_table(results),
-    ]
-    if depth_results:
-        lines += [
-            "",
-            "## Depth: `mlp_relu_he`",
-            "",
-            *depth_table(depth_results, depth_configs),
-        ]
-    lines += ["", "## Targets", ""]
-    if "0" in configs:
-        lines += [
-            "Row (0) is the noise floor: a second plain fit, which costs nothing. "
-            "A ratio is not told apart from plain unless it stands further from "
-            "1.00x than (0) does on the same cell.",
-            "",
-        ]
-    lines += targets(results, depth_results)
-    return "\n".join(lines) + "\n"
 
 
 def parse_args(argv):
@@ -569,10 +296,28 @@ def parse_args(argv):
     )
     parser.add_argument("--all-cells", action="store_true", help="run resnet18 b256")
     parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=SECTIONS,
+        default=list(SECTIONS),
+        help="the sections to measure; the file keeps the others' last text",
+    )
+    parser.add_argument(
+        "--fresh-pairs", type=int, default=5, help="pairs per fresh-fit cell"
+    )
+    parser.add_argument(
+        "--fresh-configs",
+        nargs="+",
+        choices=fresh_fit.CONFIGS,
+        default=list(fresh_fit.CONFIGS),
+    )
+    parser.add_argument("--memory-model", default="ResNet50V2")
+    parser.add_argument("--memory-repeats", type=int, default=2)
+    parser.add_argument(
         "--output",
         default=None,
-        help="markdown file to write; defaults to benchmarks/RESULTS.md for a "
-        "full run and to nothing with --quick",
+        help="markdown file whose sections to replace; defaults to "
+        "benchmarks/RESULTS.md for a full run and to none with --quick",
     )
     args = parser.parse_args(argv)
     for config in args.configs + args.depth_configs:
@@ -584,7 +329,7 @@ def parse_args(argv):
             "mlp_relu_he"
         ]
         args.batch_sizes = [16]
-        args.repeats = 1
+        args.repeats = 2
         args.fit_seconds = 0.0
         args.min_steps = args.max_steps = 4
         args.calibration_steps = 2
@@ -597,14 +342,15 @@ def parse_args(argv):
     return args
 
 
-def main(argv=None):
-    """Runs the benchmark; returns the markdown report."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
-    command = " ".join(["python benchmarks/overhead.py", *argv])
+def steady_section(args, command):
+    """Measures the steady state; returns its section of `RESULTS.md`."""
     info = machine_info()
-    info["load_before"] = load_average()
-    info["skipped"] = []
+    info.update(
+        load_before=load_average(),
+        skipped=[],
+        repeats=args.repeats,
+        steady_start=STEADY_STATE_START,
+    )
     begin = time.perf_counter()
     print(f"{info['cpu']}, {info['cores']} cores, load {info['load_before']}")
     results = []
@@ -623,11 +369,7 @@ def main(argv=None):
                     overrides=args.overrides.get(name),
                 )
             )
-            print(
-                "    "
-                + ", ".join(f"{k}={fmt(v)}x" for k, v in results[-1]["ratios"].items()),
-                flush=True,
-            )
+            print(f"    CPU {steady_report.summary(results[-1])}", flush=True)
     depth_results = []
     for depth in args.depths:
         overrides = {**args.overrides.get("mlp_relu_he", {}), "depth": depth}
@@ -640,22 +382,53 @@ def main(argv=None):
             extras=False,
         )
         depth_results.append((depth, r))
-        print(
-            f"    depth {depth}: "
-            + ", ".join(f"{k}={fmt(v)}x" for k, v in r["ratios"].items()),
-            flush=True,
-        )
+        print(f"    depth {depth}: CPU {steady_report.summary(r)}", flush=True)
     info["wall"] = time.perf_counter() - begin
     info["load_after"] = load_average()
-    report = render(
+    return steady_report.render(
         results, depth_results, args.configs, args.depth_configs, info, command
     )
-    print()
-    print(report)
+
+
+def fresh_section(args, command):
+    """Measures fresh-model fits (`fresh_fit.py`); returns their section."""
+    argv = ["--quick"] if args.quick else []
+    argv += ["--models", *args.models, "--pairs", str(args.fresh_pairs)]
+    fresh_args = fresh_fit.parse_args([*argv, "--configs", *args.fresh_configs])
+    return fresh_fit.run(fresh_args, command)
+
+
+def memory_section(args, command):
+    """Measures peak memory (`peak_memory.py`); returns its section."""
+    argv = ["--model", args.memory_model, "--repeats", str(args.memory_repeats)]
+    memory_args = peak_memory.parse_args(["--quick"] if args.quick else argv)
+    return peak_memory.run(memory_args, command)
+
+
+def main(argv=None):
+    """Runs the chosen sections and writes them into `--output`.
+
+    Returns:
+        Section name -> its markdown, for the sections that ran.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    command = " ".join(["python benchmarks/overhead.py", *argv])
+    runners = {
+        "steady": steady_section,
+        "fresh": fresh_section,
+        "memory": memory_section,
+    }
+    sections = {}
+    for name in SECTIONS:
+        if name in args.sections:
+            sections[name] = runners[name](args, command)
+            print()
+            print(sections[name])
     if args.output:
-        with open(args.output, "w") as f:
-            f.write(report)
-    return report
+        write_sections(args.output, sections)
+        print(f"wrote {', '.join(sections)} into {args.output}")
+    return sections
 
 
 if __name__ == "__main__":

@@ -1,0 +1,99 @@
+"""The layout of `benchmarks/RESULTS.md`: its sections and its ratio cells.
+
+The file holds three sections, each between two marker comments, so that
+one section can be measured again while the others keep their last text:
+
+    <!-- section steady -->
+    ## Steady state
+    ...
+    <!-- end steady -->
+
+Text outside the markers (notes written by hand) is kept as it is.
+
+A ratio cell reads `median (lowest-highest)` of the paired ratios behind it;
+a CPU-and-wall cell reads `CPU cell / wall cell`.
+
+Example:
+
+    write_sections("benchmarks/RESULTS.md", {"memory": "## Peak memory\\n..."})
+    read_section(open("benchmarks/RESULTS.md").read(), "memory")  # "## Peak ..."
+    spread([1.02, 0.98, 1.10])  # "1.02x (0.98-1.10)"
+"""
+
+import os
+import re
+import statistics
+
+SECTIONS = ("steady", "fresh", "memory")
+TITLE = "# GradientMonitor overhead"
+INTRO = (
+    "Written by `python benchmarks/overhead.py`: one section per scenario, each "
+    "between `<!-- section NAME -->` and `<!-- end NAME -->`. "
+    "`--sections steady fresh memory` (the default: all three) chooses the "
+    "sections that run; the others keep their last text, and so does text "
+    "outside the markers."
+)
+
+
+def begin_marker(name):
+    return f"<!-- section {name} -->"
+
+
+def end_marker(name):
+    return f"<!-- end {name} -->"
+
+
+def _pattern(name):
+    return re.compile(
+        re.escape(begin_marker(name)) + r"\n(.*?)\n" + re.escape(end_marker(name)),
+        re.S,
+    )
+
+
+def read_section(text, name):
+    """The markdown of section `name` in `text`, or `None` if it has none."""
+    match = _pattern(name).search(text)
+    return match.group(1) if match else None
+
+
+def write_sections(path, sections):
+    """Replaces the sections of `path` named in `sections`; returns the file's text.
+
+    Args:
+        path: The results file; created with a title if it does not exist.
+        sections: Section name (one of `SECTIONS`) -> its markdown.
+
+    Returns:
+        The whole text written.
+    """
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
+    text = f"{TITLE}\n\n{INTRO}\n"
+    if os.path.exists(path):
+        with open(path) as file:
+            text = file.read()
+    for name in SECTIONS:
+        if name not in sections:
+            continue
+        block = f"{begin_marker(name)}\n{sections[name].strip()}\n{end_marker(name)}"
+        match = _pattern(name).search(text)
+        if match:
+            text = text[: match.start()] + block + text[match.end() :]
+        else:
+            text = text.rstrip("\n") + "\n\n" + block + "\n"
+    with open(path, "w") as file:
+        file.write(text)
+    return text
+
+
+def spread(values):
+    """`median (lowest-highest)` of a list of ratios, e.g. `1.02x (0.98-1.10)`."""
+    return f"{statistics.median(values):.2f}x ({min(values):.2f}-{max(values):.2f})"
+
+
+def cpu_wall(ratios):
+    """`CPU cell / wall cell` of a list of `{"cpu": r, "wall": r}` paired ratios."""
+    return (
+        f"{spread([r['cpu'] for r in ratios])} / {spread([r['wall'] for r in ratios])}"
+    )
