@@ -47,4 +47,3 @@ def cond(predicate, true_fn, false_fn):
         return tf.cond(predicate, true_fn, false_fn)
     finally:
         setattr(_lowering, _SWITCH, before)
-

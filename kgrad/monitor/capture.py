@@ -300,14 +300,12 @@ class GradientCapture:
                 # sum them as the optimizer will. All-reduces must stay outside
                 # `tf.cond` (no cross-replica sync inside control flow).
                 reduced = all_reduce_present(grads)
-                probed = capture._probed_statistics(scale)
-                table, header["skipped"] = capture._when_armed(
-                    lambda: capture._gradient_table(channel, grads, reduced, variables),
-                    lambda: capture._no_gradient_table(),
-                )
-                before = capture._when_armed(
-                    lambda: capture._weight_rows().values,
-                    lambda: [tf.zeros([0], v.dtype) for v in capture._weight_rows_plan],
+                activations = capture._activation_statistics()
+                # Gradient statistics, temporal profile, weights before the
+                # update: one branch, run before `apply`.
+                taken = capture._when_armed(
+                    lambda: capture._before_apply(channel, grads, reduced, variables),
+                    capture._nothing_before_apply,
                 )
             result = apply(grads, trainable_variables)
             # Reads after `apply` are ordered after its updates by automatic
@@ -316,7 +314,7 @@ class GradientCapture:
                 branch.cond(
                     capture._armed_now,
                     lambda: capture._assign_statistics(
-                        channel, table, header, before, probed
+                        channel, header, activations, *taken
                     ),
                     lambda: None,
                 )
@@ -337,66 +335,78 @@ class GradientCapture:
             return compute()
         return branch.cond(self._armed_now, compute, otherwise)
 
-    def _probed_statistics(self, scale):
-        """`(activations, temporal norms, temporal lengths)` of this step."""
-        m, r = len(self.probes), len(self.temporal.layers)
+    def _activation_statistics(self):
+        """`[m, 2]` activation statistics of this step (see `_activation_values`).
+
+        A branch of their own, which needs only the layers' outputs: it runs
+        right after the forward pass, so that the outputs are not held any
+        longer than backpropagation holds them.
+        """
         outputs = self._probe_outputs.pop(threading.get_ident(), {})
+        m = len(self.probes)
+        return self._when_armed(
+            lambda: self._activation_values(outputs),
+            lambda: tf.fill([m, 2], tf.constant(np.nan, tf.float64)),
+        )
 
-        def compute():
-            return (self._activation_values(outputs), *self.temporal.values(scale))
+    def _before_apply(self, channel, grads, reduced, variables):
+        """The statistics taken before `apply`, as `_assign_statistics` takes them.
 
-        def otherwise():
-            nan = tf.constant(np.nan, tf.float64)
-            return (
-                tf.fill([m, 2], nan),
-                tf.fill([r, TEMPORAL_POINTS], nan),
-                tf.zeros([r], tf.float64),
-            )
-
-        return self._when_armed(compute, otherwise)
-
-    def _gradient_table(self, channel, grads, reduced, variables):
-        """`([n, 5 + bins] gradient fields, skipped)` of the step's gradients."""
+        Returns:
+            `(table, skipped, temporal, temporal_length, weights_before)`: the
+            `[n, 5 + bins]` gradient table (see `gradient_table`), whether a
+            loss-scale optimizer skips the step, the temporal profile, and the
+            weights as the matrices of `_weight_blocks()`.
+        """
         optimizer = channel.optimizer
+        scale = keras_hooks.loss_scale(optimizer)
         skipped = keras_hooks.skipped_by_loss_scaling(optimizer, grads)
         reduced = keras_hooks.applied_gradients(optimizer, reduced, variables)
         if keras_hooks.is_loss_scaled(optimizer):
-            scale = keras_hooks.loss_scale(optimizer)
             reduced = [_divide(g, scale) if g is not None else None for g in reduced]
         table, missing = gradient_table(
             reduced, variables, self._index, self.bins, self._histograms_now
         )
         self._report_missing(missing)
-        return table, skipped
+        temporal, lengths = self.temporal.values(scale)
+        return table, skipped, temporal, lengths, self._weight_blocks().matrices
 
-    def _no_gradient_table(self):
-        n = len(self.variables)
-        return tf.zeros([n, 5 + self.bins], tf.float64), tf.constant(0.0, tf.float64)
+    def _nothing_before_apply(self):
+        """What `_before_apply` returns on a step that is not logged: no copies."""
+        n, r = len(self.variables), len(self.temporal.layers)
+        return (
+            tf.zeros([n, 5 + self.bins], tf.float64),
+            tf.constant(0.0, tf.float64),
+            tf.fill([r, TEMPORAL_POINTS], tf.constant(np.nan, tf.float64)),
+            tf.zeros([r], tf.float64),
+            [tf.zeros([0, 0], v.dtype) for v in self._weight_blocks_dtypes()],
+        )
 
-    def _weight_rows(self):
-        return stats_lib.Rows([tf.convert_to_tensor(v) for v in self.variables])
+    def _weight_blocks(self):
+        return stats_lib.Blocks([tf.convert_to_tensor(v) for v in self.variables])
 
-    @property
-    def _weight_rows_plan(self):
-        """One variable of each block of `_weight_rows()`, for its dtype."""
-        plan = stats_lib.row_plan(self.variables)
+    def _weight_blocks_dtypes(self):
+        """One variable of each block of `_weight_blocks()`, for its dtype."""
+        plan = stats_lib.block_plan(self.variables)
         return [self.variables[indices[0]] for indices in plan]
 
-    def _assign_statistics(self, channel, table, header, before, probed):
-        after = self._weight_rows()
+    def _assign_statistics(
+        self, channel, header, activations, table, skipped, temporal, lengths, before
+    ):
+        after = self._weight_blocks()
         values = fields_of_table(table)
         values.update(
             capture_count=channel.stats[0] + 1.0,  # tells the host a capture is new
             step=header["step"],
-            skipped=header["skipped"],
+            skipped=skipped,
             applied=header["applied"],
             loss_scale=header["scale"],
             batch_size=self._batch_size,
-            weight_sq=stats_lib.sum_of_squares(after.with_values(before)),
+            weight_sq=stats_lib.sum_of_squares(after.with_matrices(before)),
             update_sq=stats_lib.sum_of_squared_differences(after, before),
-            activations=probed[0],
-            temporal=probed[1],
-            temporal_length=probed[2],
+            activations=activations,
+            temporal=temporal,
+            temporal_length=lengths,
         )
         channel.stats.assign(self.layout.pack(values))
 

@@ -133,11 +133,11 @@ def gradient_table(grads, variables, index, bins, histograms):
         tensors.append(grad)
         sizes.append(int(np.prod(variable.shape)))
     k = len(present)
-    rows = stats_lib.Rows(tensors, sizes)
-    norms = stats_lib.gradient_statistics(rows)
+    blocks = stats_lib.Blocks(tensors, sizes)
+    norms = stats_lib.gradient_statistics(blocks)
     hist = tf.cond(
         tf.convert_to_tensor(histograms),
-        lambda: _packed_histograms(rows, bins),
+        lambda: _packed_histograms(blocks, bins),
         lambda: tf.zeros([k, bins + 2], tf.float64),
     )
     columns = tf.concat(
@@ -191,7 +191,7 @@ def record_statistics(grads, variables, step, bins, histograms):
     grads = all_reduce_present(list(grads))
     table, _ = gradient_table(grads, variables, index, bins, histograms)
     fields = fields_of_table(table)
-    weights = stats_lib.Rows([tf.convert_to_tensor(v) for v in variables])
+    weights = stats_lib.Blocks([tf.convert_to_tensor(v) for v in variables])
     fields.update(
         capture_count=1.0,
         step=step,
@@ -208,8 +208,8 @@ def record_statistics(grads, variables, step, bins, histograms):
     return layout.pack(fields), layout
 
 
-def _packed_histograms(rows, bins):
-    hist = stats_lib.histograms(rows, bins)
+def _packed_histograms(blocks, bins):
+    hist = stats_lib.histograms(blocks, bins)
     return tf.concat(
         [hist["hist_min"][:, None], hist["hist_max"][:, None], hist["hist_counts"]],
         axis=1,
