@@ -300,12 +300,23 @@ class GradientCapture:
                 # sum them as the optimizer will. All-reduces must stay outside
                 # `tf.cond` (no cross-replica sync inside control flow).
                 reduced = all_reduce_present(grads)
+                # Three branches before `apply`, each with only the inputs it
+                # needs, so that none holds tensors longer than the step does:
+                # activations (run after the forward pass), gradients (a pure
+                # function of them) and the weights before the update.
                 activations = capture._activation_statistics()
-                # Gradient statistics, temporal profile, weights before the
-                # update: one branch, run before `apply`.
-                taken = capture._when_armed(
-                    lambda: capture._before_apply(channel, grads, reduced, variables),
-                    capture._nothing_before_apply,
+                gradients = capture._when_armed(
+                    lambda: capture._gradient_statistics(
+                        channel, grads, reduced, variables, scale
+                    ),
+                    capture._no_gradient_statistics,
+                )
+                before = capture._when_armed(
+                    lambda: capture._weight_blocks().matrices,
+                    lambda: [
+                        tf.zeros([0, 0], v.dtype)
+                        for v in capture._weight_block_dtypes()
+                    ],
                 )
             result = apply(grads, trainable_variables)
             # Reads after `apply` are ordered after its updates by automatic
@@ -314,7 +325,7 @@ class GradientCapture:
                 branch.cond(
                     capture._armed_now,
                     lambda: capture._assign_statistics(
-                        channel, header, activations, *taken
+                        channel, header, activations, *gradients, before
                     ),
                     lambda: None,
                 )
@@ -349,17 +360,15 @@ class GradientCapture:
             lambda: tf.fill([m, 2], tf.constant(np.nan, tf.float64)),
         )
 
-    def _before_apply(self, channel, grads, reduced, variables):
-        """The statistics taken before `apply`, as `_assign_statistics` takes them.
+    def _gradient_statistics(self, channel, grads, reduced, variables, scale):
+        """The statistics of the step's gradients, taken before `apply`.
 
         Returns:
-            `(table, skipped, temporal, temporal_length, weights_before)`: the
-            `[n, 5 + bins]` gradient table (see `gradient_table`), whether a
-            loss-scale optimizer skips the step, the temporal profile, and the
-            weights as the matrices of `_weight_blocks()`.
+            `(table, skipped, temporal, temporal_length)`: the `[n, 5 + bins]`
+            gradient table (see `gradient_table`), whether a loss-scale
+            optimizer skips the step, and the temporal profile.
         """
         optimizer = channel.optimizer
-        scale = keras_hooks.loss_scale(optimizer)
         skipped = keras_hooks.skipped_by_loss_scaling(optimizer, grads)
         reduced = keras_hooks.applied_gradients(optimizer, reduced, variables)
         if keras_hooks.is_loss_scaled(optimizer):
@@ -369,23 +378,22 @@ class GradientCapture:
         )
         self._report_missing(missing)
         temporal, lengths = self.temporal.values(scale)
-        return table, skipped, temporal, lengths, self._weight_blocks().matrices
+        return table, skipped, temporal, lengths
 
-    def _nothing_before_apply(self):
-        """What `_before_apply` returns on a step that is not logged: no copies."""
+    def _no_gradient_statistics(self):
+        """What `_gradient_statistics` returns on a step that is not logged."""
         n, r = len(self.variables), len(self.temporal.layers)
         return (
             tf.zeros([n, 5 + self.bins], tf.float64),
             tf.constant(0.0, tf.float64),
             tf.fill([r, TEMPORAL_POINTS], tf.constant(np.nan, tf.float64)),
             tf.zeros([r], tf.float64),
-            [tf.zeros([0, 0], v.dtype) for v in self._weight_blocks_dtypes()],
         )
 
     def _weight_blocks(self):
         return stats_lib.Blocks([tf.convert_to_tensor(v) for v in self.variables])
 
-    def _weight_blocks_dtypes(self):
+    def _weight_block_dtypes(self):
         """One variable of each block of `_weight_blocks()`, for its dtype."""
         plan = stats_lib.block_plan(self.variables)
         return [self.variables[indices[0]] for indices in plan]
