@@ -42,9 +42,9 @@ class GradientMonitor(keras.callbacks.Callback):
             Defaults to `500`.
         histogram_bins: Buckets per histogram (read-only after construction).
             Defaults to `30`.
-        first_steps: Also log norms at every one of the first `first_steps`
-            steps of training, where gradient problems show first. Defaults to
-            `50`.
+        first_steps: Also log norms at steps 1, 2, 4, 8, ... up to
+            `first_steps`, where gradient problems show first (see
+            `kgrad.monitor.schedule`). Defaults to `50`.
         on_nonfinite: What to do when a logged step has NaN/Inf gradients
             (steps a mixed-precision loss-scale optimizer skips excepted):
             `"warn"` reports the finding, `"stop"` also ends training after the
@@ -104,7 +104,7 @@ class GradientMonitor(keras.callbacks.Callback):
     histograms_every = forwarded(
         "_schedule", "histograms_every", "When histograms are logged."
     )
-    first_steps = forwarded("_schedule", "first_steps", "Initial steps all logged.")
+    first_steps = forwarded("_schedule", "first_steps", "Early doubling steps' end.")
     verbose = forwarded("_channel", "verbose", "0 silent, 1 prints findings.")
     on_finding = forwarded("_channel", "on_finding", "Called with each new finding.")
     histogram_bins = read_only("_histogram_bins", "Buckets per histogram.")

