@@ -39,14 +39,16 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
   whose gradient gives the temporal profile; else no `temporal_grad/*` tags.
 - `model._flatten_layers(include_self=False, recursive=True)`: every layer,
   nested ones included; else no activation statistics, no BatchNorm list.
-- `model.make_train_function(force=True)`: traces the logging twin of the
-  train function; else no logged step.
+- `model.make_train_function(force=True)`: makes kgrad's train function
+  (traced at its first call); else no logged step.
 - `model.train_function`: replaced by the dispatcher for the duration of
   `fit`; else every step runs Keras's function and nothing is logged.
-- `model.train_step`: wrapped on the instance while the twin is traced, to
-  read the batch size; else no batch size in `kgrad/run_info`.
-- `model.jit_compile`: `False` while the twin is traced (statistics need no
-  XLA); else the twin is compiled with XLA.
+- `model.train_step`: wrapped on the instance while kgrad's function is
+  made, to read the batch size and the armed flag; else no batch size in
+  `kgrad/run_info`.
+- `model.jit_compile`: `False` while kgrad's function is made (statistics
+  need no XLA); a model compiled with XLA keeps Keras's function for the
+  steps that are not logged; else those steps lose XLA.
 - `model.steps_per_execution`: the steps one call of the train function runs;
   else off-schedule steps are logged.
 - `keras.src.utils.io_utils.print_msg`: prints findings the way Keras's own

@@ -8,12 +8,11 @@ timestep, over the whole batch: `sqrt(sum over batch and features of
 orders of magnitude from the last timestep to the first (Bengio et al. 1994,
 Pascanu et al. 2013).
 
-How: while the capture traces its logging twin of the train function, the
-layer's `call` is wrapped so that its input goes through an identity whose
-custom gradient takes the per-timestep sums of squares of the incoming
-gradient. Backpropagation runs before `optimizer.apply`, so the capture packs
-the profile with the other statistics of the same step. Steps that are not
-logged run Keras's own train function: no cost.
+How: while the capture traces its train function, the layer's `call` is
+wrapped so that its input goes through an identity whose custom gradient
+takes the per-timestep sums of squares of the incoming gradient, on logged
+steps only (`when_armed`). Backpropagation runs before `optimizer.apply`, so
+the capture packs the profile with the other statistics of the same step.
 
 The identity also takes the layer's first trainable weight (its gradient gets
 exact zeros added), so backpropagation reaches it even when the layer reads
@@ -82,7 +81,7 @@ class TemporalProbe:
 
     ```python
     probe = TemporalProbe(model)
-    probe.install(patch, is_recording)  # while tracing the logging twin
+    probe.install(patch, is_recording, when_armed)  # while kgrad's step is traced
     norms, lengths = probe.values(loss_scale)  # in optimizer.apply
     ```
     """
