@@ -6,7 +6,7 @@ synthetic random data of the model's input shape (no download):
 - `0`: plain `fit` again: the noise floor, what a callback that costs nothing
   scores on this machine;
 - `a`: `GradientMonitor()` with its defaults (norms every 100 steps after the
-  early steps 1, 2, 4, ..., 32, histograms every 500);
+  early steps 1-8, 16 and 32, histograms every 500);
 - `b`: norms on every step (`norms_every=1, histograms_every=0, first_steps=0`);
 - `c`: norms and histograms on every step (`norms_every=1, histograms_every=1`);
 - `d`: a callback that runs an extra `tf.GradientTape` pass on a fixed probe
@@ -26,7 +26,7 @@ collector runs before each fit). Every fit is timed in process CPU time (user
 time; each cell gives both ratios time(X) / time(plain), median over
 `--repeats` pairs with the lowest and highest pair. A separate measurement
 (`--no-first-steps` skips it) pairs fits of the first 50 steps, where `a`
-logs its early steps 1, 2, 4, ..., 32 and `d` every step. The depth
+logs its early steps 1-8, 16 and 32 and `d` every step. The depth
 section does the same for `mlp_relu_he` at several depths. `host
 reads/logged step` counts the device-to-host reads of a fit with `b` minus
 those of a plain fit, per step.

@@ -177,7 +177,7 @@ def render(results, depth_results, configs, depth_configs, info, command):
         ]
     lines += [
         "Details. `(a) first steps`, `(d) first steps`: ratios of fits that "
-        "start at step 1, where (a) logs norms at its early steps 1, 2, 4, ..., 32 "
+        "start at step 1, where (a) logs norms at its early steps 1-8, 16 and 32 "
         "(and a histogram at step 1) and (d) runs its extra pass on every step. "
         "`(a) logged in timed fits`: the logged steps that fell inside the timed "
         "(a) fits. `+CPU s`: median CPU seconds a fit with X adds to its pair's "

@@ -341,8 +341,7 @@ def test_validation_data_does_not_disturb_training_gradients(
         callbacks=[GradientMonitor(tmp_path)],
     )
     logged = events(tmp_path / "train")
-    # the defaults' early doubling steps, over 2 epochs of 4 steps
-    assert [s for s, _ in logged["grad_norm/global"]] == [1, 2, 4, 8]
+    assert [s for s, _ in logged["grad_norm/global"]] == list(range(1, 9))
     grad = expected["out/kernel"][0]
     assert scalar(logged, "grad_norm/out/kernel", 1) == pytest.approx(
         np.linalg.norm(grad), rel=1e-5
@@ -491,11 +490,11 @@ def test_keyboard_interrupt_loses_nothing_already_logged(
     # No further call: the background writer puts what was logged on disk.
     deadline = time.monotonic() + 10
     steps = []
-    while steps != [1, 2, 4] and time.monotonic() < deadline:
+    while steps[:5] != [1, 2, 3, 4, 5] and time.monotonic() < deadline:
         time.sleep(0.1)
         logged = events(tmp_path / "train")
         steps = [s for s, _ in logged.get("grad_norm/global", [])]
-    assert steps == [1, 2, 4]  # the logged steps of the 6 steps run
+    assert steps[:5] == [1, 2, 3, 4, 5]
     # The model still trains without the monitor afterwards.
     history = model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])

@@ -81,7 +81,7 @@ def test_distributed_example(tmp_path, events):
     steps = [
         s for s, _ in scalar_series(events, tmp_path / "train", "grad_norm/global")
     ]
-    assert steps[:3] == [1, 2, 4]  # the early doubling steps of 4 steps
+    assert steps[:3] == [1, 2, 3]
 
 
 def test_gan_example(tmp_path, events):
@@ -101,10 +101,8 @@ def test_fine_tuning_example(tmp_path, events):
     run_example("fine_tuning", tmp_path)
     logged = events(tmp_path / "train")
     steps = [s for s, _ in logged["grad_norm/global"]]
-    # 4 + 4 batches of 32, the defaults' doubling steps: the second fit goes on
-    # from step 5 (its new optimizer counts from 0), so it logs step 8 only
-    assert steps == [1, 2, 4, 8]
+    assert steps == sorted(set(steps)) and len(steps) == 8  # 4 + 4 batches of 32
     norms = [t for t in logged if t.startswith("grad_norm/")]
     head = [s for s, _ in logged[next(t for t in norms if "head/kernel" in t)]]
     base = [s for s, _ in logged[next(t for t in norms if "conv2d/kernel" in t)]]
-    assert head == steps and base == [8]  # the base trains in the 2nd fit
+    assert head == steps and base == steps[4:]  # the base trains in the 2nd fit

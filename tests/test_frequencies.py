@@ -37,14 +37,14 @@ def test_norms_and_histograms_take_the_same_forms(every, expected):
     assert histograms == expected
 
 
-def test_first_steps_add_norms_only_at_doubling_steps():
-    schedule = Schedule(norms_every=6, histograms_every=6, first_steps=9)
-    norms, histograms = logged_steps(schedule, steps_per_epoch=4, epochs=3)
-    assert norms == [1, 2, 4, 6, 8, 12]
-    assert histograms == [1, 6, 12]
+def test_first_steps_add_norms_only_every_early_step_then_doubling_ones():
+    schedule = Schedule(norms_every=7, histograms_every=6, first_steps=20)
+    norms, histograms = logged_steps(schedule, steps_per_epoch=6, epochs=4)
+    assert norms == [1, 2, 3, 4, 5, 6, 7, 8, 14, 16, 21]
+    assert histograms == [1, 6, 12, 18, 24]
 
 
-def test_a_chunk_holding_an_early_doubling_step_is_logged():
+def test_a_chunk_holding_an_early_step_is_logged():
     schedule = Schedule(norms_every=100, histograms_every=0, first_steps=50)
     chunks = [(first, first + 2) for first in range(1, 60, 3)]  # 3 steps a call
     logged = [c for c in chunks if schedule.due(*c, epoch_start=False)[0]]

@@ -42,7 +42,7 @@ class GradientMonitor(keras.callbacks.Callback):
             Defaults to `500`.
         histogram_bins: Buckets per histogram (read-only after construction).
             Defaults to `30`.
-        first_steps: Also log norms at steps 1, 2, 4, 8, ... up to
+        first_steps: Also log norms at steps 1-8, then 16, 32, ... up to
             `first_steps`, where gradient problems show first (see
             `kgrad.monitor.schedule`). Defaults to `50`.
         on_nonfinite: What to do when a logged step has NaN/Inf gradients

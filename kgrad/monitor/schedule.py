@@ -10,12 +10,13 @@ forms (`norms_every`, `histograms_every`):
 | `N` (int >= 1) | step 1 and every N-th step (N, 2N, ...) |
 | `0` or `None` | never |
 
-Norms are also logged early, where gradient problems show first: at steps
-1, 2, 4, 8, ... up to `first_steps` (steps 1, 2, 4, 8, 16 and 32 with the
-default 50). Doubling steps see the first NaN or explosion within a factor
-of two of the step it happens at, for the cost of a handful of logged steps:
-logging every one of the first 50 made a fresh 200-step ResNet-18 fit about
-10% slower. `keras.callbacks.TensorBoard`'s
+Norms are also logged early, where gradient problems show first: at every
+one of the first `ALL_EARLY_STEPS` (8) steps, then at the doubling steps 16,
+32, ... up to `first_steps` (steps 1-8, 16 and 32 with the default 50). A
+blow-up in the first steps is caught at its step (a run whose loss turns NaN
+at step 3 may stop there), later ones within a factor of two of their step,
+for the cost of a handful of logged steps: logging every one of the first 50
+made a fresh 200-step ResNet-18 fit about 10% slower. `keras.callbacks.TensorBoard`'s
 `histogram_freq` counts epochs and `update_freq` means something else again,
 so GradientMonitor refuses those names (and its own former `norm_freq`) with
 a `TypeError` naming the argument to use: a Keras habit costs nothing.
@@ -24,12 +25,14 @@ Example:
 
 >>> early = Schedule(norms_every=100, histograms_every=500, first_steps=50)
 >>> [step for step in range(1, 101) if early.due(step, step, False)[0]]
-[1, 2, 4, 8, 16, 32, 100]
+[1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 100]
 >>> Schedule(norms_every=100, histograms_every="epoch", first_steps=0).due(9, 9, True)
 (False, True)
 """
 
 import numbers
+
+ALL_EARLY_STEPS = 8  # logged one by one; then doubling steps up to `first_steps`
 
 _WORDS = ("batch", "epoch")
 
@@ -111,7 +114,7 @@ class Schedule:
     Args:
         norms_every: When to log norms (see the module's table).
         histograms_every: When to log histograms (same forms).
-        first_steps: Norms are also logged at steps 1, 2, 4, ... up to it.
+        first_steps: Norms are also logged at steps 1-8, 16, 32, ... up to it.
 
     Raises:
         TypeError, ValueError: For a frequency of another form.
@@ -137,7 +140,8 @@ class Schedule:
             last: Last step of the chunk.
             epoch_start: Whether the chunk starts an epoch.
         """
-        early = _holds_power_of_two(first, min(last, self.first_steps))
+        end = min(last, self.first_steps)
+        early = first <= min(end, ALL_EARLY_STEPS) or _holds_power_of_two(first, end)
         norms = _due(self.norms_every, first, last, epoch_start) or (
             bool(self.norms_every) and early
         )
