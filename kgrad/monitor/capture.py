@@ -313,10 +313,7 @@ class GradientCapture:
                 )
                 before = capture._when_armed(
                     lambda: capture._weight_blocks().matrices,
-                    lambda: [
-                        tf.zeros([0, 0], v.dtype)
-                        for v in capture._weight_block_dtypes()
-                    ],
+                    capture._no_weight_blocks,
                 )
             result = apply(grads, trainable_variables)
             # Reads after `apply` are ordered after its updates by automatic
@@ -393,10 +390,10 @@ class GradientCapture:
     def _weight_blocks(self):
         return stats_lib.Blocks([tf.convert_to_tensor(v) for v in self.variables])
 
-    def _weight_block_dtypes(self):
-        """One variable of each block of `_weight_blocks()`, for its dtype."""
+    def _no_weight_blocks(self):
+        """Empty stand-ins for `_weight_blocks().matrices`: nothing allocated."""
         plan = stats_lib.block_plan(self.variables)
-        return [self.variables[indices[0]] for indices in plan]
+        return [tf.zeros([0, 0], self.variables[block[0]].dtype) for block in plan]
 
     def _assign_statistics(
         self, channel, header, activations, table, skipped, temporal, lengths, before
