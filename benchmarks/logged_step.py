@@ -111,7 +111,7 @@ def profile(model_name, depth, batch_size, calls, ops=False):
         "arm": timed(lambda: capture.arm(histograms=False), calls),
     }
     logged(False)
-    ((_, captured),) = capture.read()  # one channel: the model's optimizer
+    ((_, _, captured),) = capture.read()  # one channel: the model's optimizer
     out["host read"] = timed(capture.read, calls)
     kinds = [kind for _, kind in capture.probes]
     layers = list(zip(capture.layer_names, kinds, strict=True))

@@ -74,7 +74,7 @@ def captured_step(model, x, y):
         model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
     finally:
         capture.uninstall()
-    ((_, captured),) = capture.read()  # one channel: the model's optimizer
+    ((_, _, captured),) = capture.read()  # one channel: the model's optimizer
     return capture, captured
 
 

@@ -14,6 +14,7 @@ from kgrad.monitor import schedule as schedule_lib
 from kgrad.monitor.attributes import forwarded, read_only
 from kgrad.monitor.capture import GradientCapture
 from kgrad.monitor.findings_channel import FindingsChannel
+from kgrad.monitor.function_watch import TrainFunctionWatch
 from kgrad.monitor.optimizers import checked_optimizers
 from kgrad.monitor.packed import record_statistics
 from kgrad.monitor.step_logger import StepLogger
@@ -26,10 +27,10 @@ _ON_NONFINITE = ("warn", "stop", "raise")
 class GradientMonitor(keras.callbacks.Callback):
     """Logs the gradients a model is trained with to TensorBoard.
 
-    The statistics are taken from inside the compiled train step, from the very
-    gradients the optimizer applies (no second pass, no probe batch), on the
-    logged steps only: the other steps run Keras's own train function. Tags
-    and edge cases are listed in `kgrad.monitor.summaries`.
+    The statistics are taken from inside Keras's own compiled train step, from
+    the very gradients the optimizer applies (no second pass, no probe batch),
+    on the logged steps only; training is the same, bit for bit, as without
+    the monitor. Tags and edge cases are listed in `kgrad.monitor.summaries`.
 
     Args:
         log_dir: Directory of the run; summaries go to `log_dir/train`, as with
@@ -159,6 +160,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self._worker = None
         self._last_figure = None
         self._logger = None  # the runs, steps and findings, across fits
+        self._watch = None
         self._seen = 0  # train steps run under this monitor, across fits
 
     # -- Keras hooks -------------------------------------------------------
@@ -193,9 +195,9 @@ class GradientMonitor(keras.callbacks.Callback):
                 self.model, bins=self.histogram_bins, optimizers=self.optimizers
             )
         self._capture.install()
-        self._logger.begin_fit(
-            self.model, self._capture, self._tag_filter(self._capture.paths)
-        )
+        self._watch = TrainFunctionWatch(self.model, self._capture, self._abandon)
+        self._watch.begin()
+        self._logger.begin_fit(self.model, self._capture, self._tag_filter)
         self._pending = None
         self._carry = None
         self._armed_this_fit = False
@@ -207,6 +209,8 @@ class GradientMonitor(keras.callbacks.Callback):
         self._epoch_start = True
 
     def on_train_batch_begin(self, batch, logs=None):
+        self._watch.before_call()
+        self._capture.step_begins()
         first = self._epoch_base + batch + 1
         last = first + self.model.steps_per_execution - 1
         steps = (self.params or {}).get("steps")
@@ -218,7 +222,7 @@ class GradientMonitor(keras.callbacks.Callback):
         if self._carry is not None:  # the due step did not update: try again
             norms, histograms = norms or self._carry[0], histograms or self._carry[1]
             self._carry = None
-        if norms or histograms:
+        if (norms or histograms) and not self._watch.blind:
             self._capture.arm(histograms=histograms)
             self._pending = (norms, histograms, first)
             self._armed_this_fit = True
@@ -241,8 +245,7 @@ class GradientMonitor(keras.callbacks.Callback):
             if self._armed_this_fit:
                 self._logger.warn_if_fit_logged_nothing()
         finally:
-            self._capture.uninstall()
-            ownership.release(self.model)
+            self._abandon()
             self._logger.end_fit()
             figures = self._figure_due()
             if figures:
@@ -251,6 +254,12 @@ class GradientMonitor(keras.callbacks.Callback):
                 if figures and log.last_step is not None:
                     self._submit_figure(log)
                 self._worker.submit(log.writer.close)
+
+    def _abandon(self):
+        """Removes everything of kgrad from the model (the end of a `fit`)."""
+        self._watch.end()
+        self._capture.uninstall()
+        ownership.release(self.model)
 
     def _submit_figure(self, log):
         name = "gradient_flow.png"
@@ -348,6 +357,7 @@ class GradientMonitor(keras.callbacks.Callback):
             return
         norms, histograms, due = self._pending
         self._pending = None
+        self._capture.disarm()
         nonfinite, retry = self._logger.write(norms, histograms, due)
         if retry:  # an optimizer did not update: the next batch is logged
             self._carry = (norms, histograms)
@@ -362,8 +372,7 @@ class GradientMonitor(keras.callbacks.Callback):
     def _handle_nonfinite(self):
         self._worker.drain()
         if self.on_nonfinite == "raise":
-            self._capture.uninstall()
-            ownership.release(self.model)
+            self._abandon()
             for log in self._logger.logs.values():
                 finding = next(
                     (f for f in log.diagnose(self.thresholds) if f.kind == "nonfinite"),

@@ -31,24 +31,28 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
 - `LossScaleOptimizer.dynamic_scale` and `.check_finite`,
   `optimizer.loss_scale_factor`: unscale gradients, mark skipped steps; else
   gradients are logged scaled (by 2**15 at first).
-- `layer.activation` (Dense, Conv*, Activation) and `ReLU.call`: wrapped to
-  read the layer's output in the same forward pass; else no activation
-  statistics (dead units, saturation).
+- `Layer.call` of Dense, Conv*, Activation and ReLU layers, and of
+  BatchNormalization layers: wrapped on the instance to read the layer's
+  output (and which BatchNorm layers train, at which batch size) in the same
+  forward pass; `layer.activation` and everything `get_config` and saving
+  read stay untouched; else no activation statistics, no BatchNorm list.
 - `RNN.call(sequences, initial_state, mask, training)` (SimpleRNN, LSTM,
   GRU, `RNN` with any cell): wrapped to pass the input through an identity
   whose gradient gives the temporal profile; else no `temporal_grad/*` tags.
-- `model._flatten_layers(include_self=False, recursive=True)`: every layer,
-  nested ones included; else no activation statistics, no BatchNorm list.
-- `model.make_train_function(force=True)`: makes kgrad's train function
-  (traced at its first call); else no logged step.
-- `model.train_function`: replaced by the dispatcher for the duration of
-  `fit`; else every step runs Keras's function and nothing is logged.
-- `model.train_step`: wrapped on the instance while kgrad's function is
-  made, to read the batch size and the armed flag; else no batch size in
-  `kgrad/run_info`.
-- `model.jit_compile`: `False` while kgrad's function is made (statistics
-  need no XLA); a model compiled with XLA keeps Keras's function for the
-  steps that are not logged; else those steps lose XLA.
+- `model._flatten_layers(include_self=False, recursive=...)`: every layer,
+  nested ones included, and which layer holds which; else no activation
+  statistics, no BatchNorm list.
+- `model.train_function` is Keras's, made and cached by Keras: kgrad never
+  makes one. It wraps the current one in a guard for the duration of `fit`
+  (same calls, same results) to remove its wrappers if the step raises, and
+  reads its `tf.function`s' `experimental_get_tracing_count()` through the
+  closure Keras makes, to know whether it was traced before the monitor was
+  attached; else a function traced before the monitor logs nothing.
+- `model.make_train_function(force=True)`: retraces a function traced
+  before the monitor was attached (when `retrace_keeps_training`); else that
+  fit logs nothing (and says so).
+- `optimizer._all_reduce_sum_gradients`: under several replicas, wrapped to
+  read the gradients Keras all-reduced; else no gradient statistics there.
 - `model.steps_per_execution`: the steps one call of the train function runs;
   else off-schedule steps are logged.
 - `keras.src.utils.io_utils.print_msg`: prints findings the way Keras's own
@@ -138,58 +142,118 @@ def _keras_train_step():
     return getattr(getattr(trainer, "TensorFlowTrainer", None), "train_step", None)
 
 
-def activation_function_of(layer):
-    """The attribute wrapped to read a layer's output: `"call"` or `"activation"`."""
-    return "call" if isinstance(layer, keras.layers.ReLU) else "activation"
-
-
 def recurrent_call_of(layer):
     """The attribute wrapped to see a recurrent layer's input sequence: `"call"`."""
     return "call"
 
 
-def trace_train_function(model, train_step, restore):
-    """Traces a new train function of `model` that runs `train_step`.
+def train_function_traced(model):
+    """Whether `model.train_function` exists and Keras has traced it.
 
-    The model's own train function, `train_step` and `jit_compile` are left as
-    they were; the new function is traced without XLA.
-
-    Args:
-        model: A compiled model whose train function exists.
-        train_step: Replaces `model.train_step` while tracing.
-        restore: The undo list `patch` uses (emptied back to its length).
-    """
-    jit = model.jit_compile
-    plain = model.train_function
-    patch(model, "train_step", train_step, restore)
-    try:
-        model.jit_compile = False  # summary statistics need no XLA
-        model.make_train_function(force=True)
-        return model.train_function
-    finally:
-        restore.pop()()
-        model.jit_compile = jit
-        model.train_function = plain
-
-
-def plain_train_function(model):
-    """Keras's own train function of `model`, made if it does not exist yet.
-
-    A dispatcher installed by kgrad keeps Keras's function as `_kgrad_plain`.
+    Keras's train function is a closure over its `tf.function`s (none with
+    `run_eagerly=True`); it is traced at its first call.
     """
     function = model.train_function
-    function = getattr(function, "_kgrad_plain", function)
     if function is None:
-        model.make_train_function()
-        function = model.train_function
-    return function
+        return False
+    inner = [getattr(function, "_kgrad_inner", function)]
+    for cell in getattr(inner[0], "__closure__", None) or ():
+        try:
+            inner.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            continue
+    return any(
+        f.experimental_get_tracing_count() > 0
+        for f in inner
+        if hasattr(f, "experimental_get_tracing_count")
+    )
 
 
-def install_train_function(model, dispatcher, plain, restore):
-    """Makes `dispatcher` the train function `fit` calls; undone by `restore`."""
-    dispatcher._kgrad_plain = plain
-    model.train_function = dispatcher
-    restore.append(lambda: setattr(model, "train_function", plain))
+def retrace_keeps_training(model):
+    """Whether a retrace of Keras's train function would train the same.
+
+    Keras keeps a traced train function when `trainable` changes without a
+    recompile, and that function still updates the variables it was traced
+    with. For a model on Keras's own `train_step`, those are the variables
+    its optimizer was built for: a retrace keeps training the same exactly
+    when they are still `model.trainable_variables`. A custom `train_step`
+    chooses its variables itself; it is retraced.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    own_step = "train_step" not in vars(model) and (
+        type(model).train_step is _keras_train_step()
+    )
+    if not own_step or optimizer is None or not optimizer.built:
+        return True
+    built_for = [id(v) for v in optimizer_variables(optimizer)]
+    return built_for == [id(v) for v in model.trainable_variables]
+
+
+def retrace_train_function(model):
+    """Makes Keras make its train function anew (traced at its next call)."""
+    model.make_train_function(force=True)
+
+
+def guard_train_function(model, on_call):
+    """Wraps Keras's current train function in `guard` (same results).
+
+    `on_call(inner, call)` runs `call()` (Keras's function `inner` on the
+    iterator) and may catch what it raises. Keras may replace the function at any time
+    (`make_train_function(force=True)`, a compile): `guarded` says whether
+    the guard is still the one in place.
+
+    Returns:
+        The guard installed as `model.train_function`.
+    """
+    inner = model.train_function
+
+    def guard(iterator):
+        return on_call(inner, lambda: inner(iterator))
+
+    guard._kgrad_inner = inner
+    model.train_function = guard
+    return guard
+
+
+def guarded(model, guard):
+    """Whether `guard` is still `model.train_function`."""
+    return guard is not None and model.train_function is guard
+
+
+def unguard_train_function(model, guard):
+    """Puts Keras's function back if `guard` is still in place."""
+    if guarded(model, guard):
+        model.train_function = guard._kgrad_inner
+
+
+def remove_stale_guard(model):
+    """Puts Keras's function back from a guard a stopped `fit` left behind."""
+    inner = getattr(model.train_function, "_kgrad_inner", None)
+    if inner is not None:
+        model.train_function = inner
+
+
+def child_layers(layer):
+    """The layers `layer` holds directly (sub-models count as one layer)."""
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
+def wrap_gradient_reduction(optimizer, keep, restore):
+    """Hands `keep` the gradients Keras all-reduces across replicas in `apply`.
+
+    Wraps `optimizer._all_reduce_sum_gradients` (of the inner optimizer of a
+    `LossScaleOptimizer`, which receives the unscaled gradients) on the
+    instance; undone by `restore`.
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    reduce = inner._all_reduce_sum_gradients
+
+    def reduce_and_keep(grads_and_vars):
+        reduced = reduce(grads_and_vars)
+        keep([grad for grad, _ in reduced])
+        return reduced
+
+    patch(inner, "_all_reduce_sum_gradients", reduce_and_keep, restore)
 
 
 def backend():
@@ -288,8 +352,8 @@ def check():
     for hook, name in (
         ("optimizer.apply", "apply"),
         ("model.train_function", "train_function"),
-        ("layer.activation", "activation"),
-        ("ReLU.call", "relu"),
+        ("Layer.call", "call"),
+        ("BatchNormalization.call", "bn"),
         ("RNN.call", "rnn"),
     ):
         verify(hook, lambda name=name: calls[name] > 0)
@@ -331,10 +395,11 @@ def _fit_once_through_hooks(broken):
 
     x, y = np.ones((4, 3, 2), "float32"), np.ones((4, 2), "float32")
     rnn = keras.layers.SimpleRNN(2)
-    layers = [rnn, keras.layers.Dense(2, activation="relu"), keras.layers.ReLU()]
-    model = keras.Sequential([keras.Input((3, 2)), *layers])
+    batchnorm = keras.layers.BatchNormalization()
+    layers = [rnn, keras.layers.Dense(2, activation="relu"), batchnorm]
+    model = keras.Sequential([keras.Input((3, 2)), *layers, keras.layers.ReLU()])
     model.compile(optimizer="sgd", loss="mse")
-    calls = {"apply": 0, "train_function": 0, "activation": 0, "relu": 0, "rnn": 0}
+    calls = {name: 0 for name in ("apply", "train_function", "call", "rnn", "bn")}
     restore = []
 
     def counting(name, function):
@@ -345,20 +410,25 @@ def _fit_once_through_hooks(broken):
         return wrapper
 
     try:
-        _, dense, relu = layers
+        _, dense, _ = layers
         optimizer = model.optimizer
         attribute = recurrent_call_of(rnn)
         patch(rnn, attribute, counting("rnn", getattr(rnn, attribute)), restore)
         patch(optimizer, "apply", counting("apply", optimizer.apply), restore)
-        patch(dense, "activation", counting("activation", dense.activation), restore)
-        patch(relu, "call", counting("relu", relu.call), restore)
-        plain = plain_train_function(model)
-        dispatcher = counting("train_function", plain)
-        install_train_function(model, dispatcher, plain, restore)
-        twin = trace_train_function(model, model.train_step, restore)
-        if twin is plain or not callable(twin):
-            broken.append("model.make_train_function(force=True)")
+        patch(dense, "call", counting("call", dense.call), restore)
+        patch(batchnorm, "call", counting("bn", batchnorm.call), restore)
+        model.make_train_function()
+        if train_function_traced(model):
+            broken.append("train function traced at its first call")
+        guard = guard_train_function(
+            model, lambda inner, call: counting("train_function", call)()
+        )
         model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        if not guarded(model, guard) or not train_function_traced(model):
+            broken.append("model.train_function kept by fit")
+        retrace_train_function(model)
+        if train_function_traced(model):
+            broken.append("model.make_train_function(force=True)")
     except Exception as error:
         broken.append(f"model.fit through the hooks ({type(error).__name__})")
     finally:

@@ -57,16 +57,28 @@ class Layout:
         return out
 
 
-HEADER = ("capture_count", "step", "skipped", "applied", "loss_scale", "batch_size")
+HEADER = (
+    "capture_count",
+    "record",
+    "step",
+    "skipped",
+    "applied",
+    "loss_scale",
+    "batch_size",
+)
 """The scalar fields of every capture, in the order they are packed:
 
-- `capture_count`: captures so far; the host reads a capture when it changed.
+- `capture_count`: the arming the capture answers (see
+  `kgrad.monitor.capture`); the host reads a capture when it changed.
+- `record`: the number of the `kgrad.monitor.records.Record` whose layout
+  packed the vector (0 for `record_statistics`).
 - `step`: the optimizer's update count at the step, plus one.
 - `skipped`: 1.0 when a loss-scale optimizer skips the step.
 - `applied`: 0.0 when the optimizer only accumulates the gradient (with
   `gradient_accumulation_steps`, all batches but the one that updates).
 - `loss_scale`: the factor the gradients were divided by (1.0 without one).
-- `batch_size`: the batch the gradients come from (NaN when unknown).
+- `batch_size`: the batch the first layer kgrad wraps saw in the step, per
+  replica (NaN when no wrapped layer ran).
 """
 
 
@@ -194,6 +206,7 @@ def record_statistics(grads, variables, step, bins, histograms):
     weights = stats_lib.Blocks([tf.convert_to_tensor(v) for v in variables])
     fields.update(
         capture_count=1.0,
+        record=0.0,
         step=step,
         skipped=0.0,
         applied=1.0,

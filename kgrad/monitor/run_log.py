@@ -38,6 +38,7 @@ class RunLog:
         self.label = label
         self.history = ScalarHistory()
         self.run_info = None
+        self.record = None  # the capture record last written
         self.last_step = None
         self.skipped_batches = 0  # loss-scale skips since the last logged step
         self.steps_this_fit = 0

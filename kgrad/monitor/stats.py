@@ -200,7 +200,7 @@ def histograms(blocks, bins):
 
 def _block_histograms(x, implicit_zeros, bins):
     """`[k, 2 + bins]`: min, max and bucket counts of each row of `x`."""
-    k = tf.shape(x)[0]
+    k = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
     finite = tf.math.is_finite(x)
     inf = tf.constant(float("inf"), tf.float64)
     low = tf.reduce_min(tf.where(finite, x, inf), 1)
@@ -222,8 +222,11 @@ def _block_histograms(x, implicit_zeros, bins):
     buckets = bucket_of(tf.where(finite, x, low[:, None]))
     ids = buckets + bins * tf.range(k)[:, None]
     ids = tf.where(finite, ids, k * bins)  # non-finite: one bucket past the end
-    counts = tf.math.bincount(
-        tf.reshape(ids, [-1]), minlength=k * bins + 1, dtype=tf.float64
+    # The raw op takes the number of buckets as is: XLA needs it constant.
+    counts = tf.raw_ops.DenseBincount(
+        input=tf.reshape(ids, [-1]),
+        size=k * bins + 1,
+        weights=tf.constant([], tf.float64),
     )
     counts = tf.reshape(counts[: k * bins], [k, bins])
     zero_bucket = bucket_of(tf.zeros([k, 1], tf.float64))[:, 0]

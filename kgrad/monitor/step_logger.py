@@ -15,7 +15,7 @@ Example:
 
 ```python
 logger = StepLogger("logs/exp1", worker)
-logger.begin_fit(model, capture, tags)
+logger.begin_fit(model, capture, lambda paths: TagFilter(paths))
 nonfinite, retry = logger.write(norms=True, histograms=False, due=1)
 ```
 """
@@ -24,10 +24,9 @@ import functools
 import os
 import warnings
 
-import keras
 import numpy as np
 
-from kgrad.monitor import event_writer, keras_hooks, replicas, summaries
+from kgrad.monitor import event_writer, replicas, summaries
 from kgrad.monitor.run_log import RunLog
 from kgrad.monitor.steps import StepCounter
 from kgrad.monitor.temporal import layer_name
@@ -48,19 +47,21 @@ class StepLogger:
         self.steps = StepCounter(lambda opt: int(opt.iterations.numpy()))
         self._model = None
         self._capture = None
-        self._tags = None
+        self._make_tags = None
+        self._tags = {}  # id(record) -> its TagFilter
         self._warned_nothing = False
 
-    def begin_fit(self, model, capture, tags):
+    def begin_fit(self, model, capture, make_tags):
         """Starts a `fit`: the optimizers' step offsets, this fit's counts.
 
         Args:
             model: The model being fit.
             capture: Its installed `GradientCapture`.
-            tags: The monitor's `kgrad.monitor.tag_filter.TagFilter` over the
-                capture's variable names.
+            make_tags: Makes the monitor's `kgrad.monitor.tag_filter.TagFilter`
+                over a record's variable names.
         """
-        self._model, self._capture, self._tags = model, capture, tags
+        self._model, self._capture, self._make_tags = model, capture, make_tags
+        self._tags = {}
         for channel in capture.channels:
             self.steps.begin(channel.name, channel.optimizer)
         for log in self.logs.values():
@@ -88,7 +89,7 @@ class StepLogger:
         if not results:
             self._warn_nothing_captured(due)
         nonfinite = retry = False
-        for channel, captured in results:
+        for channel, record, captured in results:
             log = self._log_of(channel)
             if captured["skipped"] or not captured["applied"]:
                 log.skipped_batches += int(captured["skipped"])
@@ -102,7 +103,11 @@ class StepLogger:
             log.skipped_batches = 0
             log.last_step = step
             log.steps_this_fit += 1
-            job = functools.partial(self._log_step, log, captured, norms, histograms)
+            if log.record is not record:  # new variables: describe the run again
+                log.record, log.run_info = record, None
+            job = functools.partial(
+                self._log_step, log, record, captured, norms, histograms
+            )
             self.worker.submit(job, inline=True)
             nonfinite |= bool(norms and captured["nonfinite"].sum() > 0)
         return nonfinite, retry
@@ -131,44 +136,38 @@ class StepLogger:
             self.logs[channel.name] = log
         return log
 
-    def _log_step(self, log, captured, norms, histograms):
+    def _tags_of(self, record):
+        tags = self._tags.get(id(record))
+        if tags is None:
+            tags = self._tags[id(record)] = self._make_tags(record.paths)
+        return tags
+
+    def _log_step(self, log, record, captured, norms, histograms):
         """Writes one captured step (inline, or in the worker if it is busy)."""
-        paths = self._tags.paths
-        captured = self._tags.select(captured)
-        layers = self._tags.select_layers(captured, self._layers())
+        tags = self._tags_of(record)
+        paths = tags.paths
+        captured = tags.select(captured)
+        layers = tags.select_layers(captured, _layers(record))
+        recurrent = _recurrent(record)
         scalars = summaries.step_scalars(
-            captured, paths, layers, norms=norms, recurrent=self._recurrent()
+            captured, paths, layers, norms=norms, recurrent=recurrent
         )
         values = summaries.step_histograms(captured, paths) if histograms else []
         if log.run_info is None:
-            log.run_info = self._describe_run(captured)
+            log.run_info = self._describe_run(record, tags, captured)
             values.append(summaries.run_info_value(log.run_info))
             values.append(summaries.custom_scalars_value(paths))
         log.write_step(int(captured["step"]), values, scalars)
 
-    def _layers(self):
-        """`(tag name, kind)` of each probed layer."""
-        kinds = [kind for _, kind in self._capture.probes]
-        return list(zip(self._capture.layer_names, kinds, strict=True))
-
-    def _recurrent(self):
-        """Tag name of each recurrent layer with a temporal profile."""
-        return [layer_name(layer) for layer in self._capture.temporal.layers]
-
-    def _describe_run(self, captured):
+    def _describe_run(self, record, tags, captured):
         batch_size = captured["batch_size"]
-        layers = keras_hooks.all_layers(self._model)
         return {
             "model": self._model.name,
-            "variables": self._tags.paths,
-            "layers": [[name, kind] for name, kind in self._layers()],
-            "batchnorm_layers": [
-                layer.path or layer.name
-                for layer in layers
-                if isinstance(layer, keras.layers.BatchNormalization)
-            ],
+            "variables": tags.paths,
+            "layers": [[name, kind] for name, kind in _layers(record)],
+            "batchnorm_layers": sorted(record.batchnorm_paths),
             "batch_size": None if np.isnan(batch_size) else int(batch_size),
-            "recurrent_layers": self._recurrent(),
+            "recurrent_layers": _recurrent(record),
         }
 
     def _warn_nothing_captured(self, step):
@@ -186,3 +185,14 @@ class StepLogger:
             "uses (`kgrad.monitor.keras_hooks.check()` names the broken one).",
             stacklevel=4,
         )
+
+
+def _layers(record):
+    """`(tag name, kind)` of each probed layer of `record`."""
+    kinds = [kind for _, kind in record.probes]
+    return list(zip(record.layer_names, kinds, strict=True))
+
+
+def _recurrent(record):
+    """Tag name of each recurrent layer of `record` with a temporal profile."""
+    return [layer_name(layer) for layer in record.recurrent]

@@ -8,7 +8,7 @@ timestep, over the whole batch: `sqrt(sum over batch and features of
 orders of magnitude from the last timestep to the first (Bengio et al. 1994,
 Pascanu et al. 2013).
 
-How: while the capture traces its train function, the layer's `call` is
+How: while a monitor is installed, the layer's `call` is
 wrapped so that its input goes through an identity whose custom gradient
 takes the per-timestep sums of squares of the incoming gradient, on logged
 steps only (`when_armed`). Backpropagation runs before `optimizer.apply`, so
@@ -54,7 +54,6 @@ import tensorflow as tf
 
 from kgrad.monitor import keras_hooks
 from kgrad.monitor.packed import TEMPORAL_POINTS as POINTS
-from kgrad.monitor.replicas import all_reduce
 
 
 def recurrent_layers(model):
@@ -81,8 +80,8 @@ class TemporalProbe:
 
     ```python
     probe = TemporalProbe(model)
-    probe.install(patch, is_recording, when_armed)  # while kgrad's step is traced
-    norms, lengths = probe.values(loss_scale)  # in optimizer.apply
+    probe.install(patch, when_armed)  # for the duration of `fit`
+    sums, lengths = sampled(probe.take(probe.layers))  # in optimizer.apply
     ```
     """
 
@@ -91,12 +90,11 @@ class TemporalProbe:
         self._sums = {}
         self._refused = set()
 
-    def install(self, patch, is_recording, when_armed):
+    def install(self, patch, when_armed):
         """Wraps each recurrent layer's `call` with `patch(obj, name, value)`.
 
         Args:
             patch: Sets an attribute and remembers how to undo it.
-            is_recording: Callable: whether the logging twin is being traced.
             when_armed: Callable `(compute, otherwise)`: runs `compute` on
                 logged steps only (see `GradientCapture`).
         """
@@ -104,14 +102,12 @@ class TemporalProbe:
         for layer in self.layers:
             attribute = keras_hooks.recurrent_call_of(layer)
             call = getattr(layer, attribute)
-            patch(layer, attribute, self._wrap(call, layer, is_recording))
+            patch(layer, attribute, self._wrap(call, layer))
 
-    def _wrap(self, call, layer, is_recording):
+    def _wrap(self, call, layer):
         probe = self
 
         def call_with_profile(sequences, *args, **kwargs):
-            if not is_recording():
-                return call(sequences, *args, **kwargs)
             masked = len(args) > 1 and args[1] is not None
             if masked or kwargs.get("mask") is not None:
                 probe._refuse(layer)
@@ -146,35 +142,49 @@ class TemporalProbe:
             stacklevel=3,
         )
 
-    def values(self, scale):
-        """`([r, POINTS] norms, [r] lengths)` of this step; NaN where not taken.
+    def take(self, layers):
+        """This step's per-timestep sums of squares of `layers` (`None` if absent).
 
-        Called in the traced `optimizer.apply`, after backpropagation; outside
-        any `tf.cond` (it all-reduces under `tf.distribute`).
+        Called in the traced `optimizer.apply`, after backpropagation, outside
+        any branch (the sums live in the step's graph); `sampled` turns them
+        into the packed rows inside the capture's armed branch.
 
         Args:
-            scale: The loss scale the gradients are multiplied by.
+            layers: The recurrent layers whose profile goes with the optimizer.
         """
-        rows, lengths = [], []
-        for layer in self.layers:
-            sums = self._sums.pop(_key(layer), None)
-            if sums is None:
-                rows.append(tf.fill([POINTS], tf.constant(np.nan, tf.float64)))
-                lengths.append(tf.constant(0.0, tf.float64))
-                continue
-            sampled, length = _sample(sums)
-            rows.append(sampled)
-            lengths.append(length)
-        if not rows:
-            return tf.zeros([0, POINTS], tf.float64), tf.zeros([0], tf.float64)
-        table = all_reduce([tf.stack(rows)])[0]
-        norms = tf.sqrt(table) / tf.cast(scale, tf.float64)
-        return norms, tf.stack(lengths)
+        return [self._sums.pop(_key(layer), None) for layer in layers]
+
+
+def sampled(taken):
+    """`([r, POINTS] sums of squares, [r] lengths)` of what `take` returned.
+
+    NaN rows and length 0 where no profile was taken. Under `tf.distribute`
+    the caller all-reduces the sums outside its branch, then takes `norms`.
+    """
+    rows, lengths = [], []
+    for sums in taken:
+        if sums is None:
+            rows.append(tf.fill([POINTS], tf.constant(np.nan, tf.float64)))
+            lengths.append(tf.constant(0.0, tf.float64))
+            continue
+        row, length = _sample(sums)
+        rows.append(row)
+        lengths.append(length)
+    if not rows:
+        return tf.zeros([0, POINTS], tf.float64), tf.zeros([0], tf.float64)
+    return tf.stack(rows), tf.stack(lengths)
+
+
+def norms(sums, scale):
+    """Per-timestep gradient norms from summed squares, unscaled by `scale`."""
+    return tf.sqrt(sums) / tf.cast(scale, tf.float64)
 
 
 def _key(layer):
-    """The layer, in this replica: `MirroredStrategy` runs each in its thread."""
-    return id(layer), threading.get_ident()
+    """The layer, in this graph and replica (`MirroredStrategy` runs each in its
+    thread); a validation pass or another trace never meets this step's sums."""
+    graph = None if tf.executing_eagerly() else tf.compat.v1.get_default_graph()
+    return id(layer), threading.get_ident(), id(graph)
 
 
 def _profiled_identity(sequences, anchor, keep, when_armed):
@@ -207,6 +217,7 @@ def _sample(sums):
     count = tf.minimum(length, POINTS)
     j = tf.range(POINTS)
     index = tf.minimum(j * (length - 1) // tf.maximum(count - 1, 1), length - 1)
-    picked = tf.gather(sums, tf.maximum(index, 0))
+    padded = tf.concat([sums, tf.constant([np.nan], tf.float64)], 0)
+    picked = tf.gather(padded, tf.maximum(index, 0))
     nan = tf.fill([POINTS], tf.constant(np.nan, tf.float64))
     return tf.where(j < count, picked, nan), tf.cast(length, tf.float64)

@@ -62,7 +62,7 @@ def main():
     capture.arm(histograms=False)
     model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
     capture.uninstall()
-    ((_, captured),) = capture.read()  # one channel: the model's optimizer
+    ((_, _, captured),) = capture.read()  # one channel: the model's optimizer
     print(
         json.dumps(
             {
