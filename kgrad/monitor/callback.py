@@ -194,7 +194,6 @@ class GradientMonitor(keras.callbacks.Callback):
             self._capture = GradientCapture(
                 self.model, bins=self.histogram_bins, optimizers=self.optimizers
             )
-        self._capture.install()
         self._watch = TrainFunctionWatch(self.model, self._capture, self._abandon)
         self._watch.begin()
         self._logger.begin_fit(self.model, self._capture, self._tag_filter)
@@ -210,7 +209,6 @@ class GradientMonitor(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         self._watch.before_call()
-        self._capture.step_begins()
         first = self._epoch_base + batch + 1
         last = first + self.model.steps_per_execution - 1
         steps = (self.params or {}).get("steps")
@@ -259,6 +257,7 @@ class GradientMonitor(keras.callbacks.Callback):
         """Removes everything of kgrad from the model (the end of a `fit`)."""
         self._watch.end()
         self._capture.uninstall()
+        self._capture.disarm()
         ownership.release(self.model)
 
     def _submit_figure(self, log):

@@ -3,8 +3,9 @@
 How it works, and why:
 
 - Keras computes gradients inside its compiled train function and hands them
-  to `optimizer.apply(grads, variables)`; callbacks never see them. For the
-  duration of a monitored `fit`, the capture wraps `apply` on every optimizer
+  to `optimizer.apply(grads, variables)`; callbacks never see them. While
+  Keras's train function runs in a monitored `fit` (and only then), the
+  capture wraps `apply` on every optimizer
   the train step may call (`model.optimizer` and those the model holds, see
   `kgrad.monitor.optimizers`), and the `call` of the layers whose forward
   pass it summarises (`kgrad.monitor.forward_probes`, `kgrad.monitor.temporal`).
@@ -31,7 +32,7 @@ How it works, and why:
   function of them, so they delay no update), the weights are read before
   `apply`, and the update ratio and the packing after it. Under several
   replicas the gradients are taken where Keras has all-reduced them
-  (`keras_hooks.wrap_gradient_reduction`): after its per-replica clipping,
+  (`keras_hooks.gradient_reduction_wrapper`): after its per-replica clipping,
   when the optimizer clips. Without clipping they are the gradients applied.
 - With `gradient_accumulation_steps`, the gradient logged is the one applied
   (the average of the accumulated batches) at the batch that updates; the
@@ -42,11 +43,11 @@ Example:
 
 ```python
 capture = GradientCapture(model, bins=30)
-capture.install()
+capture.install()  # GradientMonitor installs it around each train step only
 capture.arm(histograms=True)
 model.fit(x, y, epochs=1, steps_per_epoch=1)  # logged step
-[(channel.name, record.paths, values) for channel, record, values in capture.read()]
 capture.uninstall()
+[(channel.name, record.paths, values) for channel, record, values in capture.read()]
 ```
 """
 
@@ -142,6 +143,7 @@ class GradientCapture:
         self._owners = LayerOwners(model)
         self._explicit = optimizers
         self._restore = []
+        self._wrappers = None
         self._reduced = {}  # thread -> gradients all-reduced by Keras
         self._warned = set()
         self._arms = 0
@@ -167,20 +169,20 @@ class GradientCapture:
 
     # -- installation -----------------------------------------------------
     def install(self):
-        """Wraps the optimizers and the probed layers for one `fit`."""
-        if self.installed():  # left over from a `fit` stopped by an exception
+        """Wraps the optimizers and the probed layers (undone by `uninstall`).
+
+        The monitor keeps them in place only while Keras's train function runs
+        (`kgrad.monitor.function_watch`): outside a train step, nothing of
+        kgrad is on the model, and a validation or predict pass is never
+        probed.
+        """
+        if self.installed():
             self.uninstall()
-        for channel in self.channels:
-            optimizer = channel.optimizer
-            wrapped = self._wrap_apply(channel, optimizer.apply)
-            self._patch(optimizer, "apply", wrapped)
-            if self.replicated:
-                keras_hooks.wrap_gradient_reduction(
-                    optimizer, self._keep_reduced, self._restore
-                )
-        self.forward.install(self._patch)
-        self.temporal.install(self._patch, self._when_any_armed)
-        self._restore.append(self._deactivate)
+        if self._wrappers is None:
+            self._wrappers = self._make_wrappers()
+        for obj, name, value in self._wrappers:
+            keras_hooks.patch(obj, name, value, self._restore)
+        self.forward.forget_eager()
 
     def installed(self):
         """Whether the wrappers are in place (between `install` and `uninstall`)."""
@@ -194,17 +196,27 @@ class GradientCapture:
         ]
 
     def uninstall(self):
-        """Restores the model's layers and its optimizers; disarms."""
+        """Restores the model's layers and its optimizers."""
         while self._restore:
             self._restore.pop()()
-        self.disarm()
 
-    def _deactivate(self):
-        self.forward.active = False
-        self.forward.forget_eager()
-
-    def _patch(self, obj, name, value):
-        keras_hooks.patch(obj, name, value, self._restore)
+    def _make_wrappers(self):
+        """`[(object, attribute, wrapper)]`: made once, patched at each install."""
+        wrappers = []
+        for channel in self.channels:
+            optimizer = channel.optimizer
+            wrappers.append(
+                (optimizer, "apply", self._wrap_apply(channel, optimizer.apply))
+            )
+            if self.replicated:
+                wrappers.append(
+                    keras_hooks.gradient_reduction_wrapper(
+                        optimizer, self._keep_reduced
+                    )
+                )
+        wrappers += self.forward.wrappers()
+        wrappers += self.temporal.wrappers(self._when_any_armed)
+        return wrappers
 
     # -- arming and reading -----------------------------------------------
     def arm(self, histograms):
@@ -219,10 +231,6 @@ class GradientCapture:
     def disarm(self):
         """Makes the steps that follow capture nothing (after a logged call)."""
         self._flag.assign(0)
-
-    def step_begins(self):
-        """Forgets what an eager validation pass left (called before each batch)."""
-        self.forward.forget_eager()
 
     def read(self):
         """Returns `[(channel, record, statistics)]` of the channels that captured.

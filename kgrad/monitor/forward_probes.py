@@ -1,6 +1,7 @@
 """What the forward pass of a train step shows: activations, BatchNorm, batch size.
 
-While a monitor is installed, the `call` of each probed layer (ReLU, sigmoid
+While a monitor is installed, around each call of Keras's train function,
+the `call` of each probed layer (ReLU, sigmoid
 and tanh layers, see `kgrad.monitor.activation_probes`) and of each
 BatchNormalization layer is wrapped on the instance (never its `activation`
 or anything `get_config` and saving read). The wrapper returns the layer's
@@ -18,7 +19,8 @@ Example:
 
 ```python
 probes = ForwardProbes(model)
-probes.install(patch)  # wraps the layers' `call`
+for layer, name, wrapper in probes.wrappers():  # the layers' `call`
+    patch(layer, name, wrapper)
 # ... inside the traced train step, in optimizer.apply:
 seen = probes.take({id(layer)})  # what the forward pass left for `layer`
 ```
@@ -67,15 +69,18 @@ class ForwardProbes:
         ]
         self._seen = weakref.WeakKeyDictionary()  # graph -> {thread: ForwardSeen}
         self._eager = {}  # thread -> ForwardSeen of the eager step
-        self.active = False
 
-    def install(self, patch):
-        """Wraps each layer's `call` with `patch(obj, name, value)`."""
-        for layer, _ in self.probes:
-            patch(layer, "call", self._wrap(layer.call, layer, probed=True))
-        for layer in self.batchnorm_layers:
-            patch(layer, "call", self._wrap(layer.call, layer, probed=False))
-        self.active = True
+    def wrappers(self):
+        """`[(layer, "call", wrapper)]` to patch on each layer's instance."""
+        out = [
+            (layer, "call", self._wrap(layer.call, layer, probed=True))
+            for layer, _ in self.probes
+        ]
+        out += [
+            (layer, "call", self._wrap(layer.call, layer, probed=False))
+            for layer in self.batchnorm_layers
+        ]
+        return out
 
     def take(self, layer_ids):
         """What this step's forward passes left for the layers `layer_ids`.
@@ -101,7 +106,7 @@ class ForwardProbes:
         return mine
 
     def forget_eager(self):
-        """Drops what eager steps left (a validation pass between train steps)."""
+        """Drops what earlier eager steps left unclaimed."""
         self._eager.clear()
 
     def _bucket(self):
@@ -118,8 +123,7 @@ class ForwardProbes:
 
         def call_and_remember(*args, **kwargs):
             outputs = call(*args, **kwargs)
-            if probes.active:
-                probes._remember(layer, probed, args, kwargs, outputs)
+            probes._remember(layer, probed, args, kwargs, outputs)
             return outputs
 
         call_and_remember.__name__ = getattr(call, "__name__", "call")

@@ -16,11 +16,14 @@ monitored `fit`. `TrainFunctionWatch` covers what that leaves:
   (`keras_hooks.build_optimizer_before_tracing`; the same variables, the same
   initial values).
 - While the `fit` runs, the function is wrapped in a guard that calls it
-  unchanged. If the step raises (anything but the end of the data), the
-  monitor's wrappers are removed before the error reaches the user. If the
+  unchanged, with the capture's wrappers in place for the duration of the
+  call only: outside a train step (validation, `predict` in a callback, an
+  error raised anywhere) nothing of kgrad is on the model's layers and
+  optimizers. If the step raises (anything but the end of the data), the
+  monitor lets go of the model before the error reaches the user. If the
   guard is called outside a batch of its monitor (a later `fit` without the
-  monitor after an error elsewhere stopped the monitored one), it removes
-  them too and steps aside.
+  monitor, after an error elsewhere stopped the monitored one), it steps
+  aside for good.
 
 Example:
 
@@ -108,6 +111,7 @@ class TrainFunctionWatch:
             self.on_abandon()
             return call()
         self._expecting = False
+        self.capture.install()
         try:
             outputs = call()
         except _END_OF_DATA:
@@ -115,6 +119,8 @@ class TrainFunctionWatch:
         except BaseException:
             self.on_abandon()
             raise
+        finally:
+            self.capture.uninstall()
         # Traced (if at all) under the wrappers: its statistics are in it.
         self.capture.known_functions.add(inner)
         return outputs

@@ -238,12 +238,12 @@ def child_layers(layer):
     return list(layer._flatten_layers(include_self=False, recursive=False))
 
 
-def wrap_gradient_reduction(optimizer, keep, restore):
-    """Hands `keep` the gradients Keras all-reduces across replicas in `apply`.
+def gradient_reduction_wrapper(optimizer, keep):
+    """`(object, name, wrapper)` that hands `keep` Keras's all-reduced gradients.
 
-    Wraps `optimizer._all_reduce_sum_gradients` (of the inner optimizer of a
-    `LossScaleOptimizer`, which receives the unscaled gradients) on the
-    instance; undone by `restore`.
+    The wrapper replaces `optimizer._all_reduce_sum_gradients` (of the inner
+    optimizer of a `LossScaleOptimizer`, which receives the unscaled
+    gradients) on the instance, under several replicas.
     """
     inner = getattr(optimizer, "inner_optimizer", optimizer)
     reduce = inner._all_reduce_sum_gradients
@@ -253,7 +253,7 @@ def wrap_gradient_reduction(optimizer, keep, restore):
         keep([grad for grad, _ in reduced])
         return reduced
 
-    patch(inner, "_all_reduce_sum_gradients", reduce_and_keep, restore)
+    return inner, "_all_reduce_sum_gradients", reduce_and_keep
 
 
 def backend():

@@ -8,8 +8,8 @@ timestep, over the whole batch: `sqrt(sum over batch and features of
 orders of magnitude from the last timestep to the first (Bengio et al. 1994,
 Pascanu et al. 2013).
 
-How: while a monitor is installed, the layer's `call` is
-wrapped so that its input goes through an identity whose custom gradient
+How: while a monitor is installed (around each train step), the layer's
+`call` is wrapped so that its input goes through an identity whose custom gradient
 takes the per-timestep sums of squares of the incoming gradient, on logged
 steps only (`when_armed`). Backpropagation runs before `optimizer.apply`, so
 the capture packs the profile with the other statistics of the same step.
@@ -80,7 +80,7 @@ class TemporalProbe:
 
     ```python
     probe = TemporalProbe(model)
-    probe.install(patch, when_armed)  # for the duration of `fit`
+    wrappers = probe.wrappers(when_armed)  # patched around each train step
     sums, lengths = sampled(probe.take(probe.layers))  # in optimizer.apply
     ```
     """
@@ -90,19 +90,19 @@ class TemporalProbe:
         self._sums = {}
         self._refused = set()
 
-    def install(self, patch, when_armed):
-        """Wraps each recurrent layer's `call` with `patch(obj, name, value)`.
+    def wrappers(self, when_armed):
+        """`[(layer, "call", wrapper)]` to patch on each recurrent layer.
 
         Args:
-            patch: Sets an attribute and remembers how to undo it.
             when_armed: Callable `(compute, otherwise)`: runs `compute` on
                 logged steps only (see `GradientCapture`).
         """
         self._when_armed = when_armed
+        out = []
         for layer in self.layers:
             attribute = keras_hooks.recurrent_call_of(layer)
-            call = getattr(layer, attribute)
-            patch(layer, attribute, self._wrap(call, layer))
+            out.append((layer, attribute, self._wrap(getattr(layer, attribute), layer)))
+        return out
 
     def _wrap(self, call, layer):
         probe = self
