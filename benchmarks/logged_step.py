@@ -4,8 +4,9 @@ For `mlp_relu_he` (or `--model`) at each `--depths`, times the pieces that a
 logged step adds to a plain training step, each as the 20th percentile of
 `--calls` calls (robust to the noise of a shared machine):
 
-- `plain step`: one call of the train function, not armed (Keras's own);
-- `logged step`: arming and one call of the logging twin, with norms (and
+- `plain step`: one call of Keras's train function (with kgrad's statistics
+  traced in), not armed;
+- `logged step`: arming and one call of the same function, with norms (and
   `+ histograms`);
 - `host read`: `GradientCapture.read`, the one device-to-host transfer of the
   statistics, unpacked;
@@ -97,29 +98,30 @@ def profile(model_name, depth, batch_size, calls, ops=False):
     model.fit(batches, epochs=1, verbose=0)
     capture = GradientCapture(model)
     capture.install()
-    train_function = model.train_function  # the capture's dispatcher
+    model.make_train_function(force=True)  # traced again, with the statistics
+    train_function = model.train_function  # Keras's own
 
     def logged(histograms):
         capture.arm(histograms=histograms)
         train_function(iterator)
 
     out = {
-        "variables": len(capture.variables),
+        "variables": len(model.trainable_variables),
         "plain step": timed(lambda: train_function(iterator), calls),
         "logged step": timed(lambda: logged(False), calls),
         "logged step + histograms": timed(lambda: logged(True), calls),
         "arm": timed(lambda: capture.arm(histograms=False), calls),
     }
     logged(False)
-    ((_, _, captured),) = capture.read()  # one channel: the model's optimizer
+    ((_, record, captured),) = capture.read()  # one channel: the model's optimizer
     out["host read"] = timed(capture.read, calls)
-    kinds = [kind for _, kind in capture.probes]
-    layers = list(zip(capture.layer_names, kinds, strict=True))
+    kinds = [kind for _, kind in record.probes]
+    layers = list(zip(record.layer_names, kinds, strict=True))
     with tempfile.TemporaryDirectory() as log_dir:
         writer = event_writer.RunWriter(log_dir)
 
         def write():
-            scalars = summaries.step_scalars(captured, capture.paths, layers)
+            scalars = summaries.step_scalars(captured, record.paths, layers)
             writer.write(1, [], scalars)
             writer.flush()
 

@@ -199,6 +199,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self._logger.begin_fit(self.model, self._capture, self._tag_filter)
         self._pending = None
         self._carry = None
+        self._in_batch = False
         self._armed_this_fit = False
         self._stopping = False
         self._epoch_base = self._seen
@@ -214,7 +215,7 @@ class GradientMonitor(keras.callbacks.Callback):
         steps = (self.params or {}).get("steps")
         if steps:  # a short last chunk of `steps_per_execution`
             last = min(last, self._epoch_base + steps)
-        self._seen = last
+        self._in_batch = last  # counted as run at the batch's end
         norms, histograms = self._schedule.due(first, last, self._epoch_start)
         self._epoch_start = False
         if self._carry is not None:  # the due step did not update: try again
@@ -226,9 +227,13 @@ class GradientMonitor(keras.callbacks.Callback):
             self._armed_this_fit = True
 
     def on_train_batch_end(self, batch, logs=None):
+        if self._in_batch:
+            self._seen = self._in_batch
+        self._in_batch = False
         self._write_pending()
 
     def on_epoch_end(self, epoch, logs=None):
+        self._end_unrun_batch()
         self._write_pending()
         self._worker.drain()
         self._report_findings()
@@ -237,6 +242,7 @@ class GradientMonitor(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         try:
+            self._end_unrun_batch()
             self._write_pending()
             self._worker.drain()
             self._report_findings()
@@ -350,6 +356,21 @@ class GradientMonitor(keras.callbacks.Callback):
             tf.numpy_function(write, [packed], tf.int32, stateful=True)
 
     # -- writing -----------------------------------------------------------
+    def _end_unrun_batch(self):
+        """A batch that began and never ran (data of unknown length ended).
+
+        Its arming passes to the next batch that runs, as for a step that
+        did not update.
+        """
+        if not self._in_batch:
+            return
+        self._in_batch = False
+        if self._pending is not None:
+            norms, histograms, _ = self._pending
+            self._pending = None
+            self._capture.disarm()
+            self._carry = (norms, histograms)
+
     def _write_pending(self):
         """Reads the pending capture (one host transfer) and queues its writing."""
         if self._pending is None:
