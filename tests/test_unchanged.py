@@ -7,6 +7,10 @@ values against a `GradientTape`), read back with TensorBoard's reader.
 """
 
 import json
+import os
+import pathlib
+import subprocess
+import sys
 import warnings
 import zipfile
 
@@ -14,6 +18,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from example_runner import IN_PROCESS, assert_same_examples, run_example
 
 from kgrad import GradientMonitor
 
@@ -645,3 +650,43 @@ def test_an_exception_anywhere_in_fit_leaves_nothing_on_the_model(tmp_path):
     assert any(
         (w.numpy() != b).any() for w, b in zip(model.weights, before, strict=True)
     )
+
+
+# -- every example, with and without the monitor -------------------------------
+@pytest.mark.parametrize("name", IN_PROCESS)
+def test_example_trains_the_same_with_and_without_the_monitor(name, tmp_path):
+    monitored = run_example(name, tmp_path, monitored=True)
+    plain = run_example(name, tmp_path, monitored=False)
+    assert_same_examples(plain, monitored)
+
+
+def weights_of(archive, entry):
+    count = sum(1 for name in archive.files if name.startswith(f"{entry}_"))
+    return [archive[f"{entry}_{i}"] for i in range(count)]
+
+
+def test_distributed_example_trains_the_same_with_and_without_the_monitor(tmp_path):
+    script = pathlib.Path(__file__).parent / "distributed" / "example_unchanged.py"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    saved = {}
+    for mode in ("monitored", "plain"):  # the plain run reads the monitored logs
+        saved[mode] = tmp_path / f"{mode}.npz"
+        done = subprocess.run(
+            [sys.executable, str(script), str(tmp_path), mode, str(saved[mode])],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    runs = []
+    for mode in ("plain", "monitored"):
+        with np.load(saved[mode]) as archive:
+            histories = json.loads(str(archive["histories"]))
+            runs.append(
+                [
+                    (weights_of(archive, j), history_)
+                    for j, history_ in enumerate(histories)
+                ]
+            )
+    assert_same_examples(*runs)
