@@ -22,7 +22,14 @@ import numpy as np
 from kgrad import GradientMonitor
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-IN_PROCESS = ["custom_loop", "fine_tuning", "fit", "gan", "mixed_precision"]
+IN_PROCESS = [
+    "custom_loop",
+    "fine_tuning",
+    "fit",
+    "gan",
+    "mixed_precision",
+    "zoo_comparison",
+]
 """The examples that run in the test process (the distributed one needs its own)."""
 
 
