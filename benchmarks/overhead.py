@@ -43,6 +43,7 @@ Usage:
     python benchmarks/overhead.py --sections steady
     python benchmarks/overhead.py --sections fresh --fresh-pairs 3
     python benchmarks/overhead.py --sections memory
+    python benchmarks/overhead.py --jit-compile   # the same with XLA: _jit sections
     python benchmarks/overhead.py --quick         # smoke test, seconds
     python benchmarks/overhead.py --models lstm cnn_bn --configs a b --repeats 5
 """
@@ -68,7 +69,7 @@ import tensorflow as tf  # noqa: E402
 from host_reads import host_reads_per_logged_step  # noqa: E402
 from probe_callback import ProbeGradientCallback  # noqa: E402
 from results_file import SECTIONS, write_sections  # noqa: E402
-from synthetic import compiled_zoo_model, random_examples  # noqa: E402
+from synthetic import JIT_ENV, compiled_zoo_model, random_examples  # noqa: E402
 
 from kgrad import GradientMonitor  # noqa: E402
 from kgrad.lab.machine import load_average, machine_info  # noqa: E402
@@ -86,13 +87,19 @@ SKIPPED_CELLS = {("resnet18", 256)}
 
 # -- one model at one batch size ----------------------------------------------
 class Bench:
-    """A compiled model, its data and one callback per configuration."""
+    """A compiled model per configuration, their data and callbacks.
+
+    Each configuration trains its own copy of the model (the same weights):
+    Keras keeps one train function per model, and a model that alternated
+    between monitors would be retraced at each switch, which no training run
+    does. The plain fits and the noise floor `0` share the plain model.
+    """
 
     def __init__(self, name, batch_size, overrides, log_root):
         self.name, self.batch_size = name, batch_size
-        self.model, self.loss = compiled_zoo_model(
-            name, {**OVERRIDES.get(name, {}), **overrides}
-        )
+        self.overrides = {**OVERRIDES.get(name, {}), **overrides}
+        self.model, self.loss = compiled_zoo_model(name, self.overrides)
+        self.models = {"plain": self.model}
         x, y = random_examples(name, self.model, 4 * batch_size)
         self.dataset = (
             tf.data.Dataset.from_tensor_slices((x, y))
@@ -130,14 +137,27 @@ class Bench:
             "e": [keras.callbacks.TensorBoard(logs["e"], histogram_freq=1)],
         }
 
+    def model_of(self, config):
+        """The model `config` trains (made on first use, same weights)."""
+        key = "plain" if config in ("plain", "0") else config
+        if key not in self.models:
+            self.models[key], _ = compiled_zoo_model(self.name, self.overrides)
+        return self.models[key]
+
+    def set_step(self, step):
+        """Sets the optimizer step of every configuration's model."""
+        for model in self.models.values():
+            model.optimizer.iterations.assign(step)
+
     def fit(self, config, steps, start=None):
         """Runs one fit of `steps` steps; returns its `wall` and `cpu` seconds."""
+        model = self.model_of(config)
         if start is not None:
-            self.model.optimizer.iterations.assign(start)
+            model.optimizer.iterations.assign(start)
         callbacks = self.callbacks[config]
         gc.collect()  # every fit starts from the same garbage-collector state
         wall, cpu = time.perf_counter(), time.process_time()
-        self.model.fit(
+        model.fit(
             self.dataset,
             epochs=1,
             steps_per_epoch=steps,
@@ -149,9 +169,8 @@ class Bench:
                 callback.flush()
         return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
 
-    @property
-    def step(self):
-        return int(self.model.optimizer.iterations.numpy())
+    def step_of(self, config):
+        return int(self.model_of(config).optimizer.iterations.numpy())
 
 
 def paired_ratios(
@@ -168,12 +187,12 @@ def paired_ratios(
     ratios, plains = [], []
     for i in range(repeats):
         if (i % 2 == 1) != swap:
-            first = bench.step + 1
+            first = bench.step_of(config) + 1
             other = bench.fit(config, steps, start)
             plain = bench.fit("plain", steps, start)
         else:
             plain = bench.fit("plain", steps, start)
-            first = bench.step + 1
+            first = bench.step_of(config) + 1
             other = bench.fit(config, steps, start)
         if on_pair is not None:
             on_pair(first if start is None else start + 1, steps)
@@ -227,7 +246,7 @@ def measure(name, batch_size, configs, args, overrides=None, extras=True, log=pr
             result["host_reads"] = host_reads_per_logged_step(
                 bench, min(steps, args.host_read_steps)
             )
-        bench.model.optimizer.iterations.assign(STEADY_STATE_START)
+        bench.set_step(STEADY_STATE_START)
         schedule = Schedule(DEFAULT_NORM_FREQ, DEFAULT_HISTOGRAM_FREQ, 0)
         logged = {"norms": 0, "histograms": 0, "steps": 0}
 
@@ -295,10 +314,15 @@ def parse_args(argv):
     )
     parser.add_argument("--all-cells", action="store_true", help="run resnet18 b256")
     parser.add_argument(
+        "--jit-compile",
+        action="store_true",
+        help="compile every model with XLA (jit_compile=True); write the _jit sections",
+    )
+    parser.add_argument(
         "--sections",
         nargs="+",
-        choices=SECTIONS,
-        default=list(SECTIONS),
+        choices=SECTIONS[:3],
+        default=list(SECTIONS[:3]),
         help="the sections to measure; the file keeps the others' last text",
     )
     parser.add_argument(
@@ -413,17 +437,21 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     command = " ".join(["python benchmarks/overhead.py", *argv])
+    suffix = ""
+    if args.jit_compile:  # read by synthetic.jit_compile, here and in children
+        os.environ[JIT_ENV] = "1"
+        suffix = "_jit"
     runners = {
         "steady": steady_section,
         "fresh": fresh_section,
         "memory": memory_section,
     }
     sections = {}
-    for name in SECTIONS:
+    for name in SECTIONS[:3]:
         if name in args.sections:
-            sections[name] = runners[name](args, command)
+            sections[name + suffix] = runners[name](args, command)
             print()
-            print(sections[name])
+            print(sections[name + suffix])
     if args.output:
         write_sections(args.output, sections)
         print(f"wrote {', '.join(sections)} into {args.output}")

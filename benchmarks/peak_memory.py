@@ -59,7 +59,7 @@ def child(model_name, config, steps, batch_size, overrides):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import keras
     import numpy as np
-    from synthetic import compiled_zoo_model, random_examples
+    from synthetic import compiled_zoo_model, jit_compile, random_examples
 
     from kgrad import GradientMonitor
 
@@ -68,7 +68,11 @@ def child(model_name, config, steps, batch_size, overrides):
         keras.utils.set_random_seed(0)
         builder = getattr(keras.applications, model_name)
         model = builder(weights=None, input_shape=(32, 32, 3), classes=10)
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.compile(
+            optimizer="adam",
+            loss="sparse_categorical_crossentropy",
+            jit_compile=jit_compile(),
+        )
         rng = np.random.default_rng(0)
         x = rng.standard_normal((n, 32, 32, 3)).astype("float32")
         y = rng.integers(0, 10, n)

@@ -24,14 +24,15 @@ import os
 import re
 import statistics
 
-SECTIONS = ("steady", "fresh", "memory")
+SECTIONS = ("steady", "fresh", "memory", "steady_jit", "fresh_jit", "memory_jit")
 TITLE = "# GradientMonitor overhead"
 INTRO = (
     "Written by `python benchmarks/overhead.py`: one section per scenario, each "
     "between `<!-- section NAME -->` and `<!-- end NAME -->`. "
     "`--sections steady fresh memory` (the default: all three) chooses the "
-    "sections that run; the others keep their last text, and so does text "
-    "outside the markers."
+    "sections that run; `--jit-compile` measures the same with every model "
+    "compiled with XLA into the `_jit` sections; the others keep their last "
+    "text, and so does text outside the markers."
 )
 
 

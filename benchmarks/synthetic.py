@@ -10,6 +10,8 @@ Example:
     x, y = random_examples("mlp_relu_he", model, 64)
 """
 
+import os
+
 import keras
 import numpy as np
 
@@ -18,15 +20,27 @@ from kgrad import zoo
 SEQUENCE_LENGTH = 50  # for models whose time axis is `None`
 
 
+JIT_ENV = "KGRAD_BENCH_JIT"
+"""Set to `1` (by `overhead.py --jit-compile`) to compile every model with XLA."""
+
+
+def jit_compile():
+    """Whether the benchmark's models are compiled with `jit_compile=True`."""
+    return os.environ.get(JIT_ENV) == "1"
+
+
 def compiled_zoo_model(name, overrides=None):
-    """Builds zoo model `name` (seed 0), compiled with Adam; returns (model, loss)."""
+    """Builds zoo model `name` (seed 0), compiled with Adam; returns (model, loss).
+
+    With `KGRAD_BENCH_JIT=1` in the environment, compiled with XLA.
+    """
     keras.utils.set_random_seed(0)
     model = zoo.build(name, **(overrides or {}))
     if zoo.spec(name).task == "regression":
         loss = keras.losses.MeanSquaredError()
     else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(optimizer="adam", loss=loss)
+    model.compile(optimizer="adam", loss=loss, jit_compile=jit_compile())
     return model, loss
 
 
