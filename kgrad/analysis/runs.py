@@ -17,6 +17,7 @@ for run_dir in find_runs("logs"):
 ```
 """
 
+import gc
 import json
 import math
 import os
@@ -107,7 +108,13 @@ def load_run(logdir):
     if not files:
         raise ValueError(_no_logs_message(logdir))
     scans = [events.read_file(path) for path in files]
-    scalars, run_info = _merge(scans)
+    collecting = gc.isenabled()
+    gc.disable()  # millions of (step, value) tuples: no garbage, many collections
+    try:
+        scalars, run_info = _merge(scans)
+    finally:
+        if collecting:
+            gc.enable()
     damaged = [scan.damage for scan in scans if scan.damage]
     if not layer_profile.norm_steps(scalars):
         if damaged:
