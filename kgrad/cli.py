@@ -138,15 +138,14 @@ def _report(args):
     else:
         print(report.format_report(runs), end="")
     if args.png:
-        from kgrad.analysis import plots
+        from kgrad.analysis import atomic, plots
 
         if len(runs) == 1:
             ((scalars, run_info),) = runs.values()
             fig = plots.gradient_flow_figure(scalars, run_info)
         else:
             fig = plots.compare_figure(runs)
-        with open(args.png, "wb") as file:
-            file.write(plots.figure_png(fig))
+        atomic.write_bytes(args.png, plots.figure_png(fig))
         print(f"Wrote {args.png}", file=sys.stderr if args.json else sys.stdout)
     if args.fail_on and report_json.at_or_above(findings, args.fail_on):
         return 1

@@ -32,6 +32,7 @@ from kgrad.analysis.runs import (  # noqa: F401
 
 WIDTH = 100
 
+
 # -- formatting --------------------------------------------------------------
 def format_report(runs, thresholds=None, width=WIDTH):
     """The diagnosis of one or several runs as text.
