@@ -305,7 +305,13 @@ class GradientMonitor(keras.callbacks.Callback):
             grads: Gradients from `tf.GradientTape.gradient`, one per variable.
             variables: The variables.
             step: The training step, a Python int or a scalar tensor.
-            histograms: Whether to log histograms too. Defaults to `True`.
+            histograms: Whether to log histograms too: a Python bool, or a
+                scalar bool tensor (inside `tf.function`, e.g.
+                `step % 500 == 0`: histograms are then computed on every
+                recorded step and written when it is true). Defaults to `True`.
+
+        Raises:
+            TypeError: If `histograms` is neither a bool nor a bool tensor.
 
         Example:
 
@@ -318,18 +324,19 @@ class GradientMonitor(keras.callbacks.Callback):
         optimizer.apply(grads, model.trainable_variables)
         ```
         """
+        histograms = _histograms_flag(histograms)
         variables = list(variables)
         packed, layout = record_statistics(
-            grads, variables, step, self.histogram_bins, bool(histograms)
+            grads, variables, step, self.histogram_bins, histograms is not False
         )
         tags = self._tag_filter([getattr(v, "path", v.name) for v in variables])
         paths = tags.paths
         strategy = tf.distribute.get_strategy()
 
-        def write(vector):
+        def write(vector, wanted):
             captured = tags.select(layout.unpack(vector))
             scalars = summaries.step_scalars(captured, paths, [])
-            values = summaries.step_histograms(captured, paths) if histograms else []
+            values = summaries.step_histograms(captured, paths) if wanted else []
             if self._writer is None:
                 self._writer = run_files.open_writer(self.log_dir, strategy)
             self._writer.write(int(captured["step"]), values, scalars)
@@ -337,9 +344,10 @@ class GradientMonitor(keras.callbacks.Callback):
             return np.int32(0)
 
         if tf.executing_eagerly():
-            write(packed.numpy())
+            write(packed.numpy(), bool(histograms))
         else:
-            tf.numpy_function(write, [packed], tf.int32, stateful=True)
+            flag = tf.convert_to_tensor(histograms, tf.bool)
+            tf.numpy_function(write, [packed, flag], tf.int32, stateful=True)
 
     # -- writing -----------------------------------------------------------
     def _write_pending(self):
@@ -378,3 +386,15 @@ class GradientMonitor(keras.callbacks.Callback):
             self._channel.say(
                 "non-finite gradients: training stops (on_nonfinite='stop')."
             )
+
+
+def _histograms_flag(value):
+    """`histograms` of `record`: a Python bool or a scalar bool tensor."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if tf.is_tensor(value) and value.dtype == tf.bool and value.shape.rank == 0:
+        return value
+    raise TypeError(
+        "`histograms` must be True, False or a scalar bool tensor (e.g. "
+        f"`step % 500 == 0` inside tf.function). Received: histograms={value!r}"
+    )
