@@ -9,7 +9,14 @@ import numpy as np
 import tensorflow as tf
 
 from kgrad import checks
-from kgrad.monitor import keras_hooks, ownership, replicas, run_files, summaries
+from kgrad.monitor import (
+    keras_hooks,
+    ownership,
+    replicas,
+    resume,
+    run_files,
+    summaries,
+)
 from kgrad.monitor import schedule as schedule_lib
 from kgrad.monitor.attributes import forwarded, read_only
 from kgrad.monitor.capture import GradientCapture
@@ -203,6 +210,9 @@ class GradientMonitor(keras.callbacks.Callback):
         self._epoch_base = self._seen
 
     def on_epoch_begin(self, epoch, logs=None):
+        if self._seen == 0:  # a fresh monitor: count from where training resumes
+            steps = (self.params or {}).get("steps")
+            self._seen = resume.trained_steps(self.model, epoch, steps)
         self._epoch_base = self._seen
         self._epoch_start = True
 

@@ -8,8 +8,8 @@ write a run root (`log_dir/train`) claims it in a small file,
 and the writer (host, process, a token). Another monitor then:
 
 - continues the run if the claim is its own, or names the same model and
-  its writer is gone (a resumed run: a new process, or a new monitor of the
-  same model object in this process);
+  its writer is not running (a resumed run: a new process, or a new monitor
+  in this process, where `fit` calls run one at a time);
 - otherwise (another model, or a writer still running) writes a new run,
   `log_dir/train_2` (then `_3`, ...), and says so once. Both runs are kept
   and `kgrad report log_dir` reports each.
@@ -27,11 +27,9 @@ import json
 import os
 import socket
 import uuid
-import weakref
 
 CLAIM_FILE = ".kgrad-run.json"
 _HOST = socket.gethostname()
-_IN_PROCESS = {}  # token -> weakref to the model its owner writes
 
 
 def model_identity(model):
@@ -65,9 +63,8 @@ def claim(log_dir, model, owner, exclude=()):
         if root in exclude:
             reasons.append(f"{root} holds this monitor's run of another model")
             continue
-        taken = _why_taken(root, token, identity, model)
+        taken = _why_taken(root, token, identity)
         if taken is None and _write_claim(root, token, identity):
-            _IN_PROCESS[token] = weakref.ref(model)
             note = None
             if reasons:
                 note = "; ".join(reasons) + f": this run goes to {root}"
@@ -76,7 +73,7 @@ def claim(log_dir, model, owner, exclude=()):
     raise RuntimeError(f"kgrad found no free run directory in {log_dir}")
 
 
-def _why_taken(root, token, identity, model):
+def _why_taken(root, token, identity):
     """`None` if `root` may be written, else a sentence saying why not."""
     held = _read_claim(root)
     if held is None or held.get("token") == token:
@@ -85,7 +82,7 @@ def _why_taken(root, token, identity, model):
         identity.get("variables")
     ):
         return f"{root} holds the run of another model ({held.get('model')!r})"
-    if _running(held, model):
+    if _running(held):
         return (
             f"{root} is being written by another kgrad monitor (process "
             f"{held.get('pid')} on {held.get('host')})"
@@ -93,15 +90,17 @@ def _why_taken(root, token, identity, model):
     return None
 
 
-def _running(held, model):
-    """Whether the writer of a claim may still write."""
+def _running(held):
+    """Whether the writer of a claim may still write.
+
+    Another monitor of this process is not: `fit` calls run one at a time,
+    and a monitor whose `fit` was interrupted no longer captures.
+    """
     if held.get("host") != _HOST:
         return True
     pid = held.get("pid")
-    if pid == os.getpid():  # another monitor of this process
-        ref = _IN_PROCESS.get(held.get("token"))
-        theirs = ref() if ref is not None else None
-        return theirs is not None and theirs is not model
+    if pid == os.getpid():
+        return False
     try:
         os.kill(int(pid), 0)
     except (OSError, TypeError, ValueError):
