@@ -136,7 +136,7 @@ def _report(args):
     if args.json:
         print(report_json.runs_json(runs, findings))
     else:
-        print(report.format_report(runs), end="")
+        print(report.format_report(runs, findings=findings), end="")
     if args.png:
         from kgrad.analysis import atomic, plots
 

@@ -34,7 +34,7 @@ WIDTH = 100
 
 
 # -- formatting --------------------------------------------------------------
-def format_report(runs, thresholds=None, width=WIDTH):
+def format_report(runs, thresholds=None, width=WIDTH, findings=None):
     """The diagnosis of one or several runs as text.
 
     Each run gets a table (one row per layer from input to output, at the last
@@ -45,6 +45,9 @@ def format_report(runs, thresholds=None, width=WIDTH):
         thresholds: A `diagnostics.Thresholds`; the defaults if `None`.
             Defaults to `None`.
         width: Line width to wrap the findings at. Defaults to `100`.
+        findings: `{name: [Finding]}` already diagnosed
+            (`report_json.diagnose_runs`), or `None` to diagnose here.
+            Defaults to `None`.
 
     Returns:
         The report, lines of at most `width` characters (long layer names aside).
@@ -52,9 +55,12 @@ def format_report(runs, thresholds=None, width=WIDTH):
     thresholds = thresholds or diagnostics.Thresholds()
     parts, summary = [], []
     for name, (scalars, run_info) in runs.items():
-        findings = diagnostics.diagnose(scalars, run_info, thresholds)
-        parts.append(_format_run(name, scalars, run_info, findings, width))
-        summary.append((name, scalars, run_info, findings))
+        if findings is not None:
+            found = findings[name]
+        else:
+            found = diagnostics.diagnose(scalars, run_info, thresholds)
+        parts.append(_format_run(name, scalars, run_info, found, width))
+        summary.append((name, scalars, run_info, found))
     if len(runs) > 1:
         parts.append(_format_comparison(summary, width))
     return "\n\n".join(parts) + "\n"
