@@ -50,14 +50,19 @@ def write_run(log_dir, steps, tags):
 
 
 def _timed(code):
-    """Wall seconds and peak RSS (MiB) of `code` in a fresh interpreter."""
+    """Wall seconds and peak RSS (MiB) of `code` in a fresh interpreter.
+
+    The peak is the child's `VmHWM`: `ru_maxrss` would report this process's
+    peak, inherited across `fork`.
+    """
     script = (
-        "import resource, sys, time\n"
+        "import sys, time\n"
         f"{code[0]}\n"
         "start = time.perf_counter()\n"
         f"{code[1]}\n"
         "seconds = time.perf_counter() - start\n"
-        "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "status = open('/proc/self/status').read()\n"
+        "rss = int(status.split('VmHWM:')[1].split()[0]) / 1024\n"
         "print(seconds, rss, file=sys.stderr)\n"
     )
     out = subprocess.run(
