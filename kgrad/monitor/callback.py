@@ -200,9 +200,10 @@ class GradientMonitor(keras.callbacks.Callback):
                 self.model, bins=self.histogram_bins, optimizers=self.optimizers
             )
         self._capture.install()
-        self._logger.begin_fit(
+        if self._logger.begin_fit(
             self.model, self._capture, self._tag_filter(self._capture.paths)
-        )
+        ):
+            self._seen = 0  # another model: its schedule starts from its own steps
         self._pending = None
         self._carry = None
         self._armed_this_fit = False

@@ -65,8 +65,13 @@ class StepLogger:
             capture: Its installed `GradientCapture`.
             tags: The monitor's `kgrad.monitor.tag_filter.TagFilter` over the
                 capture's variable names.
+
+        Returns:
+            Whether this `fit` starts the run of another model than the last
+            `fit` (its steps are counted from its own start).
         """
-        if self._model is not None and model is not self._model:
+        new_model = self._model is not None and model is not self._model
+        if new_model:
             self._new_model_run()
         self._model, self._capture, self._tags = model, capture, tags
         for channel in capture.channels:
@@ -74,6 +79,7 @@ class StepLogger:
         for log in self.logs.values():
             log.steps_this_fit = 0
             log.run_info = None  # written again: the variables may have changed
+        return new_model
 
     def end_fit(self):
         """Ends a `fit`: records the step each optimizer reached."""
