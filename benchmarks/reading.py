@@ -104,12 +104,14 @@ def measure(steps, tags, repeats):
     return {"steps": steps, "tags": tags, "mb": size / 2**20, "rows": rows}
 
 
-def render(results, command):
+def render(results, command, load):
     lines = [
         "## Reading long runs back",
         "",
-        f"Measured by `{command}` on {os.cpu_count()} cores: synthetic runs "
-        "written with kgrad's own `RunWriter` (one event per step), read in a "
+        f"Measured by `{command}` on {os.cpu_count()} cores (load average "
+        f"{load:.1f} at the start: above 0.5 the figures are not final): "
+        "synthetic runs written with kgrad's own `RunWriter` (one event per "
+        "step), read in a "
         "fresh interpreter (imports not timed), best of the repeats. Every "
         "value read back is checked against what was written.",
         "",
@@ -141,9 +143,10 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    load = os.getloadavg()[0]
     results = [measure(args.steps, tags, args.repeats) for tags in args.tags]
     command = "python benchmarks/reading.py " + " ".join(sys.argv[1:])
-    section = render(results, command.strip())
+    section = render(results, command.strip(), load)
     print(section)
     print(json.dumps(results), file=sys.stderr)
     if not args.no_write:
