@@ -321,8 +321,8 @@ def parse_args(argv):
     parser.add_argument(
         "--sections",
         nargs="+",
-        choices=SECTIONS[:3],
-        default=list(SECTIONS[:3]),
+        choices=SECTIONS,
+        default=list(SECTIONS),
         help="the sections to measure; the file keeps the others' last text",
     )
     parser.add_argument(
@@ -447,7 +447,7 @@ def main(argv=None):
         "memory": memory_section,
     }
     sections = {}
-    for name in SECTIONS[:3]:
+    for name in SECTIONS:
         if name in args.sections:
             sections[name + suffix] = runners[name](args, command)
             print()

@@ -1,6 +1,7 @@
 """The layout of `benchmarks/RESULTS.md`: its sections and its ratio cells.
 
-The file holds three sections, each between two marker comments, so that
+The file holds the three sections of `overhead.py` (`SECTIONS`) and the
+`reading` section of `reading.py`, each between two marker comments, so that
 one section can be measured again while the others keep their last text:
 
     <!-- section steady -->
@@ -24,7 +25,9 @@ import os
 import re
 import statistics
 
-SECTIONS = ("steady", "fresh", "memory", "steady_jit", "fresh_jit", "memory_jit")
+SECTIONS = ("steady", "fresh", "memory")  # written by overhead.py
+JIT_SECTIONS = tuple(f"{name}_jit" for name in SECTIONS)  # overhead.py --jit-compile
+ALL_SECTIONS = SECTIONS + JIT_SECTIONS + ("reading",)  # reading.py writes the last
 TITLE = "# GradientMonitor overhead"
 INTRO = (
     "Written by `python benchmarks/overhead.py`: one section per scenario, each "
@@ -62,19 +65,21 @@ def write_sections(path, sections):
 
     Args:
         path: The results file; created with a title if it does not exist.
-        sections: Section name (one of `SECTIONS`) -> its markdown.
+        sections: Section name (one of `ALL_SECTIONS`) -> its markdown.
 
     Returns:
         The whole text written.
     """
-    unknown = set(sections) - set(SECTIONS)
+    unknown = set(sections) - set(ALL_SECTIONS)
     if unknown:
-        raise ValueError(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
+        raise ValueError(
+            f"unknown sections {sorted(unknown)}; choose from {ALL_SECTIONS}"
+        )
     text = f"{TITLE}\n\n{INTRO}\n"
     if os.path.exists(path):
         with open(path) as file:
             text = file.read()
-    for name in SECTIONS:
+    for name in ALL_SECTIONS:
         if name not in sections:
             continue
         block = f"{begin_marker(name)}\n{sections[name].strip()}\n{end_marker(name)}"

@@ -124,31 +124,43 @@ def _report(args):
 
     runs = {}
     for name, logdir in zip(_run_names(args.logdirs), args.logdirs, strict=True):
-        found = report.find_runs(logdir)  # one per optimizer of a GAN
-        for run_dir in found:
-            label = name if len(found) == 1 else f"{name}/{os.path.basename(run_dir)}"
+        # Every run below LOGDIR, as TensorBoard finds them: one per optimizer
+        # of a GAN, one per log_dir of a parent folder.
+        found = report.find_runs(logdir) if os.path.isdir(logdir) else []
+        for run_dir in found or [logdir]:
+            below = report.run_name(logdir, run_dir) if found else "."
+            label = name if below == "." else f"{name}/{below}"
             runs[label] = report.load_run(run_dir)
-            for damage in runs[label][1].get("damaged_files", []):
-                print(f"kgrad: warning: {report.damage_note(damage)}.", file=sys.stderr)
+            _warn_about_gaps(label, runs[label][1])
     findings = report_json.diagnose_runs(runs)
     if args.json:
         print(report_json.runs_json(runs, findings))
     else:
-        print(report.format_report(runs), end="")
+        print(report.format_report(runs, findings=findings), end="")
     if args.png:
-        from kgrad.analysis import plots
+        from kgrad.analysis import atomic, plots
 
         if len(runs) == 1:
             ((scalars, run_info),) = runs.values()
             fig = plots.gradient_flow_figure(scalars, run_info)
         else:
             fig = plots.compare_figure(runs)
-        with open(args.png, "wb") as file:
-            file.write(plots.figure_png(fig))
+        atomic.write_bytes(args.png, plots.figure_png(fig))
         print(f"Wrote {args.png}", file=sys.stderr if args.json else sys.stdout)
     if args.fail_on and report_json.at_or_above(findings, args.fail_on):
         return 1
     return 0
+
+
+def _warn_about_gaps(label, run_info):
+    """Says on stderr which files were damaged and which steps are missing."""
+    from kgrad.analysis import report
+
+    for damage in run_info.get("damaged_files", []):
+        print(f"kgrad: warning: {report.damage_note(damage)}.", file=sys.stderr)
+    if run_info.get("missing_steps"):
+        note = report.missing_note(run_info["missing_steps"])
+        print(f"kgrad: warning: {label}: {note}.", file=sys.stderr)
 
 
 def _run_options(parser, out, training=False):

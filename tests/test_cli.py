@@ -1,6 +1,8 @@
 """The `kgrad` command, called in-process: exit codes and output."""
 
 import io
+import json
+import os
 import subprocess
 import sys
 
@@ -138,3 +140,24 @@ def test_report_imports_no_tensorflow(runs, tmp_path):
     assert "vanishing gradients" in result.stdout
     assert result.stdout.splitlines()[-1] == "exit 0 False False"
     assert png.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_report_finds_every_run_below_a_folder(tmp_path, capsys):
+    write_run(tmp_path / "a", 1e-6, model="ma")
+    write_run(tmp_path / "b", 1.0, model="mb")
+    write_run(tmp_path / "exp" / "train" / "gru", 1.0, model="gru")  # kgrad train
+    assert main(["report", str(tmp_path), "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    base = os.path.normpath(str(tmp_path))
+    assert [(r["name"], r["model"]) for r in runs] == [
+        (f"{base}/a", "ma"),
+        (f"{base}/b", "mb"),
+        (f"{base}/exp/gru", "gru"),
+    ]
+    assert all(r["steps"] == [1, 2, 3, 4, 5] for r in runs)
+    assert [f["kind"] for f in runs[0]["findings"]] == ["vanishing"]
+    for below in ("exp", "exp/train"):
+        assert main(["report", str(tmp_path / below)]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"== {os.path.normpath(str(tmp_path / below))}/gru\n")
+        assert "model gru, 3 layers" in out

@@ -73,6 +73,10 @@ def test_train_quick_with_data_and_out(tmp_path, capsys):
     assert glob.glob(str(tmp_path / "train" / "lstm" / "train" / "*tfevents*"))
     assert "lstm on temporal_order" in out_file.read_text()
     _assert_png(tmp_path / "train.png")
+    for logdir in (tmp_path, tmp_path / "train"):  # what the user is told to open
+        assert main(["report", str(logdir)]) == 0
+        report_out = capsys.readouterr().out
+        assert report_out.startswith(f"== {logdir}/lstm\n"), report_out[:200]
 
 
 def test_unknown_model_lists_close_matches(tmp_path, capsys):

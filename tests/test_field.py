@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from kgrad import GradientMonitor
-from kgrad.analysis import diagnostics, layer_profile, report
+from kgrad.analysis import diagnostics, events, layer_profile, report
 from kgrad.cli import main
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -336,7 +336,7 @@ def _steps_before(path, offset):
     data = open(path, "rb").read()
     with open(path + ".head", "wb") as file:
         file.write(data[:offset])
-    steps = [e.step for e in report._read_events(path + ".head") if e.summary.value]
+    steps = events.read_file(path + ".head").steps
     os.remove(path + ".head")
     return sorted({s for s in steps if s > 0})
 

@@ -30,7 +30,7 @@ def stop_on_exploding(finding, monitor):
         monitor.model.stop_training = True
 
 
-def test_on_finding_stops_training_on_exploding_gradients(tmp_path):
+def test_on_finding_stops_training_on_exploding_gradients(tmp_path, events):
     seen = []
 
     def hook(finding, monitor):
@@ -50,6 +50,14 @@ def test_on_finding_stops_training_on_exploding_gradients(tmp_path):
     )
     assert monitor.findings.current == seen
     assert monitor.findings.history == seen
+    # A sequence of the current findings, with .history and .runs beside it.
+    assert list(monitor.findings) == seen and len(monitor.findings) == 1
+    assert monitor.findings[0] == seen[0] and monitor.findings[-1:] == seen
+    assert [f for f in monitor.findings if f.kind == "exploding"] == seen
+    assert monitor.findings.runs == {"": seen}
+    (written,) = events(tmp_path / "train")["kgrad/findings"]
+    assert written[0] == seen[0].step
+    assert "exploding gradients" in written[1].reshape(-1)[0].decode()
 
 
 def test_without_hook_training_runs_on_and_findings_are_data(tmp_path):

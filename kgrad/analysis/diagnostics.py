@@ -175,12 +175,14 @@ def _vanishing(scalars, info, t):
 
 def _growth(values, k):
     """Largest median of `k` consecutive values over the median of the first `k`."""
+    values = np.asarray(values, dtype=np.float64)
     base = float(np.median(values[:k]))
-    peaks = [float(np.median(values[i : i + k])) for i in range(1, len(values) - k + 1)]
-    if base <= 0 or not peaks:
+    windows = np.lib.stride_tricks.sliding_window_view(values, k)[1:]
+    if base <= 0 or not len(windows):
         return 0.0, base, base, 0
+    peaks = np.median(windows, axis=1)  # all windows at once: fast at 20,000 steps
     i = int(np.argmax(peaks))
-    return peaks[i] / base, base, peaks[i], i + 1
+    return float(peaks[i]) / base, base, float(peaks[i]), i + 1
 
 
 def _exploding(scalars, info, t):

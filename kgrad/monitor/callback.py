@@ -9,7 +9,14 @@ import numpy as np
 import tensorflow as tf
 
 from kgrad import checks
-from kgrad.monitor import keras_hooks, ownership, replicas, run_files, summaries
+from kgrad.monitor import (
+    keras_hooks,
+    ownership,
+    replicas,
+    resume,
+    run_files,
+    summaries,
+)
 from kgrad.monitor import schedule as schedule_lib
 from kgrad.monitor.attributes import forwarded, read_only
 from kgrad.monitor.capture import GradientCapture
@@ -196,7 +203,8 @@ class GradientMonitor(keras.callbacks.Callback):
             )
         self._watch = TrainFunctionWatch(self.model, self._capture, self._abandon)
         self._watch.begin()
-        self._logger.begin_fit(self.model, self._capture, self._tag_filter)
+        if self._logger.begin_fit(self.model, self._capture, self._tag_filter):
+            self._seen = 0  # another model: its schedule starts from its own steps
         self._pending = None
         self._carry = None
         self._in_batch = False
@@ -205,6 +213,9 @@ class GradientMonitor(keras.callbacks.Callback):
         self._epoch_base = self._seen
 
     def on_epoch_begin(self, epoch, logs=None):
+        if self._seen == 0:  # a fresh monitor: count from where training resumes
+            steps = (self.params or {}).get("steps")
+            self._seen = resume.trained_steps(self.model, epoch, steps)
         self._epoch_base = self._seen
         self._epoch_start = True
 
@@ -319,7 +330,13 @@ class GradientMonitor(keras.callbacks.Callback):
             grads: Gradients from `tf.GradientTape.gradient`, one per variable.
             variables: The variables.
             step: The training step, a Python int or a scalar tensor.
-            histograms: Whether to log histograms too. Defaults to `True`.
+            histograms: Whether to log histograms too: a Python bool, or a
+                scalar bool tensor (inside `tf.function`, e.g.
+                `step % 500 == 0`: histograms are then computed on every
+                recorded step and written when it is true). Defaults to `True`.
+
+        Raises:
+            TypeError: If `histograms` is neither a bool nor a bool tensor.
 
         Example:
 
@@ -332,18 +349,19 @@ class GradientMonitor(keras.callbacks.Callback):
         optimizer.apply(grads, model.trainable_variables)
         ```
         """
+        histograms = _histograms_flag(histograms)
         variables = list(variables)
         packed, layout = record_statistics(
-            grads, variables, step, self.histogram_bins, bool(histograms)
+            grads, variables, step, self.histogram_bins, histograms is not False
         )
         tags = self._tag_filter([getattr(v, "path", v.name) for v in variables])
         paths = tags.paths
         strategy = tf.distribute.get_strategy()
 
-        def write(vector):
+        def write(vector, wanted):
             captured = tags.select(layout.unpack(vector))
             scalars = summaries.step_scalars(captured, paths, [])
-            values = summaries.step_histograms(captured, paths) if histograms else []
+            values = summaries.step_histograms(captured, paths) if wanted else []
             if self._writer is None:
                 self._writer = run_files.open_writer(self.log_dir, strategy)
             self._writer.write(int(captured["step"]), values, scalars)
@@ -351,9 +369,10 @@ class GradientMonitor(keras.callbacks.Callback):
             return np.int32(0)
 
         if tf.executing_eagerly():
-            write(packed.numpy())
+            write(packed.numpy(), bool(histograms))
         else:
-            tf.numpy_function(write, [packed], tf.int32, stateful=True)
+            flag = tf.convert_to_tensor(histograms, tf.bool)
+            tf.numpy_function(write, [packed, flag], tf.int32, stateful=True)
 
     # -- writing -----------------------------------------------------------
     def _end_unrun_batch(self):
@@ -407,3 +426,15 @@ class GradientMonitor(keras.callbacks.Callback):
             self._channel.say(
                 "non-finite gradients: training stops (on_nonfinite='stop')."
             )
+
+
+def _histograms_flag(value):
+    """`histograms` of `record`: a Python bool or a scalar bool tensor."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if tf.is_tensor(value) and value.dtype == tf.bool and value.shape.rank == 0:
+        return value
+    raise TypeError(
+        "`histograms` must be True, False or a scalar bool tensor (e.g. "
+        f"`step % 500 == 0` inside tf.function). Received: histograms={value!r}"
+    )

@@ -16,6 +16,7 @@ Example:
 """
 
 import itertools
+import json
 import logging
 import os
 import socket
@@ -25,6 +26,8 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
+from kgrad.analysis import runs
+from kgrad.monitor import summaries
 from kgrad.monitor.summaries import scalar_value
 
 logger = logging.getLogger("kgrad")
@@ -74,7 +77,12 @@ class RunWriter:
 
     The event file is created on the first write (like
     `keras.callbacks.TensorBoard`, so both can share a `log_dir`). A failure to
-    write (directory deleted, disk full) is logged once and the run goes on.
+    write (directory deleted, disk full) is logged once and the run goes on:
+    the file that failed is abandoned (it reads back up to the failure), the
+    steps written since its last flush are counted as missing, and the next
+    write opens a new event file. Its first event carries
+    `kgrad/missing_steps` (JSON `{"steps": [...]}`), which `kgrad report`
+    reads to say which steps are missing.
 
     Args:
         log_dir: The run directory, e.g. `logs/exp1/train`.
@@ -85,8 +93,11 @@ class RunWriter:
     def __init__(self, log_dir, enabled=True):
         self.log_dir = log_dir
         self.enabled = enabled
+        self.missing_steps = set()  # steps lost to write failures
         self._writer = None
+        self._failing = False
         self._failed = False
+        self._unflushed = []  # steps written since the last flush
         self._encoder = ScalarEncoder()
 
     def write(self, step, values, scalars=()):
@@ -99,6 +110,8 @@ class RunWriter:
         """
         if not (values or scalars) or not self.enabled:
             return
+        if self._writer is None and self.missing_steps:
+            values = list(values) + [self._missing_value()]
         event = event_pb2.Event(
             wall_time=time.time(),
             step=int(step),
@@ -108,15 +121,30 @@ class RunWriter:
         if scalars:  # a second `summary` field: parsers merge the two
             summary = self._encoder.summary(scalars)
             data += _EVENT_SUMMARY_FIELD + _varint(len(summary)) + summary
-        self.guard(lambda: self._ensure().write(data))
+        self._unflushed.append(int(step))
+        if not self.guard(lambda: self._ensure().write(data)):
+            self._abandon_file()
 
     def flush(self):
         """Writes buffered events to disk."""
-        if self._writer is not None:
-            self.guard(self._writer.flush)
+        if self._writer is None:
+            return
+        if not self.guard(self._writer.flush):
+            self._abandon_file()
+            return
+        self._unflushed = []
+        if self._failing:
+            self._failing = self._failed = False  # a new failure is reported
+            logger.warning(
+                "kgrad writes to %s again, in a new event file; %s.",
+                self.log_dir,
+                _steps_note(self.missing_steps),
+            )
 
     def close(self):
         """Flushes and closes the event file; a later write opens a new one."""
+        if self._writer is not None:
+            self.flush()
         if self._writer is not None:
             writer, self._writer = self._writer, None
             self.guard(writer.close)
@@ -127,8 +155,28 @@ class RunWriter:
             self._writer = EventFile(self.log_dir, suffix=".kgrad")
         return self._writer
 
+    def _abandon_file(self):
+        """After a failed write: the steps not flushed are lost, the file too."""
+        self.missing_steps.update(self._unflushed)
+        self._unflushed = []
+        self._failing = True
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # already reported; the file reads up to here
+                pass
+
+    def _missing_value(self):
+        steps = {"steps": sorted(self.missing_steps)}
+        return summaries.text_value(runs.MISSING_STEPS_TAG, json.dumps(steps))
+
     def guard(self, action):
-        """Runs `action`; an exception is logged once, never raised."""
+        """Runs `action`; an exception is logged once, never raised.
+
+        Returns:
+            Whether `action` ran without an exception.
+        """
         try:
             action()
         except Exception as error:  # a logging failure must not stop training
@@ -136,11 +184,21 @@ class RunWriter:
                 self._failed = True
                 logger.error(
                     "kgrad could not write summaries to %s (%s: %s); training goes "
-                    "on and kgrad keeps trying.",
+                    "on, and kgrad writes the later steps to a new event file "
+                    "once writing works again.",
                     self.log_dir,
                     type(error).__name__,
                     error,
                 )
+            return False
+        return True
+
+
+def _steps_note(steps):
+    steps = sorted(steps)
+    if not steps:
+        return "no step was lost"
+    return runs.missing_note(steps)
 
 
 class EventFile:

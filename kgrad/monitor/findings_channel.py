@@ -4,7 +4,8 @@
   the channel Keras's own callbacks print with (`io_utils.print_msg`: stdout,
   or absl logging after `keras.config.disable_interactive_logging()`);
   `verbose=0` prints nothing.
-- `FindingLog` keeps them as data: `current` (active now) and `history`
+- `FindingLog` keeps them as data: a sequence of the findings active now
+  (also `current`), and `history`
   (every finding in the order it appeared, with its step), over every `fit`
   of the monitor: a finding is printed once, not again at each `fit`.
 - With several optimizers each run (`log_dir/train/<name>`) is diagnosed on
@@ -24,27 +25,46 @@ False
 ([], [])
 """
 
+import collections.abc
+
 from kgrad.analysis.history import FindingTracker
 from kgrad.monitor import keras_hooks
 
 VERBOSE = (0, 1)
 
 
-class FindingLog:
+class FindingLog(collections.abc.Sequence):
     """The findings of every `fit` of a monitor, as data.
 
+    A sequence of the current findings (`for f in monitor.findings`,
+    `len(monitor.findings)`, `monitor.findings[0]`), with the history and the
+    findings of each run beside it.
+
     Attributes:
-        current: The `Finding`s active at the last diagnosis, of every run.
+        current: The `Finding`s active at the last diagnosis, of every run
+            (a list: what iterating, `len` and indexing see).
         history: Every `Finding` in the order it appeared (a finding that
             clears and comes back appears twice), each with its `step`.
         runs: Dict from run name (`""` for a single optimizer, else the
             optimizer's name) to its active `Finding`s.
+
+    Example:
+
+    >>> log = FindingLog()
+    >>> len(log), list(log), log.history, log.runs
+    (0, [], [], {})
     """
 
     def __init__(self):
         self.current = []
         self.history = []
         self.runs = {}
+
+    def __getitem__(self, index):
+        return self.current[index]
+
+    def __len__(self):
+        return len(self.current)
 
     def __repr__(self):
         kinds = [f.kind for f in self.current]

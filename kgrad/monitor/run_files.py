@@ -7,11 +7,14 @@ writer = open_writer("logs/exp1", tf.distribute.get_strategy())
 ```
 """
 
+import logging
 import os
 import tempfile
 
-from kgrad.analysis import plots
+from kgrad.analysis import atomic, plots
 from kgrad.monitor import event_writer, replicas, summaries
+
+logger = logging.getLogger("kgrad")
 
 
 def write_gradient_flow(writer, path, scalars, run_info, step, title):
@@ -27,18 +30,14 @@ def write_gradient_flow(writer, path, scalars, run_info, step, title):
     width, height = (int(v) for v in figure.canvas.get_width_height())
     value = summaries.image_value("kgrad/gradient_flow", png, width, height)
     writer.write(step, [value])
-    writer.guard(lambda: _write_bytes(path, png))
+    if not writer.guard(lambda: atomic.write_bytes(path, png)):
+        logger.error("kgrad: %s was not written (the figure stays as it was).", path)
     heat_map = plots.temporal_heat_map(scalars, run_info, title=title)
     if heat_map is not None:
         width, height = (int(v) for v in heat_map.canvas.get_width_height())
         png = plots.figure_png(heat_map)
         value = summaries.image_value("kgrad/temporal_profile", png, width, height)
         writer.write(step, [value])
-
-
-def _write_bytes(path, data):
-    with open(path, "wb") as file:
-        file.write(data)
 
 
 def open_writer(log_dir, strategy):

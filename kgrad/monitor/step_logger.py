@@ -4,7 +4,11 @@
 keeps one `RunLog` per optimizer slot (`log_dir/train`, or
 `log_dir/train/<slot>` when the train step applies several optimizers), the
 `StepCounter` that keeps steps increasing across recompiles, and it says so
-when a step that was due reached no monitored optimizer.
+when a step that was due reached no monitored optimizer. The run root
+(`log_dir/train`) is claimed through `kgrad.monitor.run_claim` at the first
+write: a `log_dir` that holds another model's run, or that another monitor
+is writing, gets a new run root (`log_dir/train_2`), said once; a monitor
+reused on a second model starts a new run too, never a merge.
 
 A capture that is not an update (a batch that only accumulates gradients, a
 step the loss-scale optimizer skips) is not written: the caller arms the next
@@ -26,7 +30,7 @@ import warnings
 
 import numpy as np
 
-from kgrad.monitor import event_writer, replicas, summaries
+from kgrad.monitor import event_writer, replicas, run_claim, summaries
 from kgrad.monitor.run_log import RunLog
 from kgrad.monitor.steps import StepCounter
 from kgrad.monitor.temporal import layer_name
@@ -50,6 +54,8 @@ class StepLogger:
         self._make_tags = None
         self._tags = {}  # id(record) -> its TagFilter
         self._warned_nothing = False
+        self._root = None  # the run root of the current model
+        self._roots = []  # the run roots written, one per model
 
     def begin_fit(self, model, capture, make_tags):
         """Starts a `fit`: the optimizers' step offsets, this fit's counts.
@@ -59,7 +65,14 @@ class StepLogger:
             capture: Its installed `GradientCapture`.
             make_tags: Makes the monitor's `kgrad.monitor.tag_filter.TagFilter`
                 over a record's variable names.
+
+        Returns:
+            Whether this `fit` starts the run of another model than the last
+            `fit` (its steps are counted from its own start).
         """
+        new_model = self._model is not None and model is not self._model
+        if new_model:
+            self._new_model_run()
         self._model, self._capture, self._make_tags = model, capture, make_tags
         self._tags = {}
         for channel in capture.channels:
@@ -67,6 +80,7 @@ class StepLogger:
         for log in self.logs.values():
             log.steps_this_fit = 0
             log.run_info = None  # written again: the variables may have changed
+        return new_model
 
     def end_fit(self):
         """Ends a `fit`: records the step each optimizer reached."""
@@ -127,12 +141,15 @@ class StepLogger:
         log = self.logs.get(channel.name)
         if log is None:
             several = len(self._capture.traced_channels) > 1
-            run_dir = os.path.join(self.log_dir, "train")
+            run_dir = self._run_root()
+            default = run_dir == os.path.join(self.log_dir, "train")
+            label = "" if default else os.path.basename(run_dir)
             if several:
                 run_dir = os.path.join(run_dir, channel.name)
+                label = f"{label}/{channel.name}" if label else channel.name
             chief = replicas.is_chief(self._model.distribute_strategy)
             writer = event_writer.RunWriter(run_dir, enabled=chief)
-            log = RunLog(run_dir, writer, label=channel.name if several else "")
+            log = RunLog(run_dir, writer, label=label)
             self.logs[channel.name] = log
         return log
 
@@ -141,6 +158,27 @@ class StepLogger:
         if tags is None:
             tags = self._tags[id(record)] = self._make_tags(record.paths)
         return tags
+
+    def _run_root(self):
+        """`log_dir/train`, or a new run root if that one is another's."""
+        if self._root is None:
+            chief = replicas.is_chief(self._model.distribute_strategy)
+            if not chief:
+                self._root = os.path.join(self.log_dir, "train")
+                return self._root
+            self._root, note = run_claim.claim(
+                self.log_dir, self._model, owner=self, exclude=self._roots
+            )
+            self._roots.append(self._root)
+            if note:
+                warnings.warn(f"GradientMonitor: {note}.", stacklevel=2)
+        return self._root
+
+    def _new_model_run(self):
+        """A new model: its steps, history and findings start a run of their own."""
+        self.logs = {}
+        self.steps = StepCounter(lambda opt: int(opt.iterations.numpy()))
+        self._root = None
 
     def _log_step(self, log, record, captured, norms, histograms):
         """Writes one captured step (inline, or in the worker if it is busy)."""

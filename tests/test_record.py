@@ -1,0 +1,67 @@
+"""`monitor.record(..., histograms=...)`: a bool tensor in tf.function, or TypeError."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kgrad import GradientMonitor
+
+
+def _model_and_gradients():
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(3, name="d")], name="m"
+    )
+    x = np.random.default_rng(1).normal(size=(8, 6)).astype("float32")
+
+    def gradients():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(model(x) ** 2)
+        return tape.gradient(loss, model.trainable_variables)
+
+    return model, gradients
+
+
+def test_histograms_as_a_bool_tensor_inside_tf_function(tmp_path, events):
+    model, gradients = _model_and_gradients()
+    monitor = GradientMonitor(tmp_path, histogram_bins=4)
+
+    @tf.function
+    def step_fn(step):
+        monitor.record(
+            gradients(), model.trainable_variables, step, histograms=step % 2 == 0
+        )
+
+    for step in range(1, 5):
+        step_fn(tf.constant(step, tf.int64))
+    monitor.record(gradients(), model.trainable_variables, 5, histograms=False)
+    logged = events(tmp_path / "train")
+    expected = np.linalg.norm(gradients()[0].numpy())
+    norms = logged["grad_norm/m/d/kernel"]
+    assert [s for s, _ in norms] == [1, 2, 3, 4, 5]
+    np.testing.assert_allclose([float(v) for _, v in norms], expected, rtol=1e-5)
+    histograms = logged["grad_hist/m/d/kernel"]
+    assert [s for s, _ in histograms] == [2, 4]
+    assert all(h[:, 2].sum() == 6 * 3 for _, h in histograms)
+
+
+@pytest.mark.parametrize(
+    "flag", ["yes", 1, tf.constant(1.0), tf.constant([True, False])]
+)
+def test_other_histograms_values_raise_a_type_error_naming_it(tmp_path, flag):
+    model, gradients = _model_and_gradients()
+    monitor = GradientMonitor(tmp_path)
+    with pytest.raises(
+        TypeError,
+        match=r"`histograms` must be True, False or a "
+        r"scalar bool tensor.*Received: histograms=",
+    ):
+        monitor.record(gradients(), model.trainable_variables, 1, histograms=flag)
+
+    @tf.function
+    def step_fn():  # refused at trace time, before any statistic is traced
+        monitor.record(gradients(), model.trainable_variables, 1, histograms=flag)
+
+    with pytest.raises(TypeError, match="Received: histograms="):
+        step_fn()
+    assert not (tmp_path / "train").exists()
