@@ -139,7 +139,7 @@ class GradientsPlugin(base_plugin.TBPlugin):
 
     @wrappers.Request.application
     def _static(self, request):
-        name = request.path.rsplit("/static/", 1)[-1]
+        name = request.path.split("/static/", 1)[1]
         if name not in STATIC_FILES:
             raise errors.NotFoundError(f"no static file {name!r}")
         with open(os.path.join(_STATIC_DIR, name), "rb") as file:
