@@ -62,10 +62,20 @@ class TensorBoardServer:
         source: The checkout whose `kgrad` the server imports (put first on
             `PYTHONPATH`). Defaults to the parent of this folder.
         timeout: Seconds to wait for the port. Defaults to `120`.
+        plugin: Whether to load the Gradients tab. Defaults to `True`.
+
+    Raises:
+        ValueError: If `plugin=False` while kgrad's entry point is installed.
     """
 
-    def __init__(self, logdir, flags=(), source=None, timeout=120):
+    def __init__(self, logdir, flags=(), source=None, timeout=120, plugin=True):
+        if not plugin and plugin_installed():
+            raise ValueError(
+                "kgrad's entry point is installed: TensorBoard loads the tab. "
+                "Received: plugin=False"
+            )
         self.logdir, self.flags, self.timeout = str(logdir), list(flags), timeout
+        self.plugin = plugin
         self.source = source or os.path.dirname(os.path.dirname(__file__))
         self.port = None
         self._process = None
@@ -80,8 +90,8 @@ class TensorBoardServer:
 
     def start(self):
         """Starts the server; returns seconds until it printed its port."""
-        paths = [os.path.abspath(self.source)]
-        if not plugin_installed():
+        paths = [os.path.abspath(self.source)] if self.plugin else []
+        if self.plugin and not plugin_installed():
             self._shim = tempfile.mkdtemp(prefix="kgrad_tab_")
             paths.insert(0, entry_point_shim(self._shim))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
