@@ -11,8 +11,8 @@ Sections (each prints what it measured; nothing is written unless asked):
   with and without the plugin (without is only measurable when kgrad's entry
   point is not installed; the with-plugin runs then add it by a shim).
 - `--screenshot PATH`: trains the zoo twins `mlp_sigmoid` and `mlp_relu_he`
-  (depth 8) on the digits with `GradientMonitor`, opens TensorBoard's
-  Gradients tab with both side by side, and saves a PNG.
+  (depth 8) on the digits with `GradientMonitor`, opens the Gradients tab's
+  page with both side by side, and saves a PNG.
 
 Timings on a shared machine are not final figures.
 
@@ -114,7 +114,8 @@ def screenshot(path):
         "for name in ('mlp_sigmoid', 'mlp_relu_he'):\n"
         "    keras.utils.set_random_seed(0)\n"
         "    model = zoo.build(name, depth=8)\n"
-        "    model.compile('sgd', 'sparse_categorical_crossentropy')\n"
+        "    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)\n"
+        "    model.compile('sgd', loss)\n"
         f"    monitor = GradientMonitor({logdir!r} + '/' + name, norms_every=5, "
         "verbose=0)\n"
         "    model.fit(ds.x_train, ds.y_train, batch_size=32, epochs=6, "
@@ -125,8 +126,8 @@ def screenshot(path):
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
     with session.TensorBoardServer(logdir) as server:
         server.wait_for_runs(2)
-        url = server.url("/?darkMode=false#kgrad")
-        session.chromium_screenshot(url, path, size=(1500, 820))
+        url = server.tab_url(run="mlp_sigmoid/train", compare="mlp_relu_he/train")
+        session.chromium_screenshot(url, path, size=(1500, 760))
     print(f"wrote {path}")
 
 

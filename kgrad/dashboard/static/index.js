@@ -100,7 +100,7 @@ async function draw(page, runs) {
   if (page.compare.value !== "(none)" && page.compare.value !== page.run.value) {
     names.push(page.compare.value);
   }
-  const width = Math.max(600, (window.innerWidth - 40) / names.length);
+  const width = Math.max(600, (window.innerWidth - 40 - 16 * (names.length - 1)) / names.length);
   const panels = await Promise.all(names.map((name) => loadPanel(page, name)));
   page.maps.replaceChildren();
   const notes = [];
