@@ -4,9 +4,13 @@ Sections (each prints what it measured; nothing is written unless asked):
 
 - `route`: synthetic events shaped like DenseNet121 (364 variables) x 1,000
   logged steps; the `heatmap` route's answer time over HTTP from a real
-  `tensorboard` (default fast loader), median of 5 after the loader is done.
+  `tensorboard` (default fast loader) once the loader has every step: cold
+  (its first answer, read through the data provider; one per fresh
+  `tensorboard`, `--servers` of them) and warm (5 more per server, answered
+  from the plugin's cache).
 - `draw`: headless Chromium loading the tab over that run until it marks
-  itself ready, minus Chromium loading an empty page (median of 3 each).
+  itself ready with every cell drawn, cold (first load on a fresh server)
+  and warm (2 more), minus Chromium loading an empty page.
 - `startup`: `tensorboard` start-up until it prints its port, median of 5,
   with and without the plugin (without is only measurable when kgrad's entry
   point is not installed; the with-plugin runs then add it by a shim).
@@ -23,6 +27,7 @@ Example:
 """
 
 import argparse
+import functools
 import os
 import statistics
 import subprocess
@@ -36,65 +41,96 @@ import dashboard_session as session  # noqa: E402
 VARIABLES, STEPS = 364, 1000
 
 
-def _median_seconds(action, repeats):
+def _seconds(action, repeats):
+    """The seconds of `repeats` calls of `action`, one by one."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         action()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times), max(times)
+    return times
 
 
-def _report(label, spread):
-    median, low, high = spread
-    print(f"{label}: median {median:.3f} s (min {low:.3f}, max {high:.3f})")
-
-
-def route_and_draw(logdir, sections):
-    """Measures the `heatmap` route and the drawing over a DenseNet121-sized run."""
-    session.write_synthetic_run(
-        os.path.join(logdir, "densenet121_like", "train"), VARIABLES, STEPS
+def _report(label, seconds):
+    print(
+        f"{label}: median {statistics.median(seconds):.3f} s "
+        f"(min {min(seconds):.3f}, max {max(seconds):.3f}, n={len(seconds)})"
     )
-    path = "/data/plugin/kgrad/heatmap?run=densenet121_like/train&statistic=grad_norm"
-    with session.TensorBoardServer(logdir) as server:
-        server.wait_for_runs(1, timeout=300)
-        deadline = time.perf_counter() + 300
-        while True:  # until the loader has read every step
-            grid = server.json(path)
-            if len(grid["steps"]) == STEPS or time.perf_counter() > deadline:
-                break
-            time.sleep(1)
-        print(
-            f"heat map: {len(grid['rows'])} rows x {len(grid['steps'])} steps, "
-            f"sampling note: {grid['sampling']}"
-        )
-        if "route" in sections:
-            _report(
-                "heatmap route over HTTP", _median_seconds(lambda: server.get(path), 5)
-            )
-        if "draw" in sections:
+
+
+def route_and_draw(logdir, sections, servers):
+    """Measures the `heatmap` route and the drawing over a DenseNet121-sized run.
+
+    Each of `servers` fresh `tensorboard` processes waits until its loader
+    has every step, then times the first answer (cold: read through the data
+    provider) and 5 more (warm: the plugin's cache), and Chromium loading the
+    tab once cold (a second fresh process) and twice warm.
+    """
+    run = "densenet121_like/train"
+    session.write_synthetic_run(os.path.join(logdir, run), VARIABLES, STEPS)
+    path = f"/data/plugin/kgrad/heatmap?run={run}&statistic=grad_norm"
+    last = f"/data/plugin/scalars/scalars?run={run}&tag=grad_norm/" + (
+        f"layer_{VARIABLES - 1:03d}/kernel"
+    )
+    times = {"cold route": [], "warm route": [], "cold tab": [], "warm tab": []}
+    for _ in range(servers):
+        with session.TensorBoardServer(logdir) as server:
+            _wait_for_every_step(server, last)
+            if "route" in sections:
+                start = time.perf_counter()
+                grid = server.json(path)
+                times["cold route"].append(time.perf_counter() - start)
+                _check_grid(grid)
+                times["warm route"] += _seconds(functools.partial(server.get, path), 5)
+        if "draw" not in sections:
+            continue
+        with session.TensorBoardServer(logdir) as server:
+            _wait_for_every_step(server, last)
             url = server.tab_url()
-            dom = session.chromium_dom(url)
-            if 'data-ready="true"' not in dom:
-                raise RuntimeError("the tab did not mark itself ready")
-            tab = _median_seconds(lambda: session.chromium_dom(url), 3)
-            blank = _median_seconds(lambda: session.chromium_dom("about:blank"), 3)
-            _report("chromium: tab until ready", tab)
-            _report("chromium: empty page", blank)
-            print(f"tab drawn in about {tab[0] - blank[0]:.3f} s beyond an empty page")
+            times["cold tab"] += _seconds(functools.partial(_draw, url), 1)
+            times["warm tab"] += _seconds(functools.partial(_draw, url), 2)
+    if "draw" in sections:
+        blank = _seconds(lambda: session.chromium_dom("about:blank"), servers)
+        times["chromium empty page"] = blank
+    for label, seconds in times.items():
+        if seconds:
+            _report(label, seconds)
+    if "draw" in sections:
+        for kind in ("cold", "warm"):
+            extra = statistics.median(times[f"{kind} tab"]) - statistics.median(blank)
+            print(f"{kind}: tab drawn in {extra:.3f} s beyond an empty page")
+
+
+def _wait_for_every_step(server, last_tag_path, timeout=300):
+    """Waits until the loader holds every step of the last variable."""
+    server.wait_for_runs(1, timeout=timeout)
+    deadline = time.perf_counter() + timeout
+    while len(server.json(last_tag_path)) < STEPS:
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the loader did not read every step")
+        time.sleep(1)
+
+
+def _check_grid(grid):
+    if (len(grid["rows"]), len(grid["steps"])) != (VARIABLES, STEPS):
+        raise RuntimeError(f"heat map of {len(grid['rows'])} x {len(grid['steps'])}")
+
+
+def _draw(url):
+    dom = session.chromium_dom(url)
+    if 'data-ready="true"' not in dom or f'data-cells="{VARIABLES * STEPS}"' not in dom:
+        raise RuntimeError("the tab did not draw every cell and mark itself ready")
 
 
 def startup(logdir):
     """Median start-up of `tensorboard` with and without the plugin."""
     installed = session.plugin_installed()
-    with_plugin = _median_seconds(
-        lambda: _start_stop(session.TensorBoardServer(logdir)), 5
-    )
+    with_plugin = _seconds(lambda: _start_stop(session.TensorBoardServer(logdir)), 5)
     _report("tensorboard start-up with the Gradients tab", with_plugin)
     if installed:
         print("without the tab: not measurable here (kgrad's entry point is installed)")
         return
-    without = _median_seconds(
+    without = _seconds(
         lambda: _start_stop(session.TensorBoardServer(logdir, plugin=False)), 5
     )
     _report("tensorboard start-up without it", without)
@@ -139,13 +175,19 @@ def main(argv=None):
         default=["route", "draw", "startup"],
         choices=["route", "draw", "startup"],
     )
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=3,
+        help="fresh tensorboard processes for the cold figures (default 3)",
+    )
     parser.add_argument("--screenshot", help="save a PNG of the tab here")
     args = parser.parse_args(argv)
     if session.chromium() is None and ("draw" in args.sections or args.screenshot):
         parser.error("Debian's chromium is needed: apt-get install chromium")
     with tempfile.TemporaryDirectory() as logdir:
         if {"route", "draw"} & set(args.sections):
-            route_and_draw(logdir, args.sections)
+            route_and_draw(logdir, args.sections, args.servers)
         if "startup" in args.sections:
             startup(logdir)
     if args.screenshot:

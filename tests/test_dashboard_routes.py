@@ -8,6 +8,7 @@ are checked against the event files read back with TensorBoard's reader.
 
 import base64
 import configparser
+import gzip
 import importlib.util
 import json
 import pathlib
@@ -39,22 +40,28 @@ def _session():
     return module
 
 
-def tensorboard_client(logdir, *flags):
-    """A werkzeug client of TensorBoard's app with its Python loader."""
+def tensorboard_client(logdir, *flags, wrap_provider=None):
+    """A werkzeug client of TensorBoard's app with its Python loader.
+
+    `wrap_provider`, if given, is called with the data provider and returns
+    the one the app reads; the client's `multiplexer` reloads the logdir.
+    """
     loaders = default.get_plugins() + [GradientsLoader()]
     tensorboard = program.TensorBoard(plugins=loaders)
     tensorboard.configure(["", f"--logdir={logdir}", "--load_fast=false", *flags])
     ingester = data_ingester.LocalDataIngester(tensorboard.flags)
-    ingester.deprecated_multiplexer.AddRunsFromDirectory(str(logdir))
-    ingester.deprecated_multiplexer.Reload()
+    multiplexer = ingester.deprecated_multiplexer
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    data_provider = ingester.data_provider
+    if wrap_provider is not None:
+        data_provider = wrap_provider(data_provider)
     app = application.TensorBoardWSGIApp(
-        tensorboard.flags,
-        loaders,
-        ingester.data_provider,
-        None,
-        ingester.deprecated_multiplexer,
+        tensorboard.flags, loaders, data_provider, None, multiplexer
     )
-    return Client(app)
+    client = Client(app)
+    client.multiplexer = multiplexer
+    return client
 
 
 def get_json(client, path):
@@ -242,6 +249,52 @@ def test_a_sampled_long_run_says_so_and_names_the_flag(long_run):
         "limit": 1000,
         "flag": "--samples_per_plugin=scalars=0",
     }
+
+
+class CountingProvider:
+    """A data provider that counts its `read_scalars` calls."""
+
+    def __init__(self, data_provider):
+        self.data_provider = data_provider
+        self.scalar_reads = 0
+
+    def read_scalars(self, *args, **kwargs):
+        self.scalar_reads += 1
+        return self.data_provider.read_scalars(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.data_provider, name)
+
+
+def test_heatmap_is_read_once_until_the_run_gains_a_step(tmp_path):
+    run_dir = tmp_path / "grow" / "train"
+    paths = _session().write_synthetic_run(run_dir, 2, 5)
+    counting = []
+
+    def wrap(data_provider):
+        counting.append(CountingProvider(data_provider))
+        return counting[0]
+
+    client = tensorboard_client(tmp_path, wrap_provider=wrap)
+    path = f"{TAB}/heatmap?run=grow/train&statistic=grad_norm"
+    first = client.get(path).get_data()
+    zipped = client.get(path, headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(zipped.get_data()) == first
+    assert counting[0].scalar_reads == 1  # the second answer was kept
+    from kgrad.monitor.event_writer import RunWriter
+
+    writer = RunWriter(str(run_dir))  # a second event file: steps 6 and 7
+    for step in (6, 7):
+        writer.write(step, [], [(f"grad_norm/{p}", 0.5 * step) for p in paths])
+    writer.close()
+    client.multiplexer.Reload()
+    grown = get_json(client, path)
+    assert counting[0].scalar_reads == 2
+    assert grown["steps"] == [1, 2, 3, 4, 5, 6, 7]
+    value = _session().synthetic_value
+    expected = [[value(2, i, s) for s in range(1, 6)] + [3.0, 3.5] for i in range(2)]
+    np.testing.assert_allclose(grid_of(grown), np.float32(expected), rtol=1e-7)
 
 
 def test_timeline_follows_a_finding_that_clears_and_returns():

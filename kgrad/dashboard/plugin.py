@@ -10,6 +10,10 @@ Routes, under `/data/plugin/kgrad/` (all JSON except `static/`):
 | `findings?run=` | the findings with the steps they appeared and cleared |
 | `static/<file>` | the frontend (`index.js` is the ES module TensorBoard loads) |
 
+`heatmap` answers are kept, gzipped, while the data provider lists the same
+last step and wall time for every tag they read (`cache.py`), so a reload or
+a poll of a run that has not moved reads nothing.
+
 Bad arguments answer 400 with a message naming the argument and the value
 received; what is missing answers 404.
 
@@ -21,6 +25,7 @@ plugin.get_plugin_apps()["/runs"]
 ```
 """
 
+import gzip
 import json
 import os
 
@@ -30,7 +35,7 @@ from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from kgrad.dashboard import series, timeline
+from kgrad.dashboard import cache, series, timeline
 
 PLUGIN_NAME = "kgrad"
 _STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
@@ -55,6 +60,7 @@ class GradientsPlugin(base_plugin.TBPlugin):
         self._provider = context.data_provider
         flags = context.flags
         self._samples = dict(getattr(flags, "samples_per_plugin", None) or {})
+        self._heat_maps = cache.VersionedCache()
 
     def get_plugin_apps(self):
         """The WSGI apps of the routes (see the module docstring)."""
@@ -97,13 +103,19 @@ class GradientsPlugin(base_plugin.TBPlugin):
     @wrappers.Request.application
     def _heatmap(self, request):
         source = self._source(request)
-        answer = series.heat_map(
+        plan = series.heat_map_plan(
             source,
             _argument(request, "run"),
             _argument(request, "statistic"),
             request.args.get("layer"),
         )
-        return _json(request, answer)
+        key = (source.experiment_id, plan.run, plan.statistic, plan.layer)
+        body = self._heat_maps.get(
+            key, plan.version, lambda: _gzip_json(series.heat_map(source, plan))
+        )
+        return http_util.Respond(
+            request, body, "application/json", content_encoding="gzip"
+        )
 
     @wrappers.Request.application
     def _histogram(self, request):
@@ -168,6 +180,11 @@ def _argument(request, name):
             f"`{name}` is required. Received: {name}={value!r}"
         )
     return value
+
+
+def _gzip_json(answer):
+    """`answer` as gzipped JSON, as TensorBoard's `Respond` would send it."""
+    return gzip.compress(json.dumps(answer).encode("utf-8"), 3, mtime=0)
 
 
 def _json(request, answer):

@@ -11,7 +11,7 @@ Example:
 
 ```python
 source = Source(context.data_provider, ctx, experiment_id, flags)
-grid = heat_map(source, "train", "grad_norm")
+grid = heat_map(source, heat_map_plan(source, "train", "grad_norm"))
 grid["rows"], grid["steps"]  # one row per variable, one column per step
 ```
 """
@@ -20,6 +20,7 @@ import base64
 import dataclasses
 import json
 import math
+import operator
 import re
 
 import numpy as np
@@ -76,15 +77,22 @@ class Source:
         )
         return data.get(run, {})
 
-    def scalar_tags(self, run=None):
-        """`{run: [tag]}` of the scalars (of one run if `run` is given)."""
+    def scalar_tags(self):
+        """`{run: [tag]}` of the scalars of every run."""
+        listing = self.provider.list_scalars(
+            self.ctx, experiment_id=self.experiment_id, plugin_name="scalars"
+        )
+        return {name: sorted(tags) for name, tags in listing.items()}
+
+    def scalar_series(self, run):
+        """`{tag: ScalarTimeSeries}` of one run's scalars (no points read)."""
         listing = self.provider.list_scalars(
             self.ctx,
             experiment_id=self.experiment_id,
             plugin_name="scalars",
-            run_tag_filter=provider.RunTagFilter(runs=None if run is None else [run]),
+            run_tag_filter=provider.RunTagFilter(runs=[run]),
         )
-        return {name: sorted(tags) for name, tags in listing.items()}
+        return listing.get(run, {})
 
     def sampling(self, plugin, counts):
         """The sampling note of a read whose tags held `counts` points.
@@ -160,8 +168,31 @@ def recurrent_layers(tags):
     return sorted(names)
 
 
-def heat_map(source, run, statistic, layer=None):
-    """One statistic of one run as a rows x steps grid.
+@dataclasses.dataclass(frozen=True)
+class HeatMapPlan:
+    """What a heat map reads: its tags in row order, and their version.
+
+    Attributes:
+        run: The run's name.
+        statistic: A key of `STATISTICS`.
+        layer: For `temporal_grad`, the recurrent layer, else `None`.
+        rows: The row names, input first.
+        tags: The scalar tag of each row.
+        version: `(tag, max_step, max_wall_time)` of each row as the data
+            provider lists them: it changes whenever a tag gains a point, so
+            an answer built for one version is the answer while it holds.
+    """
+
+    run: str
+    statistic: str
+    layer: object
+    rows: tuple
+    tags: tuple
+    version: tuple
+
+
+def heat_map_plan(source, run, statistic, layer=None):
+    """The `HeatMapPlan` of one statistic of one run (one listing, no read).
 
     Args:
         source: A `Source`.
@@ -169,43 +200,77 @@ def heat_map(source, run, statistic, layer=None):
         statistic: A key of `STATISTICS`.
         layer: For `temporal_grad`, the recurrent layer. Defaults to `None`.
 
-    Returns:
-        `{"run", "statistic", "scale", "rows", "steps", "values", "sampling"}`:
-        `values` is base64 of row-major little-endian float32 (NaN where a
-        row has no value at a step).
-
     Raises:
         tensorboard.errors.InvalidArgumentError: For an unknown `statistic`.
         tensorboard.errors.NotFoundError: When `run` has no such tags.
     """
     check_choice("statistic", statistic, STATISTICS)
-    prefix, _, scale = STATISTICS[statistic]
-    tags = source.scalar_tags(run).get(run, [])
+    prefix = STATISTICS[statistic][0]
+    listed = source.scalar_series(run)
     if statistic == "temporal_grad":
-        check_choice("layer", layer, recurrent_layers(tags))
-    rows = _tags_of(tags, statistic, layer)
-    if statistic == "temporal_grad":
+        check_choice("layer", layer, recurrent_layers(listed))
         prefix += f"{layer}/"
-    if not rows:
+    names = _tags_of(sorted(listed), statistic, layer)
+    if not names:
         raise errors.NotFoundError(f"run {run!r} has no {prefix}* scalars")
-    ordered = _in_model_order(rows, statistic, run_info(source, run))
-    data = source.read("scalars", run, [prefix + name for name in ordered])
-    series = [data.get(prefix + name, []) for name in ordered]
-    steps = sorted({point.step for points in series for point in points})
-    column = {step: i for i, step in enumerate(steps)}
-    grid = np.full((len(ordered), len(steps)), np.nan, "<f4")
-    for i, points in enumerate(series):
-        grid[i, [column[p.step] for p in points]] = [p.value for p in points]
+    rows = tuple(_in_model_order(names, statistic, run_info(source, run)))
+    tags = tuple(prefix + name for name in rows)
+    version = tuple(
+        (tag, listed[tag].max_step, listed[tag].max_wall_time) for tag in tags
+    )
+    return HeatMapPlan(run, statistic, layer, rows, tags, version)
+
+
+def heat_map(source, plan):
+    """The grid of a `HeatMapPlan`: one read of all its tags.
+
+    Args:
+        source: A `Source`.
+        plan: A `HeatMapPlan` (see `heat_map_plan`).
+
+    Returns:
+        `{"run", "statistic", "layer", "scale", "rows", "steps", "values",
+        "sampling"}`: `steps` every step any row has; `values` base64 of
+        row-major little-endian float32 (NaN where a row has no value at a
+        step).
+
+    Example:
+
+    ```python
+    grid = heat_map(source, heat_map_plan(source, "train", "grad_norm"))
+    ```
+    """
+    data = source.read("scalars", plan.run, plan.tags)
+    series = [data.get(tag, []) for tag in plan.tags]
+    steps, grid = _grid(series)
     return {
-        "run": run,
-        "statistic": statistic,
-        "layer": layer,
-        "scale": scale,
-        "rows": ordered,
-        "steps": steps,
+        "run": plan.run,
+        "statistic": plan.statistic,
+        "layer": plan.layer,
+        "scale": STATISTICS[plan.statistic][2],
+        "rows": list(plan.rows),
+        "steps": steps.tolist(),
         "values": base64.b64encode(grid.tobytes()).decode("ascii"),
         "sampling": source.sampling("scalars", [len(p) for p in series]),
     }
+
+
+def _grid(series):
+    """`(steps, rows x steps float32 grid)` of the `ScalarDatum` lists `series`.
+
+    Vectorised: one pass over the points takes their steps and values out,
+    numpy places them (a later point of a repeated step wins).
+    """
+    counts = [len(points) for points in series]
+    points = [point for row in series for point in row]
+    step_of, value_of = operator.attrgetter("step"), operator.attrgetter("value")
+    point_steps = np.fromiter(map(step_of, points), np.int64, len(points))
+    values = np.fromiter(map(value_of, points), np.float64, len(points))
+    steps = np.unique(point_steps)
+    grid = np.full((len(series), len(steps)), np.nan, "<f4")
+    row_of = np.repeat(np.arange(len(series)), counts)
+    grid[row_of, np.searchsorted(steps, point_steps)] = values
+    return steps, grid
 
 
 def histogram(source, run, path, step):
