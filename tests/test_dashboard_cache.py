@@ -1,8 +1,11 @@
-"""The Gradients tab's `VersionedCache`: kept per version, least used dropped."""
+"""The Gradients tab's `VersionedCache` and its pause of the garbage collector."""
+
+import gc
 
 import pytest
 
 from kgrad.dashboard.cache import VersionedCache
+from kgrad.dashboard.collector import collector_paused
 
 
 def test_an_answer_is_kept_for_its_version_and_rebuilt_for_a_new_one():
@@ -33,3 +36,24 @@ def test_the_least_recently_used_key_is_dropped_first():
 def test_a_bad_size_is_named_with_the_value_received(size):
     with pytest.raises(ValueError, match=f"Received: size={size!r}"):
         VersionedCache(size=size)
+
+
+def test_the_collector_stays_paused_until_the_last_overlapping_build_ends():
+    assert gc.isenabled()
+    first, second = collector_paused(), collector_paused()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()  # the second build is still running
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+
+
+def test_a_collector_that_was_off_stays_off():
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

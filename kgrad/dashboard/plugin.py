@@ -35,7 +35,7 @@ from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from kgrad.dashboard import cache, series, timeline
+from kgrad.dashboard import cache, collector, series, timeline
 
 PLUGIN_NAME = "kgrad"
 _STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
@@ -111,7 +111,7 @@ class GradientsPlugin(base_plugin.TBPlugin):
         )
         key = (source.experiment_id, plan.run, plan.statistic, plan.layer)
         body = self._heat_maps.get(
-            key, plan.version, lambda: _gzip_json(series.heat_map(source, plan))
+            key, plan.version, lambda: _built_heat_map(source, plan)
         )
         return http_util.Respond(
             request, body, "application/json", content_encoding="gzip"
@@ -180,6 +180,13 @@ def _argument(request, name):
             f"`{name}` is required. Received: {name}={value!r}"
         )
     return value
+
+
+def _built_heat_map(source, plan):
+    """The gzipped JSON of a heat map, read with the collector paused."""
+    with collector.collector_paused():
+        answer = series.heat_map(source, plan)
+    return _gzip_json(answer)
 
 
 def _gzip_json(answer):
