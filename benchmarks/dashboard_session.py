@@ -1,0 +1,256 @@
+"""A real `tensorboard` server and headless Chromium, for the Gradients tab.
+
+Used by `tests/test_dashboard_browser.py` and `benchmarks/dashboard.py`:
+`TensorBoardServer` starts `tensorboard --logdir X --port 0` and reads the
+port from its output; `chromium_dom` / `chromium_screenshot` load a page in
+Debian's `chromium` (virtual time, so the page's fetches finish first);
+`write_synthetic_run` writes kgrad-style events of any size in seconds.
+
+Example:
+
+```python
+with TensorBoardServer("logs") as server:
+    dom = chromium_dom(server.tab_url())
+```
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+_PORT_LINE = re.compile(r"TensorBoard \S+ at http://[^:]+:(\d+)/")
+ENTRY_POINT = "kgrad = kgrad.dashboard.loader:GradientsLoader"
+
+
+def plugin_installed():
+    """Whether an installed distribution declares kgrad's TensorBoard plugin."""
+    from importlib import metadata
+
+    return any(
+        ep.value == ENTRY_POINT.split(" = ")[1]
+        for ep in metadata.entry_points(group="tensorboard_plugins")
+    )
+
+
+def entry_point_shim(directory):
+    """A distribution in `directory` that declares kgrad's plugin entry point.
+
+    For a checkout whose `kgrad` is not installed with its entry points (the
+    package itself comes from `PYTHONPATH`); a `pip install` makes the same.
+    """
+    info = os.path.join(directory, "kgrad_tab_entry_point-0.dist-info")
+    os.makedirs(info, exist_ok=True)
+    with open(os.path.join(info, "METADATA"), "w") as file:
+        file.write("Metadata-Version: 2.1\nName: kgrad-tab-entry-point\nVersion: 0\n")
+    with open(os.path.join(info, "entry_points.txt"), "w") as file:
+        file.write(f"[tensorboard_plugins]\n{ENTRY_POINT}\n")
+    return directory
+
+
+class TensorBoardServer:
+    """`tensorboard --logdir logdir --port 0` in a subprocess.
+
+    Args:
+        logdir: The log directory.
+        flags: More flags (`["--load_fast=false"]`). Defaults to `()`.
+        source: The checkout whose `kgrad` the server imports (put first on
+            `PYTHONPATH`). Defaults to the parent of this folder.
+        timeout: Seconds to wait for the port. Defaults to `120`.
+        plugin: Whether to load the Gradients tab. Defaults to `True`.
+
+    Raises:
+        ValueError: If `plugin=False` while kgrad's entry point is installed.
+    """
+
+    def __init__(self, logdir, flags=(), source=None, timeout=120, plugin=True):
+        if not plugin and plugin_installed():
+            raise ValueError(
+                "kgrad's entry point is installed: TensorBoard loads the tab. "
+                "Received: plugin=False"
+            )
+        self.logdir, self.flags, self.timeout = str(logdir), list(flags), timeout
+        self.plugin = plugin
+        self.source = source or os.path.dirname(os.path.dirname(__file__))
+        self.port = None
+        self._process = None
+        self._shim = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        """Starts the server; returns seconds until it printed its port."""
+        paths = [os.path.abspath(self.source)] if self.plugin else []
+        if self.plugin and not plugin_installed():
+            self._shim = tempfile.mkdtemp(prefix="kgrad_tab_")
+            paths.insert(0, entry_point_shim(self._shim))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        tensorboard = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+        command = [tensorboard, "--logdir", self.logdir, "--port", "0", *self.flags]
+        start = time.perf_counter()
+        self._process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        output = []
+        while self.port is None:
+            line = self._process.stdout.readline()
+            if not line:
+                self.stop()
+                raise RuntimeError("tensorboard exited:\n" + "".join(output))
+            output.append(line)
+            match = _PORT_LINE.search(line)
+            if match:
+                self.port = int(match.group(1))
+            elif time.perf_counter() - start > self.timeout:
+                self.stop()
+                raise TimeoutError("tensorboard printed no port:\n" + "".join(output))
+        self.output = "".join(output)
+        return time.perf_counter() - start
+
+    def stop(self):
+        """Stops the server (the process this object started)."""
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process.stdout.close()
+            self._process = None
+        if self._shim:
+            shutil.rmtree(self._shim, ignore_errors=True)
+            self._shim = None
+
+    def url(self, path):
+        """`http://127.0.0.1:<port><path>`."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def get(self, path):
+        """`(status, content type, body bytes)` of a GET."""
+        try:
+            with urllib.request.urlopen(self.url(path), timeout=60) as response:
+                return (
+                    response.status,
+                    response.headers["Content-Type"],
+                    response.read(),
+                )
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers["Content-Type"], error.read()
+
+    def json(self, path):
+        """The JSON answer of a GET that must succeed."""
+        status, _, body = self.get(path)
+        if status != 200:
+            raise RuntimeError(f"{path}: HTTP {status}: {body[:300]!r}")
+        return json.loads(body)
+
+    def wait_for_runs(self, count, timeout=60):
+        """Waits until the tab's `runs` route lists `count` runs."""
+        deadline = time.perf_counter() + timeout
+        while True:
+            runs = self.json("/data/plugin/kgrad/runs")
+            if len(runs) >= count or time.perf_counter() > deadline:
+                return runs
+            time.sleep(0.5)
+
+    def tab_url(self, **query):
+        """The tab's own page (what TensorBoard puts in its iframe)."""
+        params = "".join(f"&{k}={v}" for k, v in query.items())
+        return self.url(f"/data/plugin_entry.html?name=kgrad{params}")
+
+
+def chromium():
+    """The path of Debian's `chromium`, or `None`."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _chromium(url, *args, budget_ms=30000, size=(1400, 900)):
+    command = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--virtual-time-budget={budget_ms}",
+        f"--window-size={size[0]},{size[1]}",
+        *args,
+        url,
+    ]
+    with tempfile.TemporaryDirectory() as profile:
+        command.insert(1, f"--user-data-dir={profile}")
+        return subprocess.run(command, capture_output=True, text=True, timeout=180)
+
+
+def chromium_dom(url, budget_ms=30000):
+    """The DOM of `url` after its scripts ran (`--dump-dom`), as HTML text."""
+    result = _chromium(url, "--dump-dom", budget_ms=budget_ms)
+    if result.returncode != 0:
+        raise RuntimeError(f"chromium failed: {result.stderr[-2000:]}")
+    return result.stdout
+
+
+def chromium_screenshot(url, path, size=(1400, 900), budget_ms=30000):
+    """Saves a PNG of `url` after its scripts ran."""
+    result = _chromium(
+        url, f"--screenshot={os.path.abspath(path)}", budget_ms=budget_ms, size=size
+    )
+    if result.returncode != 0 or not os.path.exists(path):
+        raise RuntimeError(f"chromium failed: {result.stderr[-2000:]}")
+
+
+def write_synthetic_run(run_dir, variables, steps, findings_every=0):
+    """Writes `steps` logged steps of `variables` gradient norms, kgrad-style.
+
+    The norm of variable `i` at step `s` is `synthetic_value(variables, i, s)`;
+    `kgrad/run_info` lists the variables (`layer_<i>/kernel`), input first.
+
+    Args:
+        run_dir: The run directory (`log_dir/train`).
+        variables: How many variables.
+        steps: How many logged steps (1 to `steps`).
+        findings_every: Write a findings text every this many steps (`0`:
+            never). Defaults to `0`.
+
+    Returns:
+        The variable paths, input first.
+    """
+    from kgrad.monitor import summaries
+    from kgrad.monitor.event_writer import RunWriter
+
+    paths = [f"layer_{i:03d}/kernel" for i in range(variables)]
+    writer = RunWriter(str(run_dir))
+    info = {"model": "synthetic", "variables": paths, "layers": [], "batch_size": 8}
+    writer.write(0, [summaries.text_value("kgrad/run_info", json.dumps(info))])
+    for step in range(1, steps + 1):
+        scalars = [
+            (f"grad_norm/{p}", synthetic_value(variables, i, step))
+            for i, p in enumerate(paths)
+        ]
+        values = []
+        if findings_every and step % findings_every == 0:
+            text = f"- Warning: vanishing gradients in layer_000. Step {step}."
+            values.append(summaries.text_value("kgrad/findings", text))
+        writer.write(step, values, scalars)
+    writer.close()
+    return paths
+
+
+def synthetic_value(variables, index, step):
+    """The norm `write_synthetic_run` writes for variable `index` at `step`."""
+    return 10.0 ** (-index / variables) * step

@@ -1,0 +1,343 @@
+"""What kgrad wrote, read through TensorBoard's data provider.
+
+Every function takes a `Source` (the data provider with the request's context
+and experiment) and returns plain data for JSON. Rows follow the model from
+input to output, in the order of `kgrad/run_info` (see
+`kgrad.monitor.summaries` for the tag scheme); tags that it does not list
+follow, sorted. Every step the loader kept is returned; `sampling` says when
+the loader may have kept only a sample (`--samples_per_plugin`).
+
+Example:
+
+```python
+source = Source(context.data_provider, ctx, experiment_id, flags)
+grid = heat_map(source, heat_map_plan(source, "train", "grad_norm"))
+grid["rows"], grid["steps"]  # one row per variable, one column per step
+```
+"""
+
+import base64
+import dataclasses
+import json
+import math
+import operator
+import re
+
+import numpy as np
+from tensorboard import errors
+from tensorboard.data import provider
+
+# A row per variable or per activation layer, and how its colour is scaled.
+STATISTICS = {
+    "grad_norm": ("grad_norm/", "variables", "log10"),
+    "update_ratio": ("update_ratio/", "variables", "log10"),
+    "weight_norm": ("weight_norm/", "variables", "log10"),
+    "dead_units": ("dead_units/", "layers", "linear"),
+    "saturation": ("saturation/", "layers", "linear"),
+    "temporal_grad": ("temporal_grad/", "timesteps", "log10"),
+}
+RUN_INFO_TAG = "kgrad/run_info"
+FINDINGS_TAG = "kgrad/findings"
+# What TensorBoard's loaders keep per tag when `--samples_per_plugin` does not
+# say (the same in the Python loader and in the Rust data server).
+DEFAULT_SAMPLES = {"scalars": 1000, "histograms": 500, "text": 10}
+_ALL_POINTS = 2**31 - 1
+_TIMESTEP = re.compile(r"t\d+")
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """The data provider and what each read needs.
+
+    Attributes:
+        provider: TensorBoard's `DataProvider` (`context.data_provider`).
+        ctx: The request's `RequestContext`.
+        experiment_id: The request's experiment id (`""` locally).
+        samples_per_plugin: The `--samples_per_plugin` dict (`{}` if unset).
+    """
+
+    provider: object
+    ctx: object
+    experiment_id: str
+    samples_per_plugin: dict
+
+    def read(self, plugin, run, tags):
+        """`{tag: [datum]}` of one run: every point the loader kept."""
+        reader = (
+            self.provider.read_scalars
+            if plugin == "scalars"
+            else self.provider.read_tensors
+        )
+        data = reader(
+            self.ctx,
+            experiment_id=self.experiment_id,
+            plugin_name=plugin,
+            downsample=_ALL_POINTS,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=list(tags)),
+        )
+        return data.get(run, {})
+
+    def scalar_tags(self):
+        """`{run: [tag]}` of the scalars of every run."""
+        listing = self.provider.list_scalars(
+            self.ctx, experiment_id=self.experiment_id, plugin_name="scalars"
+        )
+        return {name: sorted(tags) for name, tags in listing.items()}
+
+    def scalar_series(self, run):
+        """`{tag: ScalarTimeSeries}` of one run's scalars (no points read)."""
+        listing = self.provider.list_scalars(
+            self.ctx,
+            experiment_id=self.experiment_id,
+            plugin_name="scalars",
+            run_tag_filter=provider.RunTagFilter(runs=[run]),
+        )
+        return listing.get(run, {})
+
+    def sampling(self, plugin, counts):
+        """The sampling note of a read whose tags held `counts` points.
+
+        Returns:
+            `{"plugin", "limit", "flag"}` when a tag holds as many points as
+            the loader keeps (so it may have dropped some), else `None`.
+        """
+        limit = self.samples_per_plugin.get(plugin, DEFAULT_SAMPLES.get(plugin, 10))
+        if limit and max(counts, default=0) >= limit:
+            return {
+                "plugin": plugin,
+                "limit": limit,
+                "flag": f"--samples_per_plugin={plugin}=0",
+            }
+        return None
+
+
+def runs(source):
+    """The runs kgrad wrote, with what each can show.
+
+    Returns:
+        A list of `{"run", "model", "statistics", "recurrent"}`, sorted by run:
+        the statistics with at least one tag, the recurrent layers with a
+        `temporal_grad` map.
+    """
+    result = []
+    for run, tags in sorted(source.scalar_tags().items()):
+        present = {
+            name: _tags_of(tags, name, None)
+            for name in STATISTICS
+            if name != "temporal_grad"
+        }
+        if not present["grad_norm"]:
+            continue
+        result.append(
+            {
+                "run": run,
+                "model": run_info(source, run).get("model"),
+                "statistics": [name for name, found in present.items() if found],
+                "recurrent": recurrent_layers(tags),
+            }
+        )
+    return result
+
+
+def run_info(source, run):
+    """The last `kgrad/run_info` object of `run` (`{}` if none)."""
+    points = source.read("text", run, [RUN_INFO_TAG]).get(RUN_INFO_TAG, [])
+    if not points:
+        return {}
+    try:
+        info = json.loads(text_of(points[-1]))
+    except ValueError:
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def text_of(datum):
+    """The string of a text summary's datum."""
+    value = np.asarray(datum.numpy).reshape(-1)[0]
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def recurrent_layers(tags):
+    """The recurrent layers with `temporal_grad/<rnn>/t<k>` tags, sorted."""
+    names = {
+        tag[len("temporal_grad/") :].rsplit("/", 1)[0]
+        for tag in tags
+        if tag.startswith("temporal_grad/")
+        and _TIMESTEP.fullmatch(tag.rsplit("/", 1)[1])
+    }
+    return sorted(names)
+
+
+@dataclasses.dataclass(frozen=True)
+class HeatMapPlan:
+    """What a heat map reads: its tags in row order, and their version.
+
+    Attributes:
+        run: The run's name.
+        statistic: A key of `STATISTICS`.
+        layer: For `temporal_grad`, the recurrent layer, else `None`.
+        rows: The row names, input first.
+        tags: The scalar tag of each row.
+        version: `(tag, max_step, max_wall_time)` of each row as the data
+            provider lists them: it changes whenever a tag gains a point, so
+            an answer built for one version is the answer while it holds.
+    """
+
+    run: str
+    statistic: str
+    layer: object
+    rows: tuple
+    tags: tuple
+    version: tuple
+
+
+def heat_map_plan(source, run, statistic, layer=None):
+    """The `HeatMapPlan` of one statistic of one run (one listing, no read).
+
+    Args:
+        source: A `Source`.
+        run: The run's name.
+        statistic: A key of `STATISTICS`.
+        layer: For `temporal_grad`, the recurrent layer. Defaults to `None`.
+
+    Raises:
+        tensorboard.errors.InvalidArgumentError: For an unknown `statistic`.
+        tensorboard.errors.NotFoundError: When `run` has no such tags.
+    """
+    check_choice("statistic", statistic, STATISTICS)
+    prefix = STATISTICS[statistic][0]
+    listed = source.scalar_series(run)
+    if statistic == "temporal_grad":
+        check_choice("layer", layer, recurrent_layers(listed))
+        prefix += f"{layer}/"
+    names = _tags_of(sorted(listed), statistic, layer)
+    if not names:
+        raise errors.NotFoundError(f"run {run!r} has no {prefix}* scalars")
+    rows = tuple(_in_model_order(names, statistic, run_info(source, run)))
+    tags = tuple(prefix + name for name in rows)
+    version = tuple(
+        (tag, listed[tag].max_step, listed[tag].max_wall_time) for tag in tags
+    )
+    return HeatMapPlan(run, statistic, layer, rows, tags, version)
+
+
+def heat_map(source, plan):
+    """The grid of a `HeatMapPlan`: one read of all its tags.
+
+    Args:
+        source: A `Source`.
+        plan: A `HeatMapPlan` (see `heat_map_plan`).
+
+    Returns:
+        `{"run", "statistic", "layer", "scale", "rows", "steps", "values",
+        "sampling"}`: `steps` every step any row has; `values` base64 of
+        row-major little-endian float32 (NaN where a row has no value at a
+        step).
+
+    Example:
+
+    ```python
+    grid = heat_map(source, heat_map_plan(source, "train", "grad_norm"))
+    ```
+    """
+    data = source.read("scalars", plan.run, plan.tags)
+    series = [data.get(tag, []) for tag in plan.tags]
+    steps, grid = _grid(series)
+    return {
+        "run": plan.run,
+        "statistic": plan.statistic,
+        "layer": plan.layer,
+        "scale": STATISTICS[plan.statistic][2],
+        "rows": list(plan.rows),
+        "steps": steps.tolist(),
+        "values": base64.b64encode(grid.tobytes()).decode("ascii"),
+        "sampling": source.sampling("scalars", [len(p) for p in series]),
+    }
+
+
+def _grid(series):
+    """`(steps, rows x steps float32 grid)` of the `ScalarDatum` lists `series`.
+
+    Vectorised: one pass over the points takes their steps and values out,
+    numpy places them (a later point of a repeated step wins).
+    """
+    counts = [len(points) for points in series]
+    points = [point for row in series for point in row]
+    step_of, value_of = operator.attrgetter("step"), operator.attrgetter("value")
+    point_steps = np.fromiter(map(step_of, points), np.int64, len(points))
+    values = np.fromiter(map(value_of, points), np.float64, len(points))
+    steps = np.unique(point_steps)
+    grid = np.full((len(series), len(steps)), np.nan, "<f4")
+    row_of = np.repeat(np.arange(len(series)), counts)
+    grid[row_of, np.searchsorted(steps, point_steps)] = values
+    return steps, grid
+
+
+def histogram(source, run, path, step):
+    """The gradient histogram of variable `path` at the logged step nearest `step`.
+
+    Returns:
+        `{"run", "path", "step", "steps", "buckets", "sampling"}`: `buckets`
+        are `[left, right, count]`, `steps` every step with a histogram.
+
+    Raises:
+        tensorboard.errors.NotFoundError: When `path` has no histogram.
+    """
+    tag = "grad_hist/" + path
+    points = source.read("histograms", run, [tag]).get(tag, [])
+    if not points:
+        raise errors.NotFoundError(f"run {run!r} has no histogram {tag!r}")
+    nearest = min(points, key=lambda p: (abs(p.step - step), p.step))
+    buckets = np.asarray(nearest.numpy, np.float64).reshape(-1, 3)
+    return {
+        "run": run,
+        "path": path,
+        "step": nearest.step,
+        "steps": [p.step for p in points],
+        "buckets": [[_finite(x) for x in row] for row in buckets.tolist()],
+        "sampling": source.sampling("histograms", [len(points)]),
+    }
+
+
+def findings_texts(source, run):
+    """`([(step, text)], sampling)` of the run's `kgrad/findings` texts."""
+    points = source.read("text", run, [FINDINGS_TAG]).get(FINDINGS_TAG, [])
+    texts = [(p.step, text_of(p)) for p in points]
+    return texts, source.sampling("text", [len(points)])
+
+
+def check_choice(name, value, choices):
+    """Raises `InvalidArgumentError` naming `name` unless `value` is a choice."""
+    if value not in choices:
+        raise errors.InvalidArgumentError(
+            f"`{name}` must be one of {sorted(choices)}. Received: {name}={value!r}"
+        )
+
+
+def _tags_of(tags, statistic, layer):
+    """The row names of `statistic` among `tags` (without the prefix)."""
+    prefix = STATISTICS[statistic][0]
+    if statistic == "temporal_grad":
+        prefix += f"{layer}/"
+        names = [t[len(prefix) :] for t in tags if t.startswith(prefix)]
+        return [n for n in names if _TIMESTEP.fullmatch(n)]
+    names = [t[len(prefix) :] for t in tags if t.startswith(prefix)]
+    return [n for n in names if n != "global"]
+
+
+def _in_model_order(names, statistic, info):
+    """`names` in the order of `run_info`, input first; the rest sorted."""
+    kind = STATISTICS[statistic][1]
+    if kind == "timesteps":
+        return sorted(names)  # zero-padded: t00, t01, ...
+    if kind == "variables":
+        listed = [p for p in info.get("variables", []) if isinstance(p, str)]
+    else:
+        listed = [p[0] for p in info.get("layers", []) if p and isinstance(p[0], str)]
+    present = set(names)
+    ordered = list(dict.fromkeys(p for p in listed if p in present))
+    return ordered + sorted(present - set(ordered))
+
+
+def _finite(value):
+    return value if math.isfinite(value) else None
