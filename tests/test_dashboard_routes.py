@@ -46,7 +46,14 @@ def tensorboard_client(logdir, *flags, wrap_provider=None):
     `wrap_provider`, if given, is called with the data provider and returns
     the one the app reads; the client's `multiplexer` reloads the logdir.
     """
-    loaders = default.get_plugins() + [GradientsLoader()]
+    # Without kgrad's entry point installed (a bare checkout), add the loader;
+    # with it (`pip install -e .`), TensorBoard's defaults already hold it.
+    others = [
+        p
+        for p in default.get_plugins()
+        if not (p is GradientsLoader or isinstance(p, GradientsLoader))
+    ]
+    loaders = others + [GradientsLoader()]
     tensorboard = program.TensorBoard(plugins=loaders)
     tensorboard.configure(["", f"--logdir={logdir}", "--load_fast=false", *flags])
     ingester = data_ingester.LocalDataIngester(tensorboard.flags)
