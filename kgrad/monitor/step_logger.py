@@ -72,13 +72,15 @@ class StepLogger:
         for channel in self._capture.channels:
             self.steps.end(channel.name)
 
-    def write(self, norms, histograms, due):
+    def write(self, norms, histograms, due, extra=()):
         """Reads the capture of an armed call and queues its writing.
 
         Args:
             norms: Whether norms were due.
             histograms: Whether histograms were due.
             due: The training step that was due (for the warning).
+            extra: `(tag, value)` scalars of the same step, written with it
+                (the loss of `kgrad.monitor.loss_probe`). Defaults to `()`.
 
         Returns:
             `(nonfinite, retry)`: whether a written step has NaN/Inf gradients,
@@ -102,7 +104,9 @@ class StepLogger:
             log.skipped_batches = 0
             log.last_step = step
             log.steps_this_fit += 1
-            job = functools.partial(self._log_step, log, captured, norms, histograms)
+            job = functools.partial(
+                self._log_step, log, captured, norms, histograms, list(extra)
+            )
             self.worker.submit(job, inline=True)
             nonfinite |= bool(norms and captured["nonfinite"].sum() > 0)
         return nonfinite, retry
@@ -131,7 +135,14 @@ class StepLogger:
             self.logs[channel.name] = log
         return log
 
-    def _log_step(self, log, captured, norms, histograms):
+    def write_epoch_end(self, scalars):
+        """Queues `(tag, value)` scalars at each run's last logged step."""
+        for log in self.logs.values():
+            if log.last_step is not None and scalars:
+                job = functools.partial(log.write_step, log.last_step, [], scalars)
+                self.worker.submit(job)
+
+    def _log_step(self, log, captured, norms, histograms, extra):
         """Writes one captured step (inline, or in the worker if it is busy)."""
         paths = self._tags.paths
         captured = self._tags.select(captured)
@@ -139,6 +150,7 @@ class StepLogger:
         scalars = summaries.step_scalars(
             captured, paths, layers, norms=norms, recurrent=self._recurrent()
         )
+        scalars += extra
         values = summaries.step_histograms(captured, paths) if histograms else []
         if log.run_info is None:
             log.run_info = self._describe_run(captured)
@@ -169,6 +181,10 @@ class StepLogger:
             ],
             "batch_size": None if np.isnan(batch_size) else int(batch_size),
             "recurrent_layers": self._recurrent(),
+            "recurrent_cells": {
+                layer_name(layer): type(layer).__name__
+                for layer in self._capture.temporal.layers
+            },
         }
 
     def _warn_nothing_captured(self, step):

@@ -1,0 +1,94 @@
+"""The training loss of a logged step, read from Keras's loss tracker.
+
+Keras's train step adds each batch's loss to `model._loss_tracker`, a
+`keras.metrics.Mean` whose `total` is the sum of loss x batch size and whose
+`count` is the sum of batch sizes since the epoch began. Reading both at batch
+begin and at batch end and taking the difference quotient gives exactly the
+loss Keras computed on the batch (up to the float32 rounding of the running
+sums), at the weights the logged gradients were
+taken at (before the update). With `steps_per_execution = N > 1` one call of
+the train function runs N steps: the quotient is then their mean loss,
+weighted by batch size. The tracker includes the regularization losses, as
+Keras's own `loss` does.
+
+The one Keras internal touched here (to move into
+`kgrad.monitor.keras_hooks`):
+
+- `model._loss_tracker.total` and `.count` (Keras 3.15.1, set by
+  `Trainer.compile`, updated in `TensorFlowTrainer.train_step`): read on the
+  host at the begin and end of a logged batch; else no `kgrad/loss` tag (a
+  custom `train_step` that does not update the tracker logs none either).
+
+Example:
+
+```python
+probe = LossProbe()
+probe.begin(model)  # in on_train_batch_begin of a logged batch
+...                 # Keras runs the train step
+probe.end(model)    # [("kgrad/loss", 0.693)] in on_train_batch_end
+```
+"""
+
+LOSS_TAG = "kgrad/loss"
+EPOCH_PREFIX = "kgrad/epoch/"
+
+
+def loss_totals(model):
+    """`(total, count)` of the model's loss tracker, or `None` if it has none.
+
+    Args:
+        model: A compiled Keras model.
+
+    Returns:
+        Two floats, or `None` when the model has no loss tracker.
+    """
+    tracker = getattr(model, "_loss_tracker", None)
+    total = getattr(tracker, "total", None)
+    count = getattr(tracker, "count", None)
+    if total is None or count is None:
+        return None
+    return float(total.numpy()), float(count.numpy())
+
+
+class LossProbe:
+    """Reads the loss of one logged batch from the tracker's difference."""
+
+    def __init__(self):
+        self._start = None
+
+    def begin(self, model):
+        """Remembers the tracker's totals before a logged batch."""
+        self._start = loss_totals(model)
+
+    def end(self, model):
+        """The batch's loss as `[(LOSS_TAG, loss)]`, or `[]` if not measurable.
+
+        Nothing is returned when `begin` was not called, the model has no
+        tracker, or the tracker did not move (a custom `train_step`).
+        """
+        start, self._start = self._start, None
+        end = loss_totals(model)
+        if start is None or end is None:
+            return []
+        examples = end[1] - start[1]
+        if examples <= 0:
+            return []
+        return [(LOSS_TAG, (end[0] - start[0]) / examples)]
+
+
+def epoch_scalars(logs):
+    """The metrics Keras reports at an epoch end, as `(tag, value)` pairs.
+
+    Example:
+
+    >>> epoch_scalars({"loss": 0.5, "accuracy": 0.75, "note": "x"})
+    [('kgrad/epoch/accuracy', 0.75), ('kgrad/epoch/loss', 0.5)]
+    """
+    items = []
+    for name, value in sorted((logs or {}).items()):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        items.append((EPOCH_PREFIX + name, number))
+    return items
