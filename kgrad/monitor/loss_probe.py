@@ -29,8 +29,7 @@ probe.end(model)    # [("kgrad/loss", 0.693)] in on_train_batch_end
 ```
 """
 
-LOSS_TAG = "kgrad/loss"
-EPOCH_PREFIX = "kgrad/epoch/"
+from kgrad.analysis.loss_trend import EPOCH_PREFIX, LOSS_TAG
 
 
 def loss_totals(model):
