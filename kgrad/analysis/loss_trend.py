@@ -8,7 +8,7 @@ Example:
 
 >>> scalars = {LOSS_TAG: [(s, 1.0 / s) for s in range(1, 11)]}
 >>> round(improvement(scalars), 2)
-0.88
+0.78
 """
 
 import math
@@ -41,3 +41,33 @@ def improvement(scalars, k=3):
     if start <= 0:
         return math.nan
     return 1.0 - recent / start
+
+
+def loss_at(scalars, step):
+    """The loss logged at `step`, or NaN."""
+    return dict(scalars.get(LOSS_TAG, [])).get(step, math.nan)
+
+
+def report_line(scalars):
+    """One text line: the loss at the first and last logged step, beside the
+    global gradient norm at the same steps; `None` when no loss was logged.
+
+    Example:
+
+    >>> scalars = {LOSS_TAG: [(1, 2.0), (9, 0.5)],
+    ...            "grad_norm/global": [(1, 1.0), (9, 0.1)]}
+    >>> report_line(scalars).split("; ")
+    ['loss 2.00e+00 (step 1) -> 5.00e-01 (step 9), 75% gone',
+     'global grad norm 1.0e+00 -> 1.0e-01']
+    """
+    logged = scalars.get(LOSS_TAG, [])
+    if not logged:
+        return None
+    (first, start), (last, end) = logged[0], logged[-1]
+    norms = dict(scalars.get("grad_norm/global", []))
+    gone = 1.0 - end / start if start > 0 and math.isfinite(end) else math.nan
+    share = f"{gone:.0%} gone" if math.isfinite(gone) else "not finite"
+    line = f"loss {start:.2e} (step {first}) -> {end:.2e} (step {last}), {share}"
+    if first in norms and last in norms:
+        line += f"; global grad norm {norms[first]:.1e} -> {norms[last]:.1e}"
+    return line
