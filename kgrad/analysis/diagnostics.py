@@ -20,14 +20,17 @@ Rules (thresholds in `Thresholds`):
 |---|---|---|
 | `nonfinite` | error | NaN/Inf gradient entries at any logged step |
 | `zero_gradients` | error | every gradient exactly 0 at the last `window` steps |
-| `exploding` | warning | global norm grows `explosion_growth`-fold over the run |
+| `exploding` | warning | global norm grows `explosion_growth`-fold over the run, |
+|  |  | or a recurrent layer's first timestep gets > |
+|  |  | `temporal_explosion` x its last's gradient |
 | `vanishing` | warning | input side < `vanishing_ratio` x output side, or its |
 |  |  | update ratio < `min_update_ratio` and the output side's not |
 | `dead_units` | warning | > `dead_share` of a ReLU layer's units dead |
 | `saturation` | warning | > `saturation_share` of sigmoid/tanh outputs at a bound |
 | `batchnorm_small_batch` | warning | BatchNorm, batches < `min_batchnorm_batch` |
-| `vanishing_in_time` | warning | a recurrent layer's gradient at its first |
-|  |  | timestep < `temporal_ratio` x at its last |
+| `vanishing_in_time` | warning | SimpleRNN: gradient at the first timestep |
+|  |  | < `temporal_ratio_stalled` x at the last and the loss stalled |
+|  |  | (< `temporal_ratio` if no loss is logged); gated cells: never |
 
 Vanishing (in depth and in time), dead units and saturation are judged on the
 median over the last `window` logged steps, not on one noisy batch. Only
@@ -184,6 +187,32 @@ def _growth(values, k):
 
 
 def _exploding(scalars, info, t):
+    return _exploding_over_steps(scalars, info, t) or _exploding_in_time(
+        scalars, info, t
+    )
+
+
+def _exploding_in_time(scalars, info, t):
+    found = temporal_profile.exploding_in_time(
+        scalars, info, t.temporal_explosion, t.window
+    )
+    if found is None:
+        return []
+    layers, evidence = found
+    return [
+        Finding(
+            "exploding",
+            "warning",
+            tuple(layers),
+            evidence,
+            f"{_CLIP_ADVICE}; lower the gain of the recurrent initialisation "
+            "(an orthogonal recurrent kernel of gain 1) or use a saturating "
+            "activation (tanh).",
+        )
+    ]
+
+
+def _exploding_over_steps(scalars, info, t):
     series = [
         (s, v) for s, v in scalars.get("grad_norm/global", []) if math.isfinite(v)
     ]
@@ -212,10 +241,14 @@ def _exploding(scalars, info, t):
         f"{series[at][0]}-{series[at + k - 1][0]} "
         f"(threshold: {t.explosion_growth:g}-fold)."
     )
-    advice = (
-        f"{_CLIP_ADVICE}; check the initialisation (weights too large) and, for "
-        "recurrent networks, prefer LSTM/GRU to SimpleRNN."
-    )
+    advice = f"{_CLIP_ADVICE}; check the initialisation (weights too large)"
+    cells = set((info.get("recurrent_cells") or {}).values())
+    if cells - set(temporal_profile.GATED_CELLS):
+        advice += (
+            " and the recurrent initialisation (an orthogonal recurrent kernel of "
+            "gain 1 at most); LSTM/GRU cells explode less than SimpleRNN"
+        )
+    advice += "."
     numbers = (
         ("growth", growth),
         ("start_norm", base),
@@ -372,24 +405,23 @@ def _vanishing_in_time(scalars, info, t):
 
     See `temporal_profile.vanishing_in_time` for the rule and its calibration.
     """
-    found = temporal_profile.vanishing_in_time(
-        scalars, info, t.temporal_ratio, t.window
-    )
+    found = temporal_profile.vanishing_in_time(scalars, info, t)
     if found is None:
         return []
     layers, evidence = found
-    advice = (
-        "Use LSTM or GRU cells (their gates carry the gradient through time); "
-        "gradient clipping does not help (it only caps large gradients); shorten "
-        "the sequences or the truncation of backpropagation through time, or add "
-        "skip connections in time (attention, dilated or skip RNNs)."
-    )
     return [
         Finding(
             kind="vanishing_in_time",
             severity="warning",
             layers=tuple(layers),
             evidence=evidence,
-            advice=advice,
+            advice=(
+                "Use LSTM or GRU cells (their gates carry the gradient through "
+                "time; gated cells are never concerned by this rule); gradient "
+                "clipping does not help (it only caps large gradients); shorten "
+                "the sequences or the truncation of backpropagation through "
+                "time, or add skip connections in time (attention, dilated or "
+                "skip RNNs)."
+            ),
         )
     ]

@@ -56,9 +56,10 @@ def report_line(scalars):
 
     >>> scalars = {LOSS_TAG: [(1, 2.0), (9, 0.5)],
     ...            "grad_norm/global": [(1, 1.0), (9, 0.1)]}
-    >>> report_line(scalars).split("; ")
-    ['loss 2.00e+00 (step 1) -> 5.00e-01 (step 9), 75% gone',
-     'global grad norm 1.0e+00 -> 1.0e-01']
+    >>> for part in report_line(scalars).split("; "):
+    ...     print(part)
+    loss 2.00e+00 (step 1) -> 5.00e-01 (step 9), 75% gone
+    global grad norm 1.0e+00 -> 1.0e-01
     """
     logged = scalars.get(LOSS_TAG, [])
     if not logged:
@@ -71,3 +72,39 @@ def report_line(scalars):
     if first in norms and last in norms:
         line += f"; global grad norm {norms[first]:.1e} -> {norms[last]:.1e}"
     return line
+
+
+def stalled(scalars, drop, min_points):
+    """Whether the loss has stopped falling: "not learning", not "not yet".
+
+    The logged losses are cut in thirds; the loss has stalled when the median
+    of the last third is above `1 - drop` times the median of the middle third
+    (the first third holds the fast initial fall, e.g. to the mean predictor).
+
+    Args:
+        scalars: `kgrad.analysis.diagnostics.Scalars`.
+        drop: The share of the loss the last third must shed to count as
+            learning, e.g. `0.1`.
+        min_points: Fewest losses per third; with fewer, `False` (too early
+            to say).
+
+    Returns:
+        `True` when the loss has stalled; `False` when it falls, or when too
+        few losses are logged (none, for a custom `train_step`).
+
+    Example:
+
+    >>> flat = {LOSS_TAG: [(s, 0.17 + 0.01 * (s % 2)) for s in range(1, 31)]}
+    >>> stalled(flat, drop=0.1, min_points=5)
+    True
+    >>> falling = {LOSS_TAG: [(s, 1.0 / s) for s in range(1, 31)]}
+    >>> stalled(falling, drop=0.1, min_points=5)
+    False
+    """
+    values = [v for _, v in losses(scalars)]
+    third = len(values) // 3
+    if third < min_points:
+        return False
+    middle = float(np.median(values[third : 2 * third]))
+    last = float(np.median(values[-third:]))
+    return last > (1.0 - drop) * middle
