@@ -85,18 +85,36 @@ def diagnose(scalars, run_info, thresholds=None):
     info = run_info or {}
     steps = layer_profile.norm_steps(scalars)
     last = int(steps[-1]) if steps else None
+    finite = _before_nonfinite(scalars)
     findings = (
         _nonfinite(scalars, info)
         + _zero_gradients(scalars, info, t)
         + _exploding(scalars, info, t)
-        + _vanishing(scalars, info, t)
-        + layer_rules.activations(scalars, info, t, "dead_units")
-        + layer_rules.activations(scalars, info, t, "saturation")
+        + _vanishing(finite, info, t)
+        + layer_rules.activations(finite, info, t, "dead_units")
+        + layer_rules.activations(finite, info, t, "saturation")
         + layer_rules.batchnorm(info, t)
-        + _vanishing_in_time(scalars, info, t)
+        + _vanishing_in_time(finite, info, t)
     )
     findings = [dataclasses.replace(f, step=last) for f in findings]
     return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))
+
+
+def _before_nonfinite(scalars):
+    """The scalars logged before the first step with NaN/Inf gradients.
+
+    Once a gradient is NaN the weights are too, and so is every statistic
+    after it (a NaN activation counts as a dead unit): the rules on layers
+    judge the steps before.
+    """
+    bad = [s for s, v in scalars.get("grad_nonfinite/global", []) if v != 0]
+    bad += [s for s, v in scalars.get("grad_norm/global", []) if not math.isfinite(v)]
+    if not bad:
+        return scalars
+    first = min(bad)
+    return {
+        tag: [(s, v) for s, v in values if s < first] for tag, values in scalars.items()
+    }
 
 
 def _median(values):

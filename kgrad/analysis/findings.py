@@ -101,7 +101,7 @@ class Thresholds:
             at its last. Defaults to `10`.
         stall_drop: The loss has stalled when the median of the last third of
             the logged losses is above `1 - stall_drop` times the middle
-            third's (`loss_trend.stalled`). Defaults to `0.1`.
+            third's (`loss_trend.stalled`). Defaults to `0.2`.
     """
 
     vanishing_ratio: float = 1e-3
@@ -114,7 +114,7 @@ class Thresholds:
     temporal_ratio: float = 1e-3
     temporal_ratio_stalled: float = 0.1
     temporal_explosion: float = 10.0
-    stall_drop: float = 0.1
+    stall_drop: float = 0.2
 
     def __post_init__(self):
         checks.number_in("vanishing_ratio", self.vanishing_ratio, "(0, 1)")
