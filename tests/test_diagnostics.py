@@ -264,3 +264,16 @@ def test_layer_rules_judge_the_steps_before_the_first_nan():
     assert kinds(diagnose(scalars, RUN_INFO)) == ["nonfinite"]
     scalars["dead_units/m/d2"] = [(s, 0.9) for s in steps]  # dead before the NaN
     assert sorted(kinds(diagnose(scalars, RUN_INFO))) == ["dead_units", "nonfinite"]
+
+
+def test_still_input_weights_of_a_model_that_learned_are_not_vanishing():
+    scalars = make_scalars([0.5, 0.6, 0.8, 1.0])
+    for var in ("kernel", "bias"):
+        tag = f"update_ratio/m/d1/{var}"
+        scalars[tag] = [(s, 1e-7) for s, _ in scalars[tag]]
+    # the loss fell from 1.0 to 0.2 (80%): still judged
+    scalars["kgrad/loss"] = [(s, 1.0 if s <= 5 else 0.2) for s in range(1, 11)]
+    assert kinds(diagnose(scalars, RUN_INFO)) == ["vanishing"]
+    # 1.0 to 0.05 (95%, over `learned_drop`): the task is learned
+    scalars["kgrad/loss"] = [(s, 1.0 if s <= 5 else 0.05) for s in range(1, 11)]
+    assert diagnose(scalars, RUN_INFO) == []

@@ -27,8 +27,13 @@ def _fit_adding(tmp_path, cell, steps, units=16, x=None, y=None):
         tmp_path, norms_every=5, histograms_every=None, figure_secs=None, verbose=0
     )
     model.fit(
-        x, y, batch_size=32, epochs=-(-steps // 16), steps_per_epoch=16,
-        callbacks=[monitor], verbose=0,
+        x,
+        y,
+        batch_size=32,
+        epochs=-(-steps // 16),
+        steps_per_epoch=16,
+        callbacks=[monitor],
+        verbose=0,
     )
     scalars, run_info = report.load_run(tmp_path)
     kinds = {f.kind for f in monitor.findings.current}
@@ -67,4 +72,3 @@ def test_lstm_on_random_data_gets_no_finding(tmp_path):
     ratios = [v for _, v in temporal_profile.ratios(scalars, "rnn_01")]
     assert kinds == set(), [f.message() for f in monitor.findings.current]
     assert min(ratios) < 1e-3  # what the old rule judged "vanishing"
-

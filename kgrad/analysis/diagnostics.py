@@ -25,6 +25,7 @@ Rules (thresholds in `Thresholds`):
 |  |  | `temporal_explosion` x its last's gradient |
 | `vanishing` | warning | input side < `vanishing_ratio` x output side, or its |
 |  |  | update ratio < `min_update_ratio` and the output side's not |
+|  |  | (unless the loss fell by more than `learned_drop`) |
 | `dead_units` | warning | > `dead_share` of a ReLU layer's units dead |
 | `saturation` | warning | > `saturation_share` of sigmoid/tanh outputs at a bound |
 | `batchnorm_small_batch` | warning | BatchNorm, batches < `min_batchnorm_batch` |
@@ -52,7 +53,7 @@ import math
 
 import numpy as np
 
-from kgrad.analysis import layer_profile, layer_rules, temporal_profile
+from kgrad.analysis import layer_profile, layer_rules, loss_trend, temporal_profile
 from kgrad.analysis.findings import SEVERITIES, Finding, Thresholds
 
 Scalars = dict[str, list[tuple[int, float]]]
@@ -173,7 +174,10 @@ def _vanishing(scalars, info, t):
             ("ratio", ratio[first]),
             ("threshold", t.vanishing_ratio),
         )
-    elif update[first] < t.min_update_ratio <= update[last]:
+    elif (
+        update[first] < t.min_update_ratio <= update[last]
+        and not loss_trend.improvement(scalars) > t.learned_drop
+    ):  # weights that stop moving once the task is learned are not vanishing
         concerned = [
             names[i] for i in range(len(names)) if update[i] < t.min_update_ratio
         ]
