@@ -26,7 +26,7 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]  # this checkout's kgrad
 import diagnosis_table  # noqa: E402
 from diagnosis_runs import RUNS  # noqa: E402
 
-LENGTHS = (50, 300, 1500)
+LENGTHS = (50, 300, 1000)
 QUICK_LENGTHS = (8, 16, 24)
 EVERY = 25
 FLICKER_STEPS = 3  # a finding that clears and is back within this many logged steps

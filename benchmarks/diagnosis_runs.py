@@ -183,26 +183,28 @@ def transformer_run(norm, blocks, lr=1e-3, seed=0):
             norm=norm,
             input_shape=(20, 6),
         )
-        return _compile(model, keras.optimizers.Adam(lr)), x, y, 32
+        return _compile(model, keras.optimizers.Adam(lr)), x, y, 16
 
     return build
 
 
-def applications_run(seed=0):
-    """A keras.applications MobileNetV2 (random weights) on 32x32 images."""
+def applications_run(version, seed=0):
+    """A keras.applications MobileNet (random weights) on 32x32 images."""
 
     def build():
         rng = _seeded(seed)
         x = rng.normal(size=(256, 32, 32, 3)).astype("float32")
         y = x[:, :16].mean(axis=(1, 2, 3)) > x[:, 16:].mean(axis=(1, 2, 3))
-        model = keras.applications.MobileNetV2(
-            input_shape=(32, 32, 3),
-            alpha=0.35,
-            weights=None,
-            classes=2,
-            classifier_activation=None,
+        common = dict(
+            input_shape=(32, 32, 3), weights=None, classes=2, classifier_activation=None
         )
-        return _compile(model, keras.optimizers.Adam(1e-3)), x, y.astype("int32"), 16
+        if version == 2:
+            model = keras.applications.MobileNetV2(alpha=0.35, **common)
+        else:
+            model = keras.applications.MobileNetV3Small(
+                alpha=0.75, minimalistic=True, include_preprocessing=False, **common
+            )
+        return _compile(model, keras.optimizers.Adam(1e-3)), x, y.astype("int32"), 8
 
     return build
 
@@ -414,24 +416,42 @@ RUNS = [
         ("nonfinite",),
         ("exploding", "vanishing_in_time"),
     ),
-    # Transformers, pre-LN, post-LN and without LayerNorm
     LabelledRun(
-        "transformer_pre_ln", C, "pre-LN, 4 blocks (healthy)", transformer_run("pre", 4)
+        "rnn_recurrent_x2_5_clipped",
+        H,
+        "ReLU RNN, recurrent gain 2.5, SGD + clipnorm: explodes",
+        adding_run(
+            "simple",
+            20,
+            lr=1e-2,
+            recurrent_scale=2.5,
+            activation="relu",
+            sgd=True,
+            clipnorm=1.0,
+            seed=1,
+        ),
+        ("exploding",),
+        ("nonfinite", "vanishing_in_time"),
     ),
+    # Transformers: all learn (no LayerNorm more slowly); see docs/DIAGNOSIS.md
+    LabelledRun("transformer_pre_ln", C, "pre-LN, 3 blocks", transformer_run("pre", 3)),
     LabelledRun(
         "transformer_post_ln_deep",
         H,
-        "post-LN, 8 blocks",
-        transformer_run("post", 8, seed=1),
+        "post-LN, 6 blocks",
+        transformer_run("post", 6, seed=1),
     ),
     LabelledRun(
-        "transformer_no_norm", C, "no LayerNorm, 4 blocks", transformer_run("none", 4)
+        "transformer_no_norm",
+        C,
+        "no LayerNorm, 3 blocks: learns, later",
+        transformer_run("none", 3),
     ),
     LabelledRun(
         "transformer_no_norm_deep",
         H,
-        "no LayerNorm, 8 blocks",
-        transformer_run("none", 8, seed=1),
+        "no LayerNorm, 6 blocks: learns, later",
+        transformer_run("none", 6, seed=1),
     ),
     # healthy runs that must stay silent
     LabelledRun(
@@ -443,8 +463,8 @@ RUNS = [
     LabelledRun(
         "lstm_random_data",
         H,
-        "LSTM, random inputs and targets",
-        adding_run("lstm", 20, random=True, seed=1),
+        "LSTM, random inputs and targets (T=50)",
+        adding_run("lstm", 50, random=True, seed=1),
     ),
     LabelledRun(
         "mlp_lr_small",
@@ -454,8 +474,14 @@ RUNS = [
     ),
     LabelledRun(
         "mobilenet_v2",
-        H,
+        C,
         "keras.applications MobileNetV2 (alpha 0.35)",
-        applications_run(),
+        applications_run(2),
+    ),
+    LabelledRun(
+        "mobilenet_v3_small",
+        H,
+        "keras.applications MobileNetV3Small (minimalistic)",
+        applications_run(3, seed=1),
     ),
 ]
