@@ -218,7 +218,7 @@ RUNS = [
         "SGD at 100x a usable rate: NaN",
         mlp_run(optimizer=("SGD", 10.0)),
         ("nonfinite",),
-        ("exploding",),
+        ("exploding", "dead_units"),  # the first huge steps kill ReLU units
     ),
     LabelledRun(
         "deep_mlp_sgd_lr_x30",
@@ -226,7 +226,7 @@ RUNS = [
         "5 layers, SGD at 30x: NaN",
         mlp_run(depth=5, optimizer=("SGD", 3.0), seed=1),
         ("nonfinite",),
-        ("exploding",),
+        ("exploding", "dead_units"),  # the first huge steps kill ReLU units
     ),
     # zero gradients: a saturated softmax output fed to a probability loss
     LabelledRun(
