@@ -234,7 +234,7 @@ RUNS = [
         C,
         "hand-written softmax saturated to 0/1",
         mlp_run(
-            depth=1,
+            depth=2,
             init=keras.initializers.RandomNormal(stddev=50),
             softmax=True,
             logits=False,

@@ -19,9 +19,7 @@ Rules (thresholds in `Thresholds`):
 | kind | severity | when |
 |---|---|---|
 | `nonfinite` | error | NaN/Inf gradient entries at any logged step |
-| `zero_gradients` | error | every gradient exactly 0 at the last `window` steps, |
-|  |  | or the global norm < `collapse_ratio` x its start and the |
-|  |  | loss stalled |
+| `zero_gradients` | error | every gradient exactly 0 at the last `window` steps |
 | `exploding` | warning | global norm grows `explosion_growth`-fold over the run, |
 |  |  | or a recurrent layer's first timestep gets > |
 |  |  | `temporal_explosion` x its last's gradient |
@@ -333,42 +331,18 @@ def _nonfinite(scalars, info):
     return [Finding("nonfinite", "error", origin, evidence, advice, numbers=numbers)]
 
 
-def _collapse(scalars, t):
-    """`(start, recent)` medians of the global norm when it fell below
-    `t.collapse_ratio` x its start while the loss stalled, else `None`."""
-    values = [v for _, v in scalars.get("grad_norm/global", []) if math.isfinite(v)]
-    if len(values) < 2 * t.window or not loss_trend.stalled(
-        scalars, t.stall_drop, t.window
-    ):
-        return None
-    start = float(np.median(values[: t.window]))
-    recent = float(np.median(values[-t.window :]))
-    return (start, recent) if recent < t.collapse_ratio * start else None
-
-
 def _zero_gradients(scalars, info, t):
     series = scalars.get("grad_norm/global", [])[-t.window :]
-    if not series:
-        return []
-    first, last = series[0][0], series[-1][0]
-    span = f"step {first}" if first == last else f"steps {first}-{last}"
-    if all(v == 0.0 for _, v in series):
-        evidence = (
-            f"The gradient of every variable is exactly 0.0 at {span} "
-            f"({len(series)} logged step(s)): no weight moves, the model does not "
-            "train, and the other rules have nothing to judge."
-        )
-    elif (collapsed := _collapse(scalars, t)) is not None:
-        start, recent = collapsed
-        evidence = (
-            f"The global gradient norm fell from {start:.2e} (median of the first "
-            f"{t.window} logged steps) to {recent:.2e} at {span}, below "
-            f"{t.collapse_ratio:g} x its start, while the loss stalled: the "
-            "gradients are (nearly) zero and the model has stopped training."
-        )
-    else:
+    if not series or any(v != 0.0 for _, v in series):
         return []
     layers = tuple(layer for layer, _ in layer_profile.layers(scalars, info))
+    first, last = series[0][0], series[-1][0]
+    span = f"step {first}" if first == last else f"steps {first}-{last}"
+    evidence = (
+        f"The gradient of every variable is exactly 0.0 at {span} "
+        f"({len(series)} logged step(s)): no weight moves, the model does not "
+        "train, and the other rules have nothing to judge."
+    )
     advice = (
         "Usual causes: a saturated softmax/sigmoid output (a `from_logits` "
         "mismatch: a model that outputs logits needs e.g. "

@@ -58,7 +58,7 @@ _TITLES = {
     "vanishing": "vanishing gradients",
     "exploding": "exploding gradients",
     "nonfinite": "non-finite (NaN/Inf) gradients",
-    "zero_gradients": "all gradients are (nearly) zero",
+    "zero_gradients": "all gradients are exactly zero",
     "dead_units": "dead ReLU units",
     "saturation": "saturated sigmoid/tanh outputs",
     "batchnorm_small_batch": "BatchNorm with small batches",
@@ -103,10 +103,6 @@ class Thresholds:
             the loss has fallen by more than this share of its start
             (`loss_trend.improvement`): the weights of a model that has learned
             its task stop moving everywhere. Defaults to `0.9`.
-        collapse_ratio: Zero gradients also when the global gradient norm
-            fell below this fraction of its start while the loss stalled
-            (chosen on the calibration runs of docs/DIAGNOSIS.md). Defaults to
-            `1e-2`.
         stall_drop: The loss has stalled when the median of the last third of
             the logged losses is above `1 - stall_drop` times the middle
             third's (`loss_trend.stalled`). Defaults to `0.2`.
@@ -124,7 +120,6 @@ class Thresholds:
     temporal_explosion: float = 10.0
     stall_drop: float = 0.2
     learned_drop: float = 0.9
-    collapse_ratio: float = 1e-2
 
     def __post_init__(self):
         checks.number_in("vanishing_ratio", self.vanishing_ratio, "(0, 1)")
@@ -135,7 +130,6 @@ class Thresholds:
         )
         checks.number_in("stall_drop", self.stall_drop, "(0, 1)")
         checks.number_in("learned_drop", self.learned_drop, "(0, 1)")
-        checks.number_in("collapse_ratio", self.collapse_ratio, "(0, 1)")
         checks.number_in("temporal_explosion", self.temporal_explosion, "(1, inf)")
         checks.number_in("dead_share", self.dead_share, "[0, 1)")
         checks.number_in("saturation_share", self.saturation_share, "[0, 1)")
