@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]  # this checkout's kgrad
@@ -33,10 +34,16 @@ FLICKER_STEPS = 3  # a finding that clears and is back within this many logged s
 
 
 def train(run, steps, log_dir):
-    """Trains `run` for `steps` steps, logging to `log_dir`."""
+    """Trains `run` for exactly `steps` steps, logging to `log_dir`."""
     import keras
 
     from kgrad import GradientMonitor
+
+    class StopAt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen = getattr(self, "seen", 0) + 1
+            if self.seen >= steps:
+                self.model.stop_training = True
 
     model, x, y, batch = run.build()
     per_epoch = max(1, len(x) // batch)
@@ -48,49 +55,18 @@ def train(run, steps, log_dir):
         figure_secs=None,
         verbose=0,
     )
-    epochs = -(-steps // per_epoch)
-    with _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras's warnings about NaN runs
         model.fit(
             x,
             y,
             batch_size=batch,
-            epochs=epochs,
+            epochs=-(-steps // per_epoch),
             steps_per_epoch=per_epoch,
-            callbacks=[monitor, _StopAt(steps)],
+            callbacks=[monitor, StopAt()],
             verbose=0,
         )
     keras.backend.clear_session()
-
-
-class _StopAt:
-    """Callback stand-in made a real callback on first use (keras imported late)."""
-
-    def __new__(cls, steps):
-        import keras
-
-        class StopAt(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.seen = 0
-
-            def on_train_batch_end(self, batch, logs=None):
-                self.seen += 1
-                if self.seen >= steps:
-                    self.model.stop_training = True
-
-        return StopAt()
-
-
-class _quiet:
-    def __enter__(self):
-        import warnings
-
-        self._catch = warnings.catch_warnings()
-        self._catch.__enter__()
-        warnings.simplefilter("ignore")
-
-    def __exit__(self, *exc):
-        self._catch.__exit__(*exc)
 
 
 def truncate(scalars, length):
