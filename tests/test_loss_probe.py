@@ -6,6 +6,8 @@ trained on; the epoch metrics Keras reports are compared with `fit`'s history.
 Event files are read back with TensorBoard's own reader.
 """
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -101,3 +103,21 @@ def test_probe_returns_nothing_without_a_tracker_or_a_begin():
     probe.begin(object())
     assert probe.end(object()) == []
     assert epoch_scalars({"loss": 1, "lr": "x"}) == [("kgrad/epoch/loss", 1.0)]
+
+
+def test_a_tracker_that_cannot_be_read_warns_once_and_logs_no_loss():
+    class Broken:
+        @property
+        def numpy(self):
+            raise RuntimeError("device lost")
+
+    model = type("M", (), {})()
+    model._loss_tracker = type("T", (), {"total": Broken(), "count": Broken()})()
+    probe = LossProbe()
+    with pytest.warns(UserWarning, match="loss tracker could not be read"):
+        probe.begin(model)
+    assert probe.end(model) == []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        probe.begin(model)
+    assert probe.end(model) == [] and caught == []  # warned once only

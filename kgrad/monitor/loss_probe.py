@@ -29,6 +29,8 @@ probe.end(model)    # [("kgrad/loss", 0.693)] in on_train_batch_end
 ```
 """
 
+import warnings
+
 from kgrad.analysis.loss_trend import EPOCH_PREFIX, LOSS_TAG
 
 
@@ -50,14 +52,32 @@ def loss_totals(model):
 
 
 class LossProbe:
-    """Reads the loss of one logged batch from the tracker's difference."""
+    """Reads the loss of one logged batch from the tracker's difference.
+
+    A failure to read the tracker warns once and logs no loss: it never
+    stops training. Costs two host reads of two scalars per logged step.
+    """
 
     def __init__(self):
         self._start = None
+        self._warned = False
+
+    def _totals(self, model):
+        try:
+            return loss_totals(model)
+        except Exception as error:  # logging never stops training
+            if not self._warned:
+                self._warned = True
+                warnings.warn(
+                    f"GradientMonitor: the loss tracker could not be read ({error!r}); "
+                    "`kgrad/loss` is not logged.",
+                    stacklevel=3,
+                )
+            return None
 
     def begin(self, model):
         """Remembers the tracker's totals before a logged batch."""
-        self._start = loss_totals(model)
+        self._start = self._totals(model)
 
     def end(self, model):
         """The batch's loss as `[(LOSS_TAG, loss)]`, or `[]` if not measurable.
@@ -66,7 +86,7 @@ class LossProbe:
         tracker, or the tracker did not move (a custom `train_step`).
         """
         start, self._start = self._start, None
-        end = loss_totals(model)
+        end = self._totals(model) if start is not None else None
         if start is None or end is None:
             return []
         examples = end[1] - start[1]
