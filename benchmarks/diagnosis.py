@@ -124,6 +124,9 @@ def main(argv=None):
     if args.quick:
         runs = [r for r in RUNS if r.name in diagnosis_table.QUICK_RUNS]
     if args.only:
+        unknown = sorted(set(args.only) - {r.name for r in RUNS})
+        if unknown:
+            parser.error(f"unknown run names: {unknown}. Received: --only {args.only}")
         runs = [r for r in runs if r.name in args.only]
     logs = args.logs or tempfile.mkdtemp(prefix="kgrad-diagnosis-")
     start = time.monotonic()

@@ -76,3 +76,9 @@ def test_runs_are_labelled_and_split_in_halves():
 def test_a_run_builds_a_compiled_model_and_its_data(run):
     model, x, y, batch = run.build()
     assert model.optimizer is not None and len(x) == len(y) and batch > 0
+
+
+def test_unknown_run_name_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        diagnosis.main(["--only", "relu_hee", "--reuse"])
+    assert "unknown run names: ['relu_hee']" in capsys.readouterr().err
