@@ -194,8 +194,8 @@ def test_clipping_is_advised_only_for_exploding_and_nonfinite():
     scalars = make_scalars([1e-6, 0.6, 0.8, 1.0], range(1, 21))
     scalars["grad_norm/global"] = [(s, 1.0 if s <= 10 else 1e5) for s in range(1, 21)]
     scalars["grad_nonfinite/global"] = [(20, 3.0)]
-    scalars["dead_units/m/d2"] = [(20, 0.9)]
-    scalars["saturation/m/d3"] = [(20, 0.9)]
+    scalars["dead_units/m/d2"] = [(19, 0.9)]  # judged before the NaN step
+    scalars["saturation/m/d3"] = [(19, 0.9)]
     info = dict(RUN_INFO, batch_size=2, batchnorm_layers=["m/bn"])
     findings = diagnose(scalars, info)
     assert sorted(kinds(findings)) == sorted(
@@ -253,3 +253,27 @@ def test_thresholds_reject_wrong_types(kwargs):
     name, value = next(iter(kwargs.items()))
     with pytest.raises(TypeError, match=f"Received: {name}={value!r}"):
         Thresholds(**kwargs)
+
+
+def test_layer_rules_judge_the_steps_before_the_first_nan():
+    steps = range(1, 11)
+    scalars = make_scalars([0.5, 0.6, 0.8, 1.0], steps)
+    scalars["grad_nonfinite/global"] = [(s, 0.0 if s < 6 else 4.0) for s in steps]
+    # NaN weights make every ReLU output NaN, counted as dead from step 6 on
+    scalars["dead_units/m/d2"] = [(s, 0.0 if s < 6 else 1.0) for s in steps]
+    assert kinds(diagnose(scalars, RUN_INFO)) == ["nonfinite"]
+    scalars["dead_units/m/d2"] = [(s, 0.9) for s in steps]  # dead before the NaN
+    assert sorted(kinds(diagnose(scalars, RUN_INFO))) == ["dead_units", "nonfinite"]
+
+
+def test_still_input_weights_of_a_model_that_learned_are_not_vanishing():
+    scalars = make_scalars([0.5, 0.6, 0.8, 1.0])
+    for var in ("kernel", "bias"):
+        tag = f"update_ratio/m/d1/{var}"
+        scalars[tag] = [(s, 1e-7) for s, _ in scalars[tag]]
+    # the loss fell from 1.0 to 0.2 (80%): still judged
+    scalars["kgrad/loss"] = [(s, 1.0 if s <= 5 else 0.2) for s in range(1, 11)]
+    assert kinds(diagnose(scalars, RUN_INFO)) == ["vanishing"]
+    # 1.0 to 0.05 (95%, over `learned_drop`): the task is learned
+    scalars["kgrad/loss"] = [(s, 1.0 if s <= 5 else 0.05) for s in range(1, 11)]
+    assert diagnose(scalars, RUN_INFO) == []

@@ -58,7 +58,10 @@ def test_load_run_matches_tensorboards_reader(trained, events):
     expected_scalars = {
         tag: [(step, float(value)) for step, value in series]
         for tag, series in expected.items()
-        if not tag.startswith(("grad_hist/", "kgrad/", "custom_scalars__"))
+        if not tag.startswith(
+            ("grad_hist/", "kgrad/findings", "kgrad/run_info", "kgrad/gradient_flow")
+            + ("custom_scalars__",)
+        )
     }
     assert scalars.keys() == expected_scalars.keys()
     for tag, series in expected_scalars.items():
@@ -98,6 +101,11 @@ def test_kgrad_report_command_on_trained_runs(trained, capsys):
     assert "vanishing gradients in mlp_sigmoid/dense_01" in out
     assert "== comparison" in out
     assert max(len(line) for line in out.splitlines()) <= 100
+    # the loss beside the gradients: the logged values, at the first and last step
+    scalars, _ = report.load_run(trained["relu"])
+    (first, start), (last, end) = scalars["kgrad/loss"][0], scalars["kgrad/loss"][-1]
+    assert f"loss {start:.2e} (step {first}) -> {end:.2e} (step {last})" in out
+    assert f"at step {last} (loss {end:.3e}):" in out
     print(out)  # shown with pytest -s
 
 

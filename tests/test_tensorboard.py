@@ -56,6 +56,7 @@ STATISTICS = {
     "activation_zero",
     "dead_units",
     "saturation",
+    "kgrad",  # kgrad/loss, kgrad/epoch/<metric>
 }
 FINDINGS_TAG = "kgrad/findings"
 FLOW_TAG = "kgrad/gradient_flow"
@@ -255,6 +256,7 @@ def test_scalar_charts_group_by_statistic(run, server):
     groups = {tag.split("/", 1)[0] for tag in tags}
     assert groups <= STATISTICS
     assert {"grad_norm", "weight_norm", "update_ratio", "saturation"} <= groups
+    assert {"kgrad/loss", "kgrad/epoch/loss"} <= set(tags)
 
 
 def test_histograms_dashboard_has_every_gradient_with_its_buckets(run, server, events):

@@ -20,14 +20,18 @@ Rules (thresholds in `Thresholds`):
 |---|---|---|
 | `nonfinite` | error | NaN/Inf gradient entries at any logged step |
 | `zero_gradients` | error | every gradient exactly 0 at the last `window` steps |
-| `exploding` | warning | global norm grows `explosion_growth`-fold over the run |
+| `exploding` | warning | global norm grows `explosion_growth`-fold over the run, |
+|  |  | or a recurrent layer's first timestep gets > |
+|  |  | `temporal_explosion` x its last's gradient |
 | `vanishing` | warning | input side < `vanishing_ratio` x output side, or its |
 |  |  | update ratio < `min_update_ratio` and the output side's not |
+|  |  | (unless the loss fell by more than `learned_drop`) |
 | `dead_units` | warning | > `dead_share` of a ReLU layer's units dead |
 | `saturation` | warning | > `saturation_share` of sigmoid/tanh outputs at a bound |
 | `batchnorm_small_batch` | warning | BatchNorm, batches < `min_batchnorm_batch` |
-| `vanishing_in_time` | warning | a recurrent layer's gradient at its first |
-|  |  | timestep < `temporal_ratio` x at its last |
+| `vanishing_in_time` | warning | SimpleRNN: gradient at the first timestep |
+|  |  | < `temporal_ratio_stalled` x at the last and the loss stalled |
+|  |  | (< `temporal_ratio` if no loss is logged); gated cells: never |
 
 Vanishing (in depth and in time), dead units and saturation are judged on the
 median over the last `window` logged steps, not on one noisy batch. Only
@@ -49,7 +53,7 @@ import math
 
 import numpy as np
 
-from kgrad.analysis import layer_profile, temporal_profile
+from kgrad.analysis import layer_profile, layer_rules, loss_trend, temporal_profile
 from kgrad.analysis.findings import SEVERITIES, Finding, Thresholds
 
 Scalars = dict[str, list[tuple[int, float]]]
@@ -82,18 +86,36 @@ def diagnose(scalars, run_info, thresholds=None):
     info = run_info or {}
     steps = layer_profile.norm_steps(scalars)
     last = int(steps[-1]) if steps else None
+    finite = _before_nonfinite(scalars)
     findings = (
         _nonfinite(scalars, info)
         + _zero_gradients(scalars, info, t)
         + _exploding(scalars, info, t)
-        + _vanishing(scalars, info, t)
-        + _activations(scalars, info, t, "dead_units")
-        + _activations(scalars, info, t, "saturation")
-        + _batchnorm(info, t)
-        + _vanishing_in_time(scalars, info, t)
+        + _vanishing(finite, info, t)
+        + layer_rules.activations(finite, info, t, "dead_units")
+        + layer_rules.activations(finite, info, t, "saturation")
+        + layer_rules.batchnorm(info, t)
+        + _vanishing_in_time(finite, info, t)
     )
     findings = [dataclasses.replace(f, step=last) for f in findings]
     return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))
+
+
+def _before_nonfinite(scalars):
+    """The scalars logged before the first step with NaN/Inf gradients.
+
+    Once a gradient is NaN the weights are too, and so is every statistic
+    after it (a NaN activation counts as a dead unit): the rules on layers
+    judge the steps before.
+    """
+    bad = [s for s, v in scalars.get("grad_nonfinite/global", []) if v != 0]
+    bad += [s for s, v in scalars.get("grad_norm/global", []) if not math.isfinite(v)]
+    if not bad:
+        return scalars
+    first = min(bad)
+    return {
+        tag: [(s, v) for s, v in values if s < first] for tag, values in scalars.items()
+    }
 
 
 def _median(values):
@@ -152,7 +174,10 @@ def _vanishing(scalars, info, t):
             ("ratio", ratio[first]),
             ("threshold", t.vanishing_ratio),
         )
-    elif update[first] < t.min_update_ratio <= update[last]:
+    elif (
+        update[first] < t.min_update_ratio <= update[last]
+        and not loss_trend.improvement(scalars) > t.learned_drop
+    ):  # weights that stop moving once the task is learned are not vanishing
         concerned = [
             names[i] for i in range(len(names)) if update[i] < t.min_update_ratio
         ]
@@ -186,6 +211,32 @@ def _growth(values, k):
 
 
 def _exploding(scalars, info, t):
+    return _exploding_over_steps(scalars, info, t) or _exploding_in_time(
+        scalars, info, t
+    )
+
+
+def _exploding_in_time(scalars, info, t):
+    found = temporal_profile.exploding_in_time(
+        scalars, info, t.temporal_explosion, t.window
+    )
+    if found is None:
+        return []
+    layers, evidence = found
+    return [
+        Finding(
+            "exploding",
+            "warning",
+            tuple(layers),
+            evidence,
+            f"{_CLIP_ADVICE}; lower the gain of the recurrent initialisation "
+            "(an orthogonal recurrent kernel of gain 1) or use a saturating "
+            "activation (tanh).",
+        )
+    ]
+
+
+def _exploding_over_steps(scalars, info, t):
     series = [
         (s, v) for s, v in scalars.get("grad_norm/global", []) if math.isfinite(v)
     ]
@@ -214,10 +265,14 @@ def _exploding(scalars, info, t):
         f"{series[at][0]}-{series[at + k - 1][0]} "
         f"(threshold: {t.explosion_growth:g}-fold)."
     )
-    advice = (
-        f"{_CLIP_ADVICE}; check the initialisation (weights too large) and, for "
-        "recurrent networks, prefer LSTM/GRU to SimpleRNN."
-    )
+    advice = f"{_CLIP_ADVICE}; check the initialisation (weights too large)"
+    cells = set((info.get("recurrent_cells") or {}).values())
+    if cells - set(temporal_profile.GATED_CELLS):
+        advice += (
+            " and the recurrent initialisation (an orthogonal recurrent kernel of "
+            "gain 1 at most); LSTM/GRU cells explode less than SimpleRNN"
+        )
+    advice += "."
     numbers = (
         ("growth", growth),
         ("start_norm", base),
@@ -302,96 +357,28 @@ def _zero_gradients(scalars, info, t):
     return [Finding("zero_gradients", "error", layers, evidence, advice)]
 
 
-def _activations(scalars, info, t, kind):
-    threshold = t.dead_share if kind == "dead_units" else t.saturation_share
-    prefix = f"{kind}/"
-    probed = [path for path, _ in info.get("layers", [])]
-    tags = [t_[len(prefix) :] for t_ in scalars if t_.startswith(prefix)]
-    order = [p for p in probed if p in tags] + sorted(set(tags) - set(probed))
-    shares = {}
-    for layer in order:
-        share = _median([v for _, v in scalars[prefix + layer][-t.window :]])
-        if share > threshold:
-            shares[layer] = share
-    if not shares:
-        return []
-    listed = ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
-    if kind == "dead_units":
-        evidence = (
-            f"Share of units that output zero on every example of the batch: {listed} "
-            f"(median of the last {t.window} logged steps; threshold: {threshold:.0%})."
-        )
-        advice = (
-            "Dead ReLU units pass no gradient and stop learning: use "
-            "`keras.layers.LeakyReLU(negative_slope=0.01)` (or ELU/GELU), He "
-            "initialisation, and a lower learning rate."
-        )
-    else:
-        evidence = (
-            f"Share of outputs within 1% of the activation's bounds: {listed} "
-            f"(median of the last {t.window} logged steps; threshold: {threshold:.0%})."
-        )
-        advice = (
-            "Near its bounds the derivative of sigmoid/tanh is ~0 (sigmoid's is at "
-            "most 0.25 anywhere), so saturated units pass almost no gradient back: "
-            "use ReLU-family activations with He initialisation in hidden layers, "
-            "or Glorot/Xavier initialisation and normalised inputs for sigmoid/tanh, "
-            "or BatchNorm/LayerNorm before the activation."
-        )
-    numbers = (*shares.items(), ("threshold", threshold))
-    return [Finding(kind, "warning", tuple(shares), evidence, advice, numbers=numbers)]
-
-
-def _batchnorm(info, t):
-    bn, batch = info.get("batchnorm_layers") or [], info.get("batch_size")
-    if not bn or batch is None or batch >= t.min_batchnorm_batch:
-        return []
-    evidence = (
-        f"The model trains {len(bn)} BatchNormalization layer(s) with batches of "
-        f"{batch} examples; batch statistics are too noisy below "
-        f"{t.min_batchnorm_batch}."
-    )
-    advice = (
-        "Use `keras.layers.LayerNormalization` or `keras.layers.GroupNormalization`, "
-        "which do not depend on the batch, or batches of "
-        f"{t.min_batchnorm_batch} or more."
-    )
-    numbers = (("batch_size", batch), ("min_batch", t.min_batchnorm_batch))
-    return [
-        Finding(
-            "batchnorm_small_batch",
-            "warning",
-            tuple(bn),
-            evidence,
-            advice,
-            numbers=numbers,
-        )
-    ]
-
-
 def _vanishing_in_time(scalars, info, t):
     """Recurrent layers pass (almost) no gradient back to their first timesteps.
 
     See `temporal_profile.vanishing_in_time` for the rule and its calibration.
     """
-    found = temporal_profile.vanishing_in_time(
-        scalars, info, t.temporal_ratio, t.window
-    )
+    found = temporal_profile.vanishing_in_time(scalars, info, t)
     if found is None:
         return []
     layers, evidence = found
-    advice = (
-        "Use LSTM or GRU cells (their gates carry the gradient through time); "
-        "gradient clipping does not help (it only caps large gradients); shorten "
-        "the sequences or the truncation of backpropagation through time, or add "
-        "skip connections in time (attention, dilated or skip RNNs)."
-    )
     return [
         Finding(
             kind="vanishing_in_time",
             severity="warning",
             layers=tuple(layers),
             evidence=evidence,
-            advice=advice,
+            advice=(
+                "Use LSTM or GRU cells (their gates carry the gradient through "
+                "time; gated cells are never concerned by this rule); gradient "
+                "clipping does not help (it only caps large gradients); shorten "
+                "the sequences or the truncation of backpropagation through "
+                "time, or add skip connections in time (attention, dilated or "
+                "skip RNNs)."
+            ),
         )
     ]

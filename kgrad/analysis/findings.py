@@ -89,9 +89,23 @@ class Thresholds:
             (docs/CLAIMS.md, claim 9). Defaults to `8`.
         window: Number of last logged steps whose median is judged. Defaults
             to `5`.
-        temporal_ratio: Vanishing through time when a recurrent layer's
-            gradient at its first timestep is below this fraction of the one at
-            its last (see `_vanishing_in_time`). Defaults to `1e-3`.
+        temporal_ratio: Vanishing through time, when no loss is logged, when
+            a recurrent layer's gradient at its first timestep is below this
+            fraction of the one at its last (see
+            `temporal_profile.vanishing_in_time`). Defaults to `1e-3`.
+        temporal_ratio_stalled: The same ratio's threshold when the loss is
+            logged and has stalled (chosen on the calibration runs of
+            docs/DIAGNOSIS.md). Defaults to `0.1`.
+        temporal_explosion: Exploding through time when a recurrent layer's
+            gradient at its first timestep is above this multiple of the one
+            at its last. Defaults to `10`.
+        learned_drop: The update-ratio form of vanishing is not judged once
+            the loss has fallen by more than this share of its start
+            (`loss_trend.improvement`): the weights of a model that has learned
+            its task stop moving everywhere. Defaults to `0.9`.
+        stall_drop: The loss has stalled when the median of the last third of
+            the logged losses is above `1 - stall_drop` times the middle
+            third's (`loss_trend.stalled`). Defaults to `0.2`.
     """
 
     vanishing_ratio: float = 1e-3
@@ -102,11 +116,21 @@ class Thresholds:
     min_batchnorm_batch: int = 8
     window: int = 5
     temporal_ratio: float = 1e-3
+    temporal_ratio_stalled: float = 0.1
+    temporal_explosion: float = 10.0
+    stall_drop: float = 0.2
+    learned_drop: float = 0.9
 
     def __post_init__(self):
         checks.number_in("vanishing_ratio", self.vanishing_ratio, "(0, 1)")
         checks.number_in("min_update_ratio", self.min_update_ratio, "(0, 1)")
         checks.number_in("temporal_ratio", self.temporal_ratio, "(0, 1)")
+        checks.number_in(
+            "temporal_ratio_stalled", self.temporal_ratio_stalled, "(0, 1)"
+        )
+        checks.number_in("stall_drop", self.stall_drop, "(0, 1)")
+        checks.number_in("learned_drop", self.learned_drop, "(0, 1)")
+        checks.number_in("temporal_explosion", self.temporal_explosion, "(1, inf)")
         checks.number_in("dead_share", self.dead_share, "[0, 1)")
         checks.number_in("saturation_share", self.saturation_share, "[0, 1)")
         checks.number_in("explosion_growth", self.explosion_growth, "(1, inf)")

@@ -18,7 +18,7 @@ print(report.format_report(runs))
 import math
 import textwrap
 
-from kgrad.analysis import diagnostics, layer_profile, temporal_profile
+from kgrad.analysis import diagnostics, layer_profile, loss_trend, temporal_profile
 
 # Reading lives in `runs` (and `events`); re-exported here, where callers look.
 from kgrad.analysis.runs import (  # noqa: F401
@@ -96,7 +96,12 @@ def _format_run(name, scalars, run_info, findings, width):
         f"{'layer (input -> output)':<{col}}  {'grad norm':>9}  {'/ output':>8}  "
         f"{'update':>8}  {'nonfinite':>9}  {'dead':>5}  {'saturated':>9}"
     )
-    lines += [f"at step {steps[-1]}:", header, "-" * len(header)]
+    loss = loss_trend.report_line(scalars)
+    if loss:
+        lines.append(loss + ".")
+    at = loss_trend.loss_at(scalars, steps[-1])
+    at = f" (loss {at:.3e})" if math.isfinite(at) else ""
+    lines += [f"at step {steps[-1]}{at}:", header, "-" * len(header)]
     for label, row in zip(names, rows, strict=True):
         lines.append(
             f"{label:<{col}}  {_num(row.grad_norm):>9}  {_num(row.ratio, '.1e'):>8}  "
@@ -131,17 +136,18 @@ def _format_comparison(summary, width):
     col = max(len("run"), *(len(name) for name in names))
     header = (
         f"{'run':<{col}}  {'layers':>6}  {'input/output':>12}  "
-        f"{'global norm':>11}  findings"
+        f"{'global norm':>11}  {'loss':>9}  findings"
     )
     lines += [header, "-" * min(width, len(header) + 20)]
     for name, (_, scalars, run_info, findings) in zip(names, summary, strict=True):
         rows = layer_profile.layer_profile(scalars, run_info)
         ratio = next((r.ratio for r in rows if r.side == "input"), math.nan)
         glob_norm = scalars.get("grad_norm/global", [(0, math.nan)])[-1][1]
+        loss = scalars.get(loss_trend.LOSS_TAG, [(0, math.nan)])[-1][1]
         kinds = ", ".join(f"{f.kind} ({f.severity})" for f in findings) or "none"
         lines.append(
             f"{name:<{col}}  {len(rows):>6}  {_num(ratio, '.1e'):>12}  "
-            f"{_num(glob_norm):>11}  {kinds}"
+            f"{_num(glob_norm):>11}  {_num(loss):>9}  {kinds}"
         )
     return "\n".join(lines)
 

@@ -21,6 +21,8 @@ import math
 
 import numpy as np
 
+from kgrad.analysis import loss_trend
+
 PREFIX = "temporal_grad/"
 RATIO = "t_first_over_last"
 
@@ -96,43 +98,105 @@ def picks(items, count=6):
     return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
 
 
-def vanishing_in_time(scalars, run_info, threshold, window):
-    """Recurrent layers whose first timestep gets `< threshold` x the last's.
+GATED_CELLS = ("LSTM", "GRU")
 
-    Judged on `temporal_grad/<rnn>/t_first_over_last`, the median over the last
-    `window` logged steps; the default threshold 1e-3 is 3 orders of magnitude,
-    as for depth. Calibrated on the zoo with `kgrad demo`'s adding-problem runs
-    (Adam 1e-2, 12 epochs). At length 50 `rnn_simple` stalls at the
-    mean-prediction loss (test MSE 0.18) with a median ratio of 2e-13, while
-    `gru` and `lstm` learn the task (test MSE 5e-4 and 3e-3) and end with
-    ratios between 0.2 and 1.2 (last five logged steps); at length 10 all
-    three learn, with ratios between 0.7 and 3. Gated cells start far below
-    1e-3 (GRU at 9e-11 and LSTM at 1e-4 at step 1) and rise as they learn: the
-    finding then clears. kgrad logs no loss, so the rule does not check that
-    the loss stalls: a model that learns a task needing only its last
-    timesteps can show it too.
+
+def cell_of(run_info, layer):
+    """The class name of `layer`'s recurrent layer (`"SimpleRNN"`, `"LSTM"`,
+    ...), or `None` when the run did not record it."""
+    return ((run_info or {}).get("recurrent_cells") or {}).get(layer)
+
+
+def vanishing_in_time(scalars, run_info, thresholds):
+    """Recurrent layers that cannot learn from their early timesteps.
+
+    Judged on `temporal_grad/<rnn>/t_first_over_last`, the median over the
+    last `thresholds.window` logged steps, and on the trend of the loss
+    (`kgrad.analysis.loss_trend.stalled`):
+
+    - with the loss logged, a layer is concerned when its ratio is below
+      `thresholds.temporal_ratio_stalled` (0.1) *and* the loss has stalled:
+      a layer that passes little gradient back while the model still learns
+      is not yet a problem, and one whose loss stalls with a healthy ratio is
+      stuck for another reason;
+    - without a logged loss (a custom `train_step`), only a ratio below
+      `thresholds.temporal_ratio` (1e-3, 3 orders of magnitude, as for depth)
+      counts.
+
+    Gated cells (LSTM, GRU) are never concerned: they start far below any
+    threshold (1e-9 to 1e-11 on the adding problem) and stay there, with the
+    loss at the mean predictor's, until they learn: the LSTM at T=100 of
+    docs/DIAGNOSIS.md waits through its 1,000 steps (trained to 1,500 steps it
+    learned at about step 1,100). No gradient
+    statistic kgrad logs tells that wait from a failure. Calibrated on the
+    calibration runs of docs/DIAGNOSIS.md: SimpleRNN at T=50 stalls at the
+    mean with ratios from 4e-9 to 6e-2, at T=10 it learns with 0.3 to 2.6.
 
     Returns:
-        `(layers, evidence)`, or `None` when no layer is below `threshold`.
+        `(layers, evidence)`, or `None` when no layer is concerned.
     """
+    t = thresholds
+    has_loss = bool(loss_trend.losses(scalars))
+    stalled = loss_trend.stalled(scalars, t.stall_drop, t.window)
+    limit = t.temporal_ratio_stalled if has_loss else t.temporal_ratio
     concerned = []
     for layer in recurrent_layers(scalars, run_info):
-        series = ratios(scalars, layer)[-window:]
+        if cell_of(run_info, layer) in GATED_CELLS or (has_loss and not stalled):
+            continue
+        series = ratios(scalars, layer)[-t.window :]
         values = [v for _, v in series if math.isfinite(v)]
         ratio = float(np.median(values)) if values else math.nan
-        if ratio < threshold:
+        if ratio < limit:
             concerned.append((ratio, layer, series))
     if not concerned:
         return None
     ratio, layer, series = min(concerned)
     points = picks(profile(scalars, layer, series[-1][0]), 4)
     listed = ", ".join(f"t{k} {v:.1e}" for k, v in points)
+    magnitude = f"{-math.log10(ratio):.1f} orders of magnitude; " if ratio > 0 else ""
+    loss = (
+        f" The loss has stalled (it fell less than {t.stall_drop:.0%} from the "
+        "middle to the last third of the logged steps)."
+        if has_loss
+        else ""
+    )
     evidence = (
         f"In {layer} the gradient reaching the first timestep is {ratio:.1e} of "
-        f"the one reaching the last ({-math.log10(ratio):.1f} orders of "
-        f"magnitude; median over steps {series[0][0]}-{series[-1][0]}; "
-        f"threshold: {threshold:g}); at step {series[-1][0]}: {listed}. The layer "
-        "cannot learn how its early inputs affect the loss."
+        f"the one reaching the last ({magnitude}median over steps "
+        f"{series[0][0]}-{series[-1][0]}; threshold: {limit:g}); at step "
+        f"{series[-1][0]}: {listed}.{loss} The layer cannot learn how its early "
+        "inputs affect the loss."
+    )
+    return [name for _, name, _ in concerned], evidence
+
+
+def exploding_in_time(scalars, run_info, threshold, window):
+    """Recurrent layers whose first timestep gets `> threshold` x the last's.
+
+    The gradient grows as it goes back in time: the recurrent weights'
+    spectral radius is above 1. Judged on the median of
+    `t_first_over_last` over the last `window` logged steps. Calibrated on
+    docs/DIAGNOSIS.md: healthy SimpleRNN, LSTM and GRU layers stay below 5; a
+    ReLU RNN with recurrent gain 2 sits between 11 and 2e3.
+
+    Returns:
+        `(layers, evidence)`, or `None` when no layer is above `threshold`.
+    """
+    concerned = []
+    for layer in recurrent_layers(scalars, run_info):
+        series = ratios(scalars, layer)[-window:]
+        values = [v for _, v in series if math.isfinite(v)]
+        ratio = float(np.median(values)) if values else math.nan
+        if ratio > threshold:
+            concerned.append((ratio, layer, series))
+    if not concerned:
+        return None
+    ratio, layer, series = max(concerned)
+    evidence = (
+        f"In {layer} the gradient reaching the first timestep is {ratio:.1e} "
+        f"times the one reaching the last (median over steps "
+        f"{series[0][0]}-{series[-1][0]}; threshold: {threshold:g}): it grows "
+        "at each step back in time."
     )
     return [name for _, name, _ in concerned], evidence
 

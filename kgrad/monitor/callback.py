@@ -22,6 +22,7 @@ from kgrad.monitor.attributes import forwarded, read_only
 from kgrad.monitor.capture import GradientCapture
 from kgrad.monitor.findings_channel import FindingsChannel
 from kgrad.monitor.function_watch import TrainFunctionWatch
+from kgrad.monitor.loss_probe import LossProbe, epoch_scalars
 from kgrad.monitor.optimizers import checked_optimizers
 from kgrad.monitor.packed import record_statistics
 from kgrad.monitor.step_logger import StepLogger
@@ -169,6 +170,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self._logger = None  # the runs, steps and findings, across fits
         self._watch = None
         self._seen = 0  # train steps run under this monitor, across fits
+        self._loss_probe = LossProbe()  # the loss of each logged step
 
     # -- Keras hooks -------------------------------------------------------
     def set_model(self, model):
@@ -234,6 +236,7 @@ class GradientMonitor(keras.callbacks.Callback):
             self._carry = None
         if (norms or histograms) and not self._watch.blind:
             self._capture.arm(histograms=histograms)
+            self._loss_probe.begin(self.model)
             self._pending = (norms, histograms, first)
             self._armed_this_fit = True
 
@@ -246,6 +249,7 @@ class GradientMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self._end_unrun_batch()
         self._write_pending()
+        self._logger.write_epoch_end(epoch_scalars(logs))
         self._worker.drain()
         self._report_findings()
         for log in self._logger.logs.values():
@@ -397,7 +401,8 @@ class GradientMonitor(keras.callbacks.Callback):
         norms, histograms, due = self._pending
         self._pending = None
         self._capture.disarm()
-        nonfinite, retry = self._logger.write(norms, histograms, due)
+        loss = self._loss_probe.end(self.model)
+        nonfinite, retry = self._logger.write(norms, histograms, due, extra=loss)
         if retry:  # an optimizer did not update: the next batch is logged
             self._carry = (norms, histograms)
         if nonfinite:

@@ -53,6 +53,10 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
   fit logs nothing (and says so).
 - `optimizer._all_reduce_sum_gradients`: under several replicas, wrapped to
   read the gradients Keras all-reduced; else no gradient statistics there.
+- `model._loss_tracker.total` and `.count` (set by `Trainer.compile`, updated
+  in `TensorFlowTrainer.train_step`): read on the host at the begin and end of
+  a logged batch for the loss of that step (`kgrad.monitor.loss_probe`); else
+  no `kgrad/loss` tag.
 - `model.steps_per_execution`: the steps one call of the train function runs;
   else off-schedule steps are logged.
 - `keras.src.utils.io_utils.print_msg`: prints findings the way Keras's own
@@ -233,6 +237,23 @@ def remove_stale_guard(model):
         model.train_function = inner
 
 
+def loss_totals(model):
+    """`(total, count)` of the model's loss tracker, or `None` if it has none.
+
+    Args:
+        model: A compiled Keras model.
+
+    Returns:
+        Two floats, or `None` when the model has no loss tracker.
+    """
+    tracker = getattr(model, "_loss_tracker", None)
+    total = getattr(tracker, "total", None)
+    count = getattr(tracker, "count", None)
+    if total is None or count is None:
+        return None
+    return float(total.numpy()), float(count.numpy())
+
+
 def child_layers(layer):
     """The layers `layer` holds directly (sub-models count as one layer)."""
     return list(layer._flatten_layers(include_self=False, recursive=False))
@@ -379,6 +400,7 @@ def check():
     verify("optimizer gradient accumulation internals", _accumulation_holds)
     verify("keras.backend.backend", lambda: backend() == "tensorflow")
     verify("TensorFlowTrainer.train_step", _prebuild_holds)
+    verify("model._loss_tracker", lambda: loss_totals(model)[1] > 0)
     return broken
 
 

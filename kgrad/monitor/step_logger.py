@@ -87,13 +87,15 @@ class StepLogger:
         for channel in self._capture.channels:
             self.steps.end(channel.name)
 
-    def write(self, norms, histograms, due):
+    def write(self, norms, histograms, due, extra=()):
         """Reads the capture of an armed call and queues its writing.
 
         Args:
             norms: Whether norms were due.
             histograms: Whether histograms were due.
             due: The training step that was due (for the warning).
+            extra: `(tag, value)` scalars of the same step, written with it
+                (the loss of `kgrad.monitor.loss_probe`). Defaults to `()`.
 
         Returns:
             `(nonfinite, retry)`: whether a written step has NaN/Inf gradients,
@@ -120,7 +122,7 @@ class StepLogger:
             if log.record is not record:  # new variables: describe the run again
                 log.record, log.run_info = record, None
             job = functools.partial(
-                self._log_step, log, record, captured, norms, histograms
+                self._log_step, log, record, captured, norms, histograms, list(extra)
             )
             self.worker.submit(job, inline=True)
             nonfinite |= bool(norms and captured["nonfinite"].sum() > 0)
@@ -153,6 +155,13 @@ class StepLogger:
             self.logs[channel.name] = log
         return log
 
+    def write_epoch_end(self, scalars):
+        """Queues `(tag, value)` scalars at each run's last logged step."""
+        for log in self.logs.values():
+            if log.last_step is not None and scalars:
+                job = functools.partial(log.write_step, log.last_step, [], scalars)
+                self.worker.submit(job)
+
     def _tags_of(self, record):
         tags = self._tags.get(id(record))
         if tags is None:
@@ -180,7 +189,7 @@ class StepLogger:
         self.steps = StepCounter(lambda opt: int(opt.iterations.numpy()))
         self._root = None
 
-    def _log_step(self, log, record, captured, norms, histograms):
+    def _log_step(self, log, record, captured, norms, histograms, extra):
         """Writes one captured step (inline, or in the worker if it is busy)."""
         tags = self._tags_of(record)
         paths = tags.paths
@@ -190,6 +199,7 @@ class StepLogger:
         scalars = summaries.step_scalars(
             captured, paths, layers, norms=norms, recurrent=recurrent
         )
+        scalars += extra
         values = summaries.step_histograms(captured, paths) if histograms else []
         if log.run_info is None:
             log.run_info = self._describe_run(record, tags, captured)
@@ -206,6 +216,9 @@ class StepLogger:
             "batchnorm_layers": sorted(record.batchnorm_paths),
             "batch_size": None if np.isnan(batch_size) else int(batch_size),
             "recurrent_layers": _recurrent(record),
+            "recurrent_cells": {
+                layer_name(layer): type(layer).__name__ for layer in record.recurrent
+            },
         }
 
     def _warn_nothing_captured(self, step):

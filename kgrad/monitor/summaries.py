@@ -26,6 +26,10 @@ step applies several optimizers (a GAN), each writes the same tags under
 |  |  | w.r.t. the layer's input at timestep `k`, over the batch |
 | `temporal_grad/<rnn>/t_first_over_last` | scalar | that norm at the first |
 |  |  | timestep over the last: vanishing through time when tiny |
+| `kgrad/loss` | scalar | the loss Keras computed on the logged step |
+|  |  | (`kgrad.monitor.loss_probe`) |
+| `kgrad/epoch/<metric>` | scalar | the metrics Keras reports at an epoch end, at |
+|  |  | the last logged step |
 | `kgrad/run_info` | text | JSON: variable paths (input first), layers, batch |
 | `kgrad/findings` | text | the diagnosis, written when it changes |
 | `kgrad/gradient_flow` | image | gradient norm per layer, input to output |

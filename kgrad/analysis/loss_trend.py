@@ -1,0 +1,110 @@
+"""The training loss logged beside the gradients, and its trend.
+
+Pure Python and numpy. The callback logs the loss of each logged step as
+`kgrad/loss` (`kgrad.monitor.loss_probe`); the rules use its trend to tell
+"not learning" from "not yet learned".
+
+Example:
+
+>>> scalars = {LOSS_TAG: [(s, 1.0 / s) for s in range(1, 11)]}
+>>> round(improvement(scalars), 2)
+0.78
+"""
+
+import math
+
+import numpy as np
+
+LOSS_TAG = "kgrad/loss"
+EPOCH_PREFIX = "kgrad/epoch/"
+
+
+def losses(scalars):
+    """`[(step, loss)]` of the finite logged losses."""
+    return [(s, v) for s, v in scalars.get(LOSS_TAG, []) if math.isfinite(v)]
+
+
+def improvement(scalars, k=3):
+    """How much of the starting loss is gone: `1 - recent / start`.
+
+    `start` is the median of the first `k` logged losses, `recent` the median
+    of the last `k`. NaN when fewer than `2 k` losses are logged or the start
+    is not positive.
+
+    Returns:
+        A float; 0 for a loss that has not moved, near 1 for a task learned.
+    """
+    values = [v for _, v in losses(scalars)]
+    if len(values) < 2 * k:
+        return math.nan
+    start, recent = float(np.median(values[:k])), float(np.median(values[-k:]))
+    if start <= 0:
+        return math.nan
+    return 1.0 - recent / start
+
+
+def loss_at(scalars, step):
+    """The loss logged at `step`, or NaN."""
+    return dict(scalars.get(LOSS_TAG, [])).get(step, math.nan)
+
+
+def report_line(scalars):
+    """One text line: the loss at the first and last logged step, beside the
+    global gradient norm at the same steps; `None` when no loss was logged.
+
+    Example:
+
+    >>> scalars = {LOSS_TAG: [(1, 2.0), (9, 0.5)],
+    ...            "grad_norm/global": [(1, 1.0), (9, 0.1)]}
+    >>> for part in report_line(scalars).split("; "):
+    ...     print(part)
+    loss 2.00e+00 (step 1) -> 5.00e-01 (step 9), 75% gone
+    global grad norm 1.0e+00 -> 1.0e-01
+    """
+    logged = scalars.get(LOSS_TAG, [])
+    if not logged:
+        return None
+    (first, start), (last, end) = logged[0], logged[-1]
+    norms = dict(scalars.get("grad_norm/global", []))
+    gone = 1.0 - end / start if start > 0 and math.isfinite(end) else math.nan
+    share = f"{gone:.0%} gone" if math.isfinite(gone) else "not finite"
+    line = f"loss {start:.2e} (step {first}) -> {end:.2e} (step {last}), {share}"
+    if first in norms and last in norms:
+        line += f"; global grad norm {norms[first]:.1e} -> {norms[last]:.1e}"
+    return line
+
+
+def stalled(scalars, drop, min_points):
+    """Whether the loss has stopped falling: "not learning", not "not yet".
+
+    The logged losses are cut in thirds; the loss has stalled when the median
+    of the last third is above `1 - drop` times the median of the middle third
+    (the first third holds the fast initial fall, e.g. to the mean predictor).
+
+    Args:
+        scalars: `kgrad.analysis.diagnostics.Scalars`.
+        drop: The share of the loss the last third must shed to count as
+            learning, e.g. `0.1`.
+        min_points: Fewest losses per third; with fewer, `False` (too early
+            to say).
+
+    Returns:
+        `True` when the loss has stalled; `False` when it falls, or when too
+        few losses are logged (none, for a custom `train_step`).
+
+    Example:
+
+    >>> flat = {LOSS_TAG: [(s, 0.17 + 0.01 * (s % 2)) for s in range(1, 31)]}
+    >>> stalled(flat, drop=0.1, min_points=5)
+    True
+    >>> falling = {LOSS_TAG: [(s, 1.0 / s) for s in range(1, 31)]}
+    >>> stalled(falling, drop=0.1, min_points=5)
+    False
+    """
+    values = [v for _, v in losses(scalars)]
+    third = len(values) // 3
+    if third < min_points:
+        return False
+    middle = float(np.median(values[third : 2 * third]))
+    last = float(np.median(values[-third:]))
+    return last > (1.0 - drop) * middle

@@ -1,0 +1,84 @@
+"""`benchmarks/diagnosis.py --quick`: the machinery, not the targets.
+
+Four tiny runs trained 24 steps in-process, read back from their event files,
+judged at 8, 16 and 24 steps, scored and written as Markdown. The scoring and
+the truncation are also checked on hand-made verdicts.
+"""
+
+import pathlib
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import diagnosis  # noqa: E402
+import diagnosis_table  # noqa: E402
+from diagnosis_runs import RUNS  # noqa: E402
+
+
+def test_quick_run_judges_every_run_at_every_length(tmp_path):
+    out = tmp_path / "DIAGNOSIS.md"
+    rows = diagnosis.main(["--quick", "--logs", str(tmp_path), "--out", str(out)])
+    assert sorted(r.run.name for r in rows) == sorted(diagnosis_table.QUICK_RUNS)
+    for row in rows:
+        assert set(row.verdicts) == set(diagnosis.QUICK_LENGTHS)
+        losses = row.scalars["kgrad/loss"]
+        # steps 1-8 and 16 of the schedule (25 is past the 24 trained)
+        assert [s for s, _ in losses] == [*range(1, 9), 16]
+        assert all(0 < v < 10 for _, v in losses)
+    found = {r.run.name: r.verdicts[24][0] for r in rows}
+    assert found["relu_bias_minus5"] == {"dead_units"}
+    assert found["batchnorm_batch2"] == {"batchnorm_small_batch"}
+    text = out.read_text()
+    assert "| `relu_bias_minus5` | calibration |" in text
+    assert "## held-out runs: per finding kind" in text
+
+
+def _row(name, half, must, found, may=()):
+    run = SimpleNamespace(name=name, half=half, must=must, may=may)
+    return diagnosis_table.Row(run, {50: (found, 0), 300: (found, 0)}, {}, {})
+
+
+def test_score_counts_true_false_positives_and_negatives():
+    rows = [
+        _row("a", "held_out", ("dead_units",), {"dead_units"}),
+        _row("b", "held_out", ("dead_units",), set()),
+        _row("c", "held_out", (), {"dead_units", "exploding"}, may=("exploding",)),
+        _row("d", "calibration", (), {"dead_units"}),
+    ]
+    counts = diagnosis_table.score(rows, "held_out", 300)
+    assert counts["dead_units"] == {"tp": 1, "fp": 1, "fn": 1}
+    assert counts["exploding"] == {"tp": 0, "fp": 0, "fn": 0}  # `may`
+    shortest = diagnosis_table.score(rows, "held_out", 50, shortest=True)
+    assert shortest["dead_units"] == {"tp": 1, "fp": 1, "fn": 0}
+
+
+def test_truncate_keeps_the_steps_up_to_the_length():
+    scalars = {"a": [(1, 1.0), (8, 2.0), (25, 3.0)], "b": [(25, 4.0)]}
+    assert diagnosis.truncate(scalars, 8) == {"a": [(1, 1.0), (8, 2.0)]}
+
+
+def test_runs_are_labelled_and_split_in_halves():
+    names = [r.name for r in RUNS]
+    assert len(names) == len(set(names)) >= 24
+    halves = {r.half for r in RUNS}
+    assert halves == {"calibration", "held_out"}
+    for kind in diagnosis_table.KINDS:  # each kind must be found in both halves
+        for half in halves:
+            assert any(kind in r.must and r.half == half for r in RUNS), (kind, half)
+    assert sum(not r.must for r in RUNS) >= 12  # healthy twins and silent runs
+
+
+@pytest.mark.parametrize("run", [r for r in RUNS if r.name.startswith("relu_he")])
+def test_a_run_builds_a_compiled_model_and_its_data(run):
+    model, x, y, batch = run.build()
+    assert model.optimizer is not None and len(x) == len(y) and batch > 0
+
+
+def test_unknown_run_name_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        diagnosis.main(["--only", "relu_hee", "--reuse"])
+    assert "unknown run names: ['relu_hee']" in capsys.readouterr().err
