@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Proves the oldest supported TensorFlow/Keras pair: makes a venv with it,
 # installs kgrad (no dependencies) from this checkout, checks that the package
-# data is installed, and runs the capture tests against that venv.
+# data is installed, and runs the capture tests, the plain-vs-monitored matrix
+# and the Gradients tab's route tests (TensorBoard 2.16) against that venv.
 #
 #   scripts/check_oldest.sh                 # TF 2.16.1 + Keras 3.13.0
 #   TF=2.17.1 KERAS=3.8.0 scripts/check_oldest.sh
@@ -31,4 +32,5 @@ PY
 
 cd "$ROOT"
 TF_CPP_MIN_LOG_LEVEL=2 "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
-    tests/test_callback.py tests/test_keras_hooks.py tests/test_workflows.py
+    tests/test_callback.py tests/test_keras_hooks.py tests/test_workflows.py \
+    tests/test_unchanged.py tests/test_dashboard_routes.py
