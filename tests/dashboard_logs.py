@@ -54,4 +54,3 @@ def fit_runs(logdir):
         x, y = data[name]
         model.fit(x, y, batch_size=8, epochs=3, callbacks=[monitor], verbose=0)
     return {f"{name}/train": model for name, model in models.items()}
-

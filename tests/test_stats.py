@@ -93,6 +93,23 @@ def test_histograms_match_tensorboard_and_handle_edge_cases():
         assert out["hist_max"][i] == expected[-1, 1]
 
 
+def test_large_tensors_are_bucketed_in_chunks_as_tensorboard_buckets_them():
+    rng = np.random.default_rng(2)
+    size = 2 * stats.HISTOGRAM_CHUNK + 123  # three chunks, the last one short
+    plain = rng.normal(size=size).astype("float32")
+    with_inf = plain.copy()
+    with_inf[[5, size - 1]] = [np.inf, np.nan]
+    tensors = (plain, with_inf, np.full(stats.STACK_LIMIT + 1, -2.0, "float32"))
+    traced = tf.function(lambda *t: stats.histograms(stats.Blocks(list(t)), bins=30))
+    out = traced(*[tf.constant(v) for v in tensors])
+    for i, values in enumerate(tensors):
+        values = values[np.isfinite(values)].astype("float64")
+        expected = reference_histogram(values, 30)
+        np.testing.assert_array_equal(out["hist_counts"][i], expected[:, 2])
+        assert out["hist_min"][i] == expected[0, 0]
+        assert out["hist_max"][i] == expected[-1, 1]
+
+
 def test_sparse_gradient_is_its_dense_equivalent():
     values = tf.constant([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
     slices = tf.IndexedSlices(values, tf.constant([2, 0, 2]), tf.constant([5, 2]))

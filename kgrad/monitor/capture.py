@@ -61,6 +61,7 @@ import tensorflow as tf
 from kgrad.monitor import branch, keras_hooks
 from kgrad.monitor import stats as stats_lib
 from kgrad.monitor.forward_probes import ForwardProbes
+from kgrad.monitor.increments import Increments
 from kgrad.monitor.optimizers import find_optimizers
 from kgrad.monitor.packed import (
     HEADER,
@@ -88,9 +89,10 @@ class Channel:
         records: `Record`s by number.
     """
 
-    def __init__(self, name, optimizer):
+    def __init__(self, name, optimizer, replicated):
         self.name = name
         self.optimizer = optimizer
+        self.increments = Increments(optimizer, replicated)
         self.traced = False
         self.captures_read = 0.0
         self.records = {}
@@ -100,6 +102,14 @@ class Channel:
             shape=tf.TensorShape([None]),
             trainable=False,
             name="kgrad_stats",
+            synchronization=tf.VariableSynchronization.ON_READ,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
+        self.update_sq = tf.Variable(  # see `kgrad.monitor.increments`
+            tf.zeros([0], tf.float64),
+            shape=tf.TensorShape([None]),
+            trainable=False,
+            name="kgrad_update_sq",
             synchronization=tf.VariableSynchronization.ON_READ,
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
@@ -116,12 +126,14 @@ class Channel:
         key = tuple(id(v) for v in variables)
         record = self._by_variables.get(key)
         if record is None:
-            record = make(len(self.records) + 1)
+            record = make(len(self.records) + 1, self.increments.positions(variables))
             self.records[record.number] = record
             self._by_variables[key] = record
         with tf.init_scope():  # sized before the function runs (XLA wants it)
             if self.stats.shape[0] != record.layout.size:
                 self.stats.assign(tf.zeros([record.layout.size], tf.float64))
+            if self.update_sq.shape[0] != len(record.increments):
+                self.update_sq.assign(tf.zeros([len(record.increments)], tf.float64))
         return record
 
 
@@ -158,7 +170,7 @@ class GradientCapture:
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
             )
             self.channels = [
-                Channel(name, optimizer)
+                Channel(name, optimizer, self.replicated)
                 for name, optimizer in find_optimizers(model, optimizers)
             ]
 
@@ -214,6 +226,7 @@ class GradientCapture:
                         optimizer, self._keep_reduced
                     )
                 )
+            wrappers += channel.increments.wrappers()
         wrappers += self.forward.wrappers()
         wrappers += self.temporal.wrappers(self._when_any_armed)
         return wrappers
@@ -264,7 +277,7 @@ class GradientCapture:
         return branch.cond(tf.convert_to_tensor(self._flag) > 0, compute, otherwise)
 
     def _make_record(self, variables):
-        def make(number):
+        def make(number, increments):
             return Record(
                 number,
                 variables,
@@ -273,6 +286,7 @@ class GradientCapture:
                 self.temporal.layers,
                 self.forward.batchnorm_layers,
                 self.bins,
+                increments,
             )
 
         return make
@@ -330,10 +344,13 @@ class GradientCapture:
                     )
                 before = branch.cond(
                     armed,
-                    lambda: _weight_blocks(record.variables).matrices,
-                    lambda: _no_weight_blocks(record.variables),
+                    lambda: _weights_before(record),
+                    lambda: _no_weights_before(record),
                 )
-            result = apply(grads, trainable_variables)
+            with channel.increments.tracking(
+                record.increments, record.variables, armed, channel.update_sq
+            ):
+                result = apply(grads, trainable_variables)
             with tf.name_scope("kgrad"):
                 if capture.replicated:
                     gradients = capture._replicated_gradient_statistics(
@@ -431,13 +448,13 @@ class GradientCapture:
     ):
         table, skipped = gradients
         sums, lengths = temporal
-        after = _weight_blocks(record.variables)
+        weight_sq, update_sq = _weights_and_updates(channel, record, before)
         values = fields_of_table(table)
         values.update(header)
         values.update(
             skipped=skipped,
-            weight_sq=stats_lib.sum_of_squares(after.with_matrices(before)),
-            update_sq=stats_lib.sum_of_squared_differences(after, before),
+            weight_sq=weight_sq,
+            update_sq=update_sq,
             activations=activations,
             temporal=temporal_norms(sums, header["loss_scale"]),
             temporal_length=lengths,
@@ -471,6 +488,58 @@ def _batch_size(seen):
     if seen.batch_size is None:
         return tf.constant(np.nan, tf.float64)
     return tf.cast(seen.batch_size, tf.float64)
+
+
+def _weights_before(record):
+    """`(matrices, squared_norms)` before `apply`.
+
+    The snapshot variables are copied (as `Blocks` matrices); the variables
+    whose update is measured on their increments are only reduced, in place,
+    to their squared norms.
+    """
+    matrices = []
+    if record.snapshot_variables:
+        matrices = _weight_blocks(record.snapshot_variables).matrices
+    squared = tf.zeros([0], tf.float64)
+    if record.increments:
+        large = [record.variables[i] for i in record.increments]
+        squared = stats_lib.sum_of_squares(_weight_blocks(large))
+    return matrices, squared
+
+
+def _no_weights_before(record):
+    """What `_weights_before` returns on a step that is not logged: nothing."""
+    matrices = []
+    if record.snapshot_variables:
+        matrices = _no_weight_blocks(record.snapshot_variables)
+    return matrices, tf.zeros([len(record.increments)], tf.float64)
+
+
+def _weights_and_updates(channel, record, before):
+    """float64 `(weight_sq, update_sq)` `[n]`: norms before `apply`, updates by it.
+
+    `before` is `_weights_before(record)`. The snapshot variables' updates are
+    differences with their copies; the others' are the norms measured on the
+    optimizer's increments (`kgrad.monitor.increments`).
+    """
+    n = len(record.variables)
+    snapshot, large = record.snapshot_positions, record.increments
+    matrices, squared = before
+    parts = []
+    if snapshot:
+        after = _weight_blocks(record.snapshot_variables)
+        weights = stats_lib.sum_of_squares(after.with_matrices(matrices))
+        updates = stats_lib.sum_of_squared_differences(after, matrices)
+        parts.append((snapshot, weights, updates))
+    if large:
+        parts.append((large, squared, tf.convert_to_tensor(channel.update_sq)))
+    if len(parts) == 1 and len(parts[0][0]) == n:
+        return parts[0][1], parts[0][2]
+    positions = tf.constant([[i] for part in parts for i in part[0]], tf.int32, [n, 1])
+    return (
+        tf.scatter_nd(positions, tf.concat([p[1] for p in parts], 0), [n]),
+        tf.scatter_nd(positions, tf.concat([p[2] for p in parts], 0), [n]),
+    )
 
 
 def _weight_blocks(variables):

@@ -65,6 +65,9 @@ class Record:
         recurrent: Every recurrent layer with a temporal profile.
         batchnorm: Every BatchNormalization layer of the model.
         bins: Histogram buckets.
+        increments: Positions of the variables whose update is measured on
+            the optimizer's increments (`kgrad.monitor.increments`). Defaults
+            to `()`: every update is measured on a snapshot.
 
     Attributes:
         paths: Unique tag names of the variables.
@@ -75,11 +78,30 @@ class Record:
         batchnorm_ids: `id`s of the BatchNorm layers that go with them.
         batchnorm_paths: Paths of those seen training in a traced step.
         layout: The packed vector's `Layout`.
+        snapshot_positions: Positions of the other variables, whose update
+            is the difference with a copy taken before `apply`.
+        snapshot_variables: Those variables.
     """
 
-    def __init__(self, number, variables, owners, probes, recurrent, batchnorm, bins):
+    def __init__(
+        self,
+        number,
+        variables,
+        owners,
+        probes,
+        recurrent,
+        batchnorm,
+        bins,
+        increments=(),
+    ):
         self.number = number
         self.variables = list(variables)
+        self.increments = list(increments)
+        measured = set(self.increments)
+        self.snapshot_positions = [
+            i for i in range(len(self.variables)) if i not in measured
+        ]
+        self.snapshot_variables = [self.variables[i] for i in self.snapshot_positions]
         self.paths = naming.variable_names(self.variables)
         self.index = {id(v): i for i, v in enumerate(self.variables)}
         mine = set(self.index)

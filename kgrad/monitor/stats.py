@@ -65,8 +65,11 @@ class Blocks:
                     tf.cast(dense_sizes[indices[0]] - tf.size(rows), tf.float64)
                 )
                 continue
-            stacked = tf.stack([tensors[i] for i in indices])
-            self.matrices.append(tf.reshape(stacked, [len(indices), -1]))
+            if len(indices) == 1:  # a view, not a copy
+                self.matrices.append(tf.reshape(first, [1, -1]))
+            else:
+                stacked = tf.stack([tensors[i] for i in indices])
+                self.matrices.append(tf.reshape(stacked, [len(indices), -1]))
             zeros += [tf.constant(0.0, tf.float64)] * len(indices)
         self.implicit_zeros = tf.stack(zeros)
         self._inverse = np.argsort(np.asarray(self.order, np.int32)).astype(np.int32)
@@ -120,8 +123,35 @@ def sum_of_squares(blocks):
     >>> [f"{v:.4e}" for v in sum_of_squares(Blocks(tiny)).numpy()]
     ['4.0000e-60', '6.5537e-56']
     """
-    rows = [_block_sum_of_squares(m) for m in blocks.matrices]
+    rows = one_large_at_a_time(blocks.matrices, _block_sum_of_squares)
     return blocks.in_input_order(tf.concat(rows, 0))
+
+
+def is_large(matrix):
+    """Whether `matrix` (a block) is one tensor of more than `STACK_LIMIT` entries."""
+    entries = matrix.shape[1]
+    return matrix.shape[0] == 1 and (entries is None or entries > STACK_LIMIT)
+
+
+def one_large_at_a_time(matrices, reduce):
+    """`[reduce(m) for m in matrices]`, the large blocks reduced one after another.
+
+    Each large block's reduction waits for the previous one's result (a
+    control dependency), so that the temporaries of only one large tensor are
+    alive at a time: the peak memory of a logged step is bounded by the
+    largest variable, not by the sum of all of them. Small (stacked) blocks
+    run freely.
+    """
+    out, previous = [], []
+    for matrix in matrices:
+        if not is_large(matrix):
+            out.append(reduce(matrix))
+            continue
+        with tf.control_dependencies(previous):
+            result = reduce(tf.identity(matrix))
+        previous = [result]
+        out.append(result)
+    return out
 
 
 def sum_of_squared_differences(after, before):
@@ -131,11 +161,10 @@ def sum_of_squared_differences(after, before):
 
 
 def _block_sum_of_squares(matrix):
-    entries = matrix.shape[1]
-    if matrix.shape[0] != 1 or (entries is not None and entries <= STACK_LIMIT):
+    if not is_large(matrix):
         return tf.reduce_sum(tf.square(tf.cast(matrix, tf.float64)), 1)
     # One large tensor: scaled by its largest entry, squared in its own dtype.
-    top = tf.reduce_max(tf.abs(matrix))
+    top = tf.maximum(tf.reduce_max(matrix), -tf.reduce_min(matrix))  # no copy
     scale = tf.where(tf.math.is_finite(top) & (top > 0), top, tf.ones_like(top))
     scaled = tf.cast(tf.reduce_sum(tf.square(matrix / scale)), tf.float64)
     return tf.reshape(scaled * tf.square(tf.cast(scale, tf.float64)), [1])
@@ -175,6 +204,8 @@ def histograms(blocks, bins):
     maximum, all values in the last bucket when they are all equal. Only
     finite values are counted (NaN/Inf are `gradient_statistics`'s
     `nonfinite`); implicit zeros of sparse gradients go in the bucket of zero.
+    A large tensor is bucketed `HISTOGRAM_CHUNK` entries at a time, one large
+    tensor after another, so that its float64 temporaries never outgrow it.
 
     Args:
         blocks: The gradients as `Blocks`.
@@ -184,12 +215,14 @@ def histograms(blocks, bins):
         Dict of float64 tensors in input order: `hist_min` [n], `hist_max`
         [n], `hist_counts` [n, bins].
     """
-    rows, start = [], 0
+    zeros, start = [], 0
     for matrix in blocks.matrices:
-        k = matrix.shape[0]
-        zeros = blocks.implicit_zeros[start : start + k]
-        rows.append(_block_histograms(tf.cast(matrix, tf.float64), zeros, bins))
-        start += k
+        zeros.append(blocks.implicit_zeros[start : start + matrix.shape[0]])
+        start += matrix.shape[0]
+    pending = iter(zeros)
+    rows = one_large_at_a_time(
+        blocks.matrices, lambda m: _block_histograms(m, next(pending), bins)
+    )
     packed = blocks.in_input_order(tf.concat(rows, 0))
     return {
         "hist_min": packed[:, 0],
@@ -198,13 +231,21 @@ def histograms(blocks, bins):
     }
 
 
-def _block_histograms(x, implicit_zeros, bins):
-    """`[k, 2 + bins]`: min, max and bucket counts of each row of `x`."""
-    k = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
-    finite = tf.math.is_finite(x)
-    inf = tf.constant(float("inf"), tf.float64)
-    low = tf.reduce_min(tf.where(finite, x, inf), 1)
-    high = tf.reduce_max(tf.where(finite, x, -inf), 1)
+HISTOGRAM_CHUNK = 1 << 18  # entries of a large tensor bucketed at once
+
+
+def _block_histograms(matrix, implicit_zeros, bins):
+    """`[k, 2 + bins]`: min, max and bucket counts of each row of `matrix`."""
+    chunked = is_large(matrix) and matrix.shape[1] is not None
+    if chunked:
+        low, high = _large_range(tf.reshape(matrix, [-1]))
+        low, high = low[None], high[None]
+    else:
+        x = tf.cast(matrix, tf.float64)
+        finite = tf.math.is_finite(x)
+        inf = tf.constant(float("inf"), tf.float64)
+        low = tf.reduce_min(tf.where(finite, x, inf), 1)
+        high = tf.reduce_max(tf.where(finite, x, -inf), 1)
     has_zeros = implicit_zeros > 0
     low = tf.where(has_zeros, tf.minimum(low, 0.0), low)
     high = tf.where(has_zeros, tf.maximum(high, 0.0), high)
@@ -212,14 +253,66 @@ def _block_histograms(x, implicit_zeros, bins):
     low = tf.where(empty, tf.zeros_like(low), low)
     high = tf.where(empty, tf.zeros_like(high), high)
     width = (high - low) / bins
+    if chunked:
+        counts = _chunked_counts(tf.reshape(matrix, [-1]), low, width, bins)
+    else:
+        counts = _bucket_counts(x, low, width, bins)
+    zero_bucket = _bucket_of(tf.zeros([1, 1], tf.float64), low, width, bins)[:, 0]
+    counts += tf.one_hot(zero_bucket, bins, dtype=tf.float64) * implicit_zeros[:, None]
+    return tf.concat([low[:, None], high[:, None], counts], 1)
 
-    def bucket_of(values):  # values: [k, m]
-        safe_width = tf.where(width > 0, width, tf.ones_like(width))[:, None]
-        index = tf.floor((values - low[:, None]) / safe_width)
-        index = tf.where(width[:, None] > 0, index, bins - 1.0)
-        return tf.cast(tf.clip_by_value(index, 0.0, bins - 1.0), tf.int32)
 
-    buckets = bucket_of(tf.where(finite, x, low[:, None]))
+def _large_range(flat):
+    """float64 `(min, max)` of the finite entries of a large 1-D tensor.
+
+    Read in place when every entry is finite (the usual case); the copies
+    that mask non-finite entries are made only when there are some.
+    """
+
+    def in_place():
+        return (
+            tf.cast(tf.reduce_min(flat), tf.float64),
+            tf.cast(tf.reduce_max(flat), tf.float64),
+        )
+
+    def masked():
+        x = tf.cast(flat, tf.float64)
+        finite = tf.math.is_finite(x)
+        inf = tf.constant(float("inf"), tf.float64)
+        return (
+            tf.reduce_min(tf.where(finite, x, inf)),
+            tf.reduce_max(tf.where(finite, x, -inf)),
+        )
+
+    return tf.cond(tf.reduce_all(tf.math.is_finite(flat)), in_place, masked)
+
+
+def _chunked_counts(flat, low, width, bins):
+    """`[1, bins]` counts of a large 1-D tensor, `HISTOGRAM_CHUNK` at a time."""
+    size = flat.shape[0]
+    counts, previous = [], []
+    for begin in range(0, size, HISTOGRAM_CHUNK):
+        with tf.control_dependencies(previous):
+            chunk = tf.cast(flat[begin : begin + HISTOGRAM_CHUNK], tf.float64)
+            result = _bucket_counts(chunk[None], low, width, bins)
+        previous = [result]
+        counts.append(result)
+    return tf.add_n(counts)
+
+
+def _bucket_of(values, low, width, bins):
+    """int32 bucket of each float64 entry of `values` `[k, m]` (finite only)."""
+    safe_width = tf.where(width > 0, width, tf.ones_like(width))[:, None]
+    index = tf.floor((values - low[:, None]) / safe_width)
+    index = tf.where(width[:, None] > 0, index, bins - 1.0)
+    return tf.cast(tf.clip_by_value(index, 0.0, bins - 1.0), tf.int32)
+
+
+def _bucket_counts(x, low, width, bins):
+    """`[k, bins]` float64 counts of the finite entries of each row of `x`."""
+    k = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
+    finite = tf.math.is_finite(x)
+    buckets = _bucket_of(tf.where(finite, x, low[:, None]), low, width, bins)
     ids = buckets + bins * tf.range(k)[:, None]
     ids = tf.where(finite, ids, k * bins)  # non-finite: one bucket past the end
     # The raw op takes the number of buckets as is: XLA needs it constant.
@@ -228,10 +321,7 @@ def _block_histograms(x, implicit_zeros, bins):
         size=k * bins + 1,
         weights=tf.constant([], tf.float64),
     )
-    counts = tf.reshape(counts[: k * bins], [k, bins])
-    zero_bucket = bucket_of(tf.zeros([k, 1], tf.float64))[:, 0]
-    counts += tf.one_hot(zero_bucket, bins, dtype=tf.float64) * implicit_zeros[:, None]
-    return tf.concat([low[:, None], high[:, None], counts], 1)
+    return tf.reshape(counts[: k * bins], [k, bins])
 
 
 def activation_statistics(outputs, kinds):
