@@ -5,10 +5,12 @@ trace of a new train function (the first step of a fit) and one later step
 at batch 64, in each section's input shapes. Plain: from the runs in
 `RESULTS.md` (`plain ms/step` and `warm-up s` of the steady state, `plain
 step 1 s` and `plain wall s` of the fresh fits). `jit_compile=True`: from the
-steady `_jit` run (MLP and cnn_bn) and single fits timed on a busy machine,
-scaled by 0.7. Memory: one child process of ResNet50V2, monitored ones 1.3x
-as long. A model not in the tables counts as the slowest. The estimate is
-rough (within about a third); a busy machine takes longer.
+steady `_jit` run (MLP and cnn_bn) and single fits timed on a busy machine
+(load ~2.5), rounded down by about a third. Memory: one child process of
+ResNet50V2, monitored ones 1.3x as long. A model not in the tables counts as
+the slowest. Checked against runs: steady 4.8 min estimated / 5.1 measured,
+fresh (3 models) 3.4 / 3.5, steady_jit (2 models, 3 configs) 1.5 / 1.3,
+memory (1 repeat) 1.2 / 1.2. A busy machine takes longer.
 
 Example:
 
