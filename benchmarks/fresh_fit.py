@@ -3,8 +3,11 @@
 A user's first impression is a fresh model and a short `fit`: every fit here
 builds a new model (after `keras.backend.clear_session()`), so it pays step
 1's trace, kgrad's first logged steps, the gradient-flow figure and the final
-flush (`monitor.flush()` is inside the timed span). Fits of `--steps` steps
-at batch 64 on random data of the model's input shape, one epoch.
+flush (`monitor.flush()` is inside the timed span). Fits of 200 steps
+(`STEPS`: fewer on the two slowest models, to keep the run short; `--steps`
+sets one number for all) at batch 64 on random data of the model's input
+shape, one epoch. With `KGRAD_BENCH_JIT=1` in the environment
+(`synthetic.xla(True)`), every model is compiled with `jit_compile=True`.
 
 Per model, `--pairs` pairs of fits run interleaved (which of the two runs
 first alternates), for each configuration:
@@ -28,10 +31,11 @@ Usage:
 
     python benchmarks/fresh_fit.py                     # prints the section
     python benchmarks/fresh_fit.py --models mlp_relu_he --pairs 3
+    KGRAD_BENCH_JIT=1 python benchmarks/fresh_fit.py   # jit_compile=True
     python benchmarks/fresh_fit.py --quick             # smoke test
 
-`python benchmarks/overhead.py --sections fresh` runs the same measurement
-and writes it into the fresh-fit section of `benchmarks/RESULTS.md`.
+`python benchmarks/overhead.py --sections fresh fresh_jit` runs the same
+measurements and writes them into `benchmarks/RESULTS.md`.
 """
 
 import argparse
@@ -56,6 +60,11 @@ from kgrad.lab.machine import load_average  # noqa: E402
 
 MODELS = ("mlp_relu_he", "cnn_bn", "resnet18", "lstm", "transformer_small")
 OVERRIDES = {"cnn_bn": {"input_shape": (16, 16, 3)}}
+# Steps per fit: 200, fewer where a step is slow; on 2 cores a plain fit of
+# resnet18 is then ~8 s of trace + 50 x 0.17 s, of transformer_small ~7 s +
+# 100 x 0.09 s (at 200 steps: 41 s and 24 s).
+STEPS = {"resnet18": 50, "transformer_small": 100}
+DEFAULT_STEPS = 200
 CONFIGS = ("plain-again", "defaults", "keras-tb", "plain-prebuilt")
 PARTS = ("fit", "step 1", "later")
 # Targets of the defaults, on CPU time, met only when the whole spread is below.
@@ -111,7 +120,7 @@ def fresh_fit(name, config, steps, batch_size, overrides, log_root):
     Returns:
         `{"fit": t, "step 1": t, "later": t}`, each `t` a dict of `wall` and
         `cpu` seconds; `later` is the slowest step after step 1 (each clock
-        on its own).
+        on its own); and `jit_compile`, the model's.
     """
     keras.backend.clear_session()
     gc.collect()
@@ -129,15 +138,21 @@ def fresh_fit(name, config, steps, batch_size, overrides, log_root):
     fit = _since(start)
     shutil.rmtree(log_dir, ignore_errors=True)
     later = {key: max(t[key] for t in timer.times[1:]) for key in fit}
-    return {"fit": fit, "step 1": timer.times[0], "later": later}
+    return {
+        "fit": fit,
+        "step 1": timer.times[0],
+        "later": later,
+        "jit_compile": bool(model.jit_compile),
+    }
 
 
 def measure(name, configs, pairs, steps, batch_size, overrides, log=print):
     """Interleaved pairs of plain and monitored fresh fits of one model.
 
     Returns:
-        A dict with the plain fits' medians and `ratios`: config -> one
-        `{part: {"cpu": ratio, "wall": ratio}}` per pair.
+        A dict with the plain fits' medians, `steps`, `jit_compile` (the
+        models') and `ratios`: config -> one `{part: {"cpu": ratio, "wall":
+        ratio}}` per pair.
     """
     log_root = tempfile.mkdtemp(prefix=f"kgrad_fresh_{name}_")
     try:
@@ -170,6 +185,8 @@ def measure(name, configs, pairs, steps, batch_size, overrides, log=print):
             )
         return {
             "model": name,
+            "steps": steps,
+            "jit_compile": plains[0]["jit_compile"],
             "plain_wall": statistics.median(p["fit"]["wall"] for p in plains),
             "plain_cpu": statistics.median(p["fit"]["cpu"] for p in plains),
             "plain_step1": statistics.median(p["step 1"]["wall"] for p in plains),
@@ -200,8 +217,10 @@ def _targets(r):
 
 def render(results, configs, command, info):
     """The fresh-fit section of `RESULTS.md` (markdown)."""
+    jit = any(r["jit_compile"] for r in results)
     lines = [
-        "## Fresh-model fits (the first minute of training)",
+        "## Fresh-model fits (the first minute of training)"
+        + (", every model compiled with jit_compile=True" if jit else ""),
         "",
         f"Command: `{command}`. {info}",
         "",
@@ -234,7 +253,12 @@ def parse_args(argv):
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
     parser.add_argument("--pairs", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"steps per fit (default {DEFAULT_STEPS}; per model: {STEPS})",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--quick", action="store_true", help="smoke test")
     args = parser.parse_args(argv)
@@ -248,6 +272,13 @@ def parse_args(argv):
     return args
 
 
+def steps_of(name, args):
+    """Steps per fit of model `name`: `--steps`, else `STEPS` or 200."""
+    if args.steps is not None:
+        return args.steps
+    return STEPS.get(name, DEFAULT_STEPS)
+
+
 def run(args, command, log=print):
     """Measures every model of `args`; returns the fresh-fit section."""
     load_before = load_average()
@@ -257,18 +288,19 @@ def run(args, command, log=print):
             name,
             args.configs,
             args.pairs,
-            args.steps,
+            steps_of(name, args),
             args.batch_size,
             args.overrides.get(name, {}),
             log=log,
         )
         for name in args.models
     ]
+    steps = ", ".join(f"{r['model']} {r['steps']}" for r in results)
     info = (
         f"{os.cpu_count()} cores, TensorFlow {tf.__version__}, Keras "
         f"{keras.__version__}; load {load_before} before, {load_average()} after; "
-        f"{(time.perf_counter() - begin) / 60:.1f} min; {args.steps}-step fits "
-        f"at batch {args.batch_size}, {args.pairs} pairs."
+        f"{(time.perf_counter() - begin) / 60:.1f} min; fits at batch "
+        f"{args.batch_size} (steps per fit: {steps}), {args.pairs} pairs."
     )
     return render(results, args.configs, command, info)
 

@@ -31,20 +31,26 @@ section does the same for `mlp_relu_he` at several depths. `host
 reads/logged step` counts the device-to-host reads of a fit with `b` minus
 those of a plain fit, per step.
 
-This script also writes the two other sections of `benchmarks/RESULTS.md`,
+This script also writes the other sections of `benchmarks/RESULTS.md`,
 measured by its siblings: fresh-model fits (`fresh_fit.py`: a new model's
-first 200-step fit, trace included) and the peak memory of a logged step
-(`peak_memory.py`). `--sections` chooses the sections that run; the file
-keeps the others' last text (`results_file.py`).
+first fit, trace included) and the peak memory of logged steps, per phase
+(`peak_memory.py`); and each of the three again with every model compiled
+with `jit_compile=True` (the `_jit` sections, `--jit-models`). `--sections`
+chooses the sections that run; the file keeps the others' last text
+(`results_file.py`), and each section is written as soon as it is measured.
+Before it starts, the script prints what will run and an estimate of how
+long it takes (`budget.py`); `--estimate` prints only that.
 
 Usage:
 
-    python benchmarks/overhead.py                 # all three, writes RESULTS.md
+    python benchmarks/overhead.py --all           # all six sections, ~25 min
+    python benchmarks/overhead.py --all --estimate  # the plan, nothing measured
+    python benchmarks/overhead.py                 # steady, fresh, memory
     python benchmarks/overhead.py --sections steady
     python benchmarks/overhead.py --sections fresh --fresh-pairs 3
-    python benchmarks/overhead.py --sections memory
-    python benchmarks/overhead.py --jit-compile   # the same with XLA: _jit sections
+    python benchmarks/overhead.py --sections memory memory_jit
     python benchmarks/overhead.py --quick         # smoke test, seconds
+    python benchmarks/overhead.py --quick --all   # smoke test of all six
     python benchmarks/overhead.py --models lstm cnn_bn --configs a b --repeats 5
 """
 
@@ -61,6 +67,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # its siblings
 
+import budget  # noqa: E402
 import fresh_fit  # noqa: E402
 import keras  # noqa: E402
 import peak_memory  # noqa: E402
@@ -68,8 +75,13 @@ import steady_report  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from host_reads import host_reads_per_logged_step  # noqa: E402
 from probe_callback import ProbeGradientCallback  # noqa: E402
-from results_file import SECTIONS, write_sections  # noqa: E402
-from synthetic import JIT_ENV, compiled_zoo_model, random_examples  # noqa: E402
+from results_file import JIT_SECTIONS, SECTIONS, write_sections  # noqa: E402
+from synthetic import (  # noqa: E402
+    compiled_zoo_model,
+    jit_compile,
+    random_examples,
+    xla,
+)
 
 from kgrad import GradientMonitor  # noqa: E402
 from kgrad.lab.machine import load_average, machine_info  # noqa: E402
@@ -77,6 +89,22 @@ from kgrad.monitor.schedule import Schedule  # noqa: E402
 
 CONFIGS = steady_report.CONFIGS
 MODELS = ("mlp_relu_he", "cnn_bn", "resnet18", "lstm", "transformer_small")
+# The _jit sections' models, to keep `--all` within 25 minutes (`budget.py`):
+# lstm would add ~2 min; resnet18 takes ~2.5 s a step under XLA on 2 cores.
+JIT_MODELS = ("mlp_relu_he", "cnn_bn")
+# `--all`: every section of issue 25 in about 25 minutes on 2 idle cores.
+ALL_RUN = {
+    "sections": [*SECTIONS, *JIT_SECTIONS],
+    "configs": ["0", "a", "b", "c"],
+    "repeats": 3,
+    "batch_sizes": [64],
+    "depths": [],
+    "first_steps": False,
+    "host_reads": False,
+    "fresh_pairs": 2,
+    "fresh_configs": ["plain-again", "defaults"],
+    "memory_repeats": 2,
+}
 OVERRIDES = {"resnet18": {"input_shape": (32, 32, 3)}}
 DEFAULT_NORM_FREQ, DEFAULT_HISTOGRAM_FREQ, DEFAULT_FIRST_STEPS = 100, 500, 50
 STEADY_STATE_START = 1000
@@ -229,6 +257,7 @@ def measure(name, batch_size, configs, args, overrides=None, extras=True, log=pr
         result = {
             "model": name,
             "batch": batch_size,
+            "jit_compile": bool(bench.model.jit_compile),
             "steps": steps,
             "params": bench.model.count_params(),
             "warmup_s": warmup,
@@ -282,10 +311,47 @@ def measure(name, batch_size, configs, args, overrides=None, extras=True, log=pr
         shutil.rmtree(log_root, ignore_errors=True)
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def _as_options(defaults):
+    """`ALL_RUN` as the command-line options that set it."""
+    options = []
+    for key, value in defaults.items():
+        flag = "--" + key.replace("_", "-")
+        if value is False:
+            options.append("--no-" + key.replace("_", "-"))
+        elif isinstance(value, list):
+            options.append(" ".join([flag, *map(str, value)]))
+        else:
+            options.append(f"{flag} {value}")
+    return " ".join(options)
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog=f"--all is {_as_options(ALL_RUN)} (options given beside it win); "
+        "the steady and fresh sections run on --models, their _jit sections on "
+        "--jit-models.",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test, seconds")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="all six sections of RESULTS.md in one run, about 25 min on 2 idle "
+        "cores: 3 steady pairs, 2 fresh pairs, 2 memory repeats (the options it "
+        "sets are at the end)",
+    )
+    parser.add_argument(
+        "--estimate",
+        action="store_true",
+        help="print the plan and its estimated run time, measure nothing",
+    )
     parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument(
+        "--jit-models",
+        nargs="+",
+        default=list(JIT_MODELS),
+        help="the models of steady_jit and fresh_jit",
+    )
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
     parser.add_argument(
         "--batch-sizes",
@@ -314,16 +380,12 @@ def parse_args(argv):
     )
     parser.add_argument("--all-cells", action="store_true", help="run resnet18 b256")
     parser.add_argument(
-        "--jit-compile",
-        action="store_true",
-        help="compile every model with XLA (jit_compile=True); write the _jit sections",
-    )
-    parser.add_argument(
         "--sections",
         nargs="+",
-        choices=SECTIONS,
+        choices=[*SECTIONS, *JIT_SECTIONS],
         default=list(SECTIONS),
-        help="the sections to measure; the file keeps the others' last text",
+        help="the sections to measure (_jit: every model compiled with "
+        "jit_compile=True); the file keeps the others' last text",
     )
     parser.add_argument(
         "--fresh-pairs", type=int, default=5, help="pairs per fresh-fit cell"
@@ -337,11 +399,24 @@ def parse_args(argv):
     parser.add_argument("--memory-model", default="ResNet50V2")
     parser.add_argument("--memory-repeats", type=int, default=2)
     parser.add_argument(
+        "--memory-jobs",
+        type=int,
+        default=2,
+        help="memory child processes at a time (each one's peak is its own)",
+    )
+    parser.add_argument(
         "--output",
         default=None,
         help="markdown file whose sections to replace; defaults to "
         "benchmarks/RESULTS.md for a full run and to none with --quick",
     )
+    return parser
+
+
+def parse_args(argv):
+    parser = make_parser()
+    if parser.parse_known_args(argv)[0].all:
+        parser.set_defaults(**ALL_RUN)
     args = parser.parse_args(argv)
     for config in args.configs + args.depth_configs:
         if config not in CONFIGS:
@@ -351,12 +426,13 @@ def parse_args(argv):
         args.models = [m for m in args.models if m in ("mlp_relu_he", "lstm")][:1] or [
             "mlp_relu_he"
         ]
+        args.jit_models = args.models
         args.batch_sizes = [16]
         args.repeats = 2
         args.fit_seconds = 0.0
         args.min_steps = args.max_steps = 4
         args.calibration_steps = 2
-        args.depths = [2]
+        args.depths = [2] if args.depths else []
         args.depth_configs = ["a"]
         args.host_read_steps = 2
         args.overrides = {"mlp_relu_he": {"depth": 3, "width": 16}}
@@ -365,19 +441,20 @@ def parse_args(argv):
     return args
 
 
-def steady_section(args, command):
-    """Measures the steady state; returns its section of `RESULTS.md`."""
+def steady_section(args, models, command):
+    """Measures the steady state of `models`; returns its section of `RESULTS.md`."""
     info = machine_info()
     info.update(
         load_before=load_average(),
         skipped=[],
         repeats=args.repeats,
         steady_start=STEADY_STATE_START,
+        jit_compile=jit_compile(),
     )
     begin = time.perf_counter()
     print(f"{info['cpu']}, {info['cores']} cores, load {info['load_before']}")
     results = []
-    for name in args.models:
+    for name in models:
         for batch_size in args.batch_sizes:
             if (name, batch_size) in SKIPPED_CELLS and not args.all_cells:
                 print(f"  {name} b={batch_size}: skipped (see --all-cells)")
@@ -413,23 +490,48 @@ def steady_section(args, command):
     )
 
 
-def fresh_section(args, command):
+def fresh_section(args, models, command):
     """Measures fresh-model fits (`fresh_fit.py`); returns their section."""
     argv = ["--quick"] if args.quick else []
-    argv += ["--models", *args.models, "--pairs", str(args.fresh_pairs)]
+    argv += ["--models", *models, "--pairs", str(args.fresh_pairs)]
     fresh_args = fresh_fit.parse_args([*argv, "--configs", *args.fresh_configs])
     return fresh_fit.run(fresh_args, command)
 
 
-def memory_section(args, command):
+def memory_section(args, models, command):
     """Measures peak memory (`peak_memory.py`); returns its section."""
     argv = ["--model", args.memory_model, "--repeats", str(args.memory_repeats)]
-    memory_args = peak_memory.parse_args(["--quick"] if args.quick else argv)
+    argv = ["--quick"] if args.quick else argv
+    memory_args = peak_memory.parse_args([*argv, "--jobs", str(args.memory_jobs)])
     return peak_memory.run(memory_args, command)
 
 
+RUNNERS = {"steady": steady_section, "fresh": fresh_section, "memory": memory_section}
+
+
+def plan_of(args):
+    """Section -> the models it measures (`None` for memory), in running order."""
+    plan = {}
+    for name in [*SECTIONS, *JIT_SECTIONS]:
+        if name in args.sections:
+            kind = name.removesuffix("_jit")
+            models = args.jit_models if name.endswith("_jit") else args.models
+            plan[name] = None if kind == "memory" else list(models)
+    return plan
+
+
+def print_estimate(args, plan):
+    """Prints what will run and how long it should take (`budget.py`)."""
+    rows = budget.estimate(args, plan)
+    print("Plan (estimated on 2 idle cores; a busy machine takes longer):")
+    for name, seconds, what in rows:
+        print(f"  {name:<11} ~{seconds / 60:4.1f} min  {what}")
+    total = sum(seconds for _, seconds, _ in rows)
+    print(f"  {'total':<11} ~{total / 60:4.1f} min", flush=True)
+
+
 def main(argv=None):
-    """Runs the chosen sections and writes them into `--output`.
+    """Runs the chosen sections and writes each into `--output` once measured.
 
     Returns:
         Section name -> its markdown, for the sections that ran.
@@ -437,24 +539,26 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     command = " ".join(["python benchmarks/overhead.py", *argv])
-    suffix = ""
-    if args.jit_compile:  # read by synthetic.jit_compile, here and in children
-        os.environ[JIT_ENV] = "1"
-        suffix = "_jit"
-    runners = {
-        "steady": steady_section,
-        "fresh": fresh_section,
-        "memory": memory_section,
-    }
+    plan = plan_of(args)
+    if args.quick:
+        print("--quick: a smoke test on tiny models (no estimate)")
+    else:
+        print_estimate(args, plan)
+    if args.estimate:
+        return {}
+    begin = time.perf_counter()
     sections = {}
-    for name in SECTIONS:
-        if name in args.sections:
-            sections[name + suffix] = runners[name](args, command)
-            print()
-            print(sections[name + suffix])
-    if args.output:
-        write_sections(args.output, sections)
-        print(f"wrote {', '.join(sections)} into {args.output}")
+    for name, models in plan.items():
+        with xla(name.endswith("_jit")):
+            start = time.perf_counter()
+            sections[name] = RUNNERS[name.removesuffix("_jit")](args, models, command)
+        print()
+        print(sections[name])
+        print(f"{name}: {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+        if args.output:
+            write_sections(args.output, {name: sections[name]})
+            print(f"wrote {name} into {args.output}")
+    print(f"all sections: {(time.perf_counter() - begin) / 60:.1f} min")
     return sections
 
 

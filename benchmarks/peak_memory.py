@@ -12,29 +12,47 @@ none.
 
 Configurations: `plain`; `plain-again` (a second plain process: the noise
 floor); `norms` (norms on every step); `norms+histograms` (both on every
-step). Each repeat runs one process of each; the figure that matters is the
+step). Each repeat runs one process of each (`--jobs` at a time: a process's
+peak RSS is its own, whatever runs beside it); the figure that matters is the
 extra peak over the same repeat's plain process, in units of the model's
 parameter bytes (target: at most 1x, over the whole spread).
+
+Where the memory goes: each process also reads its peak per phase (`PHASES`),
+resetting the peak between phases (Linux: `5` written to
+`/proc/self/clear_refs` sets `VmHWM` back to the current RSS). Where the
+peak cannot be reset, each phase's figure is the peak from the process's
+start, and the section says so. With `KGRAD_BENCH_JIT=1` in the environment
+(`synthetic.xla(True)`), the model is compiled with XLA.
 
 Usage:
 
     python benchmarks/peak_memory.py                  # prints the section
-    python benchmarks/peak_memory.py --model MobileNetV2 --repeats 1
+    python benchmarks/peak_memory.py --model MobileNetV2 --repeats 1 --jobs 1
+    KGRAD_BENCH_JIT=1 python benchmarks/peak_memory.py  # jit_compile=True
     python benchmarks/peak_memory.py --quick          # smoke test
 
-`python benchmarks/overhead.py --sections memory` runs the same measurement
-and writes it into the peak-memory section of `benchmarks/RESULTS.md`.
+`python benchmarks/overhead.py --sections memory memory_jit` runs the same
+measurements and writes them into `benchmarks/RESULTS.md`.
 """
 
 import argparse
+import concurrent.futures
 import json
 import os
 import statistics
 import subprocess
 import sys
+import time
 
 CONFIGS = ("plain", "plain-again", "norms", "norms+histograms")
 TARGET = 1.0  # extra peak RSS of a logged step / parameter bytes
+PHASES = {  # phase -> what its peak covers
+    "build": "from the process's start: imports, the model built and compiled, "
+    "the data",
+    "first step": "fit's start to the end of step 1: the trace (with kgrad's "
+    "statistics in the monitored configurations) and the first logged step",
+    "later steps": "steps 2 to the last and the final flush",
+}
 
 
 def peak_rss_mib():
@@ -51,8 +69,26 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak_rss():
+    """Sets this process's peak RSS back to its current RSS; False where it cannot.
+
+    Linux 4.0 and later: writing `5` to `/proc/self/clear_refs` resets `VmHWM`.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def child(model_name, config, steps, batch_size, overrides):
-    """Runs in the child process: one fit; prints JSON with the peak RSS."""
+    """Runs in the child process: one fit; prints JSON with the peak RSS.
+
+    The JSON holds `peak_mib` (the whole process), `phases` (phase -> peak
+    MiB, see `PHASES`), `phase_reset` (whether each phase's peak is its own
+    or from the process's start), `param_mib`, `model` and `jit_compile`.
+    """
     import tempfile
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -86,15 +122,41 @@ def child(model_name, config, steps, batch_size, overrides):
         every = {"first_steps": 0, "norms_every": 1}
         every["histograms_every"] = 1 if config == "norms+histograms" else 0
         callbacks.append(GradientMonitor(tempfile.mkdtemp(), **every))
-    model.fit(x, y, batch_size=batch_size, epochs=1, callbacks=callbacks, verbose=0)
+    phases = {"build": peak_rss_mib()}
+    reset = reset_peak_rss()
+
+    class FirstStep(keras.callbacks.Callback):
+        """Ends the first-step phase after every other callback's batch end."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 0:
+                phases["first step"] = peak_rss_mib()
+                reset_peak_rss()
+
+    model.fit(
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=1,
+        callbacks=[*callbacks, FirstStep()],
+        verbose=0,
+    )
     for callback in callbacks:
         callback.flush()
-    peak_mib, param_mib = peak_rss_mib(), model.count_params() * 4 / 2**20
-    print(json.dumps({"peak_mib": peak_mib, "param_mib": param_mib, "model": source}))
+    phases["later steps"] = peak_rss_mib()
+    out = {
+        "peak_mib": max(phases.values()),
+        "phases": phases,
+        "phase_reset": reset,
+        "param_mib": model.count_params() * 4 / 2**20,
+        "model": source,
+        "jit_compile": bool(model.jit_compile),
+    }
+    print(json.dumps(out))
 
 
 def run_child(model_name, config, steps, batch_size, overrides):
-    """One fit in a fresh process; returns its `peak_mib`, `param_mib`, `model`."""
+    """One fit in a fresh process; returns what `child` prints (a dict)."""
     done = subprocess.run(
         [
             sys.executable,
@@ -114,22 +176,32 @@ def run_child(model_name, config, steps, batch_size, overrides):
 
 
 def measure(args, log=print):
-    """Peak RSS of `args.repeats` processes per configuration.
+    """Peak RSS of `args.repeats` processes per configuration, `args.jobs` at once.
 
     Returns:
-        `(peaks, result)`: config -> the peak MiB of each repeat, and the last
-        child's result (its `param_mib` in float32 and its `model`).
+        `(runs, result)`: config -> the child result of each repeat (see
+        `child`), and the last child's result.
     """
-    peaks = {config: [] for config in CONFIGS}
+    runs = {config: [] for config in CONFIGS}
     result = None
-    for _ in range(args.repeats):
-        for config in CONFIGS:
-            result = run_child(
-                args.model, config, args.steps, args.batch_size, args.overrides
-            )
-            peaks[config].append(result["peak_mib"])
-            log(f"  {config}: {result['peak_mib']:.0f} MiB", flush=True)
-    return peaks, result
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        for _ in range(args.repeats):
+            futures = {
+                config: pool.submit(
+                    run_child,
+                    args.model,
+                    config,
+                    args.steps,
+                    args.batch_size,
+                    args.overrides,
+                )
+                for config in CONFIGS
+            }
+            for config, future in futures.items():
+                result = future.result()
+                runs[config].append(result)
+                log(f"  {config}: {result['peak_mib']:.0f} MiB", flush=True)
+    return runs, result
 
 
 def _spread(values, digits, suffix=""):
@@ -141,31 +213,92 @@ def _spread(values, digits, suffix=""):
     )
 
 
-def render(peaks, child_result, args, command):
+def _extras(runs, key):
+    """config -> extra over the same repeat's plain process, of `key(run)`, MiB."""
+    return {
+        config: [
+            key(run) - key(plain)
+            for run, plain in zip(runs[config], runs["plain"], strict=True)
+        ]
+        for config in CONFIGS
+    }
+
+
+def phase_tables(runs, param_mib):
+    """The per-phase tables: peak RSS, then extra over plain (MiB and x params)."""
+    peaks = ["| phase | " + " | ".join(f"{c} MiB" for c in CONFIGS) + " |"]
+    peaks.append("|---|" + "---|" * len(CONFIGS))
+    others = CONFIGS[1:]
+    extras = ["| phase | " + " | ".join(f"{c} extra" for c in others) + " |"]
+    extras.append("|---|" + "---|" * len(others))
+    for phase in PHASES:
+        extra = _extras(runs, lambda run, phase=phase: run["phases"][phase])
+        cells = [_spread([r["phases"][phase] for r in runs[c]], 0) for c in CONFIGS]
+        peaks.append(f"| {phase} | " + " | ".join(cells) + " |")
+        cells = [
+            f"{_spread(extra[c], 1)} MiB = "
+            f"{_spread([e / param_mib for e in extra[c]], 2, 'x')}"
+            for c in others
+        ]
+        extras.append(f"| {phase} | " + " | ".join(cells) + " |")
+    return peaks, extras
+
+
+def render(runs, child_result, args, command, wall_s):
     """The peak-memory section of `RESULTS.md` (markdown)."""
     param_mib = child_result["param_mib"]
+    jit = child_result["jit_compile"]
     lines = [
-        "## Peak memory of logged steps",
+        "## Peak memory of logged steps" + (", jit_compile=True" if jit else ""),
         "",
         f"Command: `{command}`. {child_result['model']}, batch {args.batch_size}, "
-        f"{args.steps} steps, parameters {param_mib:.3g} MiB in float32; peak "
-        "RSS of one process per "
-        f"configuration and repeat, {args.repeats} repeats: median "
-        "(lowest to highest). The extra is over the same repeat's plain process; "
-        "row `plain-again` is the noise floor.",
+        f"{args.steps} steps, parameters {param_mib:.3g} MiB in float32"
+        + (", compiled with `jit_compile=True`" if jit else "")
+        + "; peak RSS of one process per "
+        f"configuration and repeat, {args.repeats} repeats, {args.jobs} processes "
+        "at a time: median (lowest to highest). The extra is over the same "
+        f"repeat's plain process; row `plain-again` is the noise floor. Wall time "
+        f"{wall_s / 60:.1f} min.",
         "",
         "| config | peak RSS MiB | extra over plain MiB | extra / parameter bytes |",
         "|---|---|---|---|",
     ]
     extras = {}
+    whole = _extras(runs, lambda run: run["peak_mib"])
     for config in CONFIGS:
-        extra = [p - q for p, q in zip(peaks[config], peaks["plain"], strict=True)]
-        extras[config] = [e / param_mib for e in extra]
+        extras[config] = [e / param_mib for e in whole[config]]
+        peaks = [run["peak_mib"] for run in runs[config]]
         lines.append(
-            f"| {config} | {_spread(peaks[config], 0)} | {_spread(extra, 1)} "
+            f"| {config} | {_spread(peaks, 0)} | {_spread(whole[config], 1)} "
             f"| {_spread(extras[config], 2, 'x')} |"
         )
-    lines += ["", "Targets (met only when the whole spread is below):", ""]
+    reset = all(run["phase_reset"] for config in CONFIGS for run in runs[config])
+    peaks, phase_extras = phase_tables(runs, param_mib)
+    lines += [
+        "",
+        "### Where the memory goes: peak RSS per phase",
+        "",
+        (
+            "Each process resets its peak RSS between phases "
+            "(`/proc/self/clear_refs`), so each figure is that phase's own peak "
+            "(the whole process's peak is the highest of the three): "
+            if reset
+            else "This system could not reset a process's peak RSS (no writable "
+            "`/proc/self/clear_refs`): each figure is the peak from the process's "
+            "start to the end of that phase, not the phase's own: "
+        )
+        + "; ".join(f"`{phase}`: {text}" for phase, text in PHASES.items())
+        + ".",
+        "",
+        *peaks,
+        "",
+        "Extra over the same repeat's plain process, per phase: MiB = x the "
+        "parameter bytes.",
+        "",
+        *phase_extras,
+    ]
+    lines += ["", "Targets (whole process; met only when the whole spread is below):"]
+    lines.append("")
     for config in ("norms", "norms+histograms"):
         met = max(extras[config]) <= TARGET
         lines.append(
@@ -183,6 +316,9 @@ def parse_args(argv):
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="child processes at a time (default 2)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test")
     args = parser.parse_args(argv)
     args.overrides = {}
@@ -194,8 +330,9 @@ def parse_args(argv):
 
 def run(args, command, log=print):
     """Measures and returns the peak-memory section."""
-    peaks, child_result = measure(args, log=log)
-    return render(peaks, child_result, args, command)
+    begin = time.perf_counter()
+    runs, child_result = measure(args, log=log)
+    return render(runs, child_result, args, command, time.perf_counter() - begin)
 
 
 def main(argv=None):

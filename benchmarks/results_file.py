@@ -1,8 +1,9 @@
 """The layout of `benchmarks/RESULTS.md`: its sections and its ratio cells.
 
-The file holds the three sections of `overhead.py` (`SECTIONS`) and the
-`reading` section of `reading.py`, each between two marker comments, so that
-one section can be measured again while the others keep their last text:
+The file holds the six sections of `overhead.py` (`SECTIONS` and, measured
+with `jit_compile=True`, `JIT_SECTIONS`) and the `reading` section of
+`reading.py`, each between two marker comments, so that one section can be
+measured again while the others keep their last text:
 
     <!-- section steady -->
     ## Steady state
@@ -26,16 +27,16 @@ import re
 import statistics
 
 SECTIONS = ("steady", "fresh", "memory")  # written by overhead.py
-JIT_SECTIONS = tuple(f"{name}_jit" for name in SECTIONS)  # overhead.py --jit-compile
+JIT_SECTIONS = tuple(f"{name}_jit" for name in SECTIONS)  # the same with XLA
 ALL_SECTIONS = SECTIONS + JIT_SECTIONS + ("reading",)  # reading.py writes the last
 TITLE = "# GradientMonitor overhead"
 INTRO = (
-    "Written by `python benchmarks/overhead.py`: one section per scenario, each "
-    "between `<!-- section NAME -->` and `<!-- end NAME -->`. "
-    "`--sections steady fresh memory` (the default: all three) chooses the "
-    "sections that run; `--jit-compile` measures the same with every model "
-    "compiled with XLA into the `_jit` sections; the others keep their last "
-    "text, and so does text outside the markers."
+    "Written by `python benchmarks/overhead.py --all` (all six sections, about "
+    "25 min on 2 idle cores): one section per scenario, each between "
+    "`<!-- section NAME -->` and `<!-- end NAME -->`; the `_jit` sections measure "
+    "the same with every model compiled with `jit_compile=True`. `--sections` "
+    "chooses the sections that run (without `--all`: steady fresh memory); the "
+    "others keep their last text, and so does text outside the markers."
 )
 
 

@@ -147,8 +147,10 @@ def targets(results, depth_results):
 
 def render(results, depth_results, configs, depth_configs, info, command):
     """The steady-state section (markdown)."""
+    jit = info["jit_compile"]
     lines = [
-        "## Steady state",
+        "## Steady state"
+        + (", every model compiled with jit_compile=True" if jit else ""),
         "",
         f"Command: `{command}`",
         "",

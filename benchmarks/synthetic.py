@@ -8,8 +8,11 @@ Example:
 
     model, loss = compiled_zoo_model("mlp_relu_he", {"depth": 3})
     x, y = random_examples("mlp_relu_he", model, 64)
+    with xla(True):  # compiled with jit_compile=True, here and in child processes
+        model, loss = compiled_zoo_model("mlp_relu_he")
 """
 
+import contextlib
 import os
 
 import keras
@@ -21,12 +24,32 @@ SEQUENCE_LENGTH = 50  # for models whose time axis is `None`
 
 
 JIT_ENV = "KGRAD_BENCH_JIT"
-"""Set to `1` (by `overhead.py --jit-compile`) to compile every model with XLA."""
+"""`1` compiles every model with XLA (set by `xla`; child processes inherit it)."""
 
 
 def jit_compile():
     """Whether the benchmark's models are compiled with `jit_compile=True`."""
     return os.environ.get(JIT_ENV) == "1"
+
+
+@contextlib.contextmanager
+def xla(on):
+    """Inside, models built here or in child processes use `jit_compile=on`.
+
+    Example:
+
+        with xla(True):
+            peak_memory.run(args, command)  # its child processes compile with XLA
+    """
+    before = os.environ.get(JIT_ENV)
+    os.environ[JIT_ENV] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[JIT_ENV]
+        else:
+            os.environ[JIT_ENV] = before
 
 
 def compiled_zoo_model(name, overrides=None):
