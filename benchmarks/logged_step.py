@@ -51,6 +51,7 @@ import tensorflow as tf  # noqa: E402
 from kgrad import GradientMonitor, zoo  # noqa: E402
 from kgrad.monitor import event_writer, summaries  # noqa: E402
 from kgrad.monitor.capture import GradientCapture  # noqa: E402
+from kgrad.monitor.temporal import layer_name  # noqa: E402
 
 PIECES = (
     "plain step",
@@ -117,11 +118,14 @@ def profile(model_name, depth, batch_size, calls, ops=False):
     out["host read"] = timed(capture.read, calls)
     kinds = [kind for _, kind in record.probes]
     layers = list(zip(record.layer_names, kinds, strict=True))
+    recurrent = [layer_name(layer) for layer in record.recurrent]
     with tempfile.TemporaryDirectory() as log_dir:
         writer = event_writer.RunWriter(log_dir)
 
         def write():
-            scalars = summaries.step_scalars(captured, record.paths, layers)
+            scalars = summaries.step_scalars(
+                captured, record.paths, layers, recurrent=recurrent
+            )
             writer.write(1, [], scalars)
             writer.flush()
 

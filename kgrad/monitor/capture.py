@@ -228,7 +228,7 @@ class GradientCapture:
                 )
             wrappers += channel.increments.wrappers()
         wrappers += self.forward.wrappers()
-        wrappers += self.temporal.wrappers(self._when_any_armed)
+        wrappers += self.temporal.wrappers()
         return wrappers
 
     # -- arming and reading -----------------------------------------------
@@ -271,10 +271,6 @@ class GradientCapture:
         arm = flag // 2
         armed = arm > tf.convert_to_tensor(channel.last_arm)
         return arm, armed, tf.equal(flag % 2, 1)
-
-    def _when_any_armed(self, compute, otherwise):
-        """`compute()` on armed steps only (the temporal sums of backprop)."""
-        return branch.cond(tf.convert_to_tensor(self._flag) > 0, compute, otherwise)
 
     def _make_record(self, variables):
         def make(number, increments):

@@ -10,13 +10,17 @@ Pascanu et al. 2013).
 
 How: while a monitor is installed (around each train step), the layer's
 `call` is wrapped so that its input goes through an identity whose custom gradient
-takes the per-timestep sums of squares of the incoming gradient, on logged
-steps only (`when_armed`). Backpropagation runs before `optimizer.apply`, so
-the capture packs the profile with the other statistics of the same step.
+keeps the incoming gradient (no op of its own). Backpropagation runs before
+`optimizer.apply`, where the capture takes the kept gradients into the branch of
+logged steps that holds the other gradient statistics (`sampled`): a step that
+is not logged adds no op and no cond for the profile.
 
 The identity also takes the layer's first trainable weight (its gradient gets
 exact zeros added), so backpropagation reaches it even when the layer reads
-the data directly.
+the data directly. Its cost on every step is that gradient with respect to the
+layer's input, which TensorFlow computes inside its backward loop (for a layer
+reading the data directly, a small matmul per timestep; none for a layer whose
+input needs its gradient anyway).
 
 Edge cases:
 
@@ -80,24 +84,18 @@ class TemporalProbe:
 
     ```python
     probe = TemporalProbe(model)
-    wrappers = probe.wrappers(when_armed)  # patched around each train step
+    wrappers = probe.wrappers()  # patched around each train step
     sums, lengths = sampled(probe.take(probe.layers))  # in optimizer.apply
     ```
     """
 
     def __init__(self, model):
         self.layers = recurrent_layers(model)
-        self._sums = {}
+        self._kept = {}
         self._refused = set()
 
-    def wrappers(self, when_armed):
-        """`[(layer, "call", wrapper)]` to patch on each recurrent layer.
-
-        Args:
-            when_armed: Callable `(compute, otherwise)`: runs `compute` on
-                logged steps only (see `GradientCapture`).
-        """
-        self._when_armed = when_armed
+    def wrappers(self):
+        """`[(layer, "call", wrapper)]` to patch on each recurrent layer."""
         out = []
         for layer in self.layers:
             attribute = keras_hooks.recurrent_call_of(layer)
@@ -116,20 +114,15 @@ class TemporalProbe:
             if not anchors:
                 return call(sequences, *args, **kwargs)
             traced = _profiled_identity(
-                sequences,
-                anchors[0],
-                lambda sums: probe._keep(layer, sums),
-                probe._when_armed,
+                sequences, anchors[0], lambda gradient: probe._keep(layer, gradient)
             )
             return call(traced, *args, **kwargs)
 
         call_with_profile.__name__ = getattr(call, "__name__", "call")
         return call_with_profile
 
-    def _keep(self, layer, sums):
-        if layer.go_backwards:
-            sums = tf.reverse(sums, [0])
-        self._sums[_key(layer)] = sums
+    def _keep(self, layer, gradient):
+        self._kept[_key(layer)] = _Kept(gradient, layer.go_backwards)
 
     def _refuse(self, layer):
         if id(layer) in self._refused:
@@ -143,31 +136,32 @@ class TemporalProbe:
         )
 
     def take(self, layers):
-        """This step's per-timestep sums of squares of `layers` (`None` if absent).
+        """This step's input gradients of `layers` (`None` if absent).
 
         Called in the traced `optimizer.apply`, after backpropagation, outside
-        any branch (the sums live in the step's graph); `sampled` turns them
-        into the packed rows inside the capture's armed branch.
+        any branch (the gradients live in the step's graph); `sampled` turns
+        them into the packed rows inside the capture's armed branch.
 
         Args:
             layers: The recurrent layers whose profile goes with the optimizer.
         """
-        return [self._sums.pop(_key(layer), None) for layer in layers]
+        return [self._kept.pop(_key(layer), None) for layer in layers]
 
 
 def sampled(taken):
     """`([r, POINTS] sums of squares, [r] lengths)` of what `take` returned.
 
-    NaN rows and length 0 where no profile was taken. Under `tf.distribute`
-    the caller all-reduces the sums outside its branch, then takes `norms`.
+    Called inside the capture's branch of logged steps. NaN rows and length 0
+    where no profile was taken. Under `tf.distribute` the caller all-reduces
+    the sums outside its branch, then takes `norms`.
     """
     rows, lengths = [], []
-    for sums in taken:
-        if sums is None:
+    for kept in taken:
+        if kept is None:
             rows.append(tf.fill([POINTS], tf.constant(np.nan, tf.float64)))
             lengths.append(tf.constant(0.0, tf.float64))
             continue
-        row, length = _sample(sums)
+        row, length = _sample(kept.sums())
         rows.append(row)
         lengths.append(length)
     if not rows:
@@ -187,20 +181,28 @@ def _key(layer):
     return id(layer), threading.get_ident(), id(graph)
 
 
-def _profiled_identity(sequences, anchor, keep, when_armed):
-    """`sequences` unchanged; its gradient's per-timestep sums go to `keep`.
+class _Kept:
+    """A layer's input gradient of this step, in the order of the sequence."""
 
-    The sums are taken on logged steps only (`when_armed`).
-    """
+    def __init__(self, gradient, backwards):
+        self.gradient = gradient
+        self.backwards = backwards
+
+    def sums(self):
+        """`[T]` float64 sums of squares per timestep, in processing order."""
+        square = tf.square(tf.cast(self.gradient, tf.float64))
+        axes = [0, *range(2, len(self.gradient.shape))]
+        sums = tf.reduce_sum(square, axis=axes)
+        return tf.reverse(sums, [0]) if self.backwards else sums
+
+
+def _profiled_identity(sequences, anchor, keep):
+    """`sequences` unchanged; its gradient goes to `keep`, as it is."""
 
     @tf.custom_gradient
     def identity(x, weight):
         def grad(upstream):
-            def sums():
-                square = tf.square(tf.cast(upstream, tf.float64))
-                return tf.reduce_sum(square, axis=[0, *range(2, len(upstream.shape))])
-
-            keep(when_armed(sums, lambda: tf.zeros([0], tf.float64)))
+            keep(upstream)
             return upstream, tf.zeros_like(weight)
 
         return tf.identity(x), grad
