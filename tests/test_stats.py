@@ -1,6 +1,7 @@
 """Fused statistics against numpy and TensorBoard's own histogram buckets."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from tensorboard.plugins.histogram import summary_v2 as histogram_summary
 from tensorboard.util import tensor_util
@@ -93,14 +94,20 @@ def test_histograms_match_tensorboard_and_handle_edge_cases():
         assert out["hist_max"][i] == expected[-1, 1]
 
 
-def test_large_tensors_are_bucketed_in_chunks_as_tensorboard_buckets_them():
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_large_tensors_are_bucketed_in_chunks_as_tensorboard_buckets_them(
+    jit_compile,
+):
     rng = np.random.default_rng(2)
     size = 2 * stats.HISTOGRAM_CHUNK + 123  # three chunks, the last one short
     plain = rng.normal(size=size).astype("float32")
     with_inf = plain.copy()
     with_inf[[5, size - 1]] = [np.inf, np.nan]
     tensors = (plain, with_inf, np.full(stats.STACK_LIMIT + 1, -2.0, "float32"))
-    traced = tf.function(lambda *t: stats.histograms(stats.Blocks(list(t)), bins=30))
+    traced = tf.function(
+        lambda *t: stats.histograms(stats.Blocks(list(t)), bins=30),
+        jit_compile=jit_compile,
+    )
     out = traced(*[tf.constant(v) for v in tensors])
     for i, values in enumerate(tensors):
         values = values[np.isfinite(values)].astype("float64")
