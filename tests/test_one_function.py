@@ -78,7 +78,7 @@ def test_jit_compiled_model_logs_exact_gradients_from_its_own_xla_function(
 ):
     x, y = classification_data
     model, counter = fresh_model(jit_compile=True)
-    plain, plain_counter = fresh_model(jit_compile=True)
+    plain, _ = fresh_model(jit_compile=True)
     twin, _ = fresh_model()
     plain.set_weights(model.get_weights())
     twin.set_weights(model.get_weights())
@@ -86,7 +86,6 @@ def test_jit_compiled_model_logs_exact_gradients_from_its_own_xla_function(
     model.fit(x, y, batch_size=4, shuffle=False, verbose=0, callbacks=[monitor])
     plain.fit(x, y, batch_size=4, shuffle=False, verbose=0)
     assert counter.calls == 1  # one XLA function, logged steps or not: no twin
-    assert plain_counter.calls >= 1  # plain traces too (twice on Keras 3.15)
     for monitored, unmonitored in zip(model.weights, plain.weights, strict=True):
         assert (monitored.numpy() == unmonitored.numpy()).all()  # the same XLA
     logged = dict(events(tmp_path / "train")["grad_norm/global"])
