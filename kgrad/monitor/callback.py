@@ -222,7 +222,8 @@ class GradientMonitor(keras.callbacks.Callback):
         self._epoch_start = True
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._watch.before_call()
+        # A function traced when no histogram can be due leaves their code out.
+        self._capture.trace_histograms = bool(self._schedule.histograms_every)
         first = self._epoch_base + batch + 1
         last = first + self.model.steps_per_execution - 1
         steps = (self.params or {}).get("steps")
@@ -234,6 +235,9 @@ class GradientMonitor(keras.callbacks.Callback):
         if self._carry is not None:  # the due step did not update: try again
             norms, histograms = norms or self._carry[0], histograms or self._carry[1]
             self._carry = None
+        if histograms and not self._watch.blind:
+            histograms = self._watch.histograms_ready()
+        self._watch.before_call()
         if (norms or histograms) and not self._watch.blind:
             self._capture.arm(histograms=histograms)
             self._loss_probe.begin(self.model)

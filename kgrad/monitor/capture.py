@@ -160,6 +160,11 @@ class GradientCapture:
         self._warned = set()
         self._arms = 0
         self.known_functions = weakref.WeakSet()  # traced with these wrappers
+        # Functions traced from now on hold the histogram code only when True;
+        # those traced without it are in `without_histograms`.
+        self.trace_histograms = True
+        self.without_histograms = weakref.WeakSet()
+        self.traces = 0  # `apply` calls traced under the wrappers
         self.replicated = model.distribute_strategy.num_replicas_in_sync > 1
         with model.distribute_strategy.scope():
             self._flag = tf.Variable(
@@ -266,11 +271,18 @@ class GradientCapture:
 
     # -- in the traced train step -----------------------------------------
     def _arming(self, channel):
-        """`(arm, armed, histograms)` tensors of this step for `channel`."""
+        """`(arm, armed, histograms)` tensors of this step for `channel`.
+
+        `histograms` is Python `False` when `trace_histograms` is: the trace
+        leaves the histogram code out (under XLA, most of the statistics'
+        compile memory).
+        """
+        self.traces += 1
         flag = tf.convert_to_tensor(self._flag)
         arm = flag // 2
         armed = arm > tf.convert_to_tensor(channel.last_arm)
-        return arm, armed, tf.equal(flag % 2, 1)
+        histograms = tf.equal(flag % 2, 1) if self.trace_histograms else False
+        return arm, armed, histograms
 
     def _make_record(self, variables):
         def make(number, increments):

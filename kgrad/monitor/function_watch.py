@@ -24,6 +24,9 @@ monitored `fit`. `TrainFunctionWatch` covers what that leaves:
   guard is called outside a batch of its monitor (a later `fit` without the
   monitor, after an error elsewhere stopped the monitored one), it steps
   aside for good.
+- A function traced while no histogram could be due (`histograms_every`
+  off) has no histogram code in it: when histograms are due later, it is
+  retraced if that trains the same (`histograms_ready`).
 
 Example:
 
@@ -61,6 +64,7 @@ class TrainFunctionWatch:
         self.blind = False
         self._guard = None
         self._expecting = False
+        self._warned_histograms = False
 
     def begin(self):
         """Adopts the function `fit` is about to call; guards it."""
@@ -97,6 +101,34 @@ class TrainFunctionWatch:
         self._guard = None
         self._expecting = False
 
+    def histograms_ready(self):
+        """Whether the next call can compute histograms; retraces it if need be.
+
+        Call it with `capture.trace_histograms` set. A function traced without
+        the histogram code is made anew by Keras (traced at its next call)
+        when that trains the same; otherwise histograms wait for the next
+        compile, and the monitor says so once.
+        """
+        function = self.model.train_function
+        function = getattr(function, "_kgrad_inner", function)
+        if function not in self.capture.without_histograms:
+            return True
+        if keras_hooks.retrace_keeps_training(self.model):
+            keras_hooks.retrace_train_function(self.model)
+            self._install_guard()
+            return True
+        if not self._warned_histograms:
+            self._warned_histograms = True
+            warnings.warn(
+                "GradientMonitor: Keras traced this model's train function "
+                "while `histograms_every` was off, and the trainable variables "
+                "changed since without a recompile, so kgrad cannot retrace it "
+                "to add the histograms: they are logged after the next "
+                "`model.compile(...)`. Norms are logged as due.",
+                stacklevel=3,
+            )
+        return False
+
     def _ours(self):
         """Whether the function ran under this capture's wrappers before."""
         return self.model.train_function in self.capture.known_functions
@@ -111,6 +143,7 @@ class TrainFunctionWatch:
             self.on_abandon()
             return call()
         self._expecting = False
+        traces = self.capture.traces
         self.capture.install()
         try:
             outputs = call()
@@ -123,4 +156,9 @@ class TrainFunctionWatch:
             self.capture.uninstall()
         # Traced (if at all) under the wrappers: its statistics are in it.
         self.capture.known_functions.add(inner)
+        if self.capture.traces != traces:
+            if self.capture.trace_histograms:
+                self.capture.without_histograms.discard(inner)
+            else:
+                self.capture.without_histograms.add(inner)
         return outputs

@@ -126,7 +126,8 @@ def gradient_table(grads, variables, index, bins, histograms):
         variables: The variables the gradients are for.
         index: Dict from `id(variable)` to its position in the layout.
         bins: Histogram buckets.
-        histograms: Python bool or boolean tensor: compute histograms.
+        histograms: Python bool or boolean tensor: compute histograms
+            (Python `False` leaves their code out of the graph).
 
     Returns:
         `(table, missing)`: float64 `[n, 5 + bins]`, the columns `has_grad`,
@@ -147,11 +148,14 @@ def gradient_table(grads, variables, index, bins, histograms):
     k = len(present)
     blocks = stats_lib.Blocks(tensors, sizes)
     norms = stats_lib.gradient_statistics(blocks)
-    hist = tf.cond(
-        tf.convert_to_tensor(histograms),
-        lambda: _packed_histograms(blocks, bins),
-        lambda: tf.zeros([k, bins + 2], tf.float64),
-    )
+    if histograms is False:  # not traced at all
+        hist = tf.zeros([k, bins + 2], tf.float64)
+    else:
+        hist = tf.cond(
+            tf.convert_to_tensor(histograms),
+            lambda: _packed_histograms(blocks, bins),
+            lambda: tf.zeros([k, bins + 2], tf.float64),
+        )
     columns = tf.concat(
         [
             tf.ones([k, 1], tf.float64),
