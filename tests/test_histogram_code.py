@@ -10,31 +10,15 @@ import pytest
 
 from kgrad import GradientMonitor
 from kgrad.monitor import stats
+from tests.test_callback import compiled, mlp
 
 FIT = dict(batch_size=4, shuffle=False, verbose=0)  # 32 examples: 8 steps
 
 
 def same_models(jit_compile, count=2):
-    """`count` copies of a small classifier, with the same initial weights."""
-
-    def build():
-        model = keras.Sequential(
-            [
-                keras.Input((6,)),
-                keras.layers.Dense(5, activation="relu", name="hidden"),
-                keras.layers.Dense(3, name="out"),
-            ],
-            name="net",
-        )
-        model.compile(
-            optimizer="adam",
-            loss="sparse_categorical_crossentropy",
-            jit_compile=jit_compile,
-        )
-        return model
-
+    """`count` copies of `mlp`, with the same initial weights."""
     keras.utils.set_random_seed(0)
-    models = [build() for _ in range(count)]
+    models = [compiled(mlp(), jit_compile=jit_compile) for _ in range(count)]
     for model in models[1:]:
         model.set_weights(models[0].get_weights())
     return models
@@ -61,7 +45,7 @@ def assert_same_weights(model, plain):
 
 def assert_same_histograms(logged, reference, steps):
     """`out/kernel`'s histograms at `steps` are the reference's, bit for bit."""
-    tag = "grad_hist/net/out/kernel"
+    tag = "grad_hist/out/kernel"
     assert [step for step, _ in logged[tag]] == steps
     expected = dict(reference[tag])
     for step, histogram in logged[tag]:
@@ -141,4 +125,28 @@ def test_a_function_that_cannot_be_retraced_logs_norms_and_says_why(
     assert_same_weights(model, plain)
     logged = events(tmp_path / "train")
     assert [step for step, _ in logged["grad_norm/global"]] == list(range(1, 17))
-    assert "grad_hist/net/out/kernel" not in logged
+    assert "grad_hist/out/kernel" not in logged
+
+
+def test_a_function_with_one_trace_without_histograms_is_retraced(
+    tmp_path, events, classification_data, histogram_traces
+):
+    x, y = classification_data
+    model, plain, reference = same_models(jit_compile=False, count=3)
+    every = dict(norms_every=1, first_steps=0, figure_secs=None)
+    monitor = GradientMonitor(tmp_path / "run", histograms_every=0, **every)
+    always = GradientMonitor(tmp_path / "reference", histograms_every=1, **every)
+    model.fit(x, y, callbacks=[monitor], **FIT)  # traced at batch 4, without
+    monitor.histograms_every = 100  # none due in the next fit, whose short
+    model.fit(x[:30], y[:30], callbacks=[monitor], **FIT)  # last batch traces with
+    monitor.histograms_every = 1
+    model.fit(x, y, callbacks=[monitor], **FIT)  # batch 4 again: needs a retrace
+    for twin, callbacks in ((plain, []), (reference, [always])):
+        for data in ((x, y), (x[:30], y[:30]), (x, y)):
+            twin.fit(*data, callbacks=callbacks, **FIT)
+    assert_same_weights(model, plain)
+    assert_same_histograms(
+        events(tmp_path / "run" / "train"),
+        events(tmp_path / "reference" / "train"),
+        list(range(17, 25)),
+    )

@@ -156,9 +156,8 @@ class TrainFunctionWatch:
             self.capture.uninstall()
         # Traced (if at all) under the wrappers: its statistics are in it.
         self.capture.known_functions.add(inner)
-        if self.capture.traces != traces:
-            if self.capture.trace_histograms:
-                self.capture.without_histograms.discard(inner)
-            else:
-                self.capture.without_histograms.add(inner)
+        # A function with one trace (input signature) without the histogram
+        # code stays without it: only a new function (a retrace) has it again.
+        if self.capture.traces != traces and not self.capture.trace_histograms:
+            self.capture.without_histograms.add(inner)
         return outputs
