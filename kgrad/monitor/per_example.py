@@ -85,6 +85,15 @@ class PerExampleProbe:
         self._kept = {}  # key -> {id(variable): (sum, count)}, or None if repeated
         self._calls = {}  # key -> calls of the layer in this step
 
+    def variable_ids(self, rule_name):
+        """`id`s of the weights of the layers that take the rule `rule_name`."""
+        return {
+            id(v)
+            for layer, rule in self.layers
+            if rule.name == rule_name
+            for v in layer.trainable_variables
+        }
+
     def chain(self, wrappers):
         """`wrappers` with the covered layers' `call` wrapped too.
 
