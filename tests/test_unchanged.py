@@ -735,8 +735,13 @@ def test_noise_scale_trains_the_same(variant, tmp_path, events):
             keras.config.set_dtype_policy("float32")
         return model, [history(fit)]
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "kgrad: the noise scale leaves out")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         both(scenario, tmp_path, noise_scale=True)
     logged = events(tmp_path / "train")
-    assert len(logged["noise_scale/covered"]) == len(logged["grad_norm/global"])
+    refused = [w for w in caught if "noise_scale is off" in str(w.message)]
+    if variant == "xla":  # XLA may fuse differently around the per-example ops
+        assert len(refused) == 1 and "noise_scale/covered" not in logged
+    else:
+        assert not refused
+        assert len(logged["noise_scale/covered"]) == len(logged["grad_norm/global"])

@@ -156,7 +156,15 @@ class GradientCapture:
         self.forward = ForwardProbes(model)
         self.temporal = TemporalProbe(model)
         self.per_example = None
-        if noise_scale:
+        if noise_scale and _xla(model):
+            warnings.warn(
+                "kgrad: noise_scale is off for this model: it is compiled with "
+                "XLA (`jit_compile=True`), where the per-example ops can change "
+                "how XLA fuses backpropagation and the last bits of the weights. "
+                "Compile with `jit_compile=False` to log the noise scale.",
+                stacklevel=4,
+            )
+        elif noise_scale:
             self.per_example = PerExampleProbe(model, self._armed_any)
         self._owners = LayerOwners(model)
         self._explicit = optimizers
@@ -535,6 +543,11 @@ class GradientCapture:
                 "several replicas): its gradient statistics are not logged."
             )
         warnings.warn(message, stacklevel=3)
+
+
+def _xla(model):
+    """Whether Keras compiles the model's train step with XLA."""
+    return getattr(model, "jit_compile", False) is True
 
 
 def _no_temporal_sums(r):
