@@ -47,7 +47,8 @@ TRAIN = {
         "config = experiments.RunConfig('rnn_simple',\n"
         "    data_kwargs={'length': 50, 'n_train': 1000, 'n_test': 64},\n"
         "    model_kwargs={'units': 32}, learning_rate=1e-2, steps=150)\n"
-        "experiments.train(config, LOGS + '/rnn_simple', stream=open(os.devnull, 'w'))\n"
+        "quiet = open(os.devnull, 'w')\n"
+        "experiments.train(config, LOGS + '/rnn_simple', stream=quiet)\n"
     ),
     "densenet121": (
         "import keras, numpy as np; from kgrad import GradientMonitor\n"
@@ -89,7 +90,9 @@ def shoot(logs, out, prefix, views, source=None):
     for view, case, query in VIEWS:
         if views and view not in views:
             continue
-        with session.TensorBoardServer(os.path.join(logs, case), source=source) as server:
+        with session.TensorBoardServer(
+            os.path.join(logs, case), source=source
+        ) as server:
             server.wait_for_runs(len(query) if "compare" in query else 1)
             path = os.path.join(out, f"{prefix}{view}.png")
             session.chromium_screenshot(server.tab_url(**query), path, size=SIZE)
