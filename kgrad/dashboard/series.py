@@ -249,7 +249,7 @@ def heat_map(source, plan):
         little-endian float32 (NaN where a row has no value at a step);
         `undefined` the flat indices of the cells whose value is undefined:
         logged as NaN, or, for `update_ratio`, not written at a logged step
-        because the weight norm was 0 (see `kgrad.monitor.summaries`).
+        because the weight norm was 0 (see `kgrad.monitor.log.summaries`).
 
     Example:
 
