@@ -191,6 +191,7 @@ def layer_names(info):
     """The layer paths of a `run_info`: those of its variables and layers."""
     names = [p.rsplit("/", 1)[0] for p in info.get("variables", []) if "/" in p]
     names += [p[0] for p in info.get("layers", []) if p]
+    names += [p for p in info.get("recurrent_layers", []) if isinstance(p, str)]
     return list(dict.fromkeys(names))
 
 
