@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from kgrad import checks
+from kgrad.analysis.findings import checked_thresholds
 from kgrad.monitor import (
     keras_hooks,
     ownership,
@@ -18,7 +19,7 @@ from kgrad.monitor import (
     summaries,
 )
 from kgrad.monitor import schedule as schedule_lib
-from kgrad.monitor.attributes import forwarded, read_only
+from kgrad.monitor.attributes import checked, forwarded, read_only
 from kgrad.monitor.capture import GradientCapture
 from kgrad.monitor.findings_channel import FindingsChannel
 from kgrad.monitor.function_watch import TrainFunctionWatch
@@ -66,11 +67,12 @@ class GradientMonitor(keras.callbacks.Callback):
             have passed since the last one (so a loop of short `fit` calls
             does not pay it each time); 0 draws it after every `fit`, `None`
             never. Defaults to `300`.
-        thresholds: `kgrad.analysis.diagnostics.Thresholds` of the diagnosis
-            made at each epoch end (findings are reported when they appear
-            and when they clear, across all `fit` calls of the monitor, and
-            written to the `kgrad/findings` text tag); `None` for the
-            defaults. Defaults to `None`.
+        thresholds: `kgrad.analysis.findings.Thresholds` (or a dict of its
+            fields; an unknown key raises `ValueError`) of the diagnosis made
+            at each epoch end (findings are reported when they appear and
+            when they clear, across all `fit` calls of the monitor, and
+            written to the `kgrad/findings` text tag; a failing diagnosis is
+            warned about, training goes on); `None`: defaults. Defaults to `None`.
         include: Variable paths to tag: a shell-style pattern or a list
             (`fnmatch`, e.g. `"block1*"`), `None` for all; see
             `kgrad.monitor.tag_filter`. Read-only. Defaults to `None`.
@@ -120,6 +122,7 @@ class GradientMonitor(keras.callbacks.Callback):
     include = read_only("_include", "Patterns of the variable paths tagged.")
     exclude = read_only("_exclude", "Patterns of the variable paths not tagged.")
     per_layer = read_only("_per_layer", "Whether tags are per layer.")
+    thresholds = checked("_thresholds", checked_thresholds, "The diagnosis's.")
 
     def __init__(
         self,
@@ -422,10 +425,8 @@ class GradientMonitor(keras.callbacks.Callback):
         if self.on_nonfinite == "raise":
             self._abandon()
             for log in self._logger.logs.values():
-                finding = next(
-                    (f for f in log.diagnose(self.thresholds) if f.kind == "nonfinite"),
-                    None,
-                )
+                found = log.diagnose(self.thresholds) or ()
+                finding = next((f for f in found if f.kind == "nonfinite"), None)
                 if finding is not None:
                     raise FloatingPointError(f"kgrad: {finding.message()}")
         self._report_findings()
