@@ -10,14 +10,7 @@ import tensorflow as tf
 
 from kgrad import checks
 from kgrad.analysis.findings import checked_thresholds
-from kgrad.monitor import (
-    keras_hooks,
-    ownership,
-    replicas,
-    resume,
-    run_files,
-    summaries,
-)
+from kgrad.monitor import keras_hooks, ownership, replicas, resume, run_files, summaries
 from kgrad.monitor import schedule as schedule_lib
 from kgrad.monitor.attributes import checked, forwarded, read_only
 from kgrad.monitor.capture import GradientCapture
@@ -176,7 +169,13 @@ class GradientMonitor(keras.callbacks.Callback):
         self._loss_probe = LossProbe()  # the loss of each logged step
 
     # -- Keras hooks -------------------------------------------------------
-    def set_model(self, model):
+    def set_model(self, model=None):
+        if not isinstance(self, GradientMonitor):  # Keras called it on the class
+            raise TypeError(
+                "`callbacks` must hold a GradientMonitor instance, not the class: "
+                "pass `callbacks=[GradientMonitor(log_dir)]`. Received: "
+                "callbacks=[GradientMonitor]"
+            )
         keras_hooks.require_tensorflow_backend()
         if getattr(model, "optimizer", None) is None and not self.optimizers:
             raise ValueError(

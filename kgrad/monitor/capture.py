@@ -52,12 +52,12 @@ capture.uninstall()
 """
 
 import threading
-import warnings
 import weakref
 
 import numpy as np
 import tensorflow as tf
 
+from kgrad import checks
 from kgrad.monitor import branch, keras_hooks
 from kgrad.monitor import stats as stats_lib
 from kgrad.monitor.forward_probes import ForwardProbes
@@ -484,7 +484,7 @@ class GradientCapture:
                 "reachable in this train step (gradient accumulation under "
                 "several replicas): its gradient statistics are not logged."
             )
-        warnings.warn(message, stacklevel=3)
+        checks.warn(message)
 
 
 def _no_temporal_sums(r):

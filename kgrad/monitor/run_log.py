@@ -16,8 +16,8 @@ True
 """
 
 import functools
-import warnings
 
+from kgrad import checks
 from kgrad.analysis import diagnostics
 from kgrad.analysis.history import ScalarHistory
 from kgrad.monitor import summaries
@@ -64,11 +64,10 @@ class RunLog:
         except Exception as error:  # whatever a rule raises, training goes on
             if not self._diagnosis_failed:
                 self._diagnosis_failed = True
-                warnings.warn(
+                checks.warn(
                     f"kgrad: the diagnosis of {self.run_dir} failed "
                     f"({type(error).__name__}: {error}); training goes on, "
-                    "the findings are not updated.",
-                    stacklevel=2,
+                    "the findings are not updated."
                 )
             return None
 
