@@ -79,7 +79,8 @@ def test_grads_and_variables_of_different_lengths_raise_naming_both(tmp_path):
 def test_a_negative_step_raises_naming_it(tmp_path, step):
     model, gradients = _model_and_gradients()
     monitor = GradientMonitor(tmp_path)
-    with pytest.raises(ValueError, match=r"`step` must be a non-negative integer. Received: step=\S*-"):
+    message = r"`step` must be a non-negative integer. Received: step=\S*-"
+    with pytest.raises(ValueError, match=message):
         monitor.record(gradients(), model.trainable_variables, step)
 
 
