@@ -14,7 +14,7 @@ import pathlib
 
 import pytest
 
-from tests.dashboard_logs import MLP_STEPS, densenet_like_paths, fit_runs, write_run
+from tests.dashboard_logs import MLP_STEPS, fit_runs, write_run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TAB = "/data/plugin/kgrad"
@@ -62,7 +62,7 @@ def runs(server, logdir):
     fit_runs(logdir)
     _write_twins(logdir)
     _write_rnn_finding(logdir / "rnn_finding" / "train")
-    paths = densenet_like_paths()
+    paths = session.densenet121_paths()
     scalars = {
         f"grad_norm/{p}": {s: 10.0 ** (-3 * i / len(paths)) for s in range(1, 21)}
         for i, p in enumerate(paths)
@@ -388,7 +388,9 @@ def test_364_variables_are_grouped_readable_filtered_and_opened(server, page, ru
     page.wait("document.body.dataset.ready === 'true'")
     choose(page, GROUPING, "variable")
     keys = page.evaluate("document.querySelector('canvas.heatmap').dataset.rowKeys")
-    expected = [p for p in densenet_like_paths() if "kernel" in p and "pool" not in p]
+    expected = [
+        p for p in session.densenet121_paths() if "kernel" in p and "pool" not in p
+    ]
     assert keys.split("\n") == expected
 
 

@@ -4,8 +4,9 @@
 // The selection (run, side-by-side run, statistic, rows, filter, scale, zoom,
 // finding) is kept in the page's query and, inside TensorBoard, in its hash
 // (`/#kgrad&run=...`), so a reload or a shared link shows the same view.
-// When the maps are drawn, <body> gets data-ready="true" and each map canvas
-// data-cells, data-rows, data-steps, data-row-height and data-draw-ms.
+// When the maps are drawn, <body> gets data-ready="true", data-draw-ms (from
+// the switch or Refresh to drawn) and data-ready-ms (since the page opened),
+// and each map canvas data-cells, data-rows, data-steps, data-row-height.
 
 import {colourScale, decodeValues} from "./heatmap.js";
 import {buildDetail, clearDetail, showDetail} from "./detail.js";
@@ -225,6 +226,7 @@ async function draw(page, generation) {
   page.status.textContent = samplingNotes(loaded).join(" ");
   page.status.style.color = "#b35900";
   document.body.dataset.drawMs = (performance.now() - started).toFixed(1);
+  document.body.dataset.readyMs = performance.now().toFixed(1);
   document.body.dataset.ready = "true";
 }
 
