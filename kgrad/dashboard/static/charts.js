@@ -120,8 +120,8 @@ export function drawSeries(canvas, title, steps, values, kind, clickedStep) {
   const px = (x) => box.left + ((x - x0) / (x1 - x0)) * (box.right - box.left);
   const py = (y) => box.bottom - ((y - y0) / (y1 - y0)) * (box.bottom - box.top);
   axes(ctx, box, niceTicks(x0, x1, 4).map((t) => [px(t), formatted(t)]),
-    niceTicks(y0, y1, 3).map((t) => [py(t), kind === "log10" ? `1e${formatted(t)}` : formatted(t)]),
-    "step", kind === "log10" ? "value (log)" : "value");
+    niceTicks(y0, y1, 3).map((t) => [py(t), formatted(kind === "log10" ? 10 ** t : t)]),
+    "step", kind === "log10" ? "log scale" : "value");
   ctx.strokeStyle = "#1f77b4";
   ctx.beginPath();
   points.forEach(([x, y], i) => (i ? ctx.lineTo(px(x), py(y)) : ctx.moveTo(px(x), py(y))));
@@ -135,7 +135,7 @@ export function drawSeries(canvas, title, steps, values, kind, clickedStep) {
 /** A gradient histogram: `[left, right, count]` buckets as bars, with axes. */
 export function drawHistogram(canvas, answer, clickedStep) {
   const nearest = answer.step === clickedStep ? "" : ` (nearest logged to ${clickedStep})`;
-  const ctx = frame(canvas, `gradient histogram at step ${answer.step}${nearest}`);
+  const ctx = frame(canvas, `histogram at step ${answer.step}${nearest}`);
   const buckets = answer.buckets.filter((b) => b[0] !== null && b[1] !== null);
   if (!buckets.length) return;
   const box = {left: 50, top: 22, right: canvas.width - 10, bottom: canvas.height - 30};
@@ -149,6 +149,7 @@ export function drawHistogram(canvas, answer, clickedStep) {
   }
   axes(ctx, box, niceTicks(left, right, 3).map((t) => [px(t), formatted(t)]),
     niceTicks(0, top, 3).map((t) => [py(t), formatted(t)]), "gradient value", "count");
+  canvas.dataset.counts = buckets.map((b) => b[2]).join(",");
 }
 
 function axes(ctx, box, xTicks, yTicks, xName, yName) {

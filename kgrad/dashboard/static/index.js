@@ -57,11 +57,12 @@ function buildPage() {
     shared: make("one scale", "input"),
     zoom: make("Zoom", "select"),
     refresh: element("button", bar),
-    poll: make("poll 30 s", "input"),
+    poll: make("poll", "input"),
   };
   page.refresh.textContent = "Refresh";
+  page.poll.parentElement.title = "Refresh every 30 s";
   page.bn.type = page.shared.type = page.poll.type = "checkbox";
-  page.filter.placeholder = "e.g. kernel -_bn conv3";
+  page.filter.placeholder = "kernel -_bn";
   page.filter.title = "Space-separated patterns a row must match; -pattern: must not (regular expressions).";
   fillSelect(page.group, Object.keys(GROUPINGS), "auto", GROUPINGS);
   fillSelect(page.zoom, Object.keys(ZOOMS), "auto", ZOOMS);
