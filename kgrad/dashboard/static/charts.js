@@ -114,7 +114,7 @@ export function drawSeries(canvas, title, steps, values, kind, clickedStep) {
   }
   const xs = points.map((p) => p[0]);
   const ys = points.map((p) => p[1]);
-  const box = {left: 50, top: 22, right: canvas.width - 10, bottom: canvas.height - 30};
+  const box = {left: 60, top: 22, right: canvas.width - 10, bottom: canvas.height - 30};
   const [x0, x1] = spread(Math.min(...xs), Math.max(...xs));
   const [y0, y1] = spread(Math.min(...ys), Math.max(...ys));
   const px = (x) => box.left + ((x - x0) / (x1 - x0)) * (box.right - box.left);
@@ -138,7 +138,7 @@ export function drawHistogram(canvas, answer, clickedStep) {
   const ctx = frame(canvas, `histogram at step ${answer.step}${nearest}`);
   const buckets = answer.buckets.filter((b) => b[0] !== null && b[1] !== null);
   if (!buckets.length) return;
-  const box = {left: 50, top: 22, right: canvas.width - 10, bottom: canvas.height - 30};
+  const box = {left: 60, top: 22, right: canvas.width - 10, bottom: canvas.height - 30};
   const [left, right] = spread(buckets[0][0], buckets[buckets.length - 1][1]);
   const top = Math.max(...buckets.map((b) => b[2]), 1);
   const px = (x) => box.left + ((x - left) / (right - left)) * (box.right - box.left);
@@ -171,7 +171,7 @@ function axes(ctx, box, xTicks, yTicks, xName, yName) {
     ctx.fillText(label, box.left - 6, y);
   }
   ctx.save();
-  ctx.translate(9, (box.top + box.bottom) / 2);
+  ctx.translate(7, (box.top + box.bottom) / 2);
   ctx.rotate(-Math.PI / 2);
   ctx.textAlign = "center";
   ctx.fillText(yName, 0, 0);
