@@ -22,7 +22,6 @@ from kgrad.analysis.outcome import OUTCOME_KINDS
 KINDS = tuple(_TITLES)
 HALVES = ("calibration", "held_out")
 PEER_KINDS = ("vanishing", "exploding", "nonfinite", "dead_units") + OUTCOME_KINDS[:3]
-TARGET_LENGTHS = (300, 1000)
 PRECISION, RECALL = 0.95, 0.9
 QUICK_RUNS = ("relu_bias_minus5", "relu_he", "simple_rnn_T10", "batchnorm_batch2")
 DEPTH_RUNS = (
@@ -136,10 +135,11 @@ def _fmt(value):
     return "-" if value is None else f"{value:.2f}"
 
 
-def targets(rows):
-    """`(lines, met)`: each target of the issue with its numbers."""
+def targets(rows, lengths):
+    """`(lines, met)`: each target of the issue with its numbers, at the
+    middle and longest `lengths` (300 and 1,000 steps)."""
     lines, met = [], True
-    for n in TARGET_LENGTHS:
+    for n in lengths[1:]:
         counts = score(rows, "held_out", n)
         for kind in KINDS:
             c = counts[kind]
@@ -172,7 +172,7 @@ def targets(rows):
                 f"{len(names)}" + (f" ({', '.join(names)})" if names else "")
             )
     for kind in PEER_KINDS:
-        for n in TARGET_LENGTHS:
+        for n in lengths[1:]:
             ours = _pr(score(rows, None, n)[kind])
             theirs = _pr(score(rows, None, n, judge="peer")[kind])
             ahead = (
@@ -192,7 +192,7 @@ def targets(rows):
     return lines, met
 
 
-def _peer_table(rows):
+def _peer_table(rows, lengths):
     out = [
         "## kgrad beside the peer's rules (AutoTrainer), every run",
         "",
@@ -203,13 +203,13 @@ def _peer_table(rows):
         "it names no overfitting (that decision is commented out in its code).",
         "",
         "| kind | "
-        + " | ".join(f"{n}: kgrad P / R | {n}: peer P / R" for n in TARGET_LENGTHS)
+        + " | ".join(f"{n}: kgrad P / R | {n}: peer P / R" for n in lengths[1:])
         + " |",
-        "|---|" + "---|---|" * len(TARGET_LENGTHS),
+        "|---|" + "---|---|" * len(lengths[1:]),
     ]
     for kind in KINDS:
         cells = []
-        for n in TARGET_LENGTHS:
+        for n in lengths[1:]:
             ours = _pr(score(rows, None, n)[kind])
             theirs = _pr(score(rows, None, n, judge="peer")[kind])
             peer = (
@@ -258,8 +258,8 @@ def markdown(rows, lengths, seconds, command):
                 ]
             out.append(f"| `{kind}` | " + " | ".join(cells) + " |")
         out.append("")
-    out += _peer_table(rows)
-    lines, met = targets(rows)
+    out += _peer_table(rows, lengths)
+    lines, met = targets(rows, lengths)
     out += ["## Targets (held-out, 300 and 1,000 steps)", ""]
     out += lines if lines else []
     out += ["", "All targets met." if met else "Not all targets are met (above).", ""]

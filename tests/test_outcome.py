@@ -6,10 +6,13 @@ import math
 import keras
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.util import tensor_util
 
 from kgrad import GradientMonitor
 from kgrad.analysis import diagnostics, outcome, report
 from kgrad.analysis.findings import Thresholds
+from kgrad.dashboard import timeline
 
 STEPS = range(1, 401)
 
@@ -78,18 +81,24 @@ def test_a_stall_with_collapsed_updates_blames_the_schedule():
 
 
 def test_rises_of_the_loss_with_gradient_spikes_are_unstable():
-    spikes = (150, 151, 152, 250, 251, 252)
+    spikes = (160, 240)
+    epochs = [max(0.2, 2.3 - 0.4 * i) for i in range(20)]
+    epochs[7] = epochs[11] = 2.0  # the epochs ending at steps 160 and 240
 
-    def loss(s):
-        return 2.0 if s in spikes else max(0.2, 2.3 - 0.02 * s)
+    def norm(s):
+        return 30.0 if s in spikes else 1.0
 
-    norm = lambda s: 30.0 if s in spikes else 1.0  # noqa: E731
-    finding = _finding(_run(loss, norm=norm), "unstable")
+    scalars = _run(lambda s: 1.0, norm=norm, epochs={"loss": epochs})
+    finding = _finding(scalars, "unstable")
     assert dict(finding.numbers)["rises"] == 2
     assert "gradient norm spiked" in finding.evidence
-    # one rise is noise, not instability
-    one = _run(lambda s: 2.0 if s in spikes[:3] else max(0.2, 2.3 - 0.02 * s))
-    assert "unstable" not in _kinds(one)
+    # without the gradient spikes: not judged unstable
+    flat = _run(lambda s: 1.0, epochs={"loss": epochs})
+    assert "unstable" not in _kinds(flat)
+    # one rise is not instability
+    epochs[11] = 0.2
+    once = _run(lambda s: 1.0, norm=norm, epochs={"loss": epochs})
+    assert "unstable" not in _kinds(once)
 
 
 def test_a_rising_validation_loss_while_training_falls_is_overfitting():
@@ -176,3 +185,14 @@ def test_a_monitored_fit_that_does_not_learn_reports_it(tmp_path, capsys):
     assert "learning rate is too small" in out
     scalars, info = report.load_run(str(tmp_path / "train"))
     assert [f.kind for f in diagnostics.diagnose(scalars, info)] == ["not_learning"]
+    # the tab's timeline sees it in the findings the monitor wrote
+    accumulator = event_accumulator.EventAccumulator(
+        str(tmp_path / "train"), size_guidance={event_accumulator.TENSORS: 0}
+    )
+    accumulator.Reload()
+    texts = [
+        (e.step, tensor_util.make_ndarray(e.tensor_proto).item().decode())
+        for e in accumulator.Tensors("kgrad/findings")
+    ]
+    titles = [f["title"] for f in timeline.timeline(texts, [])]
+    assert titles == ["Warning: the loss does not fall."]

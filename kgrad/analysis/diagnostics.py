@@ -26,7 +26,8 @@ Rules (thresholds in `Thresholds`):
 | `vanishing` | warning | input side < `vanishing_ratio` x output side, or its |
 |  |  | update ratio < `min_update_ratio` and the output side's not |
 |  |  | (unless the loss fell by more than `learned_drop`) |
-| `dead_units` | warning | > `dead_share` of a ReLU layer's units dead |
+| `dead_units` | warning | > `dead_share` of a ReLU layer's units dead (not |
+|  |  | once the loss fell by more than `learned_drop`) |
 | `saturation` | warning | > `saturation_share` of sigmoid/tanh outputs at a bound |
 | `batchnorm_small_batch` | warning | BatchNorm, batches < `min_batchnorm_batch` |
 | `vanishing_in_time` | warning | SimpleRNN: gradient at the first timestep |

@@ -123,6 +123,8 @@ class Thresholds:
             share of what it had learned, `unstable_rises` times. Defaults
             to `0.1`.
         unstable_rises: See `unstable_rise`. Defaults to `2`.
+        unstable_spike: Unstable only when each rise comes with a global
+            gradient norm this many times its median before. Defaults to `3`.
         overfit_rise: Overfitting when the validation loss is this share
             above its lowest while the training loss fell. Defaults to `0.2`.
         tiny_update: An update/weight ratio below this, on every layer, is a
@@ -148,6 +150,7 @@ class Thresholds:
     stall_remaining: float = 0.3
     unstable_rise: float = 0.1
     unstable_rises: int = 2
+    unstable_spike: float = 3.0
     overfit_rise: float = 0.2
     tiny_update: float = 1e-4
     min_outcome_steps: int = 100
@@ -164,6 +167,7 @@ class Thresholds:
         for name in ("fell_drop", "plateau_drop", "stall_remaining", "unstable_rise"):
             checks.number_in(name, getattr(self, name), "(0, 1)")
         checks.number_in("overfit_rise", self.overfit_rise, "(0, inf)")
+        checks.number_in("unstable_spike", self.unstable_spike, "(1, inf)")
         checks.number_in("tiny_update", self.tiny_update, "(0, 1)")
         checks.number_in("temporal_explosion", self.temporal_explosion, "(1, inf)")
         checks.number_in("dead_share", self.dead_share, "[0, 1)")

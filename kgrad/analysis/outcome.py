@@ -13,8 +13,10 @@ the first epoch's mean has averaged the fall away).
 | `stalled` | it fell more, then the last third of the curve fell less than |
 |  | `plateau_drop` of the middle third's level, far from fitted (still |
 |  | above `stall_remaining` of its start) |
-| `unstable` | the loss rose back by more than `unstable_rise` of what it had |
-|  | learned, at least `unstable_rises` times |
+| `unstable` | the epoch loss rose back by more than `unstable_rise` of what |
+|  | it had learned, at least `unstable_rises` times, each time with the |
+|  | gradient norm `unstable_spike` x its median before (not judged on |
+|  | the losses of single batches: too noisy) |
 | `overfitting` | the validation loss rose `overfit_rise` above its lowest while |
 |  | the training loss kept falling |
 
@@ -64,8 +66,8 @@ def curve(scalars):
     if not steps:
         return math.nan, []
     start = float(np.median([v for _, v in steps[:START_STEPS]]))
-    epochs = [(s, v) for s, v in scalars.get(EPOCH_LOSS, []) if math.isfinite(v)]
-    if len(epochs) >= MIN_EPOCHS:
+    epochs = _epochs(scalars)
+    if epochs:
         return start, epochs
     values = [v for _, v in steps]
     smooth = [
@@ -73,6 +75,12 @@ def curve(scalars):
         for i in range(len(values))
     ]
     return start, [(s, v) for (s, _), v in zip(steps, smooth, strict=True)]
+
+
+def _epochs(scalars):
+    """The finite epoch losses, if at least `MIN_EPOCHS`; else `[]`."""
+    epochs = [(s, v) for s, v in scalars.get(EPOCH_LOSS, []) if math.isfinite(v)]
+    return epochs if len(epochs) >= MIN_EPOCHS else []
 
 
 def _nonfinite_step(scalars):
@@ -138,7 +146,8 @@ def findings(scalars, info, t, gradient_kinds):
         return []
     causes = [_CAUSES[k] for k in _CAUSES if k in gradient_kinds]
     found = _progress(scalars, info, t, start, points, causes)
-    found += _unstable(scalars, t, start, points)
+    if _epochs(scalars):  # a batch's loss is too noisy to tell rises apart
+        found += _unstable(scalars, t, start, points)
     found += _overfitting(scalars, t)
     return found
 
@@ -233,48 +242,44 @@ def _progress(scalars, info, t, start, points, causes):
 
 
 def _unstable(scalars, t, start, points):
-    """Rises of the loss that give back a share of what was learned."""
+    """Rises of the loss that give back a share of what was learned, each
+    with a spike of the global gradient norm (`t.unstable_spike` x)."""
+    norms = [(s, v) for s, v in scalars.get("grad_norm/global", []) if math.isfinite(v)]
     rises, low, worst, rising = [], math.inf, None, False
     for step, value in points:
-        share = (value - low) / (start - low) if low < start else 0.0
-        if share > t.unstable_rise and not rising:
-            rises.append(step)  # a new rise; the next points may belong to it
-        if share > t.unstable_rise and (worst is None or share > worst[1]):
-            worst = (step, share)
-        rising = share > t.unstable_rise
+        learned = start - low
+        share = (value - low) / learned if learned > t.fell_drop * start else 0.0
+        up = share > t.unstable_rise
+        if up and not rising:
+            spike = _norm_spike(norms, step)
+            if spike is not None and spike >= t.unstable_spike:
+                rises.append((step, share, spike))
+        if up and rises and (worst is None or share > worst[1]):
+            worst = (step, share, rises[-1][2])
+        rising = up
         low = min(low, value)
     if len(rises) < t.unstable_rises:
         return []
-    norms = [(s, v) for s, v in scalars.get("grad_norm/global", []) if math.isfinite(v)]
-    spike = _norm_spike(norms, worst[0])
     evidence = (
         f"The loss rose back {len(rises)} times, giving back up to "
         f"{worst[1]:.0%} of what it had learned (at step {worst[0]}; threshold "
-        f"{t.unstable_rise:.0%})."
+        f"{t.unstable_rise:.0%}), and the global gradient norm spiked with each "
+        f"rise (up to {max(r[2] for r in rises):.0f}x its median before; "
+        f"threshold {t.unstable_spike:g}x): steps too large for the curvature."
     )
-    if spike is not None and spike >= 3:
-        evidence += (
-            f" The global gradient norm spiked with it ({spike:.1f}x its median "
-            "before): steps too large for the curvature."
-        )
-        advice = (
-            "Lower the learning rate (e.g. 3-10x), add a warmup, or clip "
-            "gradients (`clipnorm=1.0`); with SGD, lower the momentum."
-        )
-    else:
-        evidence += " The gradient norm did not spike with it."
-        advice = (
-            "Lower the learning rate; check for bad batches (outliers, wrong "
-            "labels) and shuffle the data."
-        )
+    advice = (
+        "Lower the learning rate (e.g. 3-10x), add a warmup, or clip gradients "
+        "(`clipnorm=1.0`); with SGD, lower the momentum."
+    )
     numbers = (("rises", len(rises)), ("largest_share", worst[1]))
     return [Finding("unstable", "warning", (), evidence, advice, numbers=numbers)]
 
 
-def _norm_spike(norms, step):
-    """The largest norm logged around `step` over the median of those before."""
-    before = [v for s, v in norms if s < step][-10:]
-    around = [v for s, v in norms if step - 50 <= s <= step]
+def _norm_spike(norms, step, around_steps=50):
+    """The largest norm logged in the `around_steps` up to `step`, over the
+    median of the 10 logged before them."""
+    before = [v for s, v in norms if s < step - around_steps][-10:]
+    around = [v for s, v in norms if step - around_steps <= s <= step]
     if len(before) < 3 or not around:
         return None
     base = float(np.median(before))

@@ -133,13 +133,14 @@ def _format_run(name, scalars, run_info, findings, width, thresholds):
     elif said.startswith("loss fell"):
         lines.append("findings: none; the gradients look healthy.")
     else:
-        lines.append(
+        lines += textwrap.wrap(
             f"findings: none from the gradients, but {said} (the outcome rules "
-            f"wait for {thresholds.min_outcome_steps} steps and a logged loss)."
+            f"wait for {thresholds.min_outcome_steps} steps and a logged loss).",
+            width,
         )
     note = outcome.validation_note(scalars)
     if note:
-        lines.append(f"note: {note}.")
+        lines += textwrap.wrap(f"note: {note}.", width)
     return "\n".join(lines)
 
 
