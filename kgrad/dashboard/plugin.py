@@ -1,6 +1,6 @@
 """The Gradients tab's TensorBoard plugin: its routes and its static files.
 
-Routes, under `/data/plugin/kgrad/` (all JSON except `static/`):
+Routes, under `/data/plugin/<tags.PLUGIN_NAME>/` (all JSON except `static/`):
 
 | route | answers |
 |---|---|
@@ -35,9 +35,10 @@ from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
+from kgrad import tags
 from kgrad.dashboard import cache, collector, series, timeline
 
-PLUGIN_NAME = "kgrad"
+PLUGIN_NAME = tags.PLUGIN_NAME
 _STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 # The only files `static/` serves, with their types (no path is ever joined).
 STATIC_FILES = {
@@ -73,12 +74,12 @@ class GradientsPlugin(base_plugin.TBPlugin):
         }
 
     def is_active(self):
-        """Whether any run has kgrad's `kgrad/run_info` text."""
+        """Whether any run has kgrad's `tags.RUN_INFO` text."""
         listing = self._provider.list_tensors(
             provider_context(),
             experiment_id="",
             plugin_name="text",
-            run_tag_filter=provider.RunTagFilter(tags=[series.RUN_INFO_TAG]),
+            run_tag_filter=provider.RunTagFilter(tags=[tags.RUN_INFO]),
         )
         return any(listing.values())
 
@@ -144,7 +145,7 @@ class GradientsPlugin(base_plugin.TBPlugin):
             request,
             {
                 "run": run,
-                "findings": timeline.timeline(texts, layer_names(info)),
+                "findings": timeline.timeline(texts, tags.model_layers(info)),
                 "sampling": sampling,
             },
         )
@@ -157,13 +158,6 @@ class GradientsPlugin(base_plugin.TBPlugin):
         with open(os.path.join(_STATIC_DIR, name), "rb") as file:
             content = file.read()
         return http_util.Respond(request, content, STATIC_FILES[name])
-
-
-def layer_names(info):
-    """The layer paths of a `run_info`: those of its variables and layers."""
-    names = [p.rsplit("/", 1)[0] for p in info.get("variables", []) if "/" in p]
-    names += [p[0] for p in info.get("layers", []) if p]
-    return list(dict.fromkeys(names))
 
 
 def provider_context():

@@ -1,6 +1,6 @@
 """Findings on the time axis: when each appeared and when it cleared.
 
-kgrad writes the `kgrad/findings` text each time the diagnosis changes: the
+kgrad writes the `tags.FINDINGS` text each time the diagnosis changes: the
 active findings as a markdown list, one `Finding.message()` per item, or
 "No gradient problem found.". A finding is known by its first sentence
 (severity, title and layers); its numbers may change while it stays active.
@@ -20,7 +20,7 @@ _HEAD = re.compile(r"^((?:Error|Warning): .*?\.)(?:\s|$)", re.DOTALL)
 
 
 def timeline(texts, layer_names):
-    """Intervals of the findings in a run's `kgrad/findings` texts.
+    """Intervals of the findings in a run's `tags.FINDINGS` texts.
 
     Args:
         texts: `[(step, markdown)]`, as written, in step order.

@@ -69,7 +69,7 @@ class GradientMonitor(keras.callbacks.Callback):
         thresholds: `kgrad.analysis.diagnostics.Thresholds` of the diagnosis
             made at each epoch end (findings are reported when they appear
             and when they clear, across all `fit` calls of the monitor, and
-            written to the `kgrad/findings` text tag); `None` for the
+            written to the `tags.FINDINGS` text tag); `None` for the
             defaults. Defaults to `None`.
         include: Variable paths to tag: a shell-style pattern or a list
             (`fnmatch`, e.g. `"block1*"`), `None` for all; see

@@ -17,6 +17,7 @@ True
 
 import functools
 
+from kgrad import tags
 from kgrad.analysis import diagnostics
 from kgrad.analysis.history import ScalarHistory
 from kgrad.monitor import summaries
@@ -63,6 +64,6 @@ class RunLog:
             active = channel.log.runs[self.label]
             text = "\n\n".join(f"- {f.message()}" for f in active)
             value = summaries.text_value(
-                "kgrad/findings", text or "No gradient problem found."
+                tags.FINDINGS, text or "No gradient problem found."
             )
             worker.submit(functools.partial(self.writer.write, self.last_step, [value]))
