@@ -28,14 +28,15 @@ from tensorboard.data import provider
 
 from kgrad import tags
 
-# A row per variable or per activation layer, and how its colour is scaled.
+# What a row is (a variable, an activation layer, a timestep), how its colour
+# is scaled, and the statistic's name on the page. The first is the default.
 STATISTICS = {
-    tags.GRAD_NORM: ("variables", "log10"),
-    tags.UPDATE_RATIO: ("variables", "log10"),
-    tags.WEIGHT_NORM: ("variables", "log10"),
-    tags.DEAD_UNITS: ("layers", "linear"),
-    tags.SATURATION: ("layers", "linear"),
-    tags.TEMPORAL_GRAD: ("timesteps", "log10"),
+    tags.GRAD_NORM: ("variables", "log10", "gradient norm (log10)"),
+    tags.UPDATE_RATIO: ("variables", "log10", "update / weight ratio (log10)"),
+    tags.WEIGHT_NORM: ("variables", "log10", "weight norm (log10)"),
+    tags.DEAD_UNITS: ("layers", "linear", "dead-unit share"),
+    tags.SATURATION: ("layers", "linear", "saturated share"),
+    tags.TEMPORAL_GRAD: ("timesteps", "log10", "gradient through time (log10)"),
 }
 # What TensorBoard's loaders keep per tag when `--samples_per_plugin` does not
 # say (the same in the Python loader and in the Rust data server).
@@ -113,9 +114,12 @@ def runs(source):
     """The runs kgrad wrote, with what each can show.
 
     Returns:
-        A list of `{"run", "model", "statistics", "recurrent"}`, sorted by run:
-        the statistics with at least one tag, the recurrent layers with a
-        `tags.TEMPORAL_GRAD` map.
+        A list of `{"run", "model", "statistics", "recurrent", "choices"}`,
+        sorted by run: the statistics with at least one tag, the recurrent
+        layers with a `tags.TEMPORAL_GRAD` map, and `choices`, what the page
+        offers: `{"statistic", "label", "rows"}` of each statistic it can
+        show (the temporal one too when there are recurrent layers), `rows`
+        being `"variables"`, `"layers"` or `"timesteps"` (a layer to choose).
     """
     result = []
     for run, listed in sorted(source.scalar_tags().items()):
@@ -126,15 +130,24 @@ def runs(source):
         }
         if not present[tags.GRAD_NORM]:
             continue
+        statistics = [name for name, found in present.items() if found]
+        recurrent = tags.recurrent_layers(listed)
+        shown = statistics + ([tags.TEMPORAL_GRAD] if recurrent else [])
         result.append(
             {
                 "run": run,
                 "model": run_info(source, run).get("model"),
-                "statistics": [name for name, found in present.items() if found],
-                "recurrent": tags.recurrent_layers(listed),
+                "statistics": statistics,
+                "recurrent": recurrent,
+                "choices": [_choice(name) for name in shown],
             }
         )
     return result
+
+
+def _choice(statistic):
+    rows, _, label = STATISTICS[statistic]
+    return {"statistic": statistic, "label": label, "rows": rows}
 
 
 def run_info(source, run):
@@ -215,9 +228,11 @@ def heat_map(source, plan):
 
     Returns:
         `{"run", "statistic", "layer", "scale", "rows", "steps", "values",
-        "sampling"}`: `steps` every step any row has; `values` base64 of
-        row-major little-endian float32 (NaN where a row has no value at a
-        step).
+        "sampling", "label", "rows_are", "row_layers"}`: `steps` every step
+        any row has; `values` base64 of row-major little-endian float32 (NaN
+        where a row has no value at a step); `rows_are` what a row is
+        (`"variables"`, `"layers"`, `"timesteps"`) and `row_layers` the layer
+        of each row (`tags.layer_of` of a variable), the names findings list.
 
     Example:
 
@@ -228,16 +243,26 @@ def heat_map(source, plan):
     data = source.read("scalars", plan.run, plan.tags)
     series = [data.get(tag, []) for tag in plan.tags]
     steps, grid = _grid(series)
+    rows_are, scale, label = STATISTICS[plan.statistic]
     return {
         "run": plan.run,
         "statistic": plan.statistic,
         "layer": plan.layer,
-        "scale": STATISTICS[plan.statistic][1],
+        "scale": scale,
         "rows": list(plan.rows),
         "steps": steps.tolist(),
         "values": base64.b64encode(grid.tobytes()).decode("ascii"),
         "sampling": source.sampling("scalars", [len(p) for p in series]),
+        "label": label,
+        "rows_are": rows_are,
+        "row_layers": [_layer_of_row(plan, rows_are, row) for row in plan.rows],
     }
+
+
+def _layer_of_row(plan, rows_are, row):
+    if rows_are == "timesteps":
+        return plan.layer
+    return tags.layer_of(row) if rows_are == "variables" else row
 
 
 def _grid(series):

@@ -139,18 +139,12 @@ export function drawHeatMap(canvas, grid, options = {}) {
 }
 
 /** The layer of a row: its variable path without the weight's name. */
-export function layerOf(row, statistic) {
-  if (statistic === "dead_units" || statistic === "saturation") return row;
-  const cut = row.lastIndexOf("/");
-  return cut > 0 ? row.slice(0, cut) : row;
-}
-
 function drawLabels(ctx, grid, rowHeight, highlight) {
   ctx.font = `${Math.min(12, rowHeight)}px sans-serif`;
   ctx.textBaseline = "middle";
   for (let r = 0; r < grid.rows.length; r++) {
     const y = 1 + r * rowHeight;
-    if (highlight.has(layerOf(grid.rows[r], grid.statistic))) {
+    if (highlight.has(grid.row_layers[r])) {
       ctx.fillStyle = "#d62728";
       ctx.fillRect(LABEL_WIDTH - 6, y, 5, Math.max(rowHeight - 1, 1));
     }

@@ -1,21 +1,13 @@
 // The Gradients tab. TensorBoard loads this ES module in its iframe and calls
-// `render()`; every URL is relative to `/data/plugin/kgrad/`.
+// `render()`; every URL is relative to the plugin's `/data/plugin/<name>/`.
 //
 // When the heat maps are drawn, <body> gets data-ready="true", and each map
 // canvas data-cells (cells drawn), data-rows, data-steps and data-draw-ms.
 // The page's query may preselect runs: `?name=kgrad&run=a/train&compare=b/train`.
 
-import {decodeValues, drawHeatMap, layerOf} from "./heatmap.js";
+import {decodeValues, drawHeatMap} from "./heatmap.js";
 import {drawFindings, drawHistogram, drawSeries} from "./panels.js";
 
-const STATISTIC_LABELS = {
-  grad_norm: "gradient norm (log10)",
-  update_ratio: "update / weight ratio (log10)",
-  weight_norm: "weight norm (log10)",
-  dead_units: "dead-unit share",
-  saturation: "saturated share",
-  temporal_grad: "gradient through time (log10)",
-};
 const POLL_MS = 30000;
 
 export async function render() {
@@ -37,7 +29,7 @@ export async function render() {
   page.run.onchange = onRunChange;
   page.compare.onchange = redraw;
   page.statistic.onchange = () => {
-    page.layer.hidden = page.statistic.value !== "temporal_grad";
+    page.layer.hidden = !choosesLayer(page, runs);
     redraw();
   };
   page.layer.onchange = redraw;
@@ -86,11 +78,19 @@ function buildPage() {
 
 function updateStatistics(page, runs, wanted) {
   const run = runs.find((r) => r.run === page.run.value);
-  const names = [...run.statistics, ...(run.recurrent.length ? ["temporal_grad"] : [])];
+  // The server says what each statistic is (`choices`): no tag name here.
+  const names = run.choices.map((c) => c.statistic);
+  const labels = Object.fromEntries(run.choices.map((c) => [c.statistic, c.label]));
   const current = wanted || page.statistic.value;
-  fillSelect(page.statistic, names, names.includes(current) ? current : "grad_norm", STATISTIC_LABELS);
+  fillSelect(page.statistic, names, names.includes(current) ? current : names[0], labels);
   fillSelect(page.layer, run.recurrent, page.layer.value);
-  page.layer.hidden = page.statistic.value !== "temporal_grad";
+  page.layer.hidden = !choosesLayer(page, runs);
+}
+
+function choosesLayer(page, runs) {
+  const run = runs.find((r) => r.run === page.run.value);
+  const choice = run.choices.find((c) => c.statistic === page.statistic.value);
+  return Boolean(choice && choice.rows === "timesteps");
 }
 
 async function draw(page, runs) {
@@ -124,7 +124,7 @@ async function draw(page, runs) {
 async function loadPanel(page, name) {
   const statistic = page.statistic.value;
   const params = new URLSearchParams({run: name, statistic});
-  if (statistic === "temporal_grad") params.set("layer", page.layer.value);
+  if (!page.layer.hidden) params.set("layer", page.layer.value);
   const [grid, findings] = await Promise.all([
     getJson("heatmap?" + params),
     getJson("findings?" + new URLSearchParams({run: name})),
@@ -136,7 +136,7 @@ async function loadPanel(page, name) {
 function drawPanel(page, panel, width) {
   const box = element("div", page.maps);
   const {grid, findings} = panel;
-  const title = element("div", box, `${panel.name}: ${STATISTIC_LABELS[grid.statistic]}, ` +
+  const title = element("div", box, `${panel.name}: ${grid.label}, ` +
     `${grid.rows.length} rows x ${grid.steps.length} logged steps, input at the top`);
   title.style.fontWeight = "bold";
   const canvas = element("canvas", box);
@@ -198,12 +198,11 @@ async function showCell(page, panel, cell) {
   const values = grid.values.subarray(cell.row * columns, (cell.row + 1) * columns);
   drawSeries(page.series, `${row} over time`, grid.steps, values, grid.scale);
   page.histogram.width = 0;
-  const variables = ["grad_norm", "update_ratio", "weight_norm"];
-  if (!variables.includes(grid.statistic)) return;
+  if (grid.rows_are !== "variables") return;
   const params = new URLSearchParams({run: panel.name, path: row, step: grid.steps[cell.column]});
   const response = await fetch("histogram?" + params);
   if (response.status === 404) {
-    page.status.textContent = `${row} has no gradient histogram (layer ${layerOf(row, grid.statistic)}).`;
+    page.status.textContent = `${row} has no gradient histogram (layer ${grid.row_layers[cell.row]}).`;
     return;
   }
   drawHistogram(page.histogram, await checked(response));
