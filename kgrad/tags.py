@@ -37,8 +37,8 @@ applies several optimizers), at step = the optimizer's update count:
 | `kgrad/gradient_flow` | image | gradient norm per layer, input to output |
 | `kgrad/temporal_profile` | image | recurrent layers: timestep x logged step heat map |
 
-`<path>` is a variable's tag name (`kgrad.monitor.naming`: its Keras 3
-`variable.path`, made unique); with `per_layer=True` it is `<layer>/(all)`
+`<path>` is a variable's tag name (its Keras 3 `variable.path`, or its name
+when the path is `None`, made unique by the monitor); with `per_layer=True` it is `<layer>/(all)`
 for a whole layer (`whole_layer`). `<layer>` is a layer's path, `<rnn>` a
 recurrent layer's path; `<k>` is zero-padded to the digits of the last
 timestep (`temporal`).
