@@ -36,12 +36,14 @@ applies several optimizers), at step = the optimizer's update count:
 | `kgrad/missing_steps` | text | JSON `{"steps": [...]}`: steps the writer lost |
 | `kgrad/gradient_flow` | image | gradient norm per layer, input to output |
 | `kgrad/temporal_profile` | image | recurrent layers: timestep x logged step heat map |
+| custom scalars | layout | every variable's gradient norm on one chart |
+|  |  | (TensorBoard's own `custom_scalars__config__` tag) |
 
 `<path>` is a variable's tag name (its Keras 3 `variable.path`, or its name
-when the path is `None`, made unique by the monitor); with `per_layer=True` it is `<layer>/(all)`
-for a whole layer (`whole_layer`). `<layer>` is a layer's path, `<rnn>` a
-recurrent layer's path; `<k>` is zero-padded to the digits of the last
-timestep (`temporal`).
+when the path is `None`, made unique by the monitor); with `per_layer=True`
+it is `<layer>/(all)` for a whole layer (`whole_layer`). `<layer>` is a
+layer's path, `<rnn>` a recurrent layer's path; `<k>` is zero-padded to the
+digits of the last timestep (`temporal`).
 
 Example:
 
