@@ -141,18 +141,25 @@ def names(tags, statistic):
     return [n for n in found if n is not None and n != GLOBAL]
 
 
-def layer_of(path):
-    """The layer of a variable's tag name: the path up to its last `/`.
+def layer_of(path, recurrent=()):
+    """The layer of a variable's tag name.
 
-    A variable outside any layer (a path without `/`, e.g. a bare
-    `keras.Variable` named `w`, or a name taken when the path is `None`) is
-    its own layer, so that it is never dropped from a per-layer view.
+    The recurrent layer (of `recurrent`, `recurrent_order(run_info)`) whose
+    cell holds it, else the path up to its last `/`. A variable outside any
+    layer (a path without `/`, e.g. a bare `keras.Variable` named `w`, or a
+    name taken when the path is `None`) is its own layer, so that it is never
+    dropped from a per-layer view.
 
     Example:
 
     >>> layer_of("m/block/dense/kernel"), layer_of("w"), layer_of("d/(all)")
     ('m/block/dense', 'w', 'd')
+    >>> layer_of("m/rnn/simple_rnn_cell/kernel", recurrent=["m/rnn"])
+    'm/rnn'
     """
+    holders = [r for r in recurrent if path.startswith(f"{r}/")]
+    if holders:
+        return max(holders, key=len)
     layer, _, _ = path.rpartition("/")
     return layer or path
 
@@ -285,8 +292,11 @@ def model_layers(run_info):
 
     Example:
 
-    >>> model_layers({"variables": ["m/d/kernel", "w"], "layers": [["m/r", "relu"]]})
-    ['m/d', 'w', 'm/r']
+    >>> info = {"variables": ["m/d/kernel", "w", "m/r/cell/kernel"],
+    ...         "layers": [["m/a", "relu"]], "recurrent_layers": ["m/r"]}
+    >>> model_layers(info)
+    ['m/d', 'w', 'm/r', 'm/a']
     """
-    found = [layer_of(p) for p in variable_order(run_info)]
+    recurrent = recurrent_order(run_info)
+    found = [layer_of(p, recurrent) for p in variable_order(run_info)]
     return list(dict.fromkeys(found + layer_order(run_info)))

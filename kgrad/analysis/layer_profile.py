@@ -127,8 +127,9 @@ def layers(scalars, run_info):
     """`[(layer path, [variable paths])]` from input to output."""
     logged = tags.names(scalars, tags.GRAD_NORM)
     grouped = {}
+    recurrent = tags.recurrent_order(run_info)
     for path in tags.in_model_order(logged, tags.variable_order(run_info)):
-        grouped.setdefault(tags.layer_of(path), []).append(path)
+        grouped.setdefault(tags.layer_of(path, recurrent), []).append(path)
     return list(grouped.items())
 
 

@@ -8,6 +8,7 @@ Routes, under `/data/plugin/<tags.PLUGIN_NAME>/` (all JSON except `static/`):
 | `heatmap?run=&statistic=[&layer=]` | one statistic as rows x steps |
 | `histogram?run=&path=&step=` | a variable's gradient histogram near `step` |
 | `findings?run=` | the findings with the steps they appeared and cleared |
+| `loss?run=` | the loss of each logged step (`tags.LOSS`) |
 | `static/<file>` | the frontend (`index.js` is the ES module TensorBoard loads) |
 
 `heatmap` answers are kept, gzipped, while the data provider lists the same
@@ -42,9 +43,18 @@ PLUGIN_NAME = tags.PLUGIN_NAME
 _STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 # The only files `static/` serves, with their types (no path is ever joined).
 STATIC_FILES = {
-    "index.js": "text/javascript",
-    "heatmap.js": "text/javascript",
-    "panels.js": "text/javascript",
+    name: "text/javascript"
+    for name in (
+        "index.js",
+        "axis.js",
+        "charts.js",
+        "detail.js",
+        "heatmap.js",
+        "legend.js",
+        "panel.js",
+        "rows.js",
+        "style.js",
+    )
 }
 
 
@@ -70,6 +80,7 @@ class GradientsPlugin(base_plugin.TBPlugin):
             "/heatmap": self._heatmap,
             "/histogram": self._histogram,
             "/findings": self._findings,
+            "/loss": self._loss,
             "/static/*": self._static,
         }
 
@@ -99,7 +110,17 @@ class GradientsPlugin(base_plugin.TBPlugin):
 
     @wrappers.Request.application
     def _runs(self, request):
-        return _json(request, series.runs(self._source(request)))
+        source = self._source(request)
+        answer = series.runs(source)
+        for entry in answer:
+            active = [
+                f
+                for f in _findings_of(source, entry["run"])[0]
+                if f["cleared_step"] is None
+            ]
+            entry["findings"] = len(active)
+            entry["errors"] = sum(f["severity"] == "error" for f in active)
+        return _json(request, answer)
 
     @wrappers.Request.application
     def _heatmap(self, request):
@@ -139,15 +160,13 @@ class GradientsPlugin(base_plugin.TBPlugin):
     def _findings(self, request):
         source = self._source(request)
         run = _argument(request, "run")
-        texts, sampling = series.findings_texts(source, run)
-        info = series.run_info(source, run)
+        found, sampling = _findings_of(source, run)
+        return _json(request, {"run": run, "findings": found, "sampling": sampling})
+
+    @wrappers.Request.application
+    def _loss(self, request):
         return _json(
-            request,
-            {
-                "run": run,
-                "findings": timeline.timeline(texts, tags.model_layers(info)),
-                "sampling": sampling,
-            },
+            request, series.loss(self._source(request), _argument(request, "run"))
         )
 
     @wrappers.Request.application
@@ -158,6 +177,15 @@ class GradientsPlugin(base_plugin.TBPlugin):
         with open(os.path.join(_STATIC_DIR, name), "rb") as file:
             content = file.read()
         return http_util.Respond(request, content, STATIC_FILES[name])
+
+
+def _findings_of(source, run):
+    """`(findings, sampling)` of a run, each finding with its statistic."""
+    texts, sampling = series.findings_texts(source, run)
+    found = timeline.timeline(texts, tags.model_layers(series.run_info(source, run)))
+    for finding in found:
+        finding["statistic"] = timeline.statistic_of(finding["title"])
+    return found, sampling
 
 
 def provider_context():

@@ -28,15 +28,14 @@ from tensorboard.data import provider
 
 from kgrad import tags
 
-# What a row is (a variable, an activation layer, a timestep), how its colour
-# is scaled, and the statistic's name on the page. The first is the default.
+# A row per variable or per activation layer, and how its colour is scaled.
 STATISTICS = {
-    tags.GRAD_NORM: ("variables", "log10", "gradient norm (log10)"),
-    tags.UPDATE_RATIO: ("variables", "log10", "update / weight ratio (log10)"),
-    tags.WEIGHT_NORM: ("variables", "log10", "weight norm (log10)"),
-    tags.DEAD_UNITS: ("layers", "linear", "dead-unit share"),
-    tags.SATURATION: ("layers", "linear", "saturated share"),
-    tags.TEMPORAL_GRAD: ("timesteps", "log10", "gradient through time (log10)"),
+    tags.GRAD_NORM: ("variables", "log10"),
+    tags.UPDATE_RATIO: ("variables", "log10"),
+    tags.WEIGHT_NORM: ("variables", "log10"),
+    tags.DEAD_UNITS: ("layers", "linear"),
+    tags.SATURATION: ("layers", "linear"),
+    tags.TEMPORAL_GRAD: ("timesteps", "log10"),
 }
 # What TensorBoard's loaders keep per tag when `--samples_per_plugin` does not
 # say (the same in the Python loader and in the Rust data server).
@@ -114,12 +113,10 @@ def runs(source):
     """The runs kgrad wrote, with what each can show.
 
     Returns:
-        A list of `{"run", "model", "statistics", "recurrent", "choices"}`,
-        sorted by run: the statistics with at least one tag, the recurrent
-        layers with a `tags.TEMPORAL_GRAD` map, and `choices`, what the page
-        offers: `{"statistic", "label", "rows"}` of each statistic it can
-        show (the temporal one too when there are recurrent layers), `rows`
-        being `"variables"`, `"layers"` or `"timesteps"` (a layer to choose).
+        A list of `{"run", "model", "statistics", "recurrent", "loss",
+        "batchnorm"}`, sorted by run: the statistics with at least one tag,
+        the recurrent layers with a `tags.TEMPORAL_GRAD` map, whether
+        `tags.LOSS` was logged, whether the model has BatchNorm layers.
     """
     result = []
     for run, listed in sorted(source.scalar_tags().items()):
@@ -130,24 +127,18 @@ def runs(source):
         }
         if not present[tags.GRAD_NORM]:
             continue
-        statistics = [name for name, found in present.items() if found]
-        recurrent = tags.recurrent_layers(listed)
-        shown = statistics + ([tags.TEMPORAL_GRAD] if recurrent else [])
+        info = run_info(source, run)
         result.append(
             {
                 "run": run,
-                "model": run_info(source, run).get("model"),
-                "statistics": statistics,
-                "recurrent": recurrent,
-                "choices": [_choice(name) for name in shown],
+                "model": info.get("model"),
+                "statistics": [name for name, found in present.items() if found],
+                "recurrent": tags.recurrent_layers(listed),
+                "loss": tags.LOSS in listed,
+                "batchnorm": bool(info.get("batchnorm_layers")),
             }
         )
     return result
-
-
-def _choice(statistic):
-    rows, _, label = STATISTICS[statistic]
-    return {"statistic": statistic, "label": label, "rows": rows}
 
 
 def run_info(source, run):
@@ -178,6 +169,9 @@ class HeatMapPlan:
         layer: For `tags.TEMPORAL_GRAD`, the recurrent layer, else `None`.
         rows: The row names, input first.
         tags: The scalar tag of each row.
+        layers: The layer of each row (for `tags.TEMPORAL_GRAD`: the recurrent
+            layer).
+        batchnorm: The layers among `layers` that are BatchNorm layers.
         version: `(tag, max_step, max_wall_time)` of each row as the data
             provider lists them: it changes whenever a tag gains a point, so
             an answer built for one version is the answer while it holds.
@@ -189,6 +183,8 @@ class HeatMapPlan:
     rows: tuple
     tags: tuple
     version: tuple
+    layers: tuple = ()
+    batchnorm: tuple = ()
 
 
 def heat_map_plan(source, run, statistic, layer=None):
@@ -208,7 +204,8 @@ def heat_map_plan(source, run, statistic, layer=None):
     listed = source.scalar_series(run)
     if statistic == tags.TEMPORAL_GRAD:
         check_choice("layer", layer, tags.recurrent_layers(listed))
-    found = _rows(sorted(listed), statistic, layer, run_info(source, run))
+    info = run_info(source, run)
+    found = _rows(sorted(listed), statistic, layer, info)
     if not found:
         what = f"{statistic} {layer}" if layer else statistic
         raise errors.NotFoundError(f"run {run!r} has no {what} scalars")
@@ -216,7 +213,11 @@ def heat_map_plan(source, run, statistic, layer=None):
     version = tuple(
         (tag, listed[tag].max_step, listed[tag].max_wall_time) for tag in row_tags
     )
-    return HeatMapPlan(run, statistic, layer, rows, row_tags, version)
+    layers = tuple(row_layer(row, statistic, layer, info) for row in rows)
+    batchnorm = tuple(sorted(set(layers) & set(info.get("batchnorm_layers", []))))
+    return HeatMapPlan(
+        run, statistic, layer, rows, row_tags, version, layers, batchnorm
+    )
 
 
 def heat_map(source, plan):
@@ -227,12 +228,14 @@ def heat_map(source, plan):
         plan: A `HeatMapPlan` (see `heat_map_plan`).
 
     Returns:
-        `{"run", "statistic", "layer", "scale", "rows", "steps", "values",
-        "sampling", "label", "rows_are", "row_layers"}`: `steps` every step
-        any row has; `values` base64 of row-major little-endian float32 (NaN
-        where a row has no value at a step); `rows_are` what a row is
-        (`"variables"`, `"layers"`, `"timesteps"`) and `row_layers` the layer
-        of each row (`tags.layer_of` of a variable), the names findings list.
+        `{"run", "statistic", "layer", "scale", "rows", "layers", "batchnorm",
+        "steps", "values", "undefined", "sampling"}`: `layers` the layer of
+        each row, `batchnorm` those that are BatchNorm layers;
+        `steps` every step any row has; `values` base64 of row-major
+        little-endian float32 (NaN where a row has no value at a step);
+        `undefined` the flat indices of the cells whose value is undefined:
+        logged as NaN, or, for `tags.UPDATE_RATIO`, not written at a logged step
+        because the weight norm was 0 (see `kgrad.monitor.log.summaries`).
 
     Example:
 
@@ -242,31 +245,58 @@ def heat_map(source, plan):
     """
     data = source.read("scalars", plan.run, plan.tags)
     series = [data.get(tag, []) for tag in plan.tags]
-    steps, grid = _grid(series)
-    rows_are, scale, label = STATISTICS[plan.statistic]
+    steps, grid, logged = _grid(series)
+    undefined = logged & np.isnan(grid)
+    if plan.statistic == tags.UPDATE_RATIO:
+        undefined |= ~logged
     return {
         "run": plan.run,
         "statistic": plan.statistic,
         "layer": plan.layer,
-        "scale": scale,
+        "scale": STATISTICS[plan.statistic][1],
         "rows": list(plan.rows),
+        "layers": list(plan.layers),
+        "batchnorm": list(plan.batchnorm),
         "steps": steps.tolist(),
         "values": base64.b64encode(grid.tobytes()).decode("ascii"),
+        "undefined": np.flatnonzero(undefined).tolist(),
         "sampling": source.sampling("scalars", [len(p) for p in series]),
-        "label": label,
-        "rows_are": rows_are,
-        "row_layers": [_layer_of_row(plan, rows_are, row) for row in plan.rows],
     }
 
 
-def _layer_of_row(plan, rows_are, row):
-    if rows_are == "timesteps":
-        return plan.layer
-    return tags.layer_of(row) if rows_are == "variables" else row
+def loss(source, run):
+    """`{"run", "steps", "values"}` of the run's `tags.LOSS` (empty if none).
+
+    Non-finite losses are `None`.
+    """
+    points = source.read("scalars", run, [tags.LOSS]).get(tags.LOSS, [])
+    return {
+        "run": run,
+        "steps": [p.step for p in points],
+        "values": [_finite(float(p.value)) for p in points],
+    }
+
+
+def row_layer(row, statistic, recurrent_layer, info):
+    """The layer a heat map row belongs to.
+
+    A variable's layer is its path without the weight's name, or the
+    recurrent layer whose cell holds it (`rnn_01/simple_rnn_cell/kernel` is
+    in `rnn_01`); an activation row is its layer; a timestep row is in the
+    recurrent layer of the map.
+    """
+    kind = STATISTICS[statistic][0]
+    if kind == "timesteps":
+        return recurrent_layer
+    if kind == "layers":
+        return row
+    return tags.layer_of(row, tags.recurrent_order(info))
 
 
 def _grid(series):
-    """`(steps, rows x steps float32 grid)` of the `ScalarDatum` lists `series`.
+    """`(steps, rows x steps float32 grid, logged mask)` of `series`.
+
+    `series` are `ScalarDatum` lists; the mask says which cells were written.
 
     Vectorised: one pass over the points takes their steps and values out,
     numpy places them (a later point of a repeated step wins).
@@ -278,9 +308,12 @@ def _grid(series):
     values = np.fromiter(map(value_of, points), np.float64, len(points))
     steps = np.unique(point_steps)
     grid = np.full((len(series), len(steps)), np.nan, "<f4")
+    logged = np.zeros(grid.shape, bool)
     row_of = np.repeat(np.arange(len(series)), counts)
-    grid[row_of, np.searchsorted(steps, point_steps)] = values
-    return steps, grid
+    cells = (row_of, np.searchsorted(steps, point_steps))
+    grid[cells] = values
+    logged[cells] = True
+    return steps, grid, logged
 
 
 def histogram(source, run, path, step):

@@ -15,6 +15,8 @@ Example:
 
 import re
 
+from kgrad import tags
+
 _ITEM = re.compile(r"^- ", re.MULTILINE)
 _HEAD = re.compile(r"^((?:Error|Warning): .*?\.)(?:\s|$)", re.DOTALL)
 
@@ -72,3 +74,18 @@ def _messages(markdown):
         return []
     items = _ITEM.split(markdown)
     return [" ".join(item.split()) for item in items if item.strip()]
+
+
+_STATISTIC_OF_TITLE = (
+    ("through time", tags.TEMPORAL_GRAD),
+    ("dead ReLU", tags.DEAD_UNITS),
+    ("saturated", tags.SATURATION),
+)
+
+
+def statistic_of(title):
+    """The heat map a finding is about (`tags.GRAD_NORM` unless its title says)."""
+    for words, statistic in _STATISTIC_OF_TITLE:
+        if words in title:
+            return statistic
+    return tags.GRAD_NORM
