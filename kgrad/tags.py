@@ -207,6 +207,21 @@ def temporal_ratio(rnn):
     return tag(TEMPORAL_GRAD, f"{rnn}/{FIRST_OVER_LAST}")
 
 
+def parse_temporal_ratio(tag_):
+    """The recurrent layer of a first-over-last ratio tag, else `None`.
+
+    Example:
+
+    >>> parse_temporal_ratio(temporal_ratio("m/lstm"))
+    'm/lstm'
+    """
+    rest = name_of(tag_, TEMPORAL_GRAD)
+    suffix = f"/{FIRST_OVER_LAST}"
+    if rest is None or not rest.endswith(suffix) or rest == suffix:
+        return None
+    return rest[: -len(suffix)]
+
+
 def parse_temporal(tag_):
     """`(rnn, timestep)` of a per-timestep temporal tag, else `None`.
 

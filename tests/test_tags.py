@@ -3,10 +3,12 @@ the tags a monitored fit writes are exactly those the contract builds."""
 
 import ast
 import pathlib
+import re
 import subprocess
 import sys
 
 import pytest
+from tensorboard.plugins.custom_scalar import metadata as custom_scalar_metadata
 
 from kgrad import tags
 
@@ -70,6 +72,8 @@ def test_temporal_round_trip(rnn, last):
         # zero-padded to the digits of the last timestep: sorts as numbers
         assert len(built.rpartition("/")[2]) == 1 + len(str(last))
     assert tags.parse_temporal(tags.temporal_ratio(rnn)) is None
+    assert tags.parse_temporal_ratio(tags.temporal_ratio(rnn)) == rnn
+    assert tags.parse_temporal_ratio(tags.temporal(rnn, 0, last)) is None
     assert tags.name_of(tags.temporal_ratio(rnn), tags.TEMPORAL_GRAD).endswith(
         tags.FIRST_OVER_LAST
     )
@@ -157,3 +161,115 @@ def test_no_tag_literal_outside_the_contract():
                     if p in text
                 ]
     assert found == []
+
+
+STATIC = ROOT / "kgrad" / "dashboard" / "static"
+
+
+def test_the_tab_imports_every_name_it_uses_from_the_served_contract():
+    from kgrad.dashboard import plugin
+
+    module = plugin.tags_module()
+    exported = set(re.findall(r"^export const (\w+) = ", module, re.M))
+    assert {"GRAD_NORM", "TEMPORAL_GRAD", "LOSS", "PER_VARIABLE"} <= exported
+    assert f'export const TEMPORAL_GRAD = "{tags.TEMPORAL_GRAD}";' in module
+    imported = set()
+    for path in STATIC.glob("*.js"):
+        for names in re.findall(
+            r'import \{([^}]*)\} from "\./tags\.js"', path.read_text()
+        ):
+            imported |= {n.strip() for n in names.split(",")}
+    assert imported and imported <= exported
+
+
+def test_no_statistic_name_is_spelled_in_the_tab():
+    statistics = tags.PER_VARIABLE + tags.PER_LAYER + (tags.TEMPORAL_GRAD,)
+    found = [
+        f"{path.name}: {name}"
+        for path in sorted(STATIC.glob("*.js"))
+        for name in statistics + (tags.NAMESPACE + "/",)
+        if re.search(
+            rf"[\"'`]{re.escape(name)}|^\s*{re.escape(name)}:", path.read_text(), re.M
+        )
+    ]
+    assert found == []
+
+
+def _classify(tag_, info):
+    """Which contract entry `tag_` is, checked against the run's `run_info`."""
+    if tag_ in (tags.LOSS, tags.RUN_INFO, tags.GRADIENT_FLOW, tags.FINDINGS):
+        return tag_
+    if tag_ == custom_scalar_metadata.CONFIG_SUMMARY_TAG:  # TensorBoard's own
+        return tag_
+    if tags.epoch_metric(tag_) is not None:
+        return tags.EPOCH_PREFIX
+    if parsed := tags.parse_temporal(tag_):
+        assert parsed[0] in tags.recurrent_order(info)
+        return tags.TEMPORAL_GRAD
+    if rnn := tags.parse_temporal_ratio(tag_):
+        assert rnn in tags.recurrent_order(info)
+        return tags.FIRST_OVER_LAST
+    for statistic in tags.PER_VARIABLE:
+        name = tags.name_of(tag_, statistic)
+        if name is not None:
+            assert name == tags.GLOBAL or name in tags.variable_order(info), tag_
+            return statistic
+    for statistic in tags.PER_LAYER:
+        name = tags.name_of(tag_, statistic)
+        if name is not None:
+            assert name in tags.layer_order(info), tag_
+            return statistic
+    return None
+
+
+def test_every_tag_a_monitored_fit_writes_is_built_by_the_contract(tmp_path):
+    """A small RNN + ReLU model, two logged steps, read back with
+    TensorBoard's reader: each tag parses with `kgrad.tags` and names a
+    variable, layer or recurrent layer of the run's `run_info`."""
+    import json
+
+    import keras
+    import numpy as np
+    from tensorboard.backend.event_processing import event_accumulator
+
+    from kgrad import GradientMonitor
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((5, 3)),
+            keras.layers.SimpleRNN(4),
+            keras.layers.Dense(4, activation="relu"),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile("sgd", "mse")
+    x, y = np.random.rand(8, 5, 3), np.random.rand(8, 1)
+    model.fit(
+        x,
+        y,
+        batch_size=4,
+        epochs=1,
+        verbose=0,
+        callbacks=[GradientMonitor(str(tmp_path), verbose=0)],
+    )
+    run = event_accumulator.EventAccumulator(
+        str(tmp_path / "train"), size_guidance={"tensors": 0}
+    )
+    run.Reload()
+    written = run.Tags()["tensors"]
+    info = json.loads(run.Tensors(tags.RUN_INFO)[-1].tensor_proto.string_val[0])
+    kinds = {t: _classify(t, info) for t in written}
+    assert [t for t, kind in kinds.items() if kind is None] == []
+    expected = {tags.GRAD_NORM, tags.WEIGHT_NORM, tags.GRAD_HIST, tags.LOSS}
+    expected |= {tags.TEMPORAL_GRAD, tags.FIRST_OVER_LAST, tags.DEAD_UNITS}
+    assert expected <= set(kinds.values())
+    assert tags.names(written, tags.GRAD_NORM) == [
+        p for p in tags.variable_order(info) if tags.tag(tags.GRAD_NORM, p) in written
+    ]
+    assert tags.recurrent_layers(written) == tags.recurrent_order(info)
+    rnn = tags.recurrent_order(info)[0]
+    cell_variables = [p for p in tags.variable_order(info) if p.startswith(rnn + "/")]
+    assert cell_variables and {
+        tags.layer_of(p, tags.recurrent_order(info)) for p in cell_variables
+    } == {rnn}

@@ -10,6 +10,7 @@ Routes, under `/data/plugin/<tags.PLUGIN_NAME>/` (all JSON except `static/`):
 | `findings?run=` | the findings with the steps they appeared and cleared |
 | `loss?run=` | the loss of each logged step (`tags.LOSS`) |
 | `static/<file>` | the frontend (`index.js` is the ES module TensorBoard loads) |
+| `static/tags.js` | `kgrad.tags`'s names as an ES module (`tags_module`) |
 
 `heatmap` answers are kept, gzipped, while the data provider lists the same
 last step and wall time for every tag they read (`cache.py`), so a reload or
@@ -40,6 +41,8 @@ from kgrad import tags
 from kgrad.dashboard import cache, collector, series, timeline
 
 PLUGIN_NAME = tags.PLUGIN_NAME
+# The tag contract, served to the tab's JavaScript (`tags_module`).
+TAGS_MODULE = "tags.js"
 _STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 # The only files `static/` serves, with their types (no path is ever joined).
 STATIC_FILES = {
@@ -172,6 +175,8 @@ class GradientsPlugin(base_plugin.TBPlugin):
     @wrappers.Request.application
     def _static(self, request):
         name = request.path.split("/static/", 1)[1]
+        if name == TAGS_MODULE:
+            return http_util.Respond(request, tags_module(), "text/javascript")
         if name not in STATIC_FILES:
             raise errors.NotFoundError(f"no static file {name!r}")
         with open(os.path.join(_STATIC_DIR, name), "rb") as file:
@@ -186,6 +191,21 @@ def _findings_of(source, run):
     for finding in found:
         finding["statistic"] = timeline.statistic_of(finding["title"])
     return found, sampling
+
+
+def tags_module():
+    """`kgrad.tags`'s constants as an ES module: the tab spells no tag name.
+
+    Example:
+
+    >>> 'export const GRAD_NORM = "grad_norm";' in tags_module().splitlines()
+    True
+    """
+    lines = ["// Generated from kgrad.tags by the plugin: the one tag contract."]
+    for name, value in sorted(vars(tags).items()):
+        if name.isupper() and isinstance(value, str | tuple):
+            lines.append(f"export const {name} = {json.dumps(value)};")
+    return "\n".join(lines) + "\n"
 
 
 def provider_context():
