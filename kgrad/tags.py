@@ -303,7 +303,8 @@ def recurrent_order(run_info):
 
 
 def model_layers(run_info):
-    """Every layer a `kgrad/run_info` object names: its variables' and probed.
+    """Every layer a `kgrad/run_info` object names: its variables', probed
+    and recurrent layers.
 
     Example:
 
@@ -314,4 +315,4 @@ def model_layers(run_info):
     """
     recurrent = recurrent_order(run_info)
     found = [layer_of(p, recurrent) for p in variable_order(run_info)]
-    return list(dict.fromkeys(found + layer_order(run_info)))
+    return list(dict.fromkeys(found + layer_order(run_info) + recurrent))

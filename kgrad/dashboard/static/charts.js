@@ -79,6 +79,7 @@ export function drawLoss(canvas, loss, axis, width) {
   ctx.fillStyle = "#333";
   ctx.textBaseline = "middle";
   const points = loss.steps.map((s, i) => [s, loss.values[i]]).filter((p) => p[1] !== null);
+  canvas.dataset.points = points.length;
   if (!points.length) {
     ctx.fillText("loss: not logged", 4, LOSS_HEIGHT / 2);
     return;
@@ -190,6 +191,7 @@ function frame(canvas, title) {
   ctx.fillStyle = "#333";
   ctx.textBaseline = "middle";
   ctx.fillText(cut(title, 56), 4, 9);
+  canvas.dataset.title = title;
   return ctx;
 }
 

@@ -101,6 +101,7 @@ function wireControls(page) {
 
 /** Lists the runs again (Refresh, poll, empty state), then draws. */
 async function relist(page) {
+  delete document.body.dataset.ready;
   clearTimeout(page.emptyTimer);
   page.answers.clear();
   clearDetail(page.detail);

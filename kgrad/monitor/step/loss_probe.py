@@ -25,9 +25,7 @@ probe.end(model)    # [(tags.LOSS, 0.693)] in on_train_batch_end
 ```
 """
 
-import warnings
-
-from kgrad import tags
+from kgrad import checks, tags
 from kgrad.monitor.train_function.keras_hooks import loss_totals
 
 
@@ -48,10 +46,9 @@ class LossProbe:
         except Exception as error:  # logging never stops training
             if not self._warned:
                 self._warned = True
-                warnings.warn(
+                checks.warn(
                     f"GradientMonitor: the loss tracker could not be read ({error!r}); "
-                    "`tags.LOSS` is not logged.",
-                    stacklevel=3,
+                    "`tags.LOSS` is not logged."
                 )
             return None
 
