@@ -107,7 +107,7 @@ def test_model_order_and_run_info_readers():
     ]
     assert tags.layer_order(info) == ["m/relu"]
     assert tags.recurrent_order(info) == ["m/rnn"]
-    assert tags.model_layers(info) == ["m/in", "w", "m/out", "m/relu"]
+    assert tags.model_layers(info) == ["m/in", "w", "m/out", "m/relu", "m/rnn"]
     names = ["zz", "m/out/kernel", "a", "m/in/kernel"]
     assert tags.in_model_order(names, tags.variable_order(info)) == [
         "m/in/kernel",
