@@ -26,12 +26,15 @@ Rules (thresholds in `Thresholds`):
 | `vanishing` | warning | input side < `vanishing_ratio` x output side, or its |
 |  |  | update ratio < `min_update_ratio` and the output side's not |
 |  |  | (unless the loss fell by more than `learned_drop`) |
-| `dead_units` | warning | > `dead_share` of a ReLU layer's units dead |
+| `dead_units` | warning | > `dead_share` of a ReLU layer's units dead (not |
+|  |  | once the loss fell by more than `learned_drop`) |
 | `saturation` | warning | > `saturation_share` of sigmoid/tanh outputs at a bound |
 | `batchnorm_small_batch` | warning | BatchNorm, batches < `min_batchnorm_batch` |
 | `vanishing_in_time` | warning | SimpleRNN: gradient at the first timestep |
 |  |  | < `temporal_ratio_stalled` x at the last and the loss stalled |
 |  |  | (< `temporal_ratio` if no loss is logged); gated cells: never |
+| `not_learning`, `stalled`, | warning | from the loss, judged with the gradients: |
+| `unstable`, `overfitting` |  | see `kgrad.analysis.outcome` |
 
 Vanishing (in depth and in time), dead units and saturation are judged on the
 median over the last `window` logged steps, not on one noisy batch. Only
@@ -54,7 +57,13 @@ import math
 import numpy as np
 
 from kgrad import tags
-from kgrad.analysis import layer_profile, layer_rules, loss_trend, temporal_profile
+from kgrad.analysis import (
+    layer_profile,
+    layer_rules,
+    loss_trend,
+    outcome,
+    temporal_profile,
+)
 from kgrad.analysis.findings import SEVERITIES, Finding, Thresholds
 
 Scalars = dict[str, list[tuple[int, float]]]
@@ -98,6 +107,7 @@ def diagnose(scalars, run_info, thresholds=None):
         + layer_rules.batchnorm(info, t)
         + _vanishing_in_time(finite, info, t)
     )
+    findings += outcome.findings(scalars, info, t, {f.kind for f in findings})
     findings = [dataclasses.replace(f, step=last) for f in findings]
     return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))
 

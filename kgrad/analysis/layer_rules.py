@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from kgrad import tags
+from kgrad.analysis import loss_trend
 from kgrad.analysis.findings import Finding
 
 
@@ -25,7 +26,14 @@ def _median(values):
 
 def activations(scalars, info, t, kind):
     """Dead ReLU units (`kind="dead_units"`) or saturated sigmoid/tanh outputs
-    (`kind="saturation"`): the median share over the last `t.window` steps."""
+    (`kind="saturation"`): the median share over the last `t.window` steps.
+
+    Dead units are not reported once the loss has fallen by more than
+    `t.learned_drop`: units that die after the task is learned did not stop
+    it (MobileNetV3Small in docs/DIAGNOSIS.md).
+    """
+    if kind == tags.DEAD_UNITS and loss_trend.improvement(scalars) > t.learned_drop:
+        return []
     threshold = t.dead_share if kind == tags.DEAD_UNITS else t.saturation_share
     logged = tags.names(scalars, kind)
     shares = {}
