@@ -160,11 +160,12 @@ def _update_ratio(scalars, early=False):
     Kernels only: a bias that starts at zero moves a large share of its
     small norm at any learning rate.
     """
-    tags = [t for t in scalars if t.startswith("update_ratio/")]
-    kernels = [t for t in tags if t.endswith(("kernel", "embeddings"))]
+    paths = tags.names(scalars, tags.UPDATE_RATIO)
+    kernels = [p for p in paths if p.endswith(("kernel", "embeddings"))]
     best = math.nan
-    for tag in kernels or tags:
-        values = scalars[tag][:START_STEPS] if early else scalars[tag][-5:]
+    for path in kernels or paths:
+        series = scalars[tags.tag(tags.UPDATE_RATIO, path)]
+        values = series[:START_STEPS] if early else series[-5:]
         picked = [v for _, v in values if math.isfinite(v)]
         if picked:
             value = float(np.median(picked))
