@@ -46,6 +46,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import chromium_pipe  # noqa: E402
 import dashboard_session as session  # noqa: E402
 
+from kgrad import tags  # noqa: E402
+
 VARIABLES = 364
 RUNS = ("densenet121_like/train", "densenet121_twin/train")
 TARGETS = {  # seconds (issue 31)
@@ -77,8 +79,7 @@ def _report(label, seconds):
         verdict += "met" if median <= target else "NOT met"
     print(
         f"{label}: median {median:.3f} s "
-        f"(min {min(seconds):.3f}, max {max(seconds):.3f}, n={len(seconds)})"
-        + verdict
+        f"(min {min(seconds):.3f}, max {max(seconds):.3f}, n={len(seconds)})" + verdict
     )
 
 
@@ -97,10 +98,12 @@ def route_and_draw(logdir, sections, servers, steps):
             VARIABLES,
             steps,
             paths=paths,
-            statistics=("grad_norm", "weight_norm"),
+            statistics=(tags.GRAD_NORM, tags.WEIGHT_NORM),
         )
-    path = f"/data/plugin/kgrad/heatmap?run={RUNS[0]}&statistic=grad_norm"
-    last = f"/data/plugin/scalars/scalars?run={RUNS[1]}&tag=weight_norm/{paths[-1]}"
+    path = f"/data/plugin/{tags.PLUGIN_NAME}/heatmap?run={RUNS[0]}"
+    path += f"&statistic={tags.GRAD_NORM}"
+    last_tag = tags.tag(tags.WEIGHT_NORM, paths[-1])
+    last = f"/data/plugin/scalars/scalars?run={RUNS[1]}&tag={last_tag}"
     times = {label: [] for label in TARGETS}
     times["warm route"] = []
     for _ in range(servers):
@@ -134,7 +137,7 @@ def _time_tab(server, times, steps):
             times[label].append(_open(page, grouped, VARIABLES * steps))
         _open(page, url, VARIABLES * steps)
         for select, values, label in (
-            (2, ("weight_norm", "grad_norm"), "switch statistic (warm)"),
+            (2, (tags.WEIGHT_NORM, tags.GRAD_NORM), "switch statistic (warm)"),
             (0, (RUNS[1], RUNS[0]), "switch run (warm)"),
         ):
             for value in values:  # the first pass asks each answer once

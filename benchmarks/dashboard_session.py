@@ -24,6 +24,8 @@ import tempfile
 import time
 import urllib.request
 
+from kgrad import tags
+
 _PORT_LINE = re.compile(r"TensorBoard \S+ at http://[^:]+:(\d+)/")
 ENTRY_POINT = "kgrad = kgrad.dashboard.loader:GradientsLoader"
 
@@ -164,7 +166,7 @@ class TensorBoardServer:
         """Waits until the tab's `runs` route lists `count` runs."""
         deadline = time.perf_counter() + timeout
         while True:
-            runs = self.json("/data/plugin/kgrad/runs")
+            runs = self.json(f"/data/plugin/{tags.PLUGIN_NAME}/runs")
             if len(runs) >= count or time.perf_counter() > deadline:
                 return runs
             time.sleep(0.5)
@@ -215,12 +217,17 @@ def chromium_screenshot(url, path, size=(1400, 900), budget_ms=30000):
 
 
 def write_synthetic_run(
-    run_dir, variables, steps, findings_every=0, paths=None, statistics=("grad_norm",)
+    run_dir,
+    variables,
+    steps,
+    findings_every=0,
+    paths=None,
+    statistics=(tags.GRAD_NORM,),
 ):
     """Writes `steps` logged steps of `variables` gradient norms, kgrad-style.
 
     The value of variable `i` at step `s` is `synthetic_value(variables, i, s)`
-    (times 10 for each further statistic); `kgrad/run_info` lists the
+    (times 10 for each further statistic); `tags.RUN_INFO` lists the
     variables, input first.
 
     Args:
@@ -243,17 +250,17 @@ def write_synthetic_run(
     paths = list(paths or [f"layer_{i:03d}/kernel" for i in range(variables)])
     writer = RunWriter(str(run_dir))
     info = {"model": "synthetic", "variables": paths, "layers": [], "batch_size": 8}
-    writer.write(0, [summaries.text_value("kgrad/run_info", json.dumps(info))])
+    writer.write(0, [summaries.text_value(tags.RUN_INFO, json.dumps(info))])
     for step in range(1, steps + 1):
         scalars = [
-            (f"{name}/{p}", synthetic_value(variables, i, step) * 10.0**k)
+            (tags.tag(name, p), synthetic_value(variables, i, step) * 10.0**k)
             for k, name in enumerate(statistics)
             for i, p in enumerate(paths)
         ]
         values = []
         if findings_every and step % findings_every == 0:
             text = f"- Warning: vanishing gradients in {paths[0].split('/')[0]}."
-            values.append(summaries.text_value("kgrad/findings", text))
+            values.append(summaries.text_value(tags.FINDINGS, text))
         writer.write(step, values, scalars)
     writer.close()
     return paths
