@@ -423,3 +423,16 @@ def test_a_findings_layer_is_one_click_away(server, page, runs):
     x, y = panel_cell(page, 0, "conv4_block9_1_conv/kernel", 10)
     viewport = rect(page, ".viewport")
     assert viewport[1] <= y <= viewport[3]  # scrolled into view
+
+
+def test_tensorboards_own_url_keeps_the_selection(server, page, runs):
+    # TensorBoard's page with the tab's state in its hash, the tab in its iframe.
+    page.goto(server.url("/#kgrad&run=rnn/train&statistic=weight_norm"))
+    selects = (
+        "(() => { const f = document.querySelector('iframe');"
+        " const d = f && f.contentDocument;"
+        " return d && d.body.dataset.ready === 'true' &&"
+        " [...d.querySelectorAll('.toolbar select')].map(s => s.value); })()"
+    )
+    assert page.wait(selects)[:3] == ["rnn/train", "(none)", "weight_norm"]
+    assert "statistic=weight_norm" in page.evaluate("location.hash")
