@@ -2,7 +2,7 @@
 
 import keras
 
-from kgrad.monitor import keras_hooks
+from kgrad.monitor.train_function import keras_hooks
 
 
 def test_every_keras_hook_holds():
@@ -10,7 +10,8 @@ def test_every_keras_hook_holds():
     assert broken == [], (
         f"Keras {keras.__version__} no longer provides these hooks kgrad relies on "
         f"(checked with {keras_hooks.CHECKED_WITH}): {', '.join(broken)}. "
-        "See the table in kgrad/monitor/keras_hooks.py for what each one does."
+        "See the table in kgrad/monitor/train_function/keras_hooks.py for what "
+        "each one does."
     )
 
 
@@ -27,3 +28,12 @@ def test_patch_restores_the_instance():
     assert layer.call is not original
     restore.pop()()
     assert "call" not in vars(layer)
+
+
+def test_the_constant_builds_are_checked_against_a_dropped_trace(monkeypatch):
+    assert keras_hooks.constant_builds_hold()
+    # ScheduleFreeAdamW assigns the weights to its momentum in `build`: an
+    # eager build differs from the trace a plain fit drops, and check() says so.
+    names = (*keras_hooks._CONSTANT_BUILDS, "ScheduleFreeAdamW")
+    monkeypatch.setattr(keras_hooks, "_CONSTANT_BUILDS", names)
+    assert not keras_hooks.constant_builds_hold()

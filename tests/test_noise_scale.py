@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from kgrad import GradientMonitor
-from kgrad.monitor import noise_scale
+from kgrad.monitor.log import noise_scale
 
 B = 16
 
@@ -98,7 +98,7 @@ def test_layers_without_a_rule_are_named_and_left_out(tmp_path, events):
 
 def test_unlogged_steps_compute_no_norms(tmp_path):
     """Only logged steps reach the rules (eager steps run one branch of a cond)."""
-    from kgrad.monitor import per_example_rules
+    from kgrad.monitor.step import per_example_rules
 
     calls = []
     original = per_example_rules._dense
@@ -128,5 +128,7 @@ def test_unlogged_steps_compute_no_norms(tmp_path):
 
 @pytest.mark.parametrize("value", ["yes", 1, None])
 def test_noise_scale_must_be_a_boolean(value):
-    with pytest.raises(TypeError, match=f"noise_scale.*Received: noise_scale={value!r}"):
+    with pytest.raises(
+        TypeError, match=f"noise_scale.*Received: noise_scale={value!r}"
+    ):
         GradientMonitor(noise_scale=value)

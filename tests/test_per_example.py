@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kgrad.monitor import keras_hooks
-from kgrad.monitor.per_example import PerExampleProbe
+from kgrad.monitor.step.per_example import PerExampleProbe
+from kgrad.monitor.train_function import keras_hooks
 
 B = 6
 

@@ -1,0 +1,281 @@
+"""Turns the captures of logged steps into events: one run per optimizer.
+
+`StepLogger` lives as long as its `GradientMonitor`, across `fit` calls: it
+keeps one `RunLog` per optimizer slot (`log_dir/train`, or
+`log_dir/train/<slot>` when the train step applies several optimizers), the
+`StepCounter` that keeps steps increasing across recompiles, and it says so
+when a step that was due reached no monitored optimizer. The run root
+(`log_dir/train`) is claimed through `kgrad.monitor.log.run_claim` at the first
+write: a `log_dir` that holds another model's run, or that another monitor
+is writing, gets a new run root (`log_dir/train_2`), said once; a monitor
+reused on a second model starts a new run too, never a merge.
+
+A capture that is not an update (a batch that only accumulates gradients, a
+step the loss-scale optimizer skips) is not written: the caller arms the next
+batch instead, and skipped batches are counted into `tags.LOSS_SCALE_SKIPPED`.
+A step already written is never written again: one value per tag and step.
+
+Example:
+
+```python
+logger = StepLogger("logs/exp1", worker)
+logger.begin_fit(model, capture, lambda paths: TagFilter(paths))
+nonfinite, retry = logger.write(norms=True, histograms=False, due=1)
+```
+"""
+
+import functools
+import os
+
+import numpy as np
+
+from kgrad import checks
+from kgrad.monitor.log import event_writer, noise_scale, run_claim, summaries
+from kgrad.monitor.log.run_log import RunLog
+from kgrad.monitor.log.steps import StepCounter
+from kgrad.monitor.step import replicas
+from kgrad.monitor.step.temporal import layer_name
+
+
+class StepLogger:
+    """Writes logged steps to the run of the optimizer they went through.
+
+    Args:
+        log_dir: The monitor's `log_dir`.
+        worker: The monitor's `kgrad.monitor.log.worker.Worker`.
+    """
+
+    def __init__(self, log_dir, worker):
+        self.log_dir = log_dir
+        self.worker = worker
+        self.logs = {}  # slot name -> RunLog
+        self.steps = StepCounter(lambda opt: int(opt.iterations.numpy()))
+        self._model = None
+        self._capture = None
+        self._make_tags = None
+        self._tags = {}  # id(record) -> its TagFilter
+        self._warned_nothing = False
+        self._root = None  # the run root of the current model
+        self._roots = []  # the run roots written, one per model
+        self._noise = {}  # run directory -> its NoiseScale
+        self._warned_uncovered = False
+        self._missing = {}  # layers left out of the last step's noise scale
+
+    def begin_fit(self, model, capture, make_tags):
+        """Starts a `fit`: the optimizers' step offsets, this fit's counts.
+
+        Args:
+            model: The model being fit.
+            capture: Its installed `GradientCapture`.
+            make_tags: Makes the monitor's `kgrad.monitor.log.tag_filter.TagFilter`
+                over a record's variable names.
+
+        Returns:
+            Whether this `fit` starts the run of another model than the last
+            `fit` (its steps are counted from its own start).
+        """
+        new_model = self._model is not None and model is not self._model
+        if new_model:
+            self._new_model_run()
+        self._model, self._capture, self._make_tags = model, capture, make_tags
+        self._tags = {}
+        for channel in capture.channels:
+            self.steps.begin(channel.name, channel.optimizer)
+        for log in self.logs.values():
+            log.steps_this_fit = 0
+            log.run_info = None  # written again: the variables may have changed
+        return new_model
+
+    def end_fit(self):
+        """Ends a `fit`: records the step each optimizer reached."""
+        for channel in self._capture.channels:
+            self.steps.end(channel.name)
+
+    def write(self, norms, histograms, due, extra=()):
+        """Reads the capture of an armed call and queues its writing.
+
+        Args:
+            norms: Whether norms were due.
+            histograms: Whether histograms were due.
+            due: The training step that was due (for the warning).
+            extra: `(tag, value)` scalars of the same step, written with it
+                (the loss of `kgrad.monitor.step.loss_probe`). Defaults to `()`.
+
+        Returns:
+            `(nonfinite, retry)`: whether a written step has NaN/Inf gradients,
+            and whether an optimizer did not update (arm the next batch).
+        """
+        results = self._capture.read()
+        if not results:
+            self._warn_nothing_captured(due)
+        nonfinite = retry = False
+        for channel, record, captured in results:
+            log = self._log_of(channel)
+            if captured["skipped"] or not captured["applied"]:
+                log.skipped_batches += int(captured["skipped"])
+                retry = True
+                continue
+            step = self.steps.step(channel.name, captured["step"])
+            if log.last_step is not None and step <= log.last_step:
+                continue  # this step is written already
+            captured["step"] = step
+            captured["skipped_batches"] = log.skipped_batches
+            log.skipped_batches = 0
+            log.last_step = step
+            log.steps_this_fit += 1
+            if log.record is not record:  # new variables: describe the run again
+                log.record, log.run_info = record, None
+            job = functools.partial(
+                self._log_step, log, record, captured, norms, histograms, list(extra)
+            )
+            self.worker.submit(job, inline=True)
+            nonfinite |= bool(norms and captured["nonfinite"].sum() > 0)
+        return nonfinite, retry
+
+    def warn_if_fit_logged_nothing(self):
+        """Warns at the end of a `fit` in which no due step was written."""
+        if any(log.steps_this_fit for log in self.logs.values()):
+            return
+        checks.warn(
+            "GradientMonitor: this `fit` logged no gradient at all to "
+            f"{os.fspath(self.log_dir)!r}: no step due to be logged reached a "
+            "monitored optimizer (see the warning above)."
+        )
+
+    def _log_of(self, channel):
+        log = self.logs.get(channel.name)
+        if log is None:
+            several = len(self._capture.traced_channels) > 1
+            run_dir = self._run_root()
+            default = run_dir == os.path.join(self.log_dir, "train")
+            label = "" if default else os.path.basename(run_dir)
+            if several:
+                run_dir = os.path.join(run_dir, channel.name)
+                label = f"{label}/{channel.name}" if label else channel.name
+            chief = replicas.is_chief(self._model.distribute_strategy)
+            writer = event_writer.RunWriter(run_dir, enabled=chief)
+            log = RunLog(run_dir, writer, label=label)
+            self.logs[channel.name] = log
+        return log
+
+    def write_epoch_end(self, scalars):
+        """Queues `(tag, value)` scalars at each run's last logged step."""
+        for log in self.logs.values():
+            if log.last_step is not None and scalars:
+                job = functools.partial(log.write_step, log.last_step, [], scalars)
+                self.worker.submit(job)
+
+    def _tags_of(self, record):
+        tags = self._tags.get(id(record))
+        if tags is None:
+            tags = self._tags[id(record)] = self._make_tags(record.paths)
+        return tags
+
+    def _run_root(self):
+        """`log_dir/train`, or a new run root if that one is another's."""
+        if self._root is None:
+            chief = replicas.is_chief(self._model.distribute_strategy)
+            if not chief:
+                self._root = os.path.join(self.log_dir, "train")
+                return self._root
+            self._root, note = run_claim.claim(
+                self.log_dir, self._model, owner=self, exclude=self._roots
+            )
+            self._roots.append(self._root)
+            if note:
+                checks.warn(f"GradientMonitor: {note}.")
+        return self._root
+
+    def _new_model_run(self):
+        """A new model: its steps, history and findings start a run of their own."""
+        self.logs = {}
+        self.steps = StepCounter(lambda opt: int(opt.iterations.numpy()))
+        self._root = None
+        self._noise = {}
+
+    def _log_step(self, log, record, captured, norms, histograms, extra):
+        """Writes one captured step (inline, or in the worker if it is busy)."""
+        tags = self._tags_of(record)
+        paths = tags.paths
+        noise = self._noise_scalars(log, record, captured)
+        captured = tags.select(captured)
+        layers = tags.select_layers(captured, _layers(record))
+        recurrent = _recurrent(record)
+        scalars = summaries.step_scalars(
+            captured, paths, layers, norms=norms, recurrent=recurrent
+        )
+        scalars += extra + noise
+        values = summaries.step_histograms(captured, paths) if histograms else []
+        if log.run_info is None:
+            log.run_info = self._describe_run(record, tags, captured)
+            if self._capture.per_example is not None:
+                log.run_info["noise_scale_not_covered"] = self._missing
+            values.append(summaries.run_info_value(log.run_info))
+            values.append(summaries.custom_scalars_value(paths))
+        log.write_step(int(captured["step"]), values, scalars)
+
+    def _noise_scalars(self, log, record, captured):
+        """The noise scale's scalars of a step (`kgrad.monitor.noise_scale`)."""
+        probe = self._capture.per_example
+        if probe is None or "per_example_sq" not in captured:
+            return []
+        estimator = self._noise.get(log.run_dir)
+        if estimator is None:
+            ids = probe.variable_ids("layernorm")
+            estimator = self._noise[log.run_dir] = noise_scale.NoiseScale(
+                p
+                for p, v in zip(record.paths, record.variables, strict=True)
+                if id(v) in ids
+            )
+        missing = noise_scale.not_covered(captured, record.paths, probe.uncovered)
+        if missing and not self._warned_uncovered:
+            self._warned_uncovered = True
+            named = "; ".join(f"{layer} ({why})" for layer, why in missing.items())
+            checks.warn(
+                "kgrad: the noise scale leaves out the layers without per-example "
+                f"gradient norms: {named}. `noise_scale/covered` is the share of "
+                "the squared gradient norm it is taken over."
+            )
+        self._missing = missing
+        return estimator.scalars(captured, record.paths)
+
+    def _describe_run(self, record, tags, captured):
+        batch_size = captured["batch_size"]
+        return {
+            "model": self._model.name,
+            "variables": tags.paths,
+            "layers": [[name, kind] for name, kind in _layers(record)],
+            "batchnorm_layers": sorted(record.batchnorm_paths),
+            "batch_size": None if np.isnan(batch_size) else int(batch_size),
+            "recurrent_layers": _recurrent(record),
+            "recurrent_cells": {
+                layer_name(layer): type(layer).__name__ for layer in record.recurrent
+            },
+        }
+
+    def _warn_nothing_captured(self, step):
+        if self._warned_nothing:
+            return
+        self._warned_nothing = True
+        names = ", ".join(f"`{c.name}`" for c in self._capture.channels)
+        checks.warn(
+            f"GradientMonitor: training step {step} was due to be logged, but no "
+            f"gradient reached a monitored optimizer (monitored: {names}). kgrad "
+            "sees the gradients in `optimizer.apply`/`apply_gradients`: if the "
+            "train step applies another optimizer, pass it with "
+            "`GradientMonitor(..., optimizers=[...])`; if it applies one of "
+            "these, this Keras version may not route through the hooks kgrad "
+            "uses (`kgrad.monitor.train_function.keras_hooks.check()` names the "
+            "broken one)."
+        )
+
+
+def _layers(record):
+    """`(tag name, kind)` of each probed layer of `record`."""
+    kinds = [kind for _, kind in record.probes]
+    return list(zip(record.layer_names, kinds, strict=True))
+
+
+def _recurrent(record):
+    """Tag name of each recurrent layer of `record` with a temporal profile."""
+    return [layer_name(layer) for layer in record.recurrent]

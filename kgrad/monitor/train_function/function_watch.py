@@ -1,0 +1,160 @@
+"""Follows Keras's own train function through a monitored `fit`, never replacing it.
+
+Keras makes, caches and retraces its train function by its own rules (a
+compile drops it, `make_train_function(force=True)` makes a new one, a
+`trainable` change without a recompile keeps it). kgrad's statistics enter it
+through the wrappers the capture installs, when Keras traces it during a
+monitored `fit`. `TrainFunctionWatch` covers what that leaves:
+
+- A function Keras traced before the monitor was attached has no statistics
+  in it. It is retraced once when that trains the same
+  (`keras_hooks.retrace_keeps_training`); otherwise the monitor says so once
+  and logs nothing in that `fit` (`blind`), leaving training untouched.
+- A fresh function (traced at its first call, under the wrappers) gets its
+  optimizer built first when Keras would build it inside the trace, so that
+  `tf.function` traces once instead of twice
+  (`keras_hooks.build_optimizer_before_tracing`; the same variables, the same
+  initial values).
+- While the `fit` runs, the function is wrapped in a guard that calls it
+  unchanged, with the capture's wrappers in place for the duration of the
+  call only: outside a train step (validation, `predict` in a callback, an
+  error raised anywhere) nothing of kgrad is on the model's layers and
+  optimizers. If the step raises (anything but the end of the data), the
+  monitor lets go of the model before the error reaches the user. If the
+  guard is called outside a batch of its monitor (a later `fit` without the
+  monitor, after an error elsewhere stopped the monitored one), it steps
+  aside for good.
+- A function traced while no histogram could be due (`histograms_every`
+  off) has no histogram code in it: when histograms are due later, it is
+  retraced if that trains the same (`histograms_ready`).
+
+Example:
+
+```python
+watch = TrainFunctionWatch(model, capture, on_abandon=monitor_cleanup)
+watch.begin()  # in on_train_begin
+watch.before_call()  # in on_train_batch_begin
+watch.end()  # in on_train_end
+```
+"""
+
+import tensorflow as tf
+
+from kgrad import checks
+from kgrad.monitor.train_function import keras_hooks
+
+_END_OF_DATA = (StopIteration, tf.errors.OutOfRangeError)
+
+
+class TrainFunctionWatch:
+    """Keeps a monitored `fit` on Keras's own train function.
+
+    Args:
+        model: The model being fit.
+        capture: Its installed `kgrad.monitor.step.capture.GradientCapture`.
+        on_abandon: Called without arguments to remove everything of kgrad
+            from the model (the step raised, or the fit ended elsewhere).
+    """
+
+    def __init__(self, model, capture, on_abandon):
+        self.model = model
+        self.capture = capture
+        self.on_abandon = on_abandon
+        self.blind = False
+        self._guard = None
+        self._expecting = False
+        self._warned_histograms = False
+
+    def begin(self):
+        """Adopts the function `fit` is about to call; guards it."""
+        model = self.model
+        self.blind = False
+        keras_hooks.remove_stale_guard(model)  # a fit stopped outside its step
+        if keras_hooks.train_function_traced(model) and not self._ours():
+            if keras_hooks.retrace_keeps_training(model):
+                keras_hooks.retrace_train_function(model)
+            else:
+                self.blind = True
+                checks.warn(
+                    "GradientMonitor: Keras traced this model's train function "
+                    "before the monitor was attached, and the trainable "
+                    "variables changed since without a recompile. Keras keeps "
+                    "training with that function (it updates the variables it "
+                    "was traced with), so kgrad leaves it as it is and logs "
+                    "nothing in this fit. Call `model.compile(...)` to log it."
+                )
+        if not keras_hooks.train_function_traced(model):
+            keras_hooks.build_optimizer_before_tracing(model)
+        self._install_guard()
+
+    def before_call(self):
+        """Marks the next call as this monitor's; guards a function Keras remade."""
+        if not keras_hooks.guarded(self.model, self._guard):
+            self._install_guard()
+        self._expecting = True
+
+    def end(self):
+        """Puts Keras's function back as it is now (the guard goes)."""
+        keras_hooks.unguard_train_function(self.model, self._guard)
+        self._guard = None
+        self._expecting = False
+
+    def histograms_ready(self):
+        """Whether the next call can compute histograms; retraces it if need be.
+
+        Call it with `capture.trace_histograms` set. A function traced without
+        the histogram code is made anew by Keras (traced at its next call)
+        when that trains the same; otherwise histograms wait for the next
+        compile, and the monitor says so once.
+        """
+        function = self.model.train_function
+        function = getattr(function, "_kgrad_inner", function)
+        if function not in self.capture.without_histograms:
+            return True
+        if keras_hooks.retrace_keeps_training(self.model):
+            keras_hooks.retrace_train_function(self.model)
+            self._install_guard()
+            return True
+        if not self._warned_histograms:
+            self._warned_histograms = True
+            checks.warn(
+                "GradientMonitor: Keras traced this model's train function "
+                "while `histograms_every` was off, and the trainable variables "
+                "changed since without a recompile, so kgrad cannot retrace it "
+                "to add the histograms: they are logged after the next "
+                "`model.compile(...)`. Norms are logged as due."
+            )
+        return False
+
+    def _ours(self):
+        """Whether the function ran under this capture's wrappers before."""
+        return self.model.train_function in self.capture.known_functions
+
+    def _install_guard(self):
+        if self.model.train_function is None:
+            return
+        self._guard = keras_hooks.guard_train_function(self.model, self._call)
+
+    def _call(self, inner, call):
+        if not self._expecting:  # called outside this monitor's fit
+            self.on_abandon()
+            return call()
+        self._expecting = False
+        traces = self.capture.traces
+        self.capture.install()
+        try:
+            outputs = call()
+        except _END_OF_DATA:
+            raise
+        except BaseException:
+            self.on_abandon()
+            raise
+        finally:
+            self.capture.uninstall()
+        # Traced (if at all) under the wrappers: its statistics are in it.
+        self.capture.known_functions.add(inner)
+        # A function with one trace (input signature) without the histogram
+        # code stays without it: only a new function (a retrace) has it again.
+        if self.capture.traces != traces and not self.capture.trace_histograms:
+            self.capture.without_histograms.add(inner)
+        return outputs
