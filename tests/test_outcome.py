@@ -80,25 +80,28 @@ def test_a_stall_with_collapsed_updates_blames_the_schedule():
     assert "schedule took it to ~0" in _finding(scalars, "stalled").evidence
 
 
-def test_rises_of_the_loss_with_gradient_spikes_are_unstable():
-    spikes = (160, 240)
+def test_rises_of_the_loss_are_unstable_and_gradient_spikes_blame_the_rate():
     epochs = [max(0.2, 2.3 - 0.4 * i) for i in range(20)]
     epochs[7] = epochs[11] = 2.0  # the epochs ending at steps 160 and 240
 
     def norm(s):
-        return 30.0 if s in spikes else 1.0
+        return 30.0 if s in (160, 240) else 1.0
 
-    scalars = _run(lambda s: 1.0, norm=norm, epochs={"loss": epochs})
-    finding = _finding(scalars, "unstable")
+    def steps(s):
+        return max(0.2, 2.3 - 0.01 * s)
+
+    finding = _finding(_run(steps, norm=norm, epochs={"loss": epochs}), "unstable")
     assert dict(finding.numbers)["rises"] == 2
-    assert "gradient norm spiked" in finding.evidence
-    # without the gradient spikes: not judged unstable
-    flat = _run(lambda s: 1.0, epochs={"loss": epochs})
-    assert "unstable" not in _kinds(flat)
-    # one rise is not instability
-    epochs[11] = 0.2
-    once = _run(lambda s: 1.0, norm=norm, epochs={"loss": epochs})
-    assert "unstable" not in _kinds(once)
+    # start: the median of the first 8 logged losses, 2.255; low before: 0.2
+    assert dict(finding.numbers)["largest_share"] == pytest.approx(1.8 / 2.055, 0.01)
+    assert "gradient norm spiked with it (30.0x" in finding.evidence
+    assert "Lower the learning rate" in finding.advice
+    # the same rises without gradient spikes point to the data
+    flat = _finding(_run(steps, epochs={"loss": epochs}), "unstable")
+    assert "did not spike" in flat.evidence and "bad batches" in flat.advice
+    # a bump of less than `unstable_rise` of what was learned is not a rise
+    epochs[7] = epochs[11] = 0.2 + 0.09 * 2.055
+    assert "unstable" not in _kinds(_run(steps, epochs={"loss": epochs}))
 
 
 def test_a_rising_validation_loss_while_training_falls_is_overfitting():
