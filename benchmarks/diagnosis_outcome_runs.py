@@ -15,7 +15,6 @@ import keras
 from diagnosis_models import adding_run, mlp_run
 from diagnosis_outcome_models import adding_lr_run, classify_run, sequence_run
 
-
 # A rate too large may also kill ReLU units and leave the loss stalled or at
 # its start: findings of these kinds on such runs are not wrong (set for every
 # rate-too-large run alike, after the first results showed it).
@@ -157,10 +156,10 @@ def outcome_runs(labelled_run):
             TOO_FAST,
         ),
         R(
-            "mlp_adam_lr_0.03_wide",
+            "mlp_sgd_momentum_0.99_deep",
             C,
-            "width 64, Adam 0.03: spikes",
-            classify_run(width=64, lr=0.03, seed=4),
+            "3 layers, SGD 0.02, momentum 0.99: oscillates",
+            classify_run(depth=3, optimizer="sgd", lr=0.02, momentum=0.99, seed=4),
             (UN,),
             TOO_FAST,
         ),

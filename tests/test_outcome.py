@@ -199,3 +199,15 @@ def test_a_monitored_fit_that_does_not_learn_reports_it(tmp_path, capsys):
     ]
     titles = [f["title"] for f in timeline.timeline(texts, [])]
     assert titles == ["Warning: the loss does not fall."]
+
+
+def test_the_json_report_states_the_outcome():
+    import json
+
+    from kgrad.analysis import report_json
+
+    runs = {"run": (_run(lambda s: 2.3 - 1e-4 * s, update=1e-7), {})}
+    data = json.loads(report_json.runs_json(runs, report_json.diagnose_runs(runs)))
+    (run,) = data["runs"]
+    assert run["outcome"].startswith("loss did not fall: 2.30 -> 2.26")
+    assert [f["kind"] for f in run["findings"]] == ["not_learning"]
