@@ -15,9 +15,9 @@ import math
 import diagnosis_outcome_reading
 import numpy as np
 
+from kgrad import tags
 from kgrad.analysis import layer_profile, temporal_profile
 from kgrad.analysis.findings import _TITLES
-from kgrad.analysis.loss_trend import LOSS_TAG
 from kgrad.analysis.outcome import OUTCOME_KINDS
 
 KINDS = tuple(_TITLES)
@@ -100,7 +100,7 @@ def _ratio(a, b):
 
 
 def _loss_span(scalars):
-    losses = [v for _, v in scalars.get(LOSS_TAG, [])]
+    losses = [v for _, v in scalars.get(tags.LOSS, [])]
     if not losses:
         return "-"
     return f"{losses[0]:.3g} -> {losses[-1]:.3g}"
@@ -395,6 +395,6 @@ def _reading(rows, lengths):
 def _logged(row, length):
     return [
         s
-        for s, v in row.scalars.get("grad_norm/global", [])
+        for s, v in row.scalars.get(tags.GLOBAL_GRAD_NORM, [])
         if s <= length and not math.isnan(float(s))
     ]

@@ -11,6 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from kgrad import tags
+
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
@@ -26,7 +28,7 @@ def test_quick_run_judges_every_run_at_every_length(tmp_path):
     assert sorted(r.run.name for r in rows) == sorted(diagnosis_table.QUICK_RUNS)
     for row in rows:
         assert set(row.verdicts) == set(diagnosis.QUICK_LENGTHS)
-        losses = row.scalars["kgrad/loss"]
+        losses = row.scalars[tags.LOSS]
         # steps 1-8 and 16 of the schedule (25 is past the 24 trained)
         assert [s for s, _ in losses] == [*range(1, 9), 16]
         assert all(0 < v < 10 for _, v in losses)

@@ -9,7 +9,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
-from kgrad import GradientMonitor
+from kgrad import GradientMonitor, tags
 from kgrad.analysis import diagnostics, outcome, report
 from kgrad.analysis.findings import Thresholds
 from kgrad.dashboard import timeline
@@ -20,15 +20,19 @@ STEPS = range(1, 401)
 def _run(loss, update=1e-3, norm=1.0, epochs=None):
     """Scalars of a two-layer run: `loss(step)`, `norm(step)`, `update`."""
     scalars = {
-        "kgrad/loss": [(s, loss(s)) for s in STEPS],
-        "grad_norm/global": [(s, norm(s) if callable(norm) else norm) for s in STEPS],
+        tags.LOSS: [(s, loss(s)) for s in STEPS],
+        tags.GLOBAL_GRAD_NORM: [
+            (s, norm(s) if callable(norm) else norm) for s in STEPS
+        ],
     }
     for layer in ("m/d1", "m/d2"):
-        scalars[f"grad_norm/{layer}/kernel"] = [(s, 0.7) for s in STEPS]
-        scalars[f"update_ratio/{layer}/kernel"] = [(s, update) for s in STEPS]
+        scalars[tags.tag(tags.GRAD_NORM, f"{layer}/kernel")] = [(s, 0.7) for s in STEPS]
+        scalars[tags.tag(tags.UPDATE_RATIO, f"{layer}/kernel")] = [
+            (s, update) for s in STEPS
+        ]
     if epochs:
         for name, values in epochs.items():
-            scalars[f"kgrad/epoch/{name}"] = [
+            scalars[tags.epoch(name)] = [
                 (20 * (i + 1), v) for i, v in enumerate(values)
             ]
     return scalars
@@ -59,7 +63,9 @@ def test_a_flat_loss_with_moving_weights_points_to_the_labels():
 
 def test_a_flat_loss_with_a_gradient_finding_names_it():
     scalars = _run(lambda s: 1.39)
-    scalars["grad_norm/m/d1/kernel"] = [(s, 1e-8) for s in STEPS]  # vanishing
+    scalars[tags.tag(tags.GRAD_NORM, "m/d1/kernel")] = [
+        (s, 1e-8) for s in STEPS
+    ]  # vanishing
     assert _kinds(scalars) == ["not_learning", "vanishing"]
     assert "vanishing gradients" in _finding(scalars, "not_learning").evidence
 
@@ -74,7 +80,7 @@ def test_a_loss_that_fell_then_stopped_far_from_fitted_has_stalled():
 def test_a_stall_with_collapsed_updates_blames_the_schedule():
     scalars = _run(lambda s: max(1.0, 2.3 - 0.02 * s))
     for layer in ("m/d1", "m/d2"):
-        scalars[f"update_ratio/{layer}/kernel"] = [
+        scalars[tags.tag(tags.UPDATE_RATIO, f"{layer}/kernel")] = [
             (s, 1e-3 if s < 100 else 1e-10) for s in STEPS
         ]
     assert "schedule took it to ~0" in _finding(scalars, "stalled").evidence
@@ -195,7 +201,7 @@ def test_a_monitored_fit_that_does_not_learn_reports_it(tmp_path, capsys):
     accumulator.Reload()
     texts = [
         (e.step, tensor_util.make_ndarray(e.tensor_proto).item().decode())
-        for e in accumulator.Tensors("kgrad/findings")
+        for e in accumulator.Tensors(tags.FINDINGS)
     ]
     titles = [f["title"] for f in timeline.timeline(texts, [])]
     assert titles == ["Warning: the loss does not fall."]

@@ -10,8 +10,8 @@ Example:
 
 >>> history = ScalarHistory(keep=2)
 >>> for step in (1, 2, 3):
-...     history.add(step, [("grad_norm/global", float(step))])
->>> history.scalars()["grad_norm/global"]
+...     history.add(step, [("loss", float(step))])
+>>> history.scalars()["loss"]
 [(1, 1.0), (2, 2.0), (3, 3.0)]
 """
 

@@ -1,9 +1,9 @@
 """What the run did, from its loss: the outcome line and the outcome findings.
 
 Pure Python and numpy; part of `kgrad.analysis.diagnostics` (tested in
-tests/test_outcome.py). The loss is read from `kgrad/epoch/loss` (Keras's mean
+tests/test_outcome.py). The loss is read from `tags.epoch("loss")` (Keras's mean
 over each epoch: smooth) when at least `MIN_EPOCHS` epochs are logged, else
-from `kgrad/loss` (the loss of each logged step) smoothed by a running median.
+from `tags.LOSS` (the loss of each logged step) smoothed by a running median.
 The start is the median of the first `START_STEPS` logged step losses (before
 the first epoch's mean has averaged the fall away).
 
@@ -30,7 +30,7 @@ model's size.
 
 Example:
 
->>> scalars = {"kgrad/loss": [(s, 2.3 - s * 1e-4) for s in range(1, 401)]}
+>>> scalars = {tags.LOSS: [(s, 2.3 - s * 1e-4) for s in range(1, 401)]}
 >>> outcome_line(scalars)
 'loss did not fall: 2.30 -> 2.26 (2%)'
 """
@@ -39,11 +39,12 @@ import math
 
 import numpy as np
 
+from kgrad import tags
 from kgrad.analysis import layer_profile, loss_trend, temporal_profile
 from kgrad.analysis.findings import Finding
 
-EPOCH_LOSS = loss_trend.EPOCH_PREFIX + "loss"
-VAL_LOSS = loss_trend.EPOCH_PREFIX + "val_loss"
+EPOCH_LOSS = tags.epoch("loss")
+VAL_LOSS = tags.epoch("val_loss")
 MIN_EPOCHS = 6
 START_STEPS = 8
 SMOOTH = 5  # logged step losses per running median, without epoch losses
@@ -87,7 +88,7 @@ def _epochs(scalars):
 
 
 def _nonfinite_step(scalars):
-    bad = [s for s, v in scalars.get(loss_trend.LOSS_TAG, []) if not math.isfinite(v)]
+    bad = [s for s, v in scalars.get(tags.LOSS, []) if not math.isfinite(v)]
     return min(bad) if bad else None
 
 
@@ -162,11 +163,12 @@ def _update_ratio(scalars, early=False):
     Kernels only: a bias that starts at zero moves a large share of its
     small norm at any learning rate.
     """
-    tags = [t for t in scalars if t.startswith("update_ratio/")]
-    kernels = [t for t in tags if t.endswith(("kernel", "embeddings"))]
+    paths = tags.names(scalars, tags.UPDATE_RATIO)
+    kernels = [p for p in paths if p.endswith(("kernel", "embeddings"))]
     best = math.nan
-    for tag in kernels or tags:
-        values = scalars[tag][:START_STEPS] if early else scalars[tag][-5:]
+    for path in kernels or paths:
+        series = scalars[tags.tag(tags.UPDATE_RATIO, path)]
+        values = series[:START_STEPS] if early else series[-5:]
         picked = [v for _, v in values if math.isfinite(v)]
         if picked:
             value = float(np.median(picked))
@@ -278,7 +280,9 @@ def _unstable(scalars, t, start, points):
     if len(rises) < t.unstable_rises:
         return []
     step, share = max(rises, key=lambda r: r[1])
-    norms = [(s, v) for s, v in scalars.get("grad_norm/global", []) if math.isfinite(v)]
+    norms = [
+        (s, v) for s, v in scalars.get(tags.GLOBAL_GRAD_NORM, []) if math.isfinite(v)
+    ]
     spikes = [_norm_spike(norms, s) for s, _ in rises]
     spike = max([x for x in spikes if x is not None], default=None)
     evidence = (
@@ -330,7 +334,7 @@ def _overfitting(scalars, t):
         return []
     if not (end > (1 + t.overfit_rise) * low and train_end < train_low):
         return []
-    norms = dict(scalars.get("grad_norm/global", []))
+    norms = dict(scalars.get(tags.GLOBAL_GRAD_NORM, []))
     evidence = (
         f"The validation loss rose from {low:.3g} (step {low_step}) to "
         f"{end:.3g} (+{end / low - 1:.0%}; threshold {t.overfit_rise:.0%}) while "

@@ -18,6 +18,7 @@ print(report.format_report(runs))
 import math
 import textwrap
 
+from kgrad import tags
 from kgrad.analysis import (
     diagnostics,
     layer_profile,
@@ -160,8 +161,8 @@ def _format_comparison(summary, width):
     for name, (_, scalars, run_info, findings) in zip(names, summary, strict=True):
         rows = layer_profile.layer_profile(scalars, run_info)
         ratio = next((r.ratio for r in rows if r.side == "input"), math.nan)
-        glob_norm = scalars.get("grad_norm/global", [(0, math.nan)])[-1][1]
-        loss = scalars.get(loss_trend.LOSS_TAG, [(0, math.nan)])[-1][1]
+        glob_norm = scalars.get(tags.GLOBAL_GRAD_NORM, [(0, math.nan)])[-1][1]
+        loss = scalars.get(tags.LOSS, [(0, math.nan)])[-1][1]
         kinds = ", ".join(f"{f.kind} ({f.severity})" for f in findings) or "none"
         lines.append(
             f"{name:<{col}}  {len(rows):>6}  {_num(ratio, '.1e'):>12}  "
