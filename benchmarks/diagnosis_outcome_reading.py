@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from kgrad import tags
 from kgrad.analysis import loss_trend, temporal_profile
 
 
@@ -31,7 +32,9 @@ def _exploding_rnn(row):
 
 
 def _mobilenet(row):
-    dead = [t for t in row.scalars if t.startswith("dead_units/")]
+    dead = [
+        tags.tag(tags.DEAD_UNITS, n) for n in tags.names(row.scalars, tags.DEAD_UNITS)
+    ]
     shares = [float(np.median([v for _, v in row.scalars[t][-5:]])) for t in dead]
     gone = loss_trend.improvement(row.scalars)
     if not shares:
@@ -51,10 +54,11 @@ def sections(rows, lengths):
         "## The outcome findings",
         "",
         "`not_learning`, `stalled`, `unstable` and `overfitting` are judged from "
-        "the loss (`kgrad/epoch/loss` when 6 or more epochs are logged, else the "
-        "logged batches' `kgrad/loss`; the start is the median of the first 8 "
-        "logged batches) and say what the gradients say about why "
-        "(`kgrad/analysis/outcome.py`). `overfitting` needs `kgrad/epoch/val_loss`, "
+        f"the loss (`{tags.epoch('loss')}` when 6 or more epochs are logged, else "
+        f"the logged batches' `{tags.LOSS}`; the start is the median of the first "
+        "8 logged batches) and say what the gradients say about why "
+        "(`kgrad.analysis.outcome`). `overfitting` needs "
+        f"`{tags.epoch('val_loss')}`, "
         "which the monitor logs from Keras's epoch logs when `fit` validates; "
         "without it `kgrad report` says that overfitting is not judged. The "
         "runs that validate are the overfitting runs and their healthy twins.",
