@@ -29,6 +29,8 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks", "perf"))
 import chromium_pipe  # noqa: E402
 import dashboard_session as session  # noqa: E402
 
+from kgrad import tags  # noqa: E402
+
 SIZE = (1280, 800)
 TRAIN = {
     "twins": (
@@ -77,7 +79,7 @@ VIEWS = [
     (
         "rnn",
         "rnn",
-        {"run": "rnn_simple/train", "statistic": "temporal_grad", "layer": "rnn_01"},
+        {"run": "rnn_simple/train", "statistic": tags.TEMPORAL_GRAD, "layer": "rnn_01"},
         None,
     ),
     ("densenet121", "densenet121", {"run": "densenet121/train"}, "conv3_block1"),
