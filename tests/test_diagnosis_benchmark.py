@@ -1,4 +1,4 @@
-"""`benchmarks/diagnosis.py --quick`: the machinery, not the targets.
+"""`benchmarks/diagnosis/diagnosis.py --quick`: the machinery, not the targets.
 
 Four tiny runs trained 24 steps in-process, read back from their event files,
 judged at 8, 16 and 24 steps, scored and written as Markdown. The scoring and
@@ -13,7 +13,7 @@ import pytest
 
 from kgrad import tags
 
-BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "diagnosis"
 sys.path.insert(0, str(BENCHMARKS))
 
 import diagnosis  # noqa: E402

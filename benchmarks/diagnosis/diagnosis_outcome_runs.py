@@ -8,7 +8,7 @@ examples), not ported from anyone's case files. Appended to
 
 Example:
 
-    from diagnosis_outcome_runs import OUTCOME_RUNS
+    runs = outcome_runs(LabelledRun) + more_seeds(LabelledRun)
 """
 
 import keras

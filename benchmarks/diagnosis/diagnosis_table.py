@@ -1,4 +1,4 @@
-"""Scores and the Markdown of the diagnosis benchmark (`benchmarks/diagnosis.py`).
+"""Scores and the Markdown of the diagnosis benchmark (`diagnosis.py` here).
 
 Per finding kind and per length: true positives (a `must` kind found), false
 negatives (a `must` kind not found), false positives (a kind found that is
@@ -194,7 +194,7 @@ def _peer_table(rows, lengths):
     out = [
         "## kgrad beside the peer's rules (AutoTrainer), every run",
         "",
-        "The peer's published criteria (`benchmarks/diagnosis_peer.py`, its "
+        "The peer's published criteria (`benchmarks/diagnosis/diagnosis_peer.py`, its "
         "defaults, checked every 3 epochs) judged on the same runs, both halves "
         '(none of its thresholds was chosen here). Its "not converging" counts '
         "as `not_learning` or `stalled`, whichever the run is labelled with; "

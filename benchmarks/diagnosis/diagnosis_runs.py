@@ -1,4 +1,4 @@
-"""The labelled runs of the diagnosis benchmark (`benchmarks/diagnosis.py`).
+"""The labelled runs of the diagnosis benchmark (`benchmarks/diagnosis/diagnosis.py`).
 
 Each `LabelledRun` builds a compiled tiny model and its training data, and
 says which findings the diagnosis must make (`must`) and which it may make

@@ -1,6 +1,6 @@
 """The sections of docs/DIAGNOSIS.md on the outcome findings, the two misses of
 the last round and the labels, with the numbers measured on the runs
-(`benchmarks/diagnosis_table.py` calls `sections`).
+(`benchmarks/diagnosis/diagnosis_table.py` calls `sections`).
 
 Example:
 
