@@ -1,4 +1,4 @@
-"""The noise scale (kgrad.monitor.noise_scale) logged by `GradientMonitor`,
+"""The noise scale (kgrad.monitor.log.noise_scale) logged by `GradientMonitor`,
 against the same estimator computed from one tape per example, read back with
 TensorBoard's reader."""
 

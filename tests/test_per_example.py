@@ -1,4 +1,4 @@
-"""Per-example gradient norms (kgrad.monitor.per_example and its rules) against
+"""Per-example gradient norms (kgrad.monitor.step.per_example and its rules) against
 one `tf.GradientTape` per example, for every layer type with a rule."""
 
 import keras
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kgrad.monitor.step.per_example import PerExampleProbe
+from kgrad.monitor.step.per_example import PerExampleProbe, packed_per_example
 from kgrad.monitor.train_function import keras_hooks
 
 B = 6
@@ -98,7 +98,7 @@ def per_example_sums(model, x, y, training=True):
     finally:
         while restore:
             restore.pop()()
-    sums, counts = probe.packed(
+    sums, counts = packed_per_example(
         probe.take(model.trainable_variables), model.trainable_variables
     )
     assert set(counts.numpy()) == {B}
@@ -177,7 +177,7 @@ def test_not_armed_gives_zeros():
     tape.gradient(loss, model.trainable_variables)
     while restore:
         restore.pop()()
-    sums, _ = probe.packed(
+    sums, _ = packed_per_example(
         probe.take(model.trainable_variables), model.trainable_variables
     )
     assert sums.numpy().tolist() == [0.0] * 4

@@ -90,7 +90,7 @@ class GradientMonitor(keras.callbacks.Callback):
             Defaults to `None`.
         noise_scale: Also log the gradient noise scale `B_simple`
             (McCandlish et al. 2018) from per-example gradient norms taken in
-            the same backward pass, on logged steps (`kgrad.monitor.noise_scale`).
+            the same backward pass, on logged steps (`kgrad.monitor.log.noise_scale`).
             Read-only. Defaults to `False`.
 
     Raises:

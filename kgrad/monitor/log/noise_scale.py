@@ -1,6 +1,6 @@
 """The gradient noise scale `B_simple` (McCandlish et al. 2018), on the host.
 
-From one logged step's per-example gradient norms (`kgrad.monitor.per_example`)
+From one logged step's per-example gradient norms (`kgrad.monitor.step.per_example`)
 and the batch gradient the optimizer applies, over the `N` examples of the
 (global) batch, for the variables with per-example norms:
 

@@ -215,7 +215,7 @@ class StepLogger:
         log.write_step(int(captured["step"]), values, scalars)
 
     def _noise_scalars(self, log, record, captured):
-        """The noise scale's scalars of a step (`kgrad.monitor.noise_scale`)."""
+        """The noise scale's scalars of a step (`kgrad.monitor.log.noise_scale`)."""
         probe = self._capture.per_example
         if probe is None or "per_example_sq" not in captured:
             return []

@@ -70,7 +70,11 @@ from kgrad.monitor.step.packed import (
     fields_of_table,
     gradient_table,
 )
-from kgrad.monitor.step.per_example import PerExampleProbe
+from kgrad.monitor.step.per_example import (
+    packed_per_example,
+    per_example_probe,
+    taken_per_example,
+)
 from kgrad.monitor.step.records import LayerOwners, Record
 from kgrad.monitor.step.replicas import all_reduce
 from kgrad.monitor.step.temporal import TemporalProbe
@@ -149,7 +153,7 @@ class GradientCapture:
         optimizers: Optimizers to monitor, or `None` for every optimizer the
             model holds. Defaults to `None`.
         noise_scale: Whether to take per-example gradient norms
-            (`kgrad.monitor.per_example`). Defaults to `False`.
+            (`kgrad.monitor.step.per_example`). Defaults to `False`.
     """
 
     def __init__(self, model, bins=30, optimizers=None, noise_scale=False):
@@ -157,16 +161,7 @@ class GradientCapture:
         self.bins = bins
         self.forward = ForwardProbes(model)
         self.temporal = TemporalProbe(model)
-        self.per_example = None
-        if noise_scale and _xla(model):
-            checks.warn(
-                "kgrad: noise_scale is off for this model: it is compiled with "
-                "XLA (`jit_compile=True`), where the per-example ops can change "
-                "how XLA fuses backpropagation and the last bits of the weights. "
-                "Compile with `jit_compile=False` to log the noise scale."
-            )
-        elif noise_scale:
-            self.per_example = PerExampleProbe(model, self._armed_any)
+        self.per_example = per_example_probe(model, noise_scale, self._armed_any)
         self._owners = LayerOwners(model)
         self._explicit = optimizers
         self._restore = []
@@ -307,25 +302,6 @@ class GradientCapture:
         last = [tf.convert_to_tensor(c.last_arm) for c in self.channels]
         return arm > tf.reduce_min(tf.stack(last))
 
-    def _per_example_values(self, armed, variables):
-        """`None`, or this step's per-example `(sums, counts)` of `variables`.
-
-        Packed in the branch that assigns the statistics; under several
-        replicas summed over them first, outside any branch.
-        """
-        if self.per_example is None:
-            return None
-        taken = self.per_example.take(variables)
-        if not self.replicated:
-            return taken
-        n = len(variables)
-        sums, counts = branch.cond(
-            armed,
-            lambda: self.per_example.packed(taken, variables),
-            lambda: (tf.zeros([n], tf.float64), tf.zeros([n], tf.float64)),
-        )
-        return tuple(all_reduce([sums, counts]))
-
     def _make_record(self, variables):
         def make(number, increments):
             return Record(
@@ -398,7 +374,9 @@ class GradientCapture:
                     lambda: _weights_before(record),
                     lambda: _no_weights_before(record),
                 )
-                per_example = capture._per_example_values(armed, variables)
+                per_example = taken_per_example(
+                    capture.per_example, armed, variables, capture.replicated
+                )
             with channel.increments.tracking(
                 record.increments, record.variables, armed, channel.update_sq
             ):
@@ -521,7 +499,7 @@ class GradientCapture:
             temporal_length=lengths,
         )
         if isinstance(per_example, dict):  # one replica: packed here
-            per_example = self.per_example.packed(per_example, record.variables)
+            per_example = packed_per_example(per_example, record.variables)
         if per_example is not None:
             values.update(
                 per_example_sq=per_example[0], per_example_count=per_example[1]
@@ -544,11 +522,6 @@ class GradientCapture:
                 "several replicas): its gradient statistics are not logged."
             )
         checks.warn(message)
-
-
-def _xla(model):
-    """Whether Keras compiles the model's train step with XLA."""
-    return getattr(model, "jit_compile", False) is True
 
 
 def _no_temporal_sums(r):

@@ -104,7 +104,7 @@ def statistics_layout(n, bins, m=0, r=0, per_example=False):
     """The layout for `n` variables, `m` probed and `r` recurrent layers.
 
     With `per_example`, two more fields per variable (see
-    `kgrad.monitor.per_example`): `per_example_sq`, the sum over the batch of
+    `kgrad.monitor.step.per_example`): `per_example_sq`, the sum over the batch of
     the squared per-example gradient norms (NaN without a rule), and
     `per_example_count`, the examples they were taken over.
     """

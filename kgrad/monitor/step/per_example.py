@@ -2,7 +2,7 @@
 
 With `GradientMonitor(noise_scale=True)`, while a monitor is installed (around
 each call of Keras's train function), the `call` of every layer with a rule
-(`kgrad.monitor.per_example_rules`) is wrapped on the instance. The wrapper
+(`kgrad.monitor.step.per_example_rules`) is wrapped on the instance. The wrapper
 keeps the layer's input `a`, and puts an identity with a custom gradient on
 the output of the layer's affine part (inside its `activation`, which is
 swapped on the instance for the duration of that one call, then put back) or
@@ -30,7 +30,7 @@ Example:
 ```python
 probe = PerExampleProbe(model, armed=lambda: tf.constant(True))
 wrappers = probe.chain(wrappers)  # around each train step, with the others
-sums, counts = probe.packed(probe.take(variables), variables)  # in apply
+sums, counts = packed_per_example(probe.take(variables), variables)  # in apply
 ```
 """
 
@@ -39,8 +39,10 @@ import threading
 import numpy as np
 import tensorflow as tf
 
+from kgrad import checks
 from kgrad.monitor.step import branch
 from kgrad.monitor.step.per_example_rules import rule_of
+from kgrad.monitor.step.replicas import all_reduce
 from kgrad.monitor.train_function import keras_hooks
 
 
@@ -191,15 +193,56 @@ class PerExampleProbe:
             found.update(self._kept.pop(key, None) or {})
         return found
 
-    @staticmethod
-    def packed(taken, variables):
-        """float64 `([n] sums, [n] counts)`: NaN where no rule gave a value."""
-        nan = tf.constant(np.nan, tf.float64)
-        sums = [taken.get(id(v), (nan, nan))[0] for v in variables]
-        counts = [taken.get(id(v), (nan, nan))[1] for v in variables]
-        if not sums:
-            return tf.zeros([0], tf.float64), tf.zeros([0], tf.float64)
-        return tf.stack(sums), tf.stack(counts)
+
+def per_example_probe(model, enabled, armed):
+    """A `PerExampleProbe` of `model` when `enabled`, else `None`.
+
+    Refused (`None`, with a warning) under XLA: there the ops added to
+    backpropagation can change how XLA fuses it, and the last bits of the
+    weights (measured on a model with Embedding, attention and Conv1D).
+    """
+    if not enabled:
+        return None
+    if getattr(model, "jit_compile", False) is True:
+        checks.warn(
+            "kgrad: noise_scale is off for this model: it is compiled with "
+            "XLA (`jit_compile=True`), where the per-example ops can change "
+            "how XLA fuses backpropagation and the last bits of the weights. "
+            "Compile with `jit_compile=False` to log the noise scale."
+        )
+        return None
+    return PerExampleProbe(model, armed)
+
+
+def taken_per_example(probe, armed, variables, replicated):
+    """`None`, or this step's per-example values of `variables` (in `apply`).
+
+    One replica: the `take` dict, packed later in the branch that assigns
+    the statistics. Several: `([n] sums, [n] counts)` summed over the
+    replicas, outside any branch.
+    """
+    if probe is None:
+        return None
+    taken = probe.take(variables)
+    if not replicated:
+        return taken
+    n = len(variables)
+    sums, counts = branch.cond(
+        armed,
+        lambda: packed_per_example(taken, variables),
+        lambda: (tf.zeros([n], tf.float64), tf.zeros([n], tf.float64)),
+    )
+    return tuple(all_reduce([sums, counts]))
+
+
+def packed_per_example(taken, variables):
+    """float64 `([n] sums, [n] counts)`: NaN where no rule gave a value."""
+    nan = tf.constant(np.nan, tf.float64)
+    sums = [taken.get(id(v), (nan, nan))[0] for v in variables]
+    counts = [taken.get(id(v), (nan, nan))[1] for v in variables]
+    if not sums:
+        return tf.zeros([0], tf.float64), tf.zeros([0], tf.float64)
+    return tf.stack(sums), tf.stack(counts)
 
 
 def _key(layer):

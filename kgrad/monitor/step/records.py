@@ -70,7 +70,7 @@ class Record:
             the optimizer's increments (`kgrad.monitor.step.increments`). Defaults
             to `()`: every update is measured on a snapshot.
         per_example: Whether the layout holds per-example gradient norms
-            (`kgrad.monitor.per_example`). Defaults to `False`.
+            (`kgrad.monitor.step.per_example`). Defaults to `False`.
 
     Attributes:
         paths: Unique tag names of the variables.
