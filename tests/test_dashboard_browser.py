@@ -27,7 +27,7 @@ TWIN_STEPS = [*range(1, 9), *range(10, 101, 10)]  # every step, then every 10
 
 def _load(name):
     spec = importlib.util.spec_from_file_location(
-        f"kgrad_bench_{name}", ROOT / "benchmarks" / f"{name}.py"
+        f"kgrad_bench_{name}", ROOT / "benchmarks" / "perf" / f"{name}.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
