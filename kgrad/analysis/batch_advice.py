@@ -8,6 +8,7 @@ batch of the logged steps with the median of `b_simple/global` over the last
 `Thresholds.window` logged steps, and gives advice (a severity below warning,
 printed with `verbose=2`) when they are more than `FACTOR` apart. The noise
 scale grows as the loss falls, so the advice may change during training.
+`report_lines` shows `B_simple` over the steps in `kgrad report`.
 Tested by `tests/test_batch_advice.py`.
 
 Example:
@@ -33,11 +34,11 @@ def batch_size(scalars, window=5):
     batches = [v for _, v in scalars.get(tags.NOISE_BATCH, [])[-window:]]
     if len(noise) < window or not batches:
         return []
-    b_simple, batch = float(np.median(noise)), float(batches[-1])
+    b_simple, batch = float(np.median(noise)), float(np.median(batches))
     numbers = (("b_simple", b_simple), ("batch", batch))
     evidence = (
         f"The gradient noise scale B_simple is {b_simple:,.0f} (median of the "
-        f"last {window} logged steps) against a batch of {batch:,.0f}."
+        f"last {window} logged steps) against a batch of {batch:,.0f} (median)."
     )
     if batch * FACTOR < b_simple:
         advice = (
@@ -53,3 +54,38 @@ def batch_size(scalars, window=5):
     else:
         return []
     return [Finding("batch_size", "advice", (), evidence, advice, numbers=numbers)]
+
+
+POINTS = 6
+"""Logged steps `report_lines` shows, evenly spaced from first to last."""
+
+
+def report_lines(scalars):
+    """`kgrad report`'s lines on the noise scale: `B_simple` over the steps.
+
+    Example:
+
+    >>> scalars = {"b_simple/global": [(1, 20.0), (50, 180.0)],
+    ...            "noise_scale/batch": [(1, 32.0)],
+    ...            "noise_scale/covered": [(50, 1.0)], "kgrad/loss": [(50, 0.4)]}
+    >>> print(report_lines(scalars)[0])
+    noise scale B_simple (batch 32, 100% of the gradient covered):
+    >>> print(report_lines(scalars)[1])
+      20 (step 1) -> 180 (step 50, loss 0.40)
+    """
+    logged = scalars.get(tags.GLOBAL_B_SIMPLE, [])
+    if not logged:
+        return []
+    batch = np.median([v for _, v in scalars.get(tags.NOISE_BATCH, [(0, np.nan)])])
+    covered = scalars.get(tags.NOISE_COVERED, [(0, np.nan)])[-1][1]
+    losses = dict(scalars.get(tags.LOSS, []))
+    picked = sorted({round(i) for i in np.linspace(0, len(logged) - 1, POINTS)})
+    points = []
+    for step, value in (logged[i] for i in picked):
+        loss = f", loss {losses[step]:.2f}" if step in losses else ""
+        points.append(f"{value:,.0f} (step {step}{loss})")
+    head = (
+        f"noise scale B_simple (batch {batch:,.0f}, {covered:.0%} of the "
+        "gradient covered):"
+    )
+    return [head, "  " + " -> ".join(points), ""]
