@@ -13,7 +13,7 @@ batches 8 ... 1024, until the loss on the whole training set reaches `TARGET`
 to the steps (least squares in `1/B`) for the measured `B_crit`, and reads
 `b_simple/global` (`GradientMonitor(noise_scale=True)`) from the smallest-batch
 run: its median over the logged steps whose loss lies within 2x of the target,
-and its trend as the loss falls. docs/CLAIMS.md, claim 14.
+and its trend as the loss falls. docs/CLAIMS.md, claim 16.
 
 Example:
 
@@ -208,7 +208,7 @@ def markdown(sweep):
     )
     return "\n".join(
         [
-            "## Row 14: batch-size sweep and the gradient noise scale",
+            "## Row 16: batch-size sweep and the gradient noise scale",
             "",
             "Steps to a loss doubling the batch: the critical batch is where they "
             "stop halving (McCandlish et al. 2018). Adam(1e-3), MLP with LayerNorm "

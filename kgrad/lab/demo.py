@@ -14,6 +14,7 @@ and the table as markdown with one gradient-flow PNG per experiment.
 | `adding_lengths` | 10 | `rnn_simple`, `lstm`, `gru`: adding problem, growing length |
 | `clipping` | 11 | `rnn_exploding` with SGD, without and with `clipnorm=1.0` |
 | `transformer_norm` | 13 | `transformer_small` with pre-, post- and no LayerNorm |
+| `batch_sweep` | 16 | batches 8 ... 1024 to a loss: critical batch vs `B_simple` |
 
 Example:
     ```python
@@ -28,7 +29,7 @@ import os
 import sys
 import time
 
-from kgrad.lab import data, experiments, results_markdown
+from kgrad.lab import batch_sweep, data, experiments, results_markdown
 from kgrad.lab.experiments import Experiment, RunConfig
 
 ADDING_LENGTHS = (10, 50)
@@ -195,10 +196,19 @@ def run_demo(logdir="logs", out=None, seed=0, quick=False, stream=None, full=Fal
             `False`.
 
     Returns:
-        The `RunResult`s of all runs.
+        The `RunResult`s of all runs (the batch-size sweep of
+        `kgrad.lab.batch_sweep` runs last and appends its own section).
     """
     command = _command("demo", logdir, out, seed, quick) + (" --full" if full else "")
-    return _run(demo_experiments(quick, full), command, logdir, out, seed, stream)
+    found = _run(demo_experiments(quick, full), command, logdir, out, seed, stream)
+    sweep = batch_sweep.run_sweep(
+        os.path.join(logdir, "batch_sweep"), quick=quick, seed=seed, stream=stream
+    )
+    section = batch_sweep.markdown(sweep)
+    print(f"\n{section}", file=stream)
+    with open(out or os.path.join(logdir, "RESULTS.md"), "a") as file:
+        file.write(f"\n{section}")
+    return found
 
 
 def run_compare(
