@@ -13,8 +13,8 @@ Tested by `tests/test_batch_advice.py`.
 
 Example:
 
->>> scalars = {"b_simple/global": [(s, 1500.0) for s in range(1, 6)],
-...            "noise_scale/batch": [(s, 32.0) for s in range(1, 6)]}
+>>> scalars = {tags.GLOBAL_B_SIMPLE: [(s, 1500.0) for s in range(1, 6)],
+...            tags.NOISE_BATCH: [(s, 32.0) for s in range(1, 6)]}
 >>> [f.kind for f in batch_size(scalars, window=5)]
 ['batch_size']
 """
@@ -65,9 +65,9 @@ def report_lines(scalars):
 
     Example:
 
-    >>> scalars = {"b_simple/global": [(1, 20.0), (50, 180.0)],
-    ...            "noise_scale/batch": [(1, 32.0)],
-    ...            "noise_scale/covered": [(50, 1.0)], "kgrad/loss": [(50, 0.4)]}
+    >>> scalars = {tags.GLOBAL_B_SIMPLE: [(1, 20.0), (50, 180.0)],
+    ...            tags.NOISE_BATCH: [(1, 32.0)],
+    ...            tags.NOISE_COVERED: [(50, 1.0)], tags.LOSS: [(50, 0.4)]}
     >>> print(report_lines(scalars)[0])
     noise scale B_simple (batch 32, 100% of the gradient covered):
     >>> print(report_lines(scalars)[1])

@@ -200,15 +200,14 @@ def run_demo(logdir="logs", out=None, seed=0, quick=False, stream=None, full=Fal
         `kgrad.lab.batch_sweep` runs last and appends its own section).
     """
     command = _command("demo", logdir, out, seed, quick) + (" --full" if full else "")
-    found = _run(demo_experiments(quick, full), command, logdir, out, seed, stream)
-    sweep = batch_sweep.run_sweep(
-        os.path.join(logdir, "batch_sweep"), quick=quick, seed=seed, stream=stream
-    )
-    section = batch_sweep.markdown(sweep)
-    print(f"\n{section}", file=stream)
-    with open(out or os.path.join(logdir, "RESULTS.md"), "a") as file:
-        file.write(f"\n{section}")
-    return found
+
+    def sweep(stream):
+        folder = os.path.join(logdir, "batch_sweep")
+        found = batch_sweep.run_sweep(folder, quick=quick, seed=seed, stream=stream)
+        return batch_sweep.markdown(found)
+
+    experiments_ = demo_experiments(quick, full)
+    return _run(experiments_, command, logdir, out, seed, stream, after=sweep)
 
 
 def run_compare(
@@ -258,7 +257,8 @@ def run_compare(
     return _run([found], command, logdir, out, seed, stream)
 
 
-def _run(found, command, logdir, out, seed, stream):
+def _run(found, command, logdir, out, seed, stream, after=None):
+    """Runs `found`, then `after(stream)` (a markdown section, or `None`)."""
     stream = stream or sys.stdout
     out = out or os.path.join(logdir, "RESULTS.md")
     for experiment in found:
@@ -271,11 +271,17 @@ def _run(found, command, logdir, out, seed, stream):
             experiment, logdir, seed=seed, stream=stream
         )
         sections.append((experiment, results))
+    extra = after(stream) if after is not None else None
     every = [r for _, results in sections for r in results]
     table = results_markdown.results_table(every)
     print(f"\n{table}\n", file=stream)
+    if extra:
+        print(f"{extra}\n", file=stream)
     header = results_markdown.header(command, time.perf_counter() - start, table)
     pngs = results_markdown.write_markdown(out, sections, header)
+    if extra:
+        with open(out, "a") as file:
+            file.write(f"\n{extra}")
     seconds = time.perf_counter() - start
     print(f"Wrote {out} and {len(pngs)} plot(s) next to it.", file=stream)
     wall = results_markdown.duration(seconds)
