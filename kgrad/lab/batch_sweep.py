@@ -210,7 +210,7 @@ def markdown(sweep):
         [
             "## Row 16: batch-size sweep and the gradient noise scale",
             "",
-            "Steps to a loss doubling the batch: the critical batch is where they "
+            "Steps to a loss as the batch doubles: the critical batch is where they "
             "stop halving (McCandlish et al. 2018). Adam(1e-3), MLP with LayerNorm "
             "on the 8x8 digits (training loss on the whole training set), same "
             "initial weights for every batch.",
