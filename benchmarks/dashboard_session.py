@@ -230,8 +230,8 @@ def write_synthetic_run(run_dir, variables, steps, findings_every=0):
     Returns:
         The variable paths, input first.
     """
-    from kgrad.monitor import summaries
-    from kgrad.monitor.event_writer import RunWriter
+    from kgrad.monitor.log import summaries
+    from kgrad.monitor.log.event_writer import RunWriter
 
     paths = [f"layer_{i:03d}/kernel" for i in range(variables)]
     writer = RunWriter(str(run_dir))

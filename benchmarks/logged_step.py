@@ -49,9 +49,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from kgrad import GradientMonitor, zoo  # noqa: E402
-from kgrad.monitor import event_writer, summaries  # noqa: E402
-from kgrad.monitor.capture import GradientCapture  # noqa: E402
-from kgrad.monitor.temporal import layer_name  # noqa: E402
+from kgrad.monitor.log import event_writer, summaries  # noqa: E402
+from kgrad.monitor.step.capture import GradientCapture  # noqa: E402
+from kgrad.monitor.step.temporal import layer_name  # noqa: E402
 
 PIECES = (
     "plain step",

@@ -85,7 +85,7 @@ from synthetic import (  # noqa: E402
 
 from kgrad import GradientMonitor  # noqa: E402
 from kgrad.lab.machine import load_average, machine_info  # noqa: E402
-from kgrad.monitor.schedule import Schedule  # noqa: E402
+from kgrad.monitor.drive.schedule import Schedule  # noqa: E402
 
 CONFIGS = steady_report.CONFIGS
 MODELS = ("mlp_relu_he", "cnn_bn", "resnet18", "lstm", "transformer_small")

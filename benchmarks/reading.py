@@ -34,7 +34,7 @@ TARGETS = {24: 2.0, 200: 10.0}  # tags per step -> seconds (issue 22)
 
 def write_run(log_dir, steps, tags):
     """A run of `steps` steps with `tags` scalars each, written as kgrad does."""
-    from kgrad.monitor import event_writer, summaries
+    from kgrad.monitor.log import event_writer, summaries
 
     paths = [f"model/dense_{i:03d}/kernel" for i in range(tags - 1)]
     names = ["grad_norm/global"] + [f"grad_norm/{p}" for p in paths]

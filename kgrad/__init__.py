@@ -27,7 +27,7 @@ __all__ = ["GradientMonitor", "data", "zoo"]
 __version__ = "0.1.0"
 
 _LAZY = {
-    "GradientMonitor": ("kgrad.monitor.callback", "GradientMonitor"),
+    "GradientMonitor": ("kgrad.monitor.drive.callback", "GradientMonitor"),
     "data": ("kgrad.lab.data", None),
     "zoo": ("kgrad.lab.zoo", None),
 }

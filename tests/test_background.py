@@ -3,7 +3,7 @@
 import logging
 import threading
 
-from kgrad.monitor.worker import Worker
+from kgrad.monitor.log.worker import Worker
 
 
 def test_inline_job_runs_in_the_caller_when_the_worker_is_idle():

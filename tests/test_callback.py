@@ -445,7 +445,7 @@ def test_uncompiled_model_is_rejected():
 def test_write_failure_is_reported_once_and_training_goes_on(
     tmp_path, classification_data, monkeypatch, caplog
 ):
-    from kgrad.monitor import event_writer
+    from kgrad.monitor.log import event_writer
 
     def full_disk(self, event):
         raise OSError(28, "No space left on device")

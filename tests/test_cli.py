@@ -10,7 +10,7 @@ import matplotlib.image
 import pytest
 
 from kgrad.cli import main
-from kgrad.monitor import event_writer, summaries
+from kgrad.monitor.log import event_writer, summaries
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

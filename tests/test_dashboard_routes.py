@@ -289,7 +289,7 @@ def test_heatmap_is_read_once_until_the_run_gains_a_step(tmp_path):
     assert zipped.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(zipped.get_data()) == first
     assert counting[0].scalar_reads == 1  # the second answer was kept
-    from kgrad.monitor.event_writer import RunWriter
+    from kgrad.monitor.log.event_writer import RunWriter
 
     writer = RunWriter(str(run_dir))  # a second event file: steps 6 and 7
     for step in (6, 7):

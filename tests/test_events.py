@@ -6,7 +6,7 @@ from tensorboard.compat.tensorflow_stub import pywrap_tensorflow as tensorboard_
 
 from kgrad.analysis import crc, report
 from kgrad.analysis import events as reader
-from kgrad.monitor import event_writer, summaries
+from kgrad.monitor.log import event_writer, summaries
 
 
 def test_crc32c_matches_tensorboards_on_ranges_of_every_kind():

@@ -11,7 +11,7 @@ import pytest
 from kgrad import GradientMonitor
 from kgrad.analysis import atomic, report
 from kgrad.cli import main
-from kgrad.monitor import event_writer, run_files
+from kgrad.monitor.log import event_writer, run_files
 
 
 class Disk:

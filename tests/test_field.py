@@ -474,7 +474,7 @@ def test_explosion_across_fit_calls_is_seen(tmp_path, classification_data, capsy
 def test_event_files_opened_in_one_second_sort_in_opening_order(tmp_path, monkeypatch):
     import itertools
 
-    from kgrad.monitor import event_writer
+    from kgrad.monitor.log import event_writer
 
     monkeypatch.setattr(event_writer.time, "time", lambda: 1700000000.0)
     monkeypatch.setattr(event_writer.EventFile, "_files_opened", itertools.count(8))

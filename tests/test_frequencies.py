@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kgrad import GradientMonitor
-from kgrad.monitor.schedule import Schedule
+from kgrad.monitor.drive.schedule import Schedule
 from tests.test_callback import BATCH, compiled, mlp
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kgrad import GradientMonitor
-from kgrad.monitor import stats
+from kgrad.monitor.step import stats
 from tests.test_callback import compiled, mlp
 
 FIT = dict(batch_size=4, shuffle=False, verbose=0)  # 32 examples: 8 steps

@@ -2,7 +2,7 @@
 
 import keras
 
-from kgrad.monitor import keras_hooks
+from kgrad.monitor.train_function import keras_hooks
 
 
 def test_every_keras_hook_holds():
@@ -10,7 +10,8 @@ def test_every_keras_hook_holds():
     assert broken == [], (
         f"Keras {keras.__version__} no longer provides these hooks kgrad relies on "
         f"(checked with {keras_hooks.CHECKED_WITH}): {', '.join(broken)}. "
-        "See the table in kgrad/monitor/keras_hooks.py for what each one does."
+        "See the table in kgrad/monitor/train_function/keras_hooks.py for what "
+        "each one does."
     )
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from kgrad import GradientMonitor
-from kgrad.monitor.loss_probe import LossProbe, epoch_scalars
+from kgrad.monitor.step.loss_probe import LossProbe, epoch_scalars
 
 BATCH = 8
 

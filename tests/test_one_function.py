@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from kgrad import GradientMonitor
-from kgrad.monitor import branch, keras_hooks
+from kgrad.monitor.step import branch
+from kgrad.monitor.train_function import keras_hooks
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 

@@ -9,7 +9,7 @@ import pytest
 from kgrad import GradientMonitor
 from kgrad.analysis import layer_profile, report
 from kgrad.cli import main
-from kgrad.monitor import event_writer, summaries
+from kgrad.monitor.log import event_writer, summaries
 
 DEPTH, WIDTH = 12, 16
 

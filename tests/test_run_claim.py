@@ -11,7 +11,7 @@ import pytest
 from kgrad import GradientMonitor
 from kgrad.analysis import report
 from kgrad.cli import main
-from kgrad.monitor import run_claim
+from kgrad.monitor.log import run_claim
 
 
 def mlp(name, width=4):

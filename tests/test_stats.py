@@ -6,7 +6,7 @@ import tensorflow as tf
 from tensorboard.plugins.histogram import summary_v2 as histogram_summary
 from tensorboard.util import tensor_util
 
-from kgrad.monitor import stats
+from kgrad.monitor.step import stats
 
 
 def reference_histogram(values, bins):

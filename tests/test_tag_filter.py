@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from kgrad import GradientMonitor
-from kgrad.monitor.tag_filter import TagFilter, merge_histograms
+from kgrad.monitor.log.tag_filter import TagFilter, merge_histograms
 from tests.test_callback import BATCH, LOSS, compiled, mlp
 
 

@@ -9,8 +9,8 @@ import tensorflow as tf
 
 from kgrad import GradientMonitor
 from kgrad.analysis import report, temporal_profile
-from kgrad.monitor.capture import GradientCapture
-from kgrad.monitor.packed import TEMPORAL_POINTS, sampled_timesteps
+from kgrad.monitor.step.capture import GradientCapture
+from kgrad.monitor.step.packed import TEMPORAL_POINTS, sampled_timesteps
 
 BATCH, FEATURES = 8, 3
 

@@ -5,7 +5,7 @@ server is started on those logs (a subprocess on 127.0.0.1, a free port), and
 the routes its dashboards call are asked which runs and tags each dashboard
 has and what data each tag holds. The answers are compared with what
 TensorBoard's own reader finds in the event files, and with what kgrad's tag
-scheme (the docstring of `kgrad.monitor.summaries`) says must be there.
+scheme (the docstring of `kgrad.monitor.log.summaries`) says must be there.
 
 The server is started once for the module, within `STARTUP_SECONDS`, and is
 stopped by the fixture's teardown even when a test fails.
@@ -31,7 +31,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.distribution import compressor
 
 from kgrad import GradientMonitor, zoo
-from kgrad.monitor import summaries
+from kgrad.monitor.log import summaries
 
 STARTUP_SECONDS = 60
 REQUEST_SECONDS = 10
@@ -108,7 +108,7 @@ def _tags_of(run_dir, plugin):
 
 
 def _declared(tag):
-    """Whether the tag scheme (`kgrad.monitor.summaries` docstring) has `tag`."""
+    """Whether the tag scheme (`kgrad.monitor.log.summaries` docstring) has `tag`."""
     doc = summaries.__doc__ or ""
     if tag == LAYOUT_TAG:  # TensorBoard's own tag: the scheme names the feature
         return bool(re.search(r"custom[ _]scalars", doc, re.IGNORECASE))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from kgrad import GradientMonitor
-from kgrad.monitor import stats
+from kgrad.monitor.step import stats
 
 BATCH = 16
 

@@ -1,7 +1,7 @@
 """Rules that turn logged gradient statistics into plain-language findings.
 
 Pure Python and numpy: no TensorFlow, no matplotlib, nothing written. The
-input is `Scalars`, a dict from tag (the scheme of `kgrad.monitor.summaries`) to
+input is `Scalars`, a dict from tag (the scheme of `kgrad.monitor.log.summaries`) to
 `[(step, value), ...]` sorted by step, the same whether it was read back from
 event files (`kgrad.analysis.report.load_run`) or kept in memory by the callback, and
 `run_info`, the JSON object of the `kgrad/run_info` tag (may be empty).

@@ -12,7 +12,7 @@ Python CRC per record, one `make_ndarray` per scalar) costs about 15 s for a
   is found and checked by parsing; every later summary whose bytes equal the
   template outside those floats is read with one numpy gather
   (`ScalarTemplates`). kgrad writes the scalars of a step exactly that way
-  (`kgrad.monitor.event_writer.ScalarEncoder`), and so does TensorBoard's
+  (`kgrad.monitor.log.event_writer.ScalarEncoder`), and so does TensorBoard's
   summary writer for a fixed set of tags. Anything else (histograms, text,
   images, another writer's layout) is parsed with TensorBoard's protocol
   buffers.

@@ -1,7 +1,7 @@
 """The training loss logged beside the gradients, and its trend.
 
 Pure Python and numpy. The callback logs the loss of each logged step as
-`kgrad/loss` (`kgrad.monitor.loss_probe`); the rules use its trend to tell
+`kgrad/loss` (`kgrad.monitor.step.loss_probe`); the rules use its trend to tell
 "not learning" from "not yet learned".
 
 Example:

@@ -4,7 +4,7 @@ A *run* is a directory holding kgrad event files (names containing
 `tfevents` and ending in `.kgrad`): `log_dir/train` for one optimizer,
 `log_dir/train/<optimizer>` for each optimizer of a GAN, `log_dir/train_2`
 for a second model or a second writer on the same `log_dir` (see
-`kgrad.monitor.run_claim`). `find_runs` walks a folder recursively, like
+`kgrad.monitor.log.run_claim`). `find_runs` walks a folder recursively, like
 `tensorboard --logdir`, so a parent of several `log_dir`s, a `log_dir` and
 its `train` folder all work.
 

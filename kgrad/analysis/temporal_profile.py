@@ -3,7 +3,7 @@
 Pure Python and numpy. The input is `kgrad.analysis.diagnostics.Scalars`; the
 profile of a recurrent layer `<rnn>` is logged as `temporal_grad/<rnn>/t<k>`
 (the loss gradient's norm at the layer's input, timestep `k`) and
-`temporal_grad/<rnn>/t_first_over_last` (see `kgrad.monitor.summaries`).
+`temporal_grad/<rnn>/t_first_over_last` (see `kgrad.monitor.log.summaries`).
 
 Example:
 

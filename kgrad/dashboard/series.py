@@ -3,7 +3,7 @@
 Every function takes a `Source` (the data provider with the request's context
 and experiment) and returns plain data for JSON. Rows follow the model from
 input to output, in the order of `kgrad/run_info` (see
-`kgrad.monitor.summaries` for the tag scheme); tags that it does not list
+`kgrad.monitor.log.summaries` for the tag scheme); tags that it does not list
 follow, sorted. Every step the loader kept is returned; `sampling` says when
 the loader may have kept only a sample (`--samples_per_plugin`).
 

@@ -26,7 +26,7 @@ from kgrad.analysis import diagnostics, layer_profile, report
 from kgrad.lab import data as data_lib
 from kgrad.lab import zoo
 from kgrad.lab.progress import ProgressWatch
-from kgrad.monitor.callback import GradientMonitor
+from kgrad.monitor.drive.callback import GradientMonitor
 
 OPTIMIZERS = ("adam", "sgd")
 

@@ -28,7 +28,7 @@ False
 import collections.abc
 
 from kgrad.analysis.history import FindingTracker
-from kgrad.monitor import keras_hooks
+from kgrad.monitor.train_function import keras_hooks
 
 VERBOSE = (0, 1)
 

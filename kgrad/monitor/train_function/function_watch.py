@@ -42,7 +42,7 @@ import warnings
 
 import tensorflow as tf
 
-from kgrad.monitor import keras_hooks
+from kgrad.monitor.train_function import keras_hooks
 
 _END_OF_DATA = (StopIteration, tf.errors.OutOfRangeError)
 
@@ -52,7 +52,7 @@ class TrainFunctionWatch:
 
     Args:
         model: The model being fit.
-        capture: Its installed `kgrad.monitor.capture.GradientCapture`.
+        capture: Its installed `kgrad.monitor.step.capture.GradientCapture`.
         on_abandon: Called without arguments to remove everything of kgrad
             from the model (the step raised, or the fit ended elsewhere).
     """

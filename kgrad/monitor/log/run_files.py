@@ -12,7 +12,8 @@ import os
 import tempfile
 
 from kgrad.analysis import atomic, plots
-from kgrad.monitor import event_writer, replicas, summaries
+from kgrad.monitor.log import event_writer, summaries
+from kgrad.monitor.step import replicas
 
 logger = logging.getLogger("kgrad")
 

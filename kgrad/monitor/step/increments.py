@@ -24,7 +24,7 @@ The small variables, those with a constraint (applied after the update), and
 every variable of an optimizer that is not one of `KERAS_OPTIMIZERS`, that
 overwrites its weights with their moving average (`use_ema` with
 `ema_overwrite_frequency`) or that runs under several replicas keep the
-snapshot of the weights before `apply` (`kgrad.monitor.capture`).
+snapshot of the weights before `apply` (`kgrad.monitor.step.capture`).
 
 Example:
 
@@ -44,8 +44,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgrad.monitor import branch
-from kgrad.monitor import stats as stats_lib
+from kgrad.monitor.step import branch
+from kgrad.monitor.step import stats as stats_lib
 
 # Keras optimizers whose `update_step` changes each variable with one call of
 # `assign_sub`, `assign_add` or `assign`, and whose weight decay is Keras's own.

@@ -55,7 +55,7 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
   read the gradients Keras all-reduced; else no gradient statistics there.
 - `model._loss_tracker.total` and `.count` (set by `Trainer.compile`, updated
   in `TensorFlowTrainer.train_step`): read on the host at the begin and end of
-  a logged batch for the loss of that step (`kgrad.monitor.loss_probe`); else
+  a logged batch for the loss of that step (`kgrad.monitor.step.loss_probe`); else
   no `kgrad/loss` tag.
 - `model.steps_per_execution`: the steps one call of the train function runs;
   else off-schedule steps are logged.

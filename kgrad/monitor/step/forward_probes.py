@@ -2,7 +2,7 @@
 
 While a monitor is installed, around each call of Keras's train function,
 the `call` of each probed layer (ReLU, sigmoid
-and tanh layers, see `kgrad.monitor.activation_probes`) and of each
+and tanh layers, see `kgrad.monitor.step.activation_probes`) and of each
 BatchNormalization layer is wrapped on the instance (never its `activation`
 or anything `get_config` and saving read). The wrapper returns the layer's
 output unchanged and remembers, for the graph being traced (or for the eager
@@ -32,8 +32,8 @@ import weakref
 import keras
 import tensorflow as tf
 
-from kgrad.monitor import keras_hooks
-from kgrad.monitor.activation_probes import probed_layers
+from kgrad.monitor.step.activation_probes import probed_layers
+from kgrad.monitor.train_function import keras_hooks
 
 
 class ForwardSeen:

@@ -3,7 +3,7 @@
 Dead ReLU units and saturated sigmoid/tanh outputs are read from the output of
 the layers whose activation runs once per forward pass: Dense, convolutions,
 `Activation` and `ReLU` (without a negative slope). Recurrent cells run theirs
-inside a loop and are not probed (`kgrad.monitor.temporal` profiles them).
+inside a loop and are not probed (`kgrad.monitor.step.temporal` profiles them).
 
 Example:
 
@@ -16,7 +16,7 @@ True
 
 import keras
 
-from kgrad.monitor import keras_hooks
+from kgrad.monitor.train_function import keras_hooks
 
 _ACTIVATION_KINDS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}
 _PROBED_LAYERS = (

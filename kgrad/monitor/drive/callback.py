@@ -9,25 +9,21 @@ import numpy as np
 import tensorflow as tf
 
 from kgrad import checks
-from kgrad.monitor import (
-    keras_hooks,
-    ownership,
-    replicas,
-    resume,
-    run_files,
-    summaries,
-)
-from kgrad.monitor import schedule as schedule_lib
-from kgrad.monitor.attributes import forwarded, read_only
-from kgrad.monitor.capture import GradientCapture
-from kgrad.monitor.findings_channel import FindingsChannel
-from kgrad.monitor.function_watch import TrainFunctionWatch
-from kgrad.monitor.loss_probe import LossProbe, epoch_scalars
-from kgrad.monitor.optimizers import checked_optimizers
-from kgrad.monitor.packed import record_statistics
-from kgrad.monitor.step_logger import StepLogger
-from kgrad.monitor.tag_filter import TagFilter, check_patterns
-from kgrad.monitor.worker import Worker
+from kgrad.monitor.drive import ownership, resume
+from kgrad.monitor.drive import schedule as schedule_lib
+from kgrad.monitor.drive.attributes import forwarded, read_only
+from kgrad.monitor.drive.findings_channel import FindingsChannel
+from kgrad.monitor.log import run_files, summaries
+from kgrad.monitor.log.step_logger import StepLogger
+from kgrad.monitor.log.tag_filter import TagFilter, check_patterns
+from kgrad.monitor.log.worker import Worker
+from kgrad.monitor.step import replicas
+from kgrad.monitor.step.capture import GradientCapture
+from kgrad.monitor.step.loss_probe import LossProbe, epoch_scalars
+from kgrad.monitor.step.optimizers import checked_optimizers
+from kgrad.monitor.step.packed import record_statistics
+from kgrad.monitor.train_function import keras_hooks
+from kgrad.monitor.train_function.function_watch import TrainFunctionWatch
 
 _ON_NONFINITE = ("warn", "stop", "raise")
 
@@ -38,7 +34,7 @@ class GradientMonitor(keras.callbacks.Callback):
     The statistics are taken from inside Keras's own compiled train step, from
     the very gradients the optimizer applies (no second pass, no probe batch),
     on the logged steps only; training is the same, bit for bit, as without
-    the monitor. Tags and edge cases are listed in `kgrad.monitor.summaries`.
+    the monitor. Tags and edge cases are listed in `kgrad.monitor.log.summaries`.
 
     Args:
         log_dir: Directory of the run; summaries go to `log_dir/train`, as with
@@ -53,7 +49,7 @@ class GradientMonitor(keras.callbacks.Callback):
             Defaults to `30`.
         first_steps: Also log norms at steps 1-8, then 16, 32, ... up to
             `first_steps`, where gradient problems show first (see
-            `kgrad.monitor.schedule`). Defaults to `50`.
+            `kgrad.monitor.drive.schedule`). Defaults to `50`.
         on_nonfinite: What to do when a logged step has NaN/Inf gradients
             (steps a mixed-precision loss-scale optimizer skips excepted):
             `"warn"` reports the finding, `"stop"` also ends training after the
@@ -73,7 +69,7 @@ class GradientMonitor(keras.callbacks.Callback):
             defaults. Defaults to `None`.
         include: Variable paths to tag: a shell-style pattern or a list
             (`fnmatch`, e.g. `"block1*"`), `None` for all; see
-            `kgrad.monitor.tag_filter`. Read-only. Defaults to `None`.
+            `kgrad.monitor.log.tag_filter`. Read-only. Defaults to `None`.
         exclude: Variable paths not to tag, same form. Read-only. Defaults to
             `None`.
         per_layer: One norm and one histogram per layer instead of per

@@ -27,7 +27,7 @@ step applies several optimizers (a GAN), each writes the same tags under
 | `temporal_grad/<rnn>/t_first_over_last` | scalar | that norm at the first |
 |  |  | timestep over the last: vanishing through time when tiny |
 | `kgrad/loss` | scalar | the loss Keras computed on the logged step |
-|  |  | (`kgrad.monitor.loss_probe`) |
+|  |  | (`kgrad.monitor.step.loss_probe`) |
 | `kgrad/epoch/<metric>` | scalar | the metrics Keras reports at an epoch end, at |
 |  |  | the last logged step |
 | `kgrad/run_info` | text | JSON: variable paths (input first), layers, batch |
@@ -39,19 +39,19 @@ step applies several optimizers (a GAN), each writes the same tags under
 `<path>` is the Keras 3 `variable.path` (e.g. `dense_01/kernel`), `<layer>`
 the layer's path, or its name when the path is `None` (keras.applications);
 a name that repeats gets `_2`, `_3`, ... (two weights named `w` in one layer),
-see `kgrad.monitor.naming`. One value per tag and step: with
+see `kgrad.monitor.step.naming`. One value per tag and step: with
 `gradient_accumulation_steps` the step is the update and its gradient the
 average the optimizer applies; a step that the loss-scale optimizer skips is
 not written, the next batch is logged instead and `loss_scale/skipped` counts
 the batches skipped before it. A layer called several times in a step (shared
 weights) gets the activation statistics of all its calls together.
 With `per_layer=True`, `<path>` is `<layer>/(all)` for a whole layer;
-`include`/`exclude` select the paths (`kgrad.monitor.tag_filter`). `<rnn>` is
+`include`/`exclude` select the paths (`kgrad.monitor.log.tag_filter`). `<rnn>` is
 a recurrent layer's path (each direction of a `Bidirectional` is one). `<k>`
 is zero-padded to the digits of the last timestep; 16 timesteps are kept,
 evenly spaced from the first to the last (all of them for shorter sequences);
 for `go_backwards` layers `k` counts in processing order. Masked recurrent
-layers get no `temporal_grad` tags (see `kgrad.monitor.temporal`).
+layers get no `temporal_grad` tags (see `kgrad.monitor.step.temporal`).
 
 Edge cases: a variable with a `None` gradient (unconnected or frozen) gets no
 tag at that step. `IndexedSlices` gradients (from `Embedding`) are logged as
@@ -64,7 +64,7 @@ step that the loss-scale optimizer skips (its scaled gradients overflowed, as
 is normal while the scale settles) is not an explosion.
 
 Summaries are built as protocol buffers, so that writing costs no TensorFlow
-op dispatch; `kgrad.monitor.event_writer` writes them.
+op dispatch; `kgrad.monitor.log.event_writer` writes them.
 
 Example:
 
@@ -89,7 +89,7 @@ from tensorboard.plugins.image import metadata as image_metadata
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.plugins.text import summary_v2 as text_summary
 
-from kgrad.monitor.packed import sampled_timesteps
+from kgrad.monitor.step.packed import sampled_timesteps
 
 _SCALAR = scalar_metadata.create_summary_metadata(display_name=None, description=None)
 _HISTOGRAM = histogram_metadata.create_summary_metadata(

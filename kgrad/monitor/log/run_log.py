@@ -2,11 +2,11 @@
 
 One `RunLog` per monitored optimizer: `log_dir/train` when the train step
 applies one optimizer, `log_dir/train/<slot>` (see
-`kgrad.monitor.optimizers`) for each when it applies several, so that
+`kgrad.monitor.step.optimizers`) for each when it applies several, so that
 TensorBoard draws the optimizers as runs on the same charts and
 `kgrad report log_dir` reports each. The history spans every `fit` of the
 monitor, so growth across `fit` calls is seen; the findings go through the
-monitor's `kgrad.monitor.findings_channel.FindingsChannel`.
+monitor's `kgrad.monitor.drive.findings_channel.FindingsChannel`.
 
 Example:
 
@@ -19,7 +19,7 @@ import functools
 
 from kgrad.analysis import diagnostics
 from kgrad.analysis.history import ScalarHistory
-from kgrad.monitor import summaries
+from kgrad.monitor.log import summaries
 
 
 class RunLog:
@@ -27,7 +27,7 @@ class RunLog:
 
     Args:
         run_dir: The run directory.
-        writer: Its `kgrad.monitor.event_writer.RunWriter`.
+        writer: Its `kgrad.monitor.log.event_writer.RunWriter`.
         label: The run's name in printed findings and `monitor.findings.runs`
             (`""` for a single optimizer). Defaults to `""`.
     """

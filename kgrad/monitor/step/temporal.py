@@ -25,7 +25,7 @@ input needs its gradient anyway).
 Edge cases:
 
 - `POINTS` timesteps are kept, evenly spaced from first to last
-  (`kgrad.monitor.packed.sampled_timesteps`); all of them when the sequence
+  (`kgrad.monitor.step.packed.sampled_timesteps`); all of them when the sequence
   is not longer. The length may vary from batch to batch (`None` in the
   input shape): each logged step records its own.
 - `go_backwards=True` (the backward half of a `Bidirectional`): the profile
@@ -56,8 +56,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgrad.monitor import keras_hooks
-from kgrad.monitor.packed import TEMPORAL_POINTS as POINTS
+from kgrad.monitor.step.packed import TEMPORAL_POINTS as POINTS
+from kgrad.monitor.train_function import keras_hooks
 
 
 def recurrent_layers(model):
@@ -213,7 +213,7 @@ def _profiled_identity(sequences, anchor, keep):
 def _sample(sums):
     """`POINTS` evenly spaced entries of `sums` (NaN-padded) and its length.
 
-    Same timesteps as `kgrad.monitor.packed.sampled_timesteps`.
+    Same timesteps as `kgrad.monitor.step.packed.sampled_timesteps`.
     """
     length = tf.shape(sums)[0]
     count = tf.minimum(length, POINTS)

@@ -12,8 +12,8 @@ weighted by batch size. The tracker includes the regularization losses, as
 Keras's own `loss` does.
 
 The tracker is a Keras internal, read through
-`kgrad.monitor.keras_hooks.loss_totals` (a custom `train_step` that does not
-update the tracker logs no loss).
+`kgrad.monitor.train_function.keras_hooks.loss_totals` (a custom
+`train_step` that does not update the tracker logs no loss).
 
 Example:
 
@@ -28,7 +28,7 @@ probe.end(model)    # [("kgrad/loss", 0.693)] in on_train_batch_end
 import warnings
 
 from kgrad.analysis.loss_trend import EPOCH_PREFIX, LOSS_TAG
-from kgrad.monitor.keras_hooks import loss_totals
+from kgrad.monitor.train_function.keras_hooks import loss_totals
 
 
 class LossProbe:

@@ -8,7 +8,7 @@ same file names as TensorBoard's own `EventFileWriter`.
 Example:
 
 >>> import tempfile
->>> from kgrad.monitor.summaries import text_value
+>>> from kgrad.monitor.log.summaries import text_value
 >>> with tempfile.TemporaryDirectory() as log_dir:
 ...     writer = RunWriter(log_dir)
 ...     writer.write(1, [text_value("notes", "hello")], [("grad_norm/global", 0.5)])
@@ -27,8 +27,8 @@ import tensorflow as tf
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
 from kgrad.analysis import runs
-from kgrad.monitor import summaries
-from kgrad.monitor.summaries import scalar_value
+from kgrad.monitor.log import summaries
+from kgrad.monitor.log.summaries import scalar_value
 
 logger = logging.getLogger("kgrad")
 

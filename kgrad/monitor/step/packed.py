@@ -3,8 +3,9 @@
 GradientCapture assigns one float64 vector per logged step, so that the host
 reads everything with a single transfer; `Layout` says where each field lies.
 `gradient_table` turns a list of gradients into the per-variable fields with
-a handful of fused ops (see `kgrad.monitor.stats`), and `record_statistics` packs the
-statistics of gradients handed over by a custom training loop.
+a handful of fused ops (see `kgrad.monitor.step.stats`), and
+`record_statistics` packs the statistics of gradients handed over by a
+custom training loop.
 
 Example:
 
@@ -16,8 +17,8 @@ True
 import numpy as np
 import tensorflow as tf
 
-from kgrad.monitor import stats as stats_lib
-from kgrad.monitor.replicas import all_reduce_present
+from kgrad.monitor.step import stats as stats_lib
+from kgrad.monitor.step.replicas import all_reduce_present
 
 
 class Layout:
@@ -69,8 +70,8 @@ HEADER = (
 """The scalar fields of every capture, in the order they are packed:
 
 - `capture_count`: the arming the capture answers (see
-  `kgrad.monitor.capture`); the host reads a capture when it changed.
-- `record`: the number of the `kgrad.monitor.records.Record` whose layout
+  `kgrad.monitor.step.capture`); the host reads a capture when it changed.
+- `record`: the number of the `kgrad.monitor.step.records.Record` whose layout
   packed the vector (0 for `record_statistics`).
 - `step`: the optimizer's update count at the step, plus one.
 - `skipped`: 1.0 when a loss-scale optimizer skips the step.

@@ -7,8 +7,9 @@ How it works, and why:
   Keras's train function runs in a monitored `fit` (and only then), the
   capture wraps `apply` on every optimizer
   the train step may call (`model.optimizer` and those the model holds, see
-  `kgrad.monitor.optimizers`), and the `call` of the layers whose forward
-  pass it summarises (`kgrad.monitor.forward_probes`, `kgrad.monitor.temporal`).
+  `kgrad.monitor.step.optimizers`), and the `call` of the layers whose
+  forward pass it summarises (`kgrad.monitor.step.forward_probes`,
+  `kgrad.monitor.step.temporal`).
 - **Keras owns its train function.** kgrad neither makes nor replaces it:
   Keras traces its own function, when and how it always does (at the first
   call after a compile, after `make_train_function(force=True)`, with or
@@ -20,7 +21,7 @@ How it works, and why:
   (`keras_hooks.adopt_train_function`).
 - The variables an optimizer updates are known when `apply` is traced (a model
   may build its layers in that very trace): each distinct list makes a
-  `kgrad.monitor.records.Record`, with its own layout and tag names. Each
+  `kgrad.monitor.step.records.Record`, with its own layout and tag names. Each
   optimizer has one statistics vector (a channel), of unknown length until a
   record sizes it, read by the host with a single transfer (`read`).
 - The flag holds `2 * arm + histograms`, where `arm` counts the arming calls.
@@ -58,22 +59,23 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-from kgrad.monitor import branch, keras_hooks
-from kgrad.monitor import stats as stats_lib
-from kgrad.monitor.forward_probes import ForwardProbes
-from kgrad.monitor.increments import Increments
-from kgrad.monitor.optimizers import find_optimizers
-from kgrad.monitor.packed import (
+from kgrad.monitor.step import branch
+from kgrad.monitor.step import stats as stats_lib
+from kgrad.monitor.step.forward_probes import ForwardProbes
+from kgrad.monitor.step.increments import Increments
+from kgrad.monitor.step.optimizers import find_optimizers
+from kgrad.monitor.step.packed import (
     HEADER,
     TEMPORAL_POINTS,
     fields_of_table,
     gradient_table,
 )
-from kgrad.monitor.records import LayerOwners, Record
-from kgrad.monitor.replicas import all_reduce
-from kgrad.monitor.temporal import TemporalProbe
-from kgrad.monitor.temporal import norms as temporal_norms
-from kgrad.monitor.temporal import sampled as temporal_sampled
+from kgrad.monitor.step.records import LayerOwners, Record
+from kgrad.monitor.step.replicas import all_reduce
+from kgrad.monitor.step.temporal import TemporalProbe
+from kgrad.monitor.step.temporal import norms as temporal_norms
+from kgrad.monitor.step.temporal import sampled as temporal_sampled
+from kgrad.monitor.train_function import keras_hooks
 
 _RECORD = HEADER.index("record")
 _COUNT = HEADER.index("capture_count")
@@ -83,7 +85,7 @@ class Channel:
     """One monitored optimizer: its slot name, statistics vector and records.
 
     Attributes:
-        name: Slot name (see `kgrad.monitor.optimizers`).
+        name: Slot name (see `kgrad.monitor.step.optimizers`).
         optimizer: The optimizer.
         traced: Whether the train step called its `apply` while installed.
         records: `Record`s by number.
@@ -105,7 +107,7 @@ class Channel:
             synchronization=tf.VariableSynchronization.ON_READ,
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
-        self.update_sq = tf.Variable(  # see `kgrad.monitor.increments`
+        self.update_sq = tf.Variable(  # see `kgrad.monitor.step.increments`
             tf.zeros([0], tf.float64),
             shape=tf.TensorShape([None]),
             trainable=False,
@@ -189,8 +191,8 @@ class GradientCapture:
         """Wraps the optimizers and the probed layers (undone by `uninstall`).
 
         The monitor keeps them in place only while Keras's train function runs
-        (`kgrad.monitor.function_watch`): outside a train step, nothing of
-        kgrad is on the model, and a validation or predict pass is never
+        (`kgrad.monitor.train_function.function_watch`): outside a train step,
+        nothing of kgrad is on the model, and a validation or predict pass is never
         probed.
         """
         if self.installed():
@@ -528,7 +530,7 @@ def _weights_and_updates(channel, record, before):
 
     `before` is `_weights_before(record)`. The snapshot variables' updates are
     differences with their copies; the others' are the norms measured on the
-    optimizer's increments (`kgrad.monitor.increments`).
+    optimizer's increments (`kgrad.monitor.step.increments`).
     """
     n = len(record.variables)
     snapshot, large = record.snapshot_positions, record.increments

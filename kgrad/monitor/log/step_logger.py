@@ -5,7 +5,7 @@ keeps one `RunLog` per optimizer slot (`log_dir/train`, or
 `log_dir/train/<slot>` when the train step applies several optimizers), the
 `StepCounter` that keeps steps increasing across recompiles, and it says so
 when a step that was due reached no monitored optimizer. The run root
-(`log_dir/train`) is claimed through `kgrad.monitor.run_claim` at the first
+(`log_dir/train`) is claimed through `kgrad.monitor.log.run_claim` at the first
 write: a `log_dir` that holds another model's run, or that another monitor
 is writing, gets a new run root (`log_dir/train_2`), said once; a monitor
 reused on a second model starts a new run too, never a merge.
@@ -30,10 +30,11 @@ import warnings
 
 import numpy as np
 
-from kgrad.monitor import event_writer, replicas, run_claim, summaries
-from kgrad.monitor.run_log import RunLog
-from kgrad.monitor.steps import StepCounter
-from kgrad.monitor.temporal import layer_name
+from kgrad.monitor.log import event_writer, run_claim, summaries
+from kgrad.monitor.log.run_log import RunLog
+from kgrad.monitor.log.steps import StepCounter
+from kgrad.monitor.step import replicas
+from kgrad.monitor.step.temporal import layer_name
 
 
 class StepLogger:
@@ -41,7 +42,7 @@ class StepLogger:
 
     Args:
         log_dir: The monitor's `log_dir`.
-        worker: The monitor's `kgrad.monitor.worker.Worker`.
+        worker: The monitor's `kgrad.monitor.log.worker.Worker`.
     """
 
     def __init__(self, log_dir, worker):
@@ -63,7 +64,7 @@ class StepLogger:
         Args:
             model: The model being fit.
             capture: Its installed `GradientCapture`.
-            make_tags: Makes the monitor's `kgrad.monitor.tag_filter.TagFilter`
+            make_tags: Makes the monitor's `kgrad.monitor.log.tag_filter.TagFilter`
                 over a record's variable names.
 
         Returns:
@@ -95,7 +96,7 @@ class StepLogger:
             histograms: Whether histograms were due.
             due: The training step that was due (for the warning).
             extra: `(tag, value)` scalars of the same step, written with it
-                (the loss of `kgrad.monitor.loss_probe`). Defaults to `()`.
+                (the loss of `kgrad.monitor.step.loss_probe`). Defaults to `()`.
 
         Returns:
             `(nonfinite, retry)`: whether a written step has NaN/Inf gradients,
@@ -233,7 +234,8 @@ class StepLogger:
             "train step applies another optimizer, pass it with "
             "`GradientMonitor(..., optimizers=[...])`; if it applies one of "
             "these, this Keras version may not route through the hooks kgrad "
-            "uses (`kgrad.monitor.keras_hooks.check()` names the broken one).",
+            "uses (`kgrad.monitor.train_function.keras_hooks.check()` names the "
+            "broken one).",
             stacklevel=4,
         )
 

@@ -20,8 +20,9 @@ record.layout.size, record.paths
 ```
 """
 
-from kgrad.monitor import keras_hooks, naming
-from kgrad.monitor.packed import statistics_layout
+from kgrad.monitor.step import naming
+from kgrad.monitor.step.packed import statistics_layout
+from kgrad.monitor.train_function import keras_hooks
 
 
 class LayerOwners:
@@ -66,7 +67,7 @@ class Record:
         batchnorm: Every BatchNormalization layer of the model.
         bins: Histogram buckets.
         increments: Positions of the variables whose update is measured on
-            the optimizer's increments (`kgrad.monitor.increments`). Defaults
+            the optimizer's increments (`kgrad.monitor.step.increments`). Defaults
             to `()`: every update is measured on a snapshot.
 
     Attributes:
