@@ -33,8 +33,7 @@ import numpy as np
 from kgrad.monitor.log import event_writer, run_claim, summaries
 from kgrad.monitor.log.run_log import RunLog
 from kgrad.monitor.log.steps import StepCounter
-from kgrad.monitor.step import replicas
-from kgrad.monitor.step.temporal import layer_name
+from kgrad.monitor.step.naming import layer_name
 
 
 class StepLogger:
@@ -150,7 +149,7 @@ class StepLogger:
             if several:
                 run_dir = os.path.join(run_dir, channel.name)
                 label = f"{label}/{channel.name}" if label else channel.name
-            chief = replicas.is_chief(self._model.distribute_strategy)
+            chief = _is_chief(self._model)
             writer = event_writer.RunWriter(run_dir, enabled=chief)
             log = RunLog(run_dir, writer, label=label)
             self.logs[channel.name] = log
@@ -172,7 +171,7 @@ class StepLogger:
     def _run_root(self):
         """`log_dir/train`, or a new run root if that one is another's."""
         if self._root is None:
-            chief = replicas.is_chief(self._model.distribute_strategy)
+            chief = _is_chief(self._model)
             if not chief:
                 self._root = os.path.join(self.log_dir, "train")
                 return self._root
@@ -249,3 +248,13 @@ def _layers(record):
 def _recurrent(record):
     """Tag name of each recurrent layer of `record` with a temporal profile."""
     return [layer_name(layer) for layer in record.recurrent]
+
+
+def _is_chief(model):
+    """Whether this process writes the run (always, but for TensorFlow's workers)."""
+    strategy = getattr(model, "distribute_strategy", None)  # none on JAX
+    if strategy is None:
+        return True
+    from kgrad.monitor.step import replicas  # TensorFlow's
+
+    return replicas.is_chief(strategy)

@@ -62,6 +62,7 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
 - `keras.src.utils.io_utils.print_msg`: prints findings the way Keras's own
   callbacks print (stdout, or absl logging after
   `keras.config.disable_interactive_logging()`); else no finding is printed.
+  Called through `jax_hooks.print_msg`, which needs no TensorFlow.
 
 Example:
 
@@ -282,22 +283,6 @@ def gradient_reduction_wrapper(optimizer, keep):
     return inner, "_all_reduce_sum_gradients", reduce_and_keep
 
 
-def backend():
-    """The name of the Keras backend (`"tensorflow"`, `"jax"`, `"torch"`, ...)."""
-    return keras.backend.backend()
-
-
-def require_tensorflow_backend():
-    """Raises `ValueError` naming the backend unless it is TensorFlow."""
-    name = backend()
-    if name != "tensorflow":
-        raise ValueError(
-            "GradientMonitor captures gradients with the TensorFlow backend only "
-            "(set KERAS_BACKEND=tensorflow before importing keras). Received: "
-            f"Keras backend {name!r}"
-        )
-
-
 def updates_now(optimizer):
     """float64 1.0 when this `apply` updates the weights, 0.0 if it accumulates."""
     steps = getattr(optimizer, "gradient_accumulation_steps", None)
@@ -347,13 +332,6 @@ def skipped_by_loss_scaling(optimizer, grads):
         return tf.constant(0.0, tf.float64)
     finite = optimizer.check_finite(grads)
     return tf.cast(tf.logical_not(finite), tf.float64)
-
-
-def print_msg(message):
-    """Prints `message` through the channel Keras's own callbacks use."""
-    from keras.src.utils import io_utils
-
-    io_utils.print_msg(message)
 
 
 def check():

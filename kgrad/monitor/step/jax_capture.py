@@ -62,9 +62,10 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from kgrad.monitor import jax_hooks, naming
-from kgrad.monitor import jax_stats as stats
-from kgrad.monitor.packed import HEADER, TEMPORAL_POINTS, statistics_layout
+from kgrad.monitor.step import jax_stats as stats
+from kgrad.monitor.step import naming
+from kgrad.monitor.step.layout import HEADER, TEMPORAL_POINTS, statistics_layout
+from kgrad.monitor.train_function import jax_hooks
 
 _RECORD = HEADER.index("record")
 _COUNT = HEADER.index("capture_count")
@@ -199,7 +200,9 @@ class JaxCapture:
 
         def guarded(state, iterator):
             if pending._pending is not None:
-                jax_hooks.put_optimizer_values(state, pending._positions, pending._pending)
+                jax_hooks.put_optimizer_values(
+                    state, pending._positions, pending._pending
+                )
                 pending._pending = None
             return function(state, iterator)
 
@@ -336,8 +339,8 @@ class JaxCapture:
         n, bins = len(record.variables), self.bins
         present = [g is not None for g in grads]
         zero = jnp.float32(0.0)
-        grad_norm = [stats.scaled_norm(g) if p else zero for g, p in zip(grads, present)]
-        nonfinite = [stats.nonfinite_count(g) if p else zero for g, p in zip(grads, present)]
+        grad_norm = [zero if g is None else stats.scaled_norm(g) for g in grads]
+        nonfinite = [zero if g is None else stats.nonfinite_count(g) for g in grads]
 
         def with_histograms(grads):
             rows = [
@@ -404,7 +407,7 @@ class JaxCapture:
         warnings.warn(message, stacklevel=3)
 
 
-def supported(model):
+def unsupported(model):
     """`None`, or why kgrad cannot see this model's gradients on JAX."""
     if jax_hooks.custom_train_step(model):
         return (

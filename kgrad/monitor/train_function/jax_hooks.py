@@ -8,16 +8,23 @@ variables), passes it through its jitted `train_step` and keeps the newest
 lists in `model._jax_state`; `jax_state_sync()` writes them back at the end
 of the epoch, or when a callback reads `Callback.model`.
 
-| internal | what kgrad does with it | if it goes |
-| --- | --- | --- |
-| `model._jax_state`, `model._jax_state_synced` | reads a value mid-epoch without syncing the model (a tracked copy of Keras's lists) | `check()` fails |
-| the `(trainable, non_trainable, optimizer, metrics)` state `fit` passes `model.train_function` | the flag's new value is put in its optimizer list | `check()` fails |
-| `Callback._model` | the model, without the sync that `Callback.model` makes on every access | `check()` fails |
-| `optimizer._untrack_variable` | removes kgrad's variables from the optimizer after `fit` | `check()` fails |
-| `optimizer._trainable_variables` | the variables `apply(grads)` updates inside `stateless_apply` | `check()` fails |
-| `optimizer._accumulated_gradients`, `_get_variable_index`, `_iterations` | the gradient applied under `gradient_accumulation_steps` | `check()` fails |
-| `model._loss_tracker` (`total`, `count`) | the loss of a logged step, read in the metrics state | no `kgrad/loss` |
-| `JAXTrainer.train_step` | tells a custom `train_step` apart (warned about) | `check()` fails |
+Each internal, what kgrad does with it, and what breaks if it goes (`check()`
+names it):
+- `model._jax_state`, `model._jax_state_synced`: read a value mid-epoch
+  without syncing the model (a tracked copy of Keras's lists).
+- The `(trainable, non_trainable, optimizer, metrics)` lists `fit` passes
+  `model.train_function`: the flag's new value is put in the optimizer list.
+- `Callback._model`: not used; the callback keeps the model `set_model` gave.
+- `optimizer._untrack_variable`: removes kgrad's variables after `fit`.
+- `optimizer._trainable_variables`: the variables `apply(grads)` updates
+  inside `stateless_apply`.
+- `optimizer._accumulated_gradients`, `_get_variable_index`, `_iterations`:
+  the gradient applied under `gradient_accumulation_steps`.
+- `model._loss_tracker` (`total`, `count`): the loss of a logged step, read
+  in the metrics state (without it, no `kgrad/loss`).
+- `JAXTrainer.train_step`: tells a custom `train_step` apart (warned about).
+- `keras.src.utils.io_utils.print_msg`: prints findings as Keras's callbacks
+  print (on every backend; it needs no TensorFlow).
 
 Tested in tests/jax/test_jax_capture.py (`check()` on the installed Keras).
 
@@ -43,8 +50,6 @@ def check():
     for name in ("_jax_state_synced", "_loss_tracker", "_get_jax_state"):
         if not hasattr(model, name):
             missing.append(f"model.{name}")
-    if not hasattr(keras.callbacks.Callback(), "_model"):
-        missing.append("Callback._model")
     optimizer = model.optimizer
     optimizer.build(model.trainable_variables)
     for name in (
@@ -66,11 +71,6 @@ def check():
     if not hasattr(trainer.JAXTrainer, "train_step"):
         missing.append("JAXTrainer.train_step")
     return missing
-
-
-def unsynced_model(callback):
-    """The callback's model, without `Callback.model`'s state sync."""
-    return callback._model
 
 
 def custom_train_step(model):
@@ -161,3 +161,13 @@ def loss_totals(model):
         float(state_value(model, total, "metrics_variables", owners)),
         float(state_value(model, count, "metrics_variables", owners)),
     )
+
+
+def print_msg(message):
+    """Prints `message` through the channel Keras's own callbacks use.
+
+    On every backend (`kgrad.monitor.drive.findings_channel` prints with it).
+    """
+    from keras.src.utils import io_utils
+
+    io_utils.print_msg(message)
