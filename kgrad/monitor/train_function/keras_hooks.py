@@ -381,7 +381,7 @@ def check():
     verify("LossScaleOptimizer.dynamic_scale/check_finite", _loss_scaling_holds)
     verify("io_utils.print_msg", _print_msg_holds)
     verify("optimizer gradient accumulation internals", _accumulation_holds)
-    verify("keras.backend.backend", lambda: backend() == "tensorflow")
+    verify("keras.backend.backend", lambda: keras.backend.backend() == "tensorflow")
     verify("TensorFlowTrainer.train_step", _prebuild_holds)
     verify("model._loss_tracker", lambda: loss_totals(model)[1] > 0)
     return broken
