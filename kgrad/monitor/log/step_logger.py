@@ -48,7 +48,7 @@ class StepLogger:
         self.log_dir = log_dir
         self.worker = worker
         self.logs = {}  # slot name -> RunLog
-        self.steps = StepCounter(lambda opt: int(opt.iterations.numpy()))
+        self.steps = StepCounter(_update_count)
         self._model = None
         self._capture = None
         self._make_tags = None
@@ -186,7 +186,7 @@ class StepLogger:
     def _new_model_run(self):
         """A new model: its steps, history and findings start a run of their own."""
         self.logs = {}
-        self.steps = StepCounter(lambda opt: int(opt.iterations.numpy()))
+        self.steps = StepCounter(_update_count)
         self._root = None
 
     def _log_step(self, log, record, captured, norms, histograms, extra):
@@ -258,3 +258,10 @@ def _is_chief(model):
     from kgrad.monitor.step import replicas  # TensorFlow's
 
     return replicas.is_chief(strategy)
+
+
+def _update_count(optimizer):
+    """The optimizer's update count, on every backend."""
+    import keras
+
+    return int(keras.ops.convert_to_numpy(optimizer.iterations))

@@ -111,6 +111,7 @@ class JaxChannel:
         self.records = {self.record.number: self.record}
         self.traced = False
         self.captures_read = 0.0
+        self.dynamic_scale = None  # a LossScaleOptimizer's, read at arming
         self.variables = []
 
     def add_variables(self):
@@ -145,6 +146,7 @@ class JaxCapture:
         self._arms = 0
         self._restore = []
         self._pending = None
+        self._armed_unread = False
         self._positions = []
         self._warned = set()
 
@@ -227,6 +229,13 @@ class JaxCapture:
         self._guard_function()  # a function Keras made anew mid-fit
         value = np.int32(2 * self._arms + int(bool(histograms)))
         self._pending = [value] * len(self.channels)
+        self._armed_unread = True
+        for channel in self.channels:
+            if channel.owner is not channel.optimizer:  # the scale of this step
+                scale = jax_hooks.state_value(
+                    self.model, channel.optimizer.dynamic_scale
+                )
+                channel.dynamic_scale = float(scale)
 
     def disarm(self):
         """Drops an arming that no train step took (nothing else to undo)."""
@@ -239,14 +248,19 @@ class JaxCapture:
         TensorFlow capture reads them.
         """
         out = []
+        armed, self._armed_unread = self._armed_unread, False
         for channel in self.traced_channels:
             vector = jax_hooks.state_value(self.model, channel.stats)
-            if vector.size <= _RECORD or vector[_COUNT] == channel.captures_read:
+            if vector[_COUNT] == channel.captures_read:
+                if channel.dynamic_scale is not None and armed:
+                    out.append((channel, channel.record, _skipped(channel, vector)))
                 continue
             channel.captures_read = vector[_COUNT]
             values = channel.record.layout.unpack(vector.astype(np.float64))
             for name in _NORM_FIELDS:
                 values[name] = np.square(values[name])
+            if channel.dynamic_scale is not None:
+                values["loss_scale"] = np.float64(channel.dynamic_scale)
             out.append((channel, channel.record, values))
         return out
 
@@ -302,11 +316,8 @@ class JaxCapture:
         if accumulation is not None:
             steps, _, iterations = accumulation
             applied = ((iterations.value + 1) % steps == 0).astype(jnp.float32)
-        scale = 1.0
-        outer = self.channels[0].optimizer
-        if outer is not optimizer and hasattr(outer, "dynamic_scale"):
-            scale = outer.dynamic_scale.value
-        elif optimizer.loss_scale_factor is not None:
+        scale = 1.0  # a LossScaleOptimizer's: read by the host when arming
+        if optimizer.loss_scale_factor is not None:
             scale = optimizer.loss_scale_factor
         return dict(
             record=1.0,
@@ -405,6 +416,13 @@ class JaxCapture:
                 "built with (a custom `train_step`?): this step is not logged."
             )
         warnings.warn(message, stacklevel=3)
+
+
+def _skipped(channel, vector):
+    """A step the `LossScaleOptimizer` skipped (its inner `apply` did not run)."""
+    values = channel.record.layout.unpack(vector.astype(np.float64))
+    values.update(skipped=np.float64(1.0), loss_scale=np.float64(channel.dynamic_scale))
+    return values
 
 
 def unsupported(model):
