@@ -22,6 +22,15 @@ def read_only(attribute, doc):
     return property(lambda self: getattr(self, attribute), doc=doc)
 
 
+def checked(attribute, check, doc):
+    """A property storing `check(value)` in `self.<attribute>` on assignment."""
+
+    def set_(self, value):
+        setattr(self, attribute, check(value))
+
+    return property(lambda self: getattr(self, attribute), set_, doc=doc)
+
+
 def forwarded(owner, name, doc):
     """A property reading and setting `self.<owner>.<name>` (which checks it)."""
 

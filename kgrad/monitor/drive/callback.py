@@ -8,9 +8,10 @@ import keras
 import numpy as np
 
 from kgrad import checks
+from kgrad.analysis.findings import checked_thresholds
 from kgrad.monitor.drive import backends, ownership, resume
 from kgrad.monitor.drive import schedule as schedule_lib
-from kgrad.monitor.drive.attributes import forwarded, read_only
+from kgrad.monitor.drive.attributes import checked, forwarded, read_only
 from kgrad.monitor.drive.findings_channel import FindingsChannel
 from kgrad.monitor.log import run_files, summaries
 from kgrad.monitor.log.step_logger import StepLogger
@@ -56,11 +57,12 @@ class GradientMonitor(keras.callbacks.Callback):
             have passed since the last one (so a loop of short `fit` calls
             does not pay it each time); 0 draws it after every `fit`, `None`
             never. Defaults to `300`.
-        thresholds: `kgrad.analysis.diagnostics.Thresholds` of the diagnosis
-            made at each epoch end (findings are reported when they appear
-            and when they clear, across all `fit` calls of the monitor, and
-            written to the `kgrad/findings` text tag); `None` for the
-            defaults. Defaults to `None`.
+        thresholds: `kgrad.analysis.findings.Thresholds` (or a dict of its
+            fields; an unknown key raises `ValueError`) of the diagnosis made
+            at each epoch end (findings are reported when they appear and
+            when they clear, across all `fit` calls of the monitor, and
+            written to the `kgrad/findings` text tag; a failing diagnosis is
+            warned about, training goes on); `None`: defaults. Defaults to `None`.
         include: Variable paths to tag: a shell-style pattern or a list
             (`fnmatch`, e.g. `"block1*"`), `None` for all; see
             `kgrad.monitor.log.tag_filter`. Read-only. Defaults to `None`.
@@ -110,6 +112,7 @@ class GradientMonitor(keras.callbacks.Callback):
     include = read_only("_include", "Patterns of the variable paths tagged.")
     exclude = read_only("_exclude", "Patterns of the variable paths not tagged.")
     per_layer = read_only("_per_layer", "Whether tags are per layer.")
+    thresholds = checked("_thresholds", checked_thresholds, "The diagnosis's.")
 
     def __init__(
         self,
@@ -163,7 +166,13 @@ class GradientMonitor(keras.callbacks.Callback):
         self._loss_probe = LossProbe(self._side.loss_totals)  # each logged step's
 
     # -- Keras hooks -------------------------------------------------------
-    def set_model(self, model):
+    def set_model(self, model=None):
+        if not isinstance(self, GradientMonitor):  # Keras called it on the class
+            raise TypeError(
+                "`callbacks` must hold a GradientMonitor instance, not the class: "
+                "pass `callbacks=[GradientMonitor(log_dir)]`. Received: "
+                "callbacks=[GradientMonitor]"
+            )
         backends.require_supported()
         if getattr(model, "optimizer", None) is None and not self.optimizers:
             raise ValueError(
@@ -419,10 +428,8 @@ class GradientMonitor(keras.callbacks.Callback):
         if self.on_nonfinite == "raise":
             self._abandon()
             for log in self._logger.logs.values():
-                finding = next(
-                    (f for f in log.diagnose(self.thresholds) if f.kind == "nonfinite"),
-                    None,
-                )
+                found = log.diagnose(self.thresholds) or ()
+                finding = next((f for f in found if f.kind == "nonfinite"), None)
                 if finding is not None:
                     raise FloatingPointError(f"kgrad: {finding.message()}")
         self._report_findings()

@@ -17,6 +17,7 @@ True
 
 import functools
 
+from kgrad import checks
 from kgrad.analysis import diagnostics
 from kgrad.analysis.history import ScalarHistory
 from kgrad.monitor.log import summaries
@@ -42,6 +43,7 @@ class RunLog:
         self.last_step = None
         self.skipped_batches = 0  # loss-scale skips since the last logged step
         self.steps_this_fit = 0
+        self._diagnosis_failed = False
 
     def write_step(self, step, values, scalars):
         """Writes one logged step (in the worker or inline) and remembers it."""
@@ -50,16 +52,31 @@ class RunLog:
         self.history.add(step, scalars)
 
     def diagnose(self, thresholds):
-        """The findings of everything logged so far."""
-        return diagnostics.diagnose(
-            self.history.scalars(), self.run_info or {}, thresholds
-        )
+        """The findings of everything logged so far; `None` if the diagnosis fails.
+
+        A diagnosis that raises never stops training: it is warned about once
+        per run, and the findings stay as they were.
+        """
+        try:
+            return diagnostics.diagnose(
+                self.history.scalars(), self.run_info or {}, thresholds
+            )
+        except Exception as error:  # whatever a rule raises, training goes on
+            if not self._diagnosis_failed:
+                self._diagnosis_failed = True
+                checks.warn(
+                    f"kgrad: the diagnosis of {self.run_dir} failed "
+                    f"({type(error).__name__}: {error}); training goes on, "
+                    "the findings are not updated."
+                )
+            return None
 
     def report_findings(self, thresholds, worker, channel, monitor):
         """Hands a new diagnosis to `channel`; writes the findings as text."""
-        if self.last_step is None:
+        found = None if self.last_step is None else self.diagnose(thresholds)
+        if found is None:
             return
-        if channel.update(self.diagnose(thresholds), monitor, run=self.label):
+        if channel.update(found, monitor, run=self.label):
             active = channel.log.runs[self.label]
             text = "\n\n".join(f"- {f.message()}" for f in active)
             value = summaries.text_value(

@@ -26,10 +26,10 @@ nonfinite, retry = logger.write(norms=True, histograms=False, due=1)
 
 import functools
 import os
-import warnings
 
 import numpy as np
 
+from kgrad import checks
 from kgrad.monitor.log import event_writer, run_claim, summaries
 from kgrad.monitor.log.run_log import RunLog
 from kgrad.monitor.log.steps import StepCounter
@@ -132,11 +132,10 @@ class StepLogger:
         """Warns at the end of a `fit` in which no due step was written."""
         if any(log.steps_this_fit for log in self.logs.values()):
             return
-        warnings.warn(
+        checks.warn(
             "GradientMonitor: this `fit` logged no gradient at all to "
             f"{os.fspath(self.log_dir)!r}: no step due to be logged reached a "
-            "monitored optimizer (see the warning above).",
-            stacklevel=3,
+            "monitored optimizer (see the warning above)."
         )
 
     def _log_of(self, channel):
@@ -180,7 +179,7 @@ class StepLogger:
             )
             self._roots.append(self._root)
             if note:
-                warnings.warn(f"GradientMonitor: {note}.", stacklevel=2)
+                checks.warn(f"GradientMonitor: {note}.")
         return self._root
 
     def _new_model_run(self):
@@ -226,7 +225,7 @@ class StepLogger:
             return
         self._warned_nothing = True
         names = ", ".join(f"`{c.name}`" for c in self._capture.channels)
-        warnings.warn(
+        checks.warn(
             f"GradientMonitor: training step {step} was due to be logged, but no "
             f"gradient reached a monitored optimizer (monitored: {names}). kgrad "
             "sees the gradients in `optimizer.apply`/`apply_gradients`: if the "
@@ -234,8 +233,7 @@ class StepLogger:
             "`GradientMonitor(..., optimizers=[...])`; if it applies one of "
             "these, this Keras version may not route through the hooks kgrad "
             "uses (`kgrad.monitor.train_function.keras_hooks.check()` names the "
-            "broken one).",
-            stacklevel=4,
+            "broken one)."
         )
 
 

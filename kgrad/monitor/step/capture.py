@@ -53,12 +53,12 @@ capture.uninstall()
 """
 
 import threading
-import warnings
 import weakref
 
 import numpy as np
 import tensorflow as tf
 
+from kgrad import checks
 from kgrad.monitor.step import branch
 from kgrad.monitor.step import stats as stats_lib
 from kgrad.monitor.step.forward_probes import ForwardProbes
@@ -486,7 +486,7 @@ class GradientCapture:
                 "reachable in this train step (gradient accumulation under "
                 "several replicas): its gradient statistics are not logged."
             )
-        warnings.warn(message, stacklevel=3)
+        checks.warn(message)
 
 
 def _no_temporal_sums(r):
