@@ -13,7 +13,7 @@ Example:
 
 ```python
 side = backends.for_backend()  # TensorFlowSide or JaxSide
-capture = side.capture(model, bins=30, optimizers=None)
+capture = side.capture(model, bins=30, optimizers=None, noise_scale=False)
 watch = side.watch(model, capture, abandon)
 ```
 """
@@ -66,10 +66,12 @@ class TensorFlowSide:
 
         return replicas.is_chief(model.distribute_strategy)
 
-    def capture(self, model, bins, optimizers):
+    def capture(self, model, bins, optimizers, noise_scale):
         from kgrad.monitor.step.capture import GradientCapture
 
-        return GradientCapture(model, bins=bins, optimizers=optimizers)
+        return GradientCapture(
+            model, bins=bins, optimizers=optimizers, noise_scale=noise_scale
+        )
 
     def watch(self, model, capture, abandon):
         from kgrad.monitor.train_function.function_watch import TrainFunctionWatch
@@ -93,9 +95,15 @@ class JaxSide:
     def is_chief(self, model):
         return True
 
-    def capture(self, model, bins, optimizers):
+    def capture(self, model, bins, optimizers, noise_scale):
         from kgrad.monitor.step.jax_capture import JaxCapture
 
+        if noise_scale:
+            warnings.warn(
+                "kgrad: `noise_scale` needs the TensorFlow backend (the per-example "
+                "gradients are taken in its backward pass); on JAX it is not logged.",
+                stacklevel=4,
+            )
         if optimizers is not None and list(optimizers) != [model.optimizer]:
             warnings.warn(
                 "kgrad: on JAX only `model.optimizer` is monitored (Keras's JAX "

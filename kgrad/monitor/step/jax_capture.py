@@ -138,6 +138,8 @@ class JaxCapture:
         bins: Histogram buckets per variable. Defaults to `30`.
     """
 
+    per_example = None  # the noise scale's per-example norms: TensorFlow only
+
     def __init__(self, model, bins=30):
         self.model = model
         self.bins = bins
