@@ -54,29 +54,13 @@ def _unknown_length(model, x, y, callbacks):
     return history
 
 
-def _validation(model, x, y, callbacks):
-    return [
-        model.fit(
-            x,
-            y,
-            batch_size=8,
-            epochs=2,
-            validation_split=0.25,
-            verbose=0,
-            callbacks=callbacks(),
-        ).history
-    ]
-
-
 CASES = {
     "dropout_batchnorm": (dict(dropout=0.3, batchnorm=True), {}, _several_fits),
     "steps_per_execution": ({}, dict(steps_per_execution=3), _several_fits),
     "recompile": ({}, {}, _recompile),
     "trainable_toggle": ({}, {}, _trainable_toggle),
     "unknown_length": (dict(dropout=0.2), {}, _unknown_length),
-    "validation": (dict(batchnorm=True), {}, _validation),
     "mixed_float16": ({}, dict(policy="mixed_float16"), _several_fits),
-    "mixed_bfloat16": ({}, dict(policy="mixed_bfloat16"), _several_fits),
     "gradient_accumulation": ({}, dict(accumulate=2), _several_fits),
 }
 
