@@ -21,7 +21,7 @@ Rules (thresholds in `Thresholds`):
 | `nonfinite` | error | NaN/Inf gradient entries at any logged step |
 | `zero_gradients` | error | every gradient exactly 0 at the last `window` steps |
 | `exploding` | warning | global norm grows `explosion_growth`-fold over the run, |
-|  |  | or a recurrent layer's first timestep gets > |
+|  |  | or a SimpleRNN layer's first timestep gets > |
 |  |  | `temporal_explosion` x its last's gradient (over any |
 |  |  | `window` logged steps of the run) |
 | `vanishing` | warning | input side < `vanishing_ratio` x output side, or its |
