@@ -19,8 +19,8 @@ sample of a tag's texts, always with the last). A record:
 | `kind` | `Finding.kind` (`"vanishing"`, `"dead_units"`, `"stalled"`, ...) |
 | `severity` | `"error"` or `"warning"` |
 | `title` | the first sentence of the message (`Finding.title()`) |
-| `statistic` | what it is judged on: a `kgrad.tags` statistic (`grad_norm`, |
-|  | `update_ratio`, `dead_units`, `saturation`, `temporal_grad`), |
+| `statistic` | what it is judged on: a `kgrad.tags` statistic |
+|  | (`tags.GRAD_NORM`, `tags.UPDATE_RATIO`, `tags.TEMPORAL_GRAD`, ...), |
 |  | `tags.LOSS`, or `null` (`Finding.about()`) |
 | `layers` | every layer concerned, input first (recurrent layers by their |
 |  | own path, never their cell), never a healthy reference layer |
