@@ -190,7 +190,6 @@ def write_synthetic_run(
     run_dir,
     variables,
     steps,
-    findings_every=0,
     paths=None,
     statistics=(tags.GRAD_NORM,),
 ):
@@ -204,8 +203,6 @@ def write_synthetic_run(
         run_dir: The run directory (`log_dir/train`).
         variables: How many variables.
         steps: How many logged steps (1 to `steps`).
-        findings_every: Write a findings text every this many steps (`0`:
-            never). Defaults to `0`.
         paths: The variable paths (`variables` of them). Defaults to
             `layer_<i>/kernel`.
         statistics: The per-variable statistics written. Defaults to
@@ -227,11 +224,7 @@ def write_synthetic_run(
             for k, name in enumerate(statistics)
             for i, p in enumerate(paths)
         ]
-        values = []
-        if findings_every and step % findings_every == 0:
-            text = f"- Warning: vanishing gradients in {paths[0].split('/')[0]}."
-            values.append(summaries.text_value(tags.FINDINGS, text))
-        writer.write(step, values, scalars)
+        writer.write(step, [], scalars)
     writer.close()
     return paths
 
