@@ -2,15 +2,16 @@
 
 Used by `tests/test_dashboard_browser.py` and `benchmarks/perf/dashboard.py`:
 `TensorBoardServer` starts `tensorboard --logdir X --port 0` and reads the
-port from its output; `chromium_dom` / `chromium_screenshot` load a page in
-Debian's `chromium` (virtual time, so the page's fetches finish first);
-`write_synthetic_run` writes kgrad-style events of any size in seconds.
+port from its output; `chromium` finds Debian's `chromium` (driven by
+`chromium_pipe.py`); `write_synthetic_run` writes kgrad-style events of any
+size in seconds.
 
 Example:
 
 ```python
 with TensorBoardServer("logs") as server:
-    dom = chromium_dom(server.tab_url())
+    runs = server.json("/data/plugin/kgrad/runs")
+    url = server.tab_url(run="mlp/train")  # for chromium_pipe.Browser
 ```
 """
 
@@ -183,40 +184,6 @@ class TensorBoardServer:
 def chromium():
     """The path of Debian's `chromium`, or `None`."""
     return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _chromium(url, *args, budget_ms=30000, size=(1400, 900)):
-    command = [
-        chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--hide-scrollbars",
-        f"--virtual-time-budget={budget_ms}",
-        f"--window-size={size[0]},{size[1]}",
-        *args,
-        url,
-    ]
-    with tempfile.TemporaryDirectory() as profile:
-        command.insert(1, f"--user-data-dir={profile}")
-        return subprocess.run(command, capture_output=True, text=True, timeout=180)
-
-
-def chromium_dom(url, budget_ms=30000):
-    """The DOM of `url` after its scripts ran (`--dump-dom`), as HTML text."""
-    result = _chromium(url, "--dump-dom", budget_ms=budget_ms)
-    if result.returncode != 0:
-        raise RuntimeError(f"chromium failed: {result.stderr[-2000:]}")
-    return result.stdout
-
-
-def chromium_screenshot(url, path, size=(1400, 900), budget_ms=30000):
-    """Saves a PNG of `url` after its scripts ran."""
-    result = _chromium(
-        url, f"--screenshot={os.path.abspath(path)}", budget_ms=budget_ms, size=size
-    )
-    if result.returncode != 0 or not os.path.exists(path):
-        raise RuntimeError(f"chromium failed: {result.stderr[-2000:]}")
 
 
 def write_synthetic_run(
