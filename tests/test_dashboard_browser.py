@@ -17,7 +17,8 @@ import re
 import numpy as np
 import pytest
 
-from tests.dashboard_logs import MLP_STEPS, fit_runs, write_run
+from kgrad.analysis.findings import Finding
+from tests.dashboard_logs import MLP_STEPS, findings_data, fit_runs, write_run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TAB = "/data/plugin/kgrad"
@@ -77,8 +78,10 @@ def runs(server, logdir):
         "layers": [],
         "batchnorm_layers": [name for name in layers if name.endswith("bn")],
     }
-    found = "- Warning: vanishing gradients in conv4_block9_1_conv. It is small."
-    texts = [(5, "kgrad/findings", found), (15, "kgrad/findings", "No problem.")]
+    found = Finding(
+        "vanishing", "warning", ("conv4_block9_1_conv",), "It is small.", ""
+    )
+    texts = findings_data([(5, [found]), (15, [])])
     write_run(logdir / "densenet" / "train", scalars, info, texts)
     # "late" from the empty-state test, 2 fits, 2 twins, rnn_finding, densenet
     return server.wait_for_runs(7, timeout=120)
@@ -112,12 +115,15 @@ def _write_rnn_finding(run_dir):
         scalars[f"temporal_grad/rnn_01/t{t:02d}"] = {
             s: 10.0 ** (t - 5) for s in range(1, 9)
         }
-    text = (
-        "- Warning: vanishing gradients through time in rnn_01. The gradient "
-        "reaching the first timestep is 1e-5 of the last. Use LSTM or GRU cells."
+    found = Finding(
+        "vanishing_in_time",
+        "warning",
+        ("rnn_01",),
+        "The gradient reaching the first timestep is 1e-5 of the last.",
+        "Use LSTM or GRU cells.",
     )
     info = {"model": "rnn", "variables": variables, "recurrent_layers": ["rnn_01"]}
-    write_run(run_dir, scalars, info, [(4, "kgrad/findings", text)])
+    write_run(run_dir, scalars, info, findings_data([(4, [found])]))
 
 
 def open_tab(server, page, **query):
