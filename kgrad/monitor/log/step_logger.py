@@ -80,6 +80,7 @@ class StepLogger:
             self.steps.begin(channel.name, channel.optimizer)
         for log in self.logs.values():
             log.steps_this_fit = 0
+            log.last_skipped = None
             log.run_info = None  # written again: the variables may have changed
         return new_model
 
@@ -110,6 +111,8 @@ class StepLogger:
             log = self._log_of(channel)
             if captured["skipped"] or not captured["applied"]:
                 log.skipped_batches += int(captured["skipped"])
+                if captured["skipped"]:
+                    log.last_skipped = (channel.name, captured)
                 retry = True
                 continue
             step = self.steps.step(channel.name, captured["step"])
@@ -130,14 +133,55 @@ class StepLogger:
         return nonfinite, retry
 
     def warn_if_fit_logged_nothing(self):
-        """Warns at the end of a `fit` in which no due step was written."""
+        """Warns at the end of a `fit` in which no due step was written.
+
+        When the loss-scale optimizer skipped every step due, the warning
+        names the overflow, and each such run gets `loss_scale/value` and
+        `loss_scale/skipped` at the step of its last update (0 before any).
+        """
         if any(log.steps_this_fit for log in self.logs.values()):
             return
-        checks.warn(
-            "GradientMonitor: this `fit` logged no gradient at all to "
-            f"{os.fspath(self.log_dir)!r}: no step due to be logged reached a "
-            "monitored optimizer (see the warning above)."
+        where = os.fspath(self.log_dir)
+        skipped = [log for log in self.logs.values() if log.last_skipped]
+        if skipped:
+            batches = sum(log.skipped_batches for log in skipped)
+            scale = min(float(log.last_skipped[1]["loss_scale"]) for log in skipped)
+            written = [log.run_dir for log in skipped if self._write_skipped(log)]
+            said = f" (`loss_scale/*` in {', '.join(written)})" if written else ""
+            checks.warn(
+                f"kgrad: this `fit` logged no gradient to {where!r}: the "
+                "loss-scale optimizer skipped every step due, because the "
+                f"scaled gradients overflowed (NaN/Inf); {batches} batch(es) "
+                f"skipped, the last at loss scale {scale:g}{said}. It halves the "
+                "scale at each overflow: if this persists, the loss or the "
+                "gradients are non-finite even unscaled."
+            )
+            return
+        why = (
+            "see the warning above"
+            if self._warned_nothing
+            else "they only accumulated gradients, or did not run"
         )
+        checks.warn(
+            f"kgrad: this `fit` logged no gradient at all to {where!r}: no "
+            f"step due to be logged reached a monitored optimizer ({why})."
+        )
+
+    def _write_skipped(self, log):
+        """Writes the loss scale of `log`'s last skipped step; whether it could."""
+        name, captured = log.last_skipped
+        step = self.steps.step(name, captured["step"]) - 1  # the last update
+        if log.last_step is not None and step <= log.last_step:
+            return False  # that step is written: the count goes with the next
+        captured = dict(captured, skipped_batches=log.skipped_batches)
+        scalars = summaries.step_scalars(captured, [], [], norms=False)
+
+        def write():
+            log.writer.write(step, [], scalars)
+            log.writer.flush()
+
+        self.worker.submit(write)
+        return True
 
     def _log_of(self, channel):
         log = self.logs.get(channel.name)
