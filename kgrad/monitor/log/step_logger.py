@@ -8,7 +8,10 @@ when a step that was due reached no monitored optimizer. The run root
 (`log_dir/train`) is claimed through `kgrad.monitor.log.run_claim` at the first
 write: a `log_dir` that holds another model's run, or that another monitor
 is writing, gets a new run root (`log_dir/train_2`), said once; a monitor
-reused on a second model starts a new run too, never a merge.
+reused on a second model starts a new run too, never a merge, unless that
+model is the first one saved and loaded again (the same name and variables,
+its optimizer resuming at the step the run reached): it continues the run,
+and the monitor says so.
 
 A capture that is not an update (a batch that only accumulates gradients, a
 step the loss-scale optimizer skips) is not written: the caller arms the next
@@ -72,6 +75,15 @@ class StepLogger:
             `fit` (its steps are counted from its own start).
         """
         new_model = self._model is not None and model is not self._model
+        if new_model and self._reloaded(model, capture):
+            new_model = False
+            step = min(self.steps.reached(c.name) for c in capture.channels) + 1
+            checks.warn(
+                f"kgrad: model {model.name!r} continues its run in {self._root} "
+                f"from step {step}: it has the name and variables of the model "
+                "logged there, and its optimizer resumes at the step that run "
+                "reached (a model saved and loaded again)."
+            )
         if new_model:
             self._new_model_run()
         self._model, self._capture, self._make_tags = model, capture, make_tags
@@ -83,6 +95,16 @@ class StepLogger:
             log.last_skipped = None
             log.run_info = None  # written again: the variables may have changed
         return new_model
+
+    def _reloaded(self, model, capture):
+        """Whether `model` continues the last model's run (saved, loaded again)."""
+        same = run_claim.model_identity(model) == run_claim.model_identity(self._model)
+        return (
+            same
+            and self._root is not None
+            and bool(capture.channels)
+            and all(self.steps.continues(c.name, c.optimizer) for c in capture.channels)
+        )
 
     def end_fit(self):
         """Ends a `fit`: records the step each optimizer reached."""
@@ -224,7 +246,7 @@ class StepLogger:
             )
             self._roots.append(self._root)
             if note:
-                checks.warn(f"GradientMonitor: {note}.")
+                checks.warn(f"kgrad: {note}.")
         return self._root
 
     def _new_model_run(self):

@@ -161,7 +161,16 @@ class TrainFunctionWatch:
         capture = self.capture
         # Traced as `old` was: under kgrad's wrappers (with or without the
         # histogram code: a function may hold traces of both) or without.
-        variants = (None,) if tracer is None else (False, True)
+        variants = (None,)
+        if tracer is not None:
+            variants = tuple(
+                variant
+                for variant, traced in (
+                    (False, tracer.without_histograms),
+                    (True, tracer.with_histograms),
+                )
+                if old in traced
+            )
         probes = []
         for variant in variants:
             keras_hooks.retrace_train_function(model)
@@ -227,8 +236,11 @@ class TrainFunctionWatch:
         _TRACED_UNDER.setdefault(inner, self.capture)
         # A function with one trace (input signature) without the histogram
         # code stays without it: only a new function (a retrace) has it again.
-        if self.capture.traces != traces and not self.capture.trace_histograms:
-            self.capture.without_histograms.add(inner)
+        if self.capture.traces != traces:
+            if self.capture.trace_histograms:
+                self.capture.with_histograms.add(inner)
+            else:
+                self.capture.without_histograms.add(inner)
         return outputs
 
 

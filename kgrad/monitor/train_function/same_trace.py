@@ -39,7 +39,7 @@ Example:
 """
 
 import numpy as np
-from tensorflow.core.framework import function_pb2, node_def_pb2
+from tensorflow.core.framework import function_pb2
 
 from kgrad.monitor.train_function import keras_hooks
 
@@ -150,27 +150,35 @@ def _canonical_function(function, function_name):
     args = [arg.name for arg in signature.input_arg]
     text, names, ref = _canonical_nodes(function.node_def, args, function_name)
     head = function_pb2.FunctionDef()
-    head.CopyFrom(function)
-    del head.node_def[:]
+    head.signature.CopyFrom(signature)
     head.signature.name = ""
     for arg in head.signature.input_arg:
         arg.name = names[arg.name]
-    head.signature.control_output[:] = [
+    head.signature.control_output[:] = sorted(
         names.get(n, n) for n in head.signature.control_output
-    ]
+    )
     returns = sorted((key, ref(value)) for key, value in function.ret.items())
     controls = sorted(
         (names.get(key, key), names.get(value, value))
         for key, value in function.control_ret.items()
     )
-    head.ret.clear()
-    head.control_ret.clear()
-    for attrs in head.arg_attr.values():
-        for value in attrs.attr.values():
-            _rename_attr(value, names, function_name)
-    for value in head.attr.values():
+    arg_attrs = [
+        (index, _attrs_text(function.arg_attr[index].attr, names, function_name))
+        for index in sorted(function.arg_attr)
+    ]
+    attrs = _attrs_text(function.attr, names, function_name)
+    return f"{head}\n{returns}\n{controls}\n{arg_attrs}\n{attrs}\n{text}"
+
+
+def _attrs_text(attrs, names, function_name):
+    """A map of `AttrValue`s as text, keys sorted, names canonical."""
+    out = []
+    for key in sorted(attrs):
+        value = type(attrs[key])()
+        value.CopyFrom(attrs[key])
         _rename_attr(value, names, function_name)
-    return f"{head}\n{returns}\n{controls}\n{text}"
+        out.append(f"{key}: {value}")
+    return "\n".join(out)
 
 
 def _canonical_nodes(nodes, args, function_name):
@@ -185,13 +193,9 @@ def _canonical_nodes(nodes, args, function_name):
 
     out = []
     for node in nodes:
-        copy = node_def_pb2.NodeDef()
-        copy.CopyFrom(node)
-        copy.name = names[node.name]
-        copy.input[:] = [ref(name) for name in node.input]
-        for value in copy.attr.values():
-            _rename_attr(value, names, function_name)
-        out.append(str(copy))
+        inputs = [ref(name) for name in node.input]
+        attrs = _attrs_text(node.attr, names, function_name)
+        out.append(f"{names[node.name]} = {node.op}{inputs} {node.device}\n{attrs}")
     return "\n".join(out), names, ref
 
 
@@ -206,8 +210,8 @@ def _rename_attr(value, names, function_name):
     kind = value.WhichOneof("value")
     if kind == "func":
         value.func.name = function_name(value.func.name)
-        for inner in value.func.attr.values():
-            _rename_attr(inner, names, function_name)
+        for key in sorted(value.func.attr):
+            _rename_attr(value.func.attr[key], names, function_name)
     elif kind == "s":
         value.s = rename(value.s)
     elif kind == "list":
