@@ -2,7 +2,7 @@
 
 `fit_runs` trains two tiny models with `GradientMonitor`: a ReLU MLP whose
 first layer mostly dies, so a finding is written, and a SimpleRNN, so
-`temporal_grad` is written. (`benchmarks/dashboard_session.py` writes long
+`temporal_grad` is written. (`benchmarks/perf/dashboard_session.py` writes long
 synthetic runs.)
 """
 
@@ -54,3 +54,27 @@ def fit_runs(logdir):
         x, y = data[name]
         model.fit(x, y, batch_size=8, epochs=3, callbacks=[monitor], verbose=0)
     return {f"{name}/train": model for name, model in models.items()}
+
+
+def write_run(run_dir, scalars, info, texts=()):
+    """Writes a kgrad-style run: `scalars` `{tag: {step: value}}`, `texts`
+    `[(step, tag, markdown)]`, and `info` as `kgrad/run_info` at step 0.
+
+    For cases a fit does not give on demand (an exact 0, a logged NaN, a
+    run written while the page is open).
+    """
+    import json
+
+    from kgrad.monitor.log import summaries
+    from kgrad.monitor.log.event_writer import RunWriter
+
+    writer = RunWriter(str(run_dir))
+    writer.write(0, [summaries.text_value("kgrad/run_info", json.dumps(info))])
+    steps = sorted({s for points in scalars.values() for s in points})
+    for step in steps:
+        values = [
+            summaries.text_value(tag, text) for s, tag, text in texts if s == step
+        ]
+        items = [(tag, v[step]) for tag, v in scalars.items() if step in v]
+        writer.write(step, values, items)
+    writer.close()

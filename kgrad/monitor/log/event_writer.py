@@ -11,7 +11,7 @@ Example:
 >>> from kgrad.monitor.log.summaries import text_value
 >>> with tempfile.TemporaryDirectory() as log_dir:
 ...     writer = RunWriter(log_dir)
-...     writer.write(1, [text_value("notes", "hello")], [("grad_norm/global", 0.5)])
+...     writer.write(1, [text_value("notes", "hello")], [("loss", 0.5)])
 ...     writer.close()
 """
 
@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
+from kgrad import tags
 from kgrad.analysis import runs
 from kgrad.monitor.log import summaries
 from kgrad.monitor.log.summaries import scalar_value
@@ -43,7 +44,7 @@ class ScalarEncoder:
 
     Example:
 
-    >>> data = ScalarEncoder().summary([("grad_norm/global", 0.5)])
+    >>> data = ScalarEncoder().summary([("loss", 0.5)])
     >>> summary_pb2.Summary.FromString(data).value[0].tensor.float_val[0]
     0.5
     """
@@ -81,7 +82,7 @@ class RunWriter:
     the file that failed is abandoned (it reads back up to the failure), the
     steps written since its last flush are counted as missing, and the next
     write opens a new event file. Its first event carries
-    `kgrad/missing_steps` (JSON `{"steps": [...]}`), which `kgrad report`
+    `tags.MISSING_STEPS` (JSON `{"steps": [...]}`), which `kgrad report`
     reads to say which steps are missing.
 
     Args:
@@ -169,7 +170,7 @@ class RunWriter:
 
     def _missing_value(self):
         steps = {"steps": sorted(self.missing_steps)}
-        return summaries.text_value(runs.MISSING_STEPS_TAG, json.dumps(steps))
+        return summaries.text_value(tags.MISSING_STEPS, json.dumps(steps))
 
     def guard(self, action):
         """Runs `action`; an exception is logged once, never raised.

@@ -11,6 +11,7 @@ import logging
 import os
 import tempfile
 
+from kgrad import tags
 from kgrad.analysis import atomic, plots
 from kgrad.monitor.log import event_writer, summaries
 from kgrad.monitor.step import replicas
@@ -20,7 +21,7 @@ logger = logging.getLogger("kgrad")
 
 def write_gradient_flow(writer, path, scalars, run_info, step, title):
     """Draws the gradient-flow figure (a TensorBoard image and a PNG file) and,
-    for models with recurrent layers, the `kgrad/temporal_profile` heat map.
+    for models with recurrent layers, the `tags.TEMPORAL_PROFILE` heat map.
 
     Runs in the worker thread at the end of `fit`.
     """
@@ -29,7 +30,7 @@ def write_gradient_flow(writer, path, scalars, run_info, step, title):
     figure = plots.gradient_flow_figure(scalars, run_info, title=title)
     png = plots.figure_png(figure)
     width, height = (int(v) for v in figure.canvas.get_width_height())
-    value = summaries.image_value("kgrad/gradient_flow", png, width, height)
+    value = summaries.image_value(tags.GRADIENT_FLOW, png, width, height)
     writer.write(step, [value])
     if not writer.guard(lambda: atomic.write_bytes(path, png)):
         logger.error("kgrad: %s was not written (the figure stays as it was).", path)
@@ -37,7 +38,7 @@ def write_gradient_flow(writer, path, scalars, run_info, step, title):
     if heat_map is not None:
         width, height = (int(v) for v in heat_map.canvas.get_width_height())
         png = plots.figure_png(heat_map)
-        value = summaries.image_value("kgrad/temporal_profile", png, width, height)
+        value = summaries.image_value(tags.TEMPORAL_PROFILE, png, width, height)
         writer.write(step, [value])
 
 

@@ -17,7 +17,7 @@ True
 
 import functools
 
-from kgrad import checks
+from kgrad import checks, tags
 from kgrad.analysis import diagnostics
 from kgrad.analysis.history import ScalarHistory
 from kgrad.monitor.log import summaries
@@ -81,6 +81,6 @@ class RunLog:
             active = channel.log.runs[self.label]
             text = "\n\n".join(f"- {f.message()}" for f in active)
             value = summaries.text_value(
-                "kgrad/findings", text or "No gradient problem found."
+                tags.FINDINGS, text or "No gradient problem found."
             )
             worker.submit(functools.partial(self.writer.write, self.last_step, [value]))

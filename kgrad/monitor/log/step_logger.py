@@ -15,8 +15,8 @@ and the monitor says so.
 
 A capture that is not an update (a batch that only accumulates gradients, a
 step the loss-scale optimizer skips) is not written: the caller arms the next
-batch instead, and skipped batches are counted into `loss_scale/skipped`. A
-step already written is never written again: one value per tag and step.
+batch instead, and skipped batches are counted into `tags.LOSS_SCALE_SKIPPED`.
+A step already written is never written again: one value per tag and step.
 
 Example:
 

@@ -7,7 +7,7 @@ the whole train step at its first call. kgrad's statistics are skipped on
 most steps, so its conds keep their `If` op instead, which calls the branch
 taken and nothing else: what TensorFlow itself does inside XLA and for its
 single-threaded executor. This costs less on the steps that are not logged and
-on the first step (benchmarks/RESULTS.md).
+on the first step (benchmarks/perf/RESULTS.md).
 
 It sets TensorFlow's module-level switch
 `control_flow_util_v2._DISABLE_LOWER_USING_SWITCH_MERGE` while the cond is

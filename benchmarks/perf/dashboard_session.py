@@ -1,6 +1,6 @@
 """A real `tensorboard` server and headless Chromium, for the Gradients tab.
 
-Used by `tests/test_dashboard_browser.py` and `benchmarks/dashboard.py`:
+Used by `tests/test_dashboard_browser.py` and `benchmarks/perf/dashboard.py`:
 `TensorBoardServer` starts `tensorboard --logdir X --port 0` and reads the
 port from its output; `chromium_dom` / `chromium_screenshot` load a page in
 Debian's `chromium` (virtual time, so the page's fetches finish first);
@@ -23,6 +23,11 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+from kgrad import tags
+
+# The checkout this file is in (benchmarks/perf/ is two levels down).
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 _PORT_LINE = re.compile(r"TensorBoard \S+ at http://[^:]+:(\d+)/")
 ENTRY_POINT = "kgrad = kgrad.dashboard.loader:GradientsLoader"
@@ -76,7 +81,7 @@ class TensorBoardServer:
             )
         self.logdir, self.flags, self.timeout = str(logdir), list(flags), timeout
         self.plugin = plugin
-        self.source = source or os.path.dirname(os.path.dirname(__file__))
+        self.source = source or ROOT
         self.port = None
         self._process = None
         self._shim = None
@@ -164,7 +169,7 @@ class TensorBoardServer:
         """Waits until the tab's `runs` route lists `count` runs."""
         deadline = time.perf_counter() + timeout
         while True:
-            runs = self.json("/data/plugin/kgrad/runs")
+            runs = self.json(f"/data/plugin/{tags.PLUGIN_NAME}/runs")
             if len(runs) >= count or time.perf_counter() > deadline:
                 return runs
             time.sleep(0.5)
@@ -214,11 +219,19 @@ def chromium_screenshot(url, path, size=(1400, 900), budget_ms=30000):
         raise RuntimeError(f"chromium failed: {result.stderr[-2000:]}")
 
 
-def write_synthetic_run(run_dir, variables, steps, findings_every=0):
+def write_synthetic_run(
+    run_dir,
+    variables,
+    steps,
+    findings_every=0,
+    paths=None,
+    statistics=(tags.GRAD_NORM,),
+):
     """Writes `steps` logged steps of `variables` gradient norms, kgrad-style.
 
-    The norm of variable `i` at step `s` is `synthetic_value(variables, i, s)`;
-    `kgrad/run_info` lists the variables (`layer_<i>/kernel`), input first.
+    The value of variable `i` at step `s` is `synthetic_value(variables, i, s)`
+    (times 10 for each further statistic); `tags.RUN_INFO` lists the
+    variables, input first.
 
     Args:
         run_dir: The run directory (`log_dir/train`).
@@ -226,6 +239,10 @@ def write_synthetic_run(run_dir, variables, steps, findings_every=0):
         steps: How many logged steps (1 to `steps`).
         findings_every: Write a findings text every this many steps (`0`:
             never). Defaults to `0`.
+        paths: The variable paths (`variables` of them). Defaults to
+            `layer_<i>/kernel`.
+        statistics: The per-variable statistics written. Defaults to
+            `("grad_norm",)`.
 
     Returns:
         The variable paths, input first.
@@ -233,19 +250,20 @@ def write_synthetic_run(run_dir, variables, steps, findings_every=0):
     from kgrad.monitor.log import summaries
     from kgrad.monitor.log.event_writer import RunWriter
 
-    paths = [f"layer_{i:03d}/kernel" for i in range(variables)]
+    paths = list(paths or [f"layer_{i:03d}/kernel" for i in range(variables)])
     writer = RunWriter(str(run_dir))
     info = {"model": "synthetic", "variables": paths, "layers": [], "batch_size": 8}
-    writer.write(0, [summaries.text_value("kgrad/run_info", json.dumps(info))])
+    writer.write(0, [summaries.text_value(tags.RUN_INFO, json.dumps(info))])
     for step in range(1, steps + 1):
         scalars = [
-            (f"grad_norm/{p}", synthetic_value(variables, i, step))
+            (tags.tag(name, p), synthetic_value(variables, i, step) * 10.0**k)
+            for k, name in enumerate(statistics)
             for i, p in enumerate(paths)
         ]
         values = []
         if findings_every and step % findings_every == 0:
-            text = f"- Warning: vanishing gradients in layer_000. Step {step}."
-            values.append(summaries.text_value("kgrad/findings", text))
+            text = f"- Warning: vanishing gradients in {paths[0].split('/')[0]}."
+            values.append(summaries.text_value(tags.FINDINGS, text))
         writer.write(step, values, scalars)
     writer.close()
     return paths
@@ -254,3 +272,22 @@ def write_synthetic_run(run_dir, variables, steps, findings_every=0):
 def synthetic_value(variables, index, step):
     """The norm `write_synthetic_run` writes for variable `index` at `step`."""
     return 10.0 ** (-index / variables) * step
+
+
+def densenet121_paths():
+    """The 364 trainable variable paths of `keras.applications.DenseNet121`.
+
+    Named as Keras names them (`conv3_block2_1_conv/kernel`, the BatchNorm
+    `gamma` and `beta`), in model order, without building the model.
+    """
+    paths = ["conv1_conv/kernel", "conv1_bn/gamma", "conv1_bn/beta"]
+    for stage, blocks in ((2, 6), (3, 12), (4, 24), (5, 16)):
+        for block in range(1, blocks + 1):
+            name = f"conv{stage}_block{block}"
+            paths += [f"{name}_0_bn/gamma", f"{name}_0_bn/beta"]
+            paths += [f"{name}_1_conv/kernel", f"{name}_1_bn/gamma"]
+            paths += [f"{name}_1_bn/beta", f"{name}_2_conv/kernel"]
+        if stage < 5:
+            paths += [f"pool{stage}_bn/gamma", f"pool{stage}_bn/beta"]
+            paths += [f"pool{stage}_conv/kernel"]
+    return paths + ["bn/gamma", "bn/beta", "predictions/kernel", "predictions/bias"]

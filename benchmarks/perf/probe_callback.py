@@ -1,6 +1,6 @@
 """The usual alternative to kgrad: an extra `tf.GradientTape` pass on a probe batch.
 
-Configuration `d` of `benchmarks/overhead.py`: how Weights & Biases' Keras
+Configuration `d` of `benchmarks/perf/overhead.py`: how Weights & Biases' Keras
 callback gets gradients (one more forward and backward pass on a fixed batch
 at the logging steps, norms written with `tf.summary`).
 
@@ -12,6 +12,8 @@ Example:
 
 import keras
 import tensorflow as tf
+
+from kgrad import tags
 
 
 class ProbeGradientCallback(keras.callbacks.Callback):
@@ -70,5 +72,7 @@ class ProbeGradientCallback(keras.callbacks.Callback):
         with self._writer.as_default(step=step):
             for variable, grad in zip(variables, grads, strict=True):
                 if grad is not None:
-                    tf.summary.scalar(f"grad_norm/{variable.path}", tf.norm(grad))
-            tf.summary.scalar("grad_norm/global", tf.linalg.global_norm(grads))
+                    tf.summary.scalar(
+                        tags.tag(tags.GRAD_NORM, variable.path), tf.norm(grad)
+                    )
+            tf.summary.scalar(tags.GLOBAL_GRAD_NORM, tf.linalg.global_norm(grads))

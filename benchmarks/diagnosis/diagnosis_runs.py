@@ -1,4 +1,4 @@
-"""The labelled runs of the diagnosis benchmark (`benchmarks/diagnosis.py`).
+"""The labelled runs of the diagnosis benchmark (`benchmarks/diagnosis/diagnosis.py`).
 
 Each `LabelledRun` builds a compiled tiny model and its training data, and
 says which findings the diagnosis must make (`must`) and which it may make
@@ -17,6 +17,7 @@ import dataclasses
 
 import keras
 from diagnosis_models import adding_run, applications_run, mlp_run, transformer_run
+from diagnosis_outcome_runs import more_seeds, outcome_runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +31,8 @@ class LabelledRun:
         build: `() -> (model, x, y, batch_size)`, the model compiled.
         must: Finding kinds the run must get at the middle and longest lengths.
         may: Finding kinds that are not wrong (a NaN run may also explode).
+        validation: Share of the data `fit` holds out for validation
+            (`validation_split`); 0 for none.
     """
 
     name: str
@@ -38,6 +41,7 @@ class LabelledRun:
     build: object
     must: tuple = ()
     may: tuple = ()
+    validation: float = 0.0
 
 
 C, H = "calibration", "held_out"
@@ -316,3 +320,23 @@ RUNS = [
         applications_run(3, seed=1),
     ),
 ]
+RUNS += outcome_runs(LabelledRun) + more_seeds(LabelledRun)
+
+
+def _outcomes_of_gradient_problems(run):
+    """A run with a gradient problem may also get the outcome findings that
+    problem causes: its loss does not fall or stalls (the outcome finding
+    names the gradient finding as its cause); an exploding or small-batch
+    BatchNorm run may also be unstable."""
+    gradient = set(run.must) - set(OUTCOMES)
+    if not gradient:
+        return run
+    may = ["not_learning", "stalled"]
+    if gradient & {"exploding", "nonfinite", "batchnorm_small_batch"}:
+        may.append("unstable")
+    extra = tuple(k for k in may if k not in run.must + run.may)
+    return dataclasses.replace(run, may=run.may + extra)
+
+
+OUTCOMES = ("not_learning", "stalled", "unstable", "overfitting")
+RUNS = [_outcomes_of_gradient_problems(run) for run in RUNS]
