@@ -147,8 +147,12 @@ class StepLogger:
             log.steps_this_fit += 1
             if log.record is not record:  # new variables: describe the run again
                 log.record, log.run_info = record, None
+            extra_scalars = list(extra)
+            if norms:
+                clipping = _clipping(channel.optimizer)
+                extra_scalars += summaries.clip_scalars(captured, clipping)
             job = functools.partial(
-                self._log_step, log, record, captured, norms, histograms, list(extra)
+                self._log_step, log, record, captured, norms, histograms, extra_scalars
             )
             self.worker.submit(job, inline=True)
             nonfinite |= bool(norms and captured["nonfinite"].sum() > 0)
@@ -302,6 +306,21 @@ class StepLogger:
             "uses (`kgrad.monitor.train_function.keras_hooks.check()` names the "
             "broken one)."
         )
+
+
+def _clipping(optimizer):
+    """`(kind, limit)` of the clipping `optimizer` applies, or `None`.
+
+    The first of `clipnorm`, `global_clipnorm` and `clipvalue` that is set, as
+    Keras's `_clip_gradients` takes them (of the inner optimizer under a
+    `LossScaleOptimizer`).
+    """
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    for kind in ("clipnorm", "global_clipnorm", "clipvalue"):
+        limit = getattr(optimizer, kind, None)
+        if limit and limit > 0:
+            return kind, float(limit)
+    return None
 
 
 def _layers(record):
