@@ -17,8 +17,8 @@ How it works, and why:
   that trace, behind `tf.cond` on a flag the callback arms. A step that is not
   logged skips them; training computes exactly what it computes without the
   monitor. A train function Keras traced before the monitor was attached is
-  retraced once, when that cannot change what it trains
-  (`keras_hooks.adopt_train_function`).
+  retraced once, when that provably trains the same
+  (`kgrad.monitor.train_function.same_trace`).
 - The variables an optimizer updates are known when `apply` is traced (a model
   may build its layers in that very trace): each distinct list makes a
   `kgrad.monitor.step.records.Record`, with its own layout and tag names. Each
