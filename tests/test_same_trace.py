@@ -7,6 +7,7 @@ monitor keeps Keras's function, logs no gradients (or norms without
 histograms) and says what to do in one warning.
 """
 
+import gc
 import json
 import warnings
 
@@ -185,6 +186,9 @@ def test_a_function_traced_under_an_earlier_monitor_is_retraced(tmp_path, events
             monitor = GradientMonitor(tmp_path / run, norms_every=1, figure_secs=None)
             callbacks = [monitor] if monitored else []
             fits.append(history(model.fit(x, y, callbacks=callbacks, **FIT)))
+            monitor.flush()
+            del monitor, callbacks  # the first monitor is gone: its function stays
+            gc.collect()
         return model, fits
 
     _, said = both(scenario)

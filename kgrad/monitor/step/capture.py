@@ -166,7 +166,6 @@ class GradientCapture:
         # those traced without it are in `without_histograms`.
         self.trace_histograms = True
         self.without_histograms = weakref.WeakSet()
-        self.with_histograms = weakref.WeakSet()  # ... and those traced with it
         self.traces = 0  # `apply` calls traced under the wrappers
         self.replicated = model.distribute_strategy.num_replicas_in_sync > 1
         with model.distribute_strategy.scope():

@@ -56,7 +56,21 @@ from kgrad.monitor.train_function import keras_hooks, same_trace
 
 _END_OF_DATA = (StopIteration, tf.errors.OutOfRangeError)
 
-# Keras's functions traced under a capture's wrappers -> that capture.
+
+class _Traced:
+    """What kgrad's wrappers put into a function Keras traced under them.
+
+    The capture's own variables (kept, so that their handles stay what the
+    function captured, even after the monitor is gone) and whether its
+    traces hold the histogram code (`{False}`, `{True}` or both).
+    """
+
+    def __init__(self, variables):
+        self.variables = variables
+        self.histograms = set()
+
+
+# Keras's functions traced under kgrad's wrappers -> their `_Traced`.
 _TRACED_UNDER = weakref.WeakKeyDictionary()
 
 _WHAT_TO_DO = (
@@ -157,20 +171,11 @@ class TrainFunctionWatch:
         if random_ops:
             names = ", ".join(random_ops[:3])
             return f"stateful random ops would restart their streams: {names}"
-        tracer = _TRACED_UNDER.get(old)
+        traced = _TRACED_UNDER.get(old)
         capture = self.capture
         # Traced as `old` was: under kgrad's wrappers (with or without the
         # histogram code: a function may hold traces of both) or without.
-        variants = (None,)
-        if tracer is not None:
-            variants = tuple(
-                variant
-                for variant, traced in (
-                    (False, tracer.without_histograms),
-                    (True, tracer.with_histograms),
-                )
-                if old in traced
-            )
+        variants = (None,) if traced is None else tuple(sorted(traced.histograms))
         probes = []
         for variant in variants:
             keras_hooks.retrace_train_function(model)
@@ -185,9 +190,10 @@ class TrainFunctionWatch:
 
         histograms = capture.trace_histograms
         try:
-            if tracer is not None:
+            if traced is not None:
                 capture.install()
-            own = _variable_handles(capture) | _variable_handles(tracer)
+            own = _handles(capture.own_variables())
+            own |= _handles(traced.variables if traced else ())
             same = same_trace.same_traces(old, candidates, interchangeable=own)
         except Exception:  # a trace that fails to compare proves nothing
             same = False
@@ -233,13 +239,14 @@ class TrainFunctionWatch:
             return outputs
         # Traced (if at all) under the wrappers: its statistics are in it.
         self.capture.known_functions.add(inner)
-        _TRACED_UNDER.setdefault(inner, self.capture)
+        traced = _TRACED_UNDER.get(inner)
+        if traced is None:
+            traced = _TRACED_UNDER[inner] = _Traced(self.capture.own_variables())
         # A function with one trace (input signature) without the histogram
         # code stays without it: only a new function (a retrace) has it again.
         if self.capture.traces != traces:
-            if self.capture.trace_histograms:
-                self.capture.with_histograms.add(inner)
-            else:
+            traced.histograms.add(bool(self.capture.trace_histograms))
+            if not self.capture.trace_histograms:
                 self.capture.without_histograms.add(inner)
         return outputs
 
@@ -249,12 +256,10 @@ def _inner(function):
     return getattr(function, "_kgrad_inner", function)
 
 
-def _variable_handles(capture):
-    """`id`s of the resource handles of a capture's own variables."""
-    if capture is None:
-        return set()
+def _handles(variables):
+    """`id`s of the resource handles of `variables` (each replica's, if any)."""
     return {
         id(component.handle)
-        for variable in capture.own_variables()
+        for variable in variables
         for component in getattr(variable, "values", (variable,))
     }

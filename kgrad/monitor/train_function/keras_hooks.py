@@ -450,6 +450,7 @@ def check():
     verify("keras.backend.backend", lambda: backend() == "tensorflow")
     verify("TensorFlowTrainer.train_step", _prebuild_holds)
     verify("optimizer.build of _CONSTANT_BUILDS", constant_builds_hold)
+    verify("tf.function._list_all_concrete_functions", _concrete_functions_hold)
     verify("model._loss_tracker", lambda: loss_totals(model)[1] > 0)
     return broken
 
@@ -479,6 +480,17 @@ def constant_builds_hold():
         for one, other in zip(eager, traced, strict=True)
         for a, b in zip(one.variables, other.variables, strict=True)
     )
+
+
+def _concrete_functions_hold():
+    step = tf.function(lambda x: x + 1.0)
+    step(tf.constant(1.0))
+
+    def keras_like(iterator):  # a closure over its tf.function, as Keras's
+        return step(iterator)
+
+    (found,) = train_tf_functions(keras_like)
+    return found is step and len(concrete_functions(step)) == 1
 
 
 def _prebuild_holds():
