@@ -32,7 +32,7 @@ import os
 
 import numpy as np
 
-from kgrad import checks
+from kgrad import checks, tags
 from kgrad.monitor.log import event_writer, run_claim, summaries
 from kgrad.monitor.log.run_log import RunLog
 from kgrad.monitor.log.steps import StepCounter
@@ -162,8 +162,9 @@ class StepLogger:
         """Warns at the end of a `fit` in which no due step was written.
 
         When the loss-scale optimizer skipped every step due, the warning
-        names the overflow, and each such run gets `loss_scale/value` and
-        `loss_scale/skipped` at the step of its last update (0 before any).
+        names the overflow, and each such run gets its loss scale and skipped
+        batches (`tags.LOSS_SCALE_VALUE`, `tags.LOSS_SCALE_SKIPPED`) at the
+        step of its last update (0 before any).
         """
         if any(log.steps_this_fit for log in self.logs.values()):
             return
@@ -173,7 +174,8 @@ class StepLogger:
             batches = sum(log.skipped_batches for log in skipped)
             scale = min(float(log.last_skipped[1]["loss_scale"]) for log in skipped)
             written = [log.run_dir for log in skipped if self._write_skipped(log)]
-            said = f" (`loss_scale/*` in {', '.join(written)})" if written else ""
+            said = f" (`{tags.LOSS_SCALE}` tags in {', '.join(written)})"
+            said = said if written else ""
             checks.warn(
                 f"kgrad: this `fit` logged no gradient to {where!r}: the "
                 "loss-scale optimizer skipped every step due, because the "

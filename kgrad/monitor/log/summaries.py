@@ -248,11 +248,10 @@ def clip_scalars(captured, clipping):
     Example:
 
     >>> captured = {"has_grad": np.ones(2), "grad_sq": np.array([9.0, 16.0])}
-    >>> clip_scalars(captured, ("global_clipnorm", 1.0))
-    [('grad_clip/global_norm', 1.0), ('grad_clip/ratio', 0.2), \
-('grad_clip/clipped', 2.0)]
-    >>> clip_scalars(captured, ("clipnorm", 4.0))[0]
-    ('grad_clip/global_norm', 5.0)
+    >>> [value for _, value in clip_scalars(captured, ("global_clipnorm", 1.0))]
+    [1.0, 0.2, 2.0]
+    >>> [value for _, value in clip_scalars(captured, ("clipnorm", 4.0))]
+    [5.0, 1.0, 0.0]
     """
     if clipping is None:
         return []
