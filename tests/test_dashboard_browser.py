@@ -105,7 +105,7 @@ def _write_twins(logdir):
     for name, scalars in (("a_twin", a), ("b_twin", b)):
         variables = [tag.split("/", 1)[1] for tag in scalars]
         info = {"model": name, "variables": variables}
-        write_run(logdir / name / "train", scalars, info)
+        write_run(logdir / name / "train", scalars, info, findings_data([(1, [])]))
 
 
 def _write_rnn_finding(run_dir):
