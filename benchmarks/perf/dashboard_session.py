@@ -10,7 +10,7 @@ Example:
 
 ```python
 with TensorBoardServer("logs") as server:
-    runs = server.json("/data/plugin/kgrad/runs")
+    runs = server.json(f"/data/plugin/{tags.PLUGIN_NAME}/runs")
     url = server.tab_url(run="mlp/train")  # for chromium_pipe.Browser
 ```
 """
