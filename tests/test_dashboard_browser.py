@@ -9,12 +9,16 @@ value (twins with one shared row, exact zeros, NaN, a missing step, an RNN
 finding) and a DenseNet121-shaped run of 364 variables.
 """
 
+import base64
 import importlib.util
 import pathlib
+import re
 
+import numpy as np
 import pytest
 
-from tests.dashboard_logs import MLP_STEPS, fit_runs, write_run
+from kgrad.analysis.findings import Finding
+from tests.dashboard_logs import MLP_STEPS, findings_data, fit_runs, write_run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TAB = "/data/plugin/kgrad"
@@ -74,11 +78,38 @@ def runs(server, logdir):
         "layers": [],
         "batchnorm_layers": [name for name in layers if name.endswith("bn")],
     }
-    found = "- Warning: vanishing gradients in conv4_block9_1_conv. It is small."
-    texts = [(5, "kgrad/findings", found), (15, "kgrad/findings", "No problem.")]
+    found = Finding(
+        "vanishing", "warning", ("conv4_block9_1_conv",), "It is small.", ""
+    )
+    texts = findings_data([(5, [found]), (15, [])])
     write_run(logdir / "densenet" / "train", scalars, info, texts)
-    # "late" from the empty-state test, 2 fits, 2 twins, rnn_finding, densenet
-    return server.wait_for_runs(7, timeout=120)
+    _write_vanishing(logdir / "vanishing" / "train")
+    # "late" from the empty-state test, 2 fits, 2 twins, rnn_finding, densenet,
+    # vanishing
+    return server.wait_for_runs(8, timeout=120)
+
+
+def _write_vanishing(run_dir):
+    """16 layers whose gradient vanishes, judged against a healthy output."""
+    layers = [f"dense_{i:02d}" for i in range(1, 17)]
+    variables = [
+        f"{layer}/{w}" for layer in [*layers, "output"] for w in ("kernel", "bias")
+    ]
+    scalars = {
+        f"grad_norm/{p}": {s: 10.0 ** (i / 4 - 9) for s in range(1, 6)}
+        for i, p in enumerate(variables)
+    }
+    found = Finding(
+        "vanishing",
+        "warning",
+        tuple(layers),
+        "The input side is 1e-9 of the output side.",
+        "Use He initialisation.",
+        statistic="grad_norm",
+        reference_layers=("output",),
+    )
+    info = {"model": "vanishing", "variables": variables}
+    write_run(run_dir, scalars, info, findings_data([(3, [found])]))
 
 
 def _write_twins(logdir):
@@ -99,7 +130,7 @@ def _write_twins(logdir):
     for name, scalars in (("a_twin", a), ("b_twin", b)):
         variables = [tag.split("/", 1)[1] for tag in scalars]
         info = {"model": name, "variables": variables}
-        write_run(logdir / name / "train", scalars, info)
+        write_run(logdir / name / "train", scalars, info, findings_data([(1, [])]))
 
 
 def _write_rnn_finding(run_dir):
@@ -109,12 +140,15 @@ def _write_rnn_finding(run_dir):
         scalars[f"temporal_grad/rnn_01/t{t:02d}"] = {
             s: 10.0 ** (t - 5) for s in range(1, 9)
         }
-    text = (
-        "- Warning: vanishing gradients through time in rnn_01. The gradient "
-        "reaching the first timestep is 1e-5 of the last. Use LSTM or GRU cells."
+    found = Finding(
+        "vanishing_in_time",
+        "warning",
+        ("rnn_01",),
+        "The gradient reaching the first timestep is 1e-5 of the last.",
+        "Use LSTM or GRU cells.",
     )
     info = {"model": "rnn", "variables": variables, "recurrent_layers": ["rnn_01"]}
-    write_run(run_dir, scalars, info, [(4, "kgrad/findings", text)])
+    write_run(run_dir, scalars, info, findings_data([(4, [found])]))
 
 
 def open_tab(server, page, **query):
@@ -158,7 +192,7 @@ def choose(page, select, value):
     page.wait("document.body.dataset.ready === 'true'")
 
 
-RUN, COMPARE, STATISTIC, GROUPING = 0, 1, 2, 4  # the toolbar's selects
+RUN, COMPARE, STATISTIC, GROUPING, ZOOM = 0, 1, 2, 4, 5  # the toolbar's selects
 
 
 def test_empty_page_shows_a_run_once_written(server, page, logdir):
@@ -211,7 +245,7 @@ def test_refresh_lists_a_run_written_after_the_page_opened(server, page, runs, l
         {"grad_norm/d/kernel": {1: 1.0}},
         {"model": "later", "variables": ["d/kernel"]},
     )
-    server.wait_for_runs(8, timeout=30)
+    server.wait_for_runs(9, timeout=30)
     left, top, right, bottom = rect(page, ".toolbar button")
     page.click((left + right) / 2, (top + bottom) / 2)
     page.wait("document.body.dataset.ready === 'true'")
@@ -294,6 +328,15 @@ def test_marks_are_on_the_named_layers_of_the_statistic_found(server, page, runs
     assert (
         page.evaluate("document.querySelector('canvas.heatmap').dataset.marked") == ""
     )
+    # Every layer a vanishing finding names is marked, never its reference.
+    open_tab(server, page, run="vanishing/train")
+    marked = dataset(page, "canvas.heatmap")["marked"].split("\n")
+    assert len(marked) == 32 and not any(m.startswith("output/") for m in marked)
+    shot = page.pixels()
+    mark_x = int(rect(page, "canvas.heatmap")[0] + int(canvas["labelWidth"]) - 5)
+    for row, expected in (("dense_01/kernel", True), ("output/bias", False)):
+        y = int(panel_cell(page, 0, row, 1)[1])
+        assert (shot.getpixel((mark_x, y)) == MARK) == expected, row
     # The RNN finding marks the RNN's rows on the map it is about.
     open_tab(server, page, run="rnn_finding/train", statistic="temporal_grad")
     canvas = dataset(page, "canvas.heatmap")
@@ -304,6 +347,24 @@ def test_click_shows_the_detail_beside_the_map_and_a_switch_clears_it(
     server, page, runs
 ):
     open_tab(server, page, run="mlp/train")
+    grid = server.json(f"{TAB}/heatmap?run=mlp/train&statistic=grad_norm")
+    values = np.frombuffer(base64.b64decode(grid["values"]), "<f4")
+    cells = values.reshape(len(grid["rows"]), -1)
+    row, column = (int(i[0]) for i in np.nonzero(cells > 0))  # a finite log10
+    step, value = grid["steps"][column], float(cells[row, column])
+    page.hover(*panel_cell(page, 0, grid["rows"][row], step))
+    tooltip = page.evaluate("document.querySelector('.tooltip').textContent")
+    match = re.fullmatch(r"(.*) · ([^ ]+) \(log10 ([-.\d]+)\)", tooltip)
+    assert match, tooltip
+    head, shown, log = match.groups()
+    assert head == f"{grid['rows'][row]} · step {step}"
+    assert float(shown) == pytest.approx(value, rel=5e-3)
+    assert float(log) == pytest.approx(np.log10(value), abs=5e-3)
+    cursor = dataset(page, ".cursor")  # the hovered column, across map and strips
+    assert cursor["step"] == str(step)
+    line = rect(page, ".cursor")
+    assert line[1] <= rect(page, ".viewport")[1]
+    assert line[3] >= rect(page, ".loss-strip")[3] - 1
     x, y = panel_cell(page, 0, "mlp/hidden_1/kernel", 6)
     page.click(x, y)
     page.wait("document.querySelector('.detail-histogram').dataset.step")
@@ -399,6 +460,14 @@ def test_364_variables_are_grouped_readable_filtered_and_opened(server, page, ru
         p for p in session.densenet121_paths() if "kernel" in p and "pool" not in p
     ]
     assert keys.split("\n") == expected
+    # Zoomed out to fit: thin rows, a label every few rows, each readable.
+    choose(page, ZOOM, "fit")
+    canvas = dataset(page, "canvas.heatmap")
+    height, every = int(canvas["rowHeight"]), int(canvas["labelEvery"])
+    assert height < 10 and every * height >= 11
+    assert page.evaluate("document.querySelector('.viewport').scrollHeight") <= (
+        page.evaluate("document.querySelector('.viewport').clientHeight") + 1
+    )
 
 
 def test_temporal_map_is_drawn(server, page, runs):

@@ -88,6 +88,10 @@ class GradientMonitor(keras.callbacks.Callback):
             attribute, in a list or in a dict (a custom `train_step` with
             several optimizers: each is logged under `log_dir/train/<name>`).
             Defaults to `None`.
+        noise_scale: Also log the gradient noise scale `B_simple`
+            (McCandlish et al. 2018) from per-example gradient norms taken in
+            the same backward pass, on logged steps (`kgrad.monitor.log.noise_scale`).
+            Read-only. Defaults to `False`.
 
     Raises:
         ValueError: On a Keras backend other than TensorFlow.
@@ -118,6 +122,7 @@ class GradientMonitor(keras.callbacks.Callback):
     include = read_only("_include", "Patterns of the variable paths tagged.")
     exclude = read_only("_exclude", "Patterns of the variable paths not tagged.")
     per_layer = read_only("_per_layer", "Whether tags are per layer.")
+    noise_scale = read_only("_noise_scale", "Whether B_simple is logged.")
     thresholds = checked("_thresholds", checked_thresholds, "The diagnosis's.")
 
     def __init__(
@@ -136,6 +141,7 @@ class GradientMonitor(keras.callbacks.Callback):
         verbose=1,
         on_finding=None,
         optimizers=None,
+        noise_scale=False,
         **kwargs,
     ):
         schedule_lib.reject_renamed("GradientMonitor", kwargs)
@@ -151,6 +157,8 @@ class GradientMonitor(keras.callbacks.Callback):
         self._exclude = check_patterns("exclude", exclude)
         checks.boolean("per_layer", per_layer)
         self._per_layer = per_layer
+        checks.boolean("noise_scale", noise_scale)
+        self._noise_scale = noise_scale
         checks.path_like("log_dir", log_dir)
         checks.positive_int("histogram_bins", histogram_bins)
         checks.one_of("on_nonfinite", on_nonfinite, _ON_NONFINITE)
@@ -206,7 +214,10 @@ class GradientMonitor(keras.callbacks.Callback):
             self._logger = StepLogger(self.log_dir, self._worker)
         if self._capture is None or not self._capture.serves(self.model):
             self._capture = GradientCapture(
-                self.model, bins=self.histogram_bins, optimizers=self.optimizers
+                self.model,
+                bins=self.histogram_bins,
+                optimizers=self.optimizers,
+                noise_scale=self.noise_scale,
             )
         self._watch = TrainFunctionWatch(self.model, self._capture, self._abandon)
         self._watch.begin()

@@ -33,7 +33,7 @@ import os
 import numpy as np
 
 from kgrad import checks, tags
-from kgrad.monitor.log import event_writer, run_claim, summaries
+from kgrad.monitor.log import event_writer, noise_scale, run_claim, summaries
 from kgrad.monitor.log.run_log import RunLog
 from kgrad.monitor.log.steps import StepCounter
 from kgrad.monitor.step import replicas
@@ -60,6 +60,9 @@ class StepLogger:
         self._warned_nothing = False
         self._root = None  # the run root of the current model
         self._roots = []  # the run roots written, one per model
+        self._noise = {}  # run directory -> its NoiseScale
+        self._warned_uncovered = False
+        self._missing = {}  # layers left out of the last step's noise scale
 
     def begin_fit(self, model, capture, make_tags):
         """Starts a `fit`: the optimizers' step offsets, this fit's counts.
@@ -260,24 +263,53 @@ class StepLogger:
         self.logs = {}
         self.steps = StepCounter(lambda opt: int(opt.iterations.numpy()))
         self._root = None
+        self._noise = {}
 
     def _log_step(self, log, record, captured, norms, histograms, extra):
         """Writes one captured step (inline, or in the worker if it is busy)."""
         tags = self._tags_of(record)
         paths = tags.paths
+        noise = self._noise_scalars(log, record, captured)
         captured = tags.select(captured)
         layers = tags.select_layers(captured, _layers(record))
         recurrent = _recurrent(record)
         scalars = summaries.step_scalars(
             captured, paths, layers, norms=norms, recurrent=recurrent
         )
-        scalars += extra
+        scalars += extra + noise
         values = summaries.step_histograms(captured, paths) if histograms else []
         if log.run_info is None:
             log.run_info = self._describe_run(record, tags, captured)
+            if self._capture.per_example is not None:
+                log.run_info["noise_scale_not_covered"] = self._missing
             values.append(summaries.run_info_value(log.run_info))
             values.append(summaries.custom_scalars_value(paths))
         log.write_step(int(captured["step"]), values, scalars)
+
+    def _noise_scalars(self, log, record, captured):
+        """The noise scale's scalars of a step (`kgrad.monitor.log.noise_scale`)."""
+        probe = self._capture.per_example
+        if probe is None or "per_example_sq" not in captured:
+            return []
+        estimator = self._noise.get(log.run_dir)
+        if estimator is None:
+            ids = probe.variable_ids("layernorm")
+            estimator = self._noise[log.run_dir] = noise_scale.NoiseScale(
+                p
+                for p, v in zip(record.paths, record.variables, strict=True)
+                if id(v) in ids
+            )
+        missing = noise_scale.not_covered(captured, record.paths, probe.uncovered)
+        if missing and not self._warned_uncovered:
+            self._warned_uncovered = True
+            named = "; ".join(f"{layer} ({why})" for layer, why in missing.items())
+            checks.warn(
+                "kgrad: the noise scale leaves out the layers without per-example "
+                f"gradient norms: {named}. `noise_scale/covered` is the share of "
+                "the squared gradient norm it is taken over."
+            )
+        self._missing = missing
+        return estimator.scalars(captured, record.paths)
 
     def _describe_run(self, record, tags, captured):
         batch_size = captured["batch_size"]

@@ -70,6 +70,11 @@ from kgrad.monitor.step.packed import (
     fields_of_table,
     gradient_table,
 )
+from kgrad.monitor.step.per_example import (
+    packed_per_example,
+    per_example_probe,
+    taken_per_example,
+)
 from kgrad.monitor.step.records import LayerOwners, Record
 from kgrad.monitor.step.replicas import all_reduce
 from kgrad.monitor.step.temporal import TemporalProbe
@@ -147,13 +152,16 @@ class GradientCapture:
         bins: Histogram buckets per variable. Defaults to `30`.
         optimizers: Optimizers to monitor, or `None` for every optimizer the
             model holds. Defaults to `None`.
+        noise_scale: Whether to take per-example gradient norms
+            (`kgrad.monitor.step.per_example`). Defaults to `False`.
     """
 
-    def __init__(self, model, bins=30, optimizers=None):
+    def __init__(self, model, bins=30, optimizers=None, noise_scale=False):
         self.model = model
         self.bins = bins
         self.forward = ForwardProbes(model)
         self.temporal = TemporalProbe(model)
+        self.per_example = per_example_probe(model, noise_scale, self._armed_any)
         self._owners = LayerOwners(model)
         self._explicit = optimizers
         self._restore = []
@@ -241,6 +249,8 @@ class GradientCapture:
             wrappers += channel.increments.wrappers()
         wrappers += self.forward.wrappers()
         wrappers += self.temporal.wrappers()
+        if self.per_example is not None:
+            wrappers = self.per_example.chain(wrappers)
         return wrappers
 
     # -- arming and reading -----------------------------------------------
@@ -291,6 +301,12 @@ class GradientCapture:
         histograms = tf.equal(flag % 2, 1) if self.trace_histograms else False
         return arm, armed, histograms
 
+    def _armed_any(self):
+        """Whether a channel will capture this step (read in the forward pass)."""
+        arm = tf.convert_to_tensor(self._flag) // 2
+        last = [tf.convert_to_tensor(c.last_arm) for c in self.channels]
+        return arm > tf.reduce_min(tf.stack(last))
+
     def _make_record(self, variables):
         def make(number, increments):
             return Record(
@@ -302,6 +318,7 @@ class GradientCapture:
                 self.forward.batchnorm_layers,
                 self.bins,
                 increments,
+                per_example=self.per_example is not None,
             )
 
         return make
@@ -362,6 +379,9 @@ class GradientCapture:
                     lambda: _weights_before(record),
                     lambda: _no_weights_before(record),
                 )
+                per_example = taken_per_example(
+                    capture.per_example, armed, variables, capture.replicated
+                )
             with channel.increments.tracking(
                 record.increments, record.variables, armed, channel.update_sq
             ):
@@ -383,6 +403,7 @@ class GradientCapture:
                         gradients,
                         temporal,
                         before,
+                        per_example,
                     ),
                     lambda: None,
                 )
@@ -459,7 +480,15 @@ class GradientCapture:
         return tf.zeros([n, 5 + self.bins], tf.float64), tf.constant(0.0, tf.float64)
 
     def _assign_statistics(
-        self, channel, record, header, activations, gradients, temporal, before
+        self,
+        channel,
+        record,
+        header,
+        activations,
+        gradients,
+        temporal,
+        before,
+        per_example=None,
     ):
         table, skipped = gradients
         sums, lengths = temporal
@@ -474,6 +503,12 @@ class GradientCapture:
             temporal=temporal_norms(sums, header["loss_scale"]),
             temporal_length=lengths,
         )
+        if isinstance(per_example, dict):  # one replica: packed here
+            per_example = packed_per_example(per_example, record.variables)
+        if per_example is not None:
+            values.update(
+                per_example_sq=per_example[0], per_example_count=per_example[1]
+            )
         channel.stats.assign(record.layout.pack(values))
         channel.last_arm.assign(header["capture_count"])
 

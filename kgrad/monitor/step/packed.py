@@ -100,8 +100,15 @@ def sampled_timesteps(length, points=TEMPORAL_POINTS):
     return [j * (length - 1) // max(count - 1, 1) for j in range(count)]
 
 
-def statistics_layout(n, bins, m=0, r=0):
-    """The layout for `n` variables, `m` probed and `r` recurrent layers."""
+def statistics_layout(n, bins, m=0, r=0, per_example=False):
+    """The layout for `n` variables, `m` probed and `r` recurrent layers.
+
+    With `per_example`, two more fields per variable (see
+    `kgrad.monitor.step.per_example`): `per_example_sq`, the sum over the batch of
+    the squared per-example gradient norms (NaN without a rule), and
+    `per_example_count`, the examples they were taken over.
+    """
+    extra = [("per_example_sq", (n,)), ("per_example_count", (n,))]
     return Layout(
         [(name, ()) for name in HEADER]
         + [
@@ -117,6 +124,7 @@ def statistics_layout(n, bins, m=0, r=0):
             ("temporal", (r, TEMPORAL_POINTS)),
             ("temporal_length", (r,)),
         ]
+        + (extra if per_example else [])
     )
 
 

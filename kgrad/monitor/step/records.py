@@ -69,6 +69,8 @@ class Record:
         increments: Positions of the variables whose update is measured on
             the optimizer's increments (`kgrad.monitor.step.increments`). Defaults
             to `()`: every update is measured on a snapshot.
+        per_example: Whether the layout holds per-example gradient norms
+            (`kgrad.monitor.step.per_example`). Defaults to `False`.
 
     Attributes:
         paths: Unique tag names of the variables.
@@ -94,6 +96,7 @@ class Record:
         batchnorm,
         bins,
         increments=(),
+        per_example=False,
     ):
         self.number = number
         self.variables = list(variables)
@@ -120,7 +123,11 @@ class Record:
         }
         self.batchnorm_paths = set()
         self.layout = statistics_layout(
-            len(self.variables), bins, len(self.probes), len(self.recurrent)
+            len(self.variables),
+            bins,
+            len(self.probes),
+            len(self.recurrent),
+            per_example,
         )
 
     @property
