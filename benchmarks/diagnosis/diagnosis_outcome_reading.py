@@ -104,6 +104,14 @@ def sections(rows, lengths):
         "chosen on `lstm_T50` (calibration), which sits at the mean predictor's "
         "loss until between steps 500 and 700 and then learns.",
         "",
+        "## Runs that did not do what they were written for",
+        "",
+        "- `deep_mlp_sgd_lr_x30_s2` (held-out) was written to reach NaN; its "
+        "ReLU units died first and its loss stalled without a NaN. kgrad says "
+        "dead units and stalled, which is what happened; the label, set before "
+        "training, is kept and counts as a missed `nonfinite`. "
+        "`mlp_sgd_lr_x100_s3` was added as a third held-out NaN run.",
+        "",
         "## What the outcome rules cannot tell",
         "",
         "- The mean predictor's or chance level is not logged: a regression "

@@ -155,7 +155,11 @@ def targets(rows, lengths):
                     f"{runs} labelled held-out runs; targets {PRECISION}, "
                     f"{RECALL}, >= 3 runs)"
                 )
-        healthy = [r for r in rows if r.run.half == "held_out" and not r.run.must]
+        healthy = [
+            r
+            for r in rows
+            if r.run.half == "held_out" and not r.run.must and not r.run.may
+        ]
         noisy = [r.run.name for r in healthy if r.verdicts[n][0]]
         silent = [
             r.run.name
