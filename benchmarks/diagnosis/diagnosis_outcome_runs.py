@@ -360,6 +360,14 @@ def more_seeds(labelled_run):
             ("exploding", "dead_units"),
         ),
         R(
+            "mlp_nan_input",
+            H,
+            "one example with a NaN input: NaN",
+            classify_run(nan_at=300, seed=5),
+            ("nonfinite",),
+            ("exploding", "dead_units"),
+        ),
+        R(
             "sigmoid_depth15_s3",
             H,
             "15 sigmoid layers, seed 3",
