@@ -188,6 +188,7 @@ def _vanishing(scalars, info, t):
             ("ratio", ratio[first]),
             ("threshold", t.vanishing_ratio),
         )
+        statistic = tags.GRAD_NORM
     elif (
         update[first] < t.min_update_ratio <= update[last]
         and not loss_trend.improvement(scalars) > t.learned_drop
@@ -206,10 +207,21 @@ def _vanishing(scalars, info, t):
             ("output_update_ratio", update[last]),
             ("threshold", t.min_update_ratio),
         )
+        statistic = tags.UPDATE_RATIO
     else:
         return []
-    layers = tuple(concerned)
-    return [Finding("vanishing", "warning", layers, evidence, advice, numbers=numbers)]
+    return [
+        Finding(
+            "vanishing",
+            "warning",
+            tuple(concerned),
+            evidence,
+            advice,
+            numbers=numbers,
+            statistic=statistic,
+            reference_layers=(names[last],),
+        )
+    ]
 
 
 def _growth(values, k):
@@ -246,6 +258,7 @@ def _exploding_in_time(scalars, info, t):
             f"{_CLIP_ADVICE}; lower the gain of the recurrent initialisation "
             "(an orthogonal recurrent kernel of gain 1) or use a saturating "
             "activation (tanh).",
+            statistic=tags.TEMPORAL_GRAD,
         )
     ]
 
