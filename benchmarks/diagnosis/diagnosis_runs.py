@@ -300,18 +300,21 @@ RUNS = [
         H,
         "LSTM, random inputs and targets (T=50)",
         adding_run("lstm", 50, random=True, seed=1),
+        may=("unstable",),  # after the first results: its epoch loss doubles at 750
     ),
     LabelledRun(
         "mlp_lr_small",
         H,
         "Adam 1e-5: learns slowly",
         mlp_run(optimizer=("adam", 1e-5), seed=1),
+        may=("not_learning",),  # after the first results: 2% gone at 300 steps
     ),
     LabelledRun(
         "mobilenet_v2",
         C,
         "keras.applications MobileNetV2 (alpha 0.35)",
         applications_run(2),
+        may=("unstable",),  # after the first results: epoch loss 0.11 -> 0.49 -> 0.15
     ),
     LabelledRun(
         "mobilenet_v3_small",

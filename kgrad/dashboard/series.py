@@ -7,6 +7,8 @@ input to output, in the order of `tags.RUN_INFO` (the tag scheme is
 follow, sorted. Every step the loader kept is returned; `sampling` says when
 the loader may have kept only a sample (`--samples_per_plugin`).
 
+Tested by `tests/test_dashboard_routes.py`.
+
 Example:
 
 ```python
@@ -343,10 +345,10 @@ def histogram(source, run, path, step):
 
 
 def findings_texts(source, run):
-    """`([(step, text)], sampling)` of the run's `tags.FINDINGS` texts."""
-    points = source.read("text", run, [tags.FINDINGS]).get(tags.FINDINGS, [])
-    texts = [(p.step, text_of(p)) for p in points]
-    return texts, source.sampling("text", [len(points)])
+    """`[(step, text)]` of the run's `tags.FINDINGS_DATA` texts (the last one
+    holds every finding: no sampling of the loader loses one)."""
+    tag = tags.FINDINGS_DATA
+    return [(p.step, text_of(p)) for p in source.read("text", run, [tag]).get(tag, [])]
 
 
 def check_choice(name, value, choices):

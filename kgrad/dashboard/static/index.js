@@ -8,6 +8,7 @@
 // When the maps are drawn, <body> gets data-ready="true", data-draw-ms (from
 // the switch or Refresh to drawn) and data-ready-ms (since the page opened),
 // and each map canvas data-cells, data-rows, data-steps, data-row-height.
+// Tested, with every module of static/, by tests/test_dashboard_browser.py.
 
 import {colourScale, decodeValues} from "./heatmap.js";
 import {buildDetail, clearDetail, showDetail} from "./detail.js";
@@ -96,17 +97,20 @@ function wireControls(page) {
   let timer = null;
   page.poll.onchange = () => {
     clearInterval(timer);
-    timer = page.poll.checked ? setInterval(() => relist(page), POLL_MS) : null;
+    timer = page.poll.checked ? setInterval(() => relist(page, {keepDetail: true}), POLL_MS) : null;
   };
   window.onresize = () => redraw(page);
 }
 
-/** Lists the runs again (Refresh, poll, empty state), then draws. */
-async function relist(page) {
+/**
+ * Lists the runs again (Refresh, poll, empty state), then draws. A poll keeps
+ * the detail the user opened (it names its run, row and step).
+ */
+async function relist(page, {keepDetail = false} = {}) {
   delete document.body.dataset.ready;
   clearTimeout(page.emptyTimer);
   page.answers.clear();
-  clearDetail(page.detail);
+  if (!keepDetail) clearDetail(page.detail);
   let runs;
   try {
     runs = await getJson("runs");
@@ -263,7 +267,7 @@ const WHY_MISSING = {
 
 /** The layers to mark: those the findings about this map name (the selected one's only). */
 export function markedLayers(grid, findings, selected) {
-  const about = (f) => (f.statistic || GRAD_NORM) === grid.statistic &&
+  const about = (f) => f.heat_map === grid.statistic &&
     (grid.statistic !== TEMPORAL_GRAD || f.layers.includes(grid.layer));
   const chosen = selected ? [selected].filter(about) : findings.filter(about);
   return new Set(chosen.flatMap((f) => f.layers));
@@ -289,8 +293,8 @@ function hooksFor(page, panel, data, view) {
       const id = findingId(finding);
       s.finding = s.finding === id ? "" : id;
       if (s.finding) {
-        if (finding.statistic && finding.statistic !== s.statistic) s.statistic = finding.statistic;
-        if (finding.statistic === TEMPORAL_GRAD) s.layer = finding.layers[0] || s.layer;
+        if (finding.heat_map !== s.statistic) s.statistic = finding.heat_map;
+        if (finding.heat_map === TEMPORAL_GRAD) s.layer = finding.layers[0] || s.layer;
         for (const key of groupsOf(view, finding.layers)) page.expanded.add(key);
       }
       clearDetail(page.detail);

@@ -17,7 +17,7 @@ True
 
 import functools
 
-from kgrad import checks, tags
+from kgrad import checks, findings_record, tags
 from kgrad.analysis import diagnostics
 from kgrad.analysis.history import ScalarHistory
 from kgrad.monitor.log import summaries
@@ -42,8 +42,10 @@ class RunLog:
         self.record = None  # the capture record last written
         self.last_step = None
         self.skipped_batches = 0  # loss-scale skips since the last logged step
+        self.last_skipped = None  # this fit's last skipped capture, if any
         self.steps_this_fit = 0
         self._diagnosis_failed = False
+        self._findings_data = None  # the last `tags.FINDINGS_DATA` text written
 
     def write_step(self, step, values, scalars):
         """Writes one logged step (in the worker or inline) and remembers it."""
@@ -72,14 +74,27 @@ class RunLog:
             return None
 
     def report_findings(self, thresholds, worker, channel, monitor):
-        """Hands a new diagnosis to `channel`; writes the findings as text."""
+        """Hands a new diagnosis to `channel`; writes the findings as data
+        (`tags.FINDINGS_DATA`, every diagnosis) and as prose (`tags.FINDINGS`,
+        when they change)."""
         found = None if self.last_step is None else self.diagnose(thresholds)
         if found is None:
             return
-        if channel.update(found, monitor, run=self.label):
+        step = self.last_step
+        changed = channel.update(found, monitor, run=self.label, step=step)
+        records = channel.timeline(self.label).records
+        data = findings_record.dumps(records, step)
+        values = []
+        if data != self._findings_data:  # each diagnosis that moved a record
+            self._findings_data = data
+            values.append(summaries.text_value(tags.FINDINGS_DATA, data))
+        if changed:
             active = channel.log.runs[self.label]
             text = "\n\n".join(f"- {f.message()}" for f in active)
-            value = summaries.text_value(
-                tags.FINDINGS, text or "No gradient problem found."
+            values.append(
+                summaries.text_value(
+                    tags.FINDINGS, text or "No gradient problem found."
+                )
             )
-            worker.submit(functools.partial(self.writer.write, self.last_step, [value]))
+        if values:
+            worker.submit(functools.partial(self.writer.write, step, values))
