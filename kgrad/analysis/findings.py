@@ -106,6 +106,7 @@ _STATISTICS = {
     "stalled": tags.LOSS,
     "unstable": tags.LOSS,
     "overfitting": tags.LOSS,
+    "batch_size": tags.B_SIMPLE,
 }
 
 
