@@ -197,6 +197,30 @@ def test_a_function_traced_under_an_earlier_monitor_is_retraced(tmp_path, events
     assert [step for step, _ in second] == [5, 6, 7, 8]
 
 
+def test_a_later_monitor_with_other_wrappers_proves_against_the_first(tmp_path, events):
+    # The second monitor also watches a second optimizer: its wrappers differ
+    # from those the function was traced under, which the proof accounts for.
+    x, y = data()
+
+    def scenario(monitored):
+        model = mlp()
+        model.compile(optimizer="adam", loss=LOSS)
+        spare = keras.optimizers.SGD(0.1)
+        fits = []
+        for run, optimizers in (("first", None), ("second", [model.optimizer, spare])):
+            monitor = GradientMonitor(
+                tmp_path / run, norms_every=1, figure_secs=None, optimizers=optimizers
+            )
+            callbacks = [monitor] if monitored else []
+            fits.append(history(model.fit(x, y, callbacks=callbacks, **FIT)))
+        return model, fits
+
+    _, said = both(scenario)
+    assert [m for m in said if "could train differently" in m] == []
+    second = events(tmp_path / "second" / "train")["grad_norm/global"]
+    assert [step for step, _ in second] == [5, 6, 7, 8]
+
+
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_the_same_code_traced_twice_compares_equal(jit_compile):
     model = mlp(keras.layers.Dropout(0.5, name="dropout"))

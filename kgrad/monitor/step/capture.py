@@ -189,11 +189,6 @@ class GradientCapture:
                 for name, optimizer in find_optimizers(model, optimizers)
             ]
 
-    def own_variables(self):
-        """kgrad's variables in the train step: the flag and each channel's."""
-        channels = [(c.stats, c.update_sq, c.last_arm) for c in self.channels]
-        return [self._flag, *(v for variables in channels for v in variables)]
-
     @property
     def traced_channels(self):
         """The channels whose optimizer the train step calls (known once traced)."""

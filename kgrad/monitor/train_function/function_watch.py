@@ -47,8 +47,6 @@ watch.end()  # in on_train_end
 ```
 """
 
-import weakref
-
 import tensorflow as tf
 
 from kgrad import checks
@@ -58,20 +56,18 @@ _END_OF_DATA = (StopIteration, tf.errors.OutOfRangeError)
 
 
 class _Traced:
-    """What kgrad's wrappers put into a function Keras traced under them.
+    """The capture under whose wrappers Keras traced a function, and how.
 
-    The capture's own variables (kept, so that their handles stay what the
-    function captured, even after the monitor is gone) and whether its
-    traces hold the histogram code (`{False}`, `{True}` or both).
+    Kept on Keras's function itself (`_kgrad_traced`), so that it lives as
+    long as the function and no longer: a later monitor proves a retrace
+    against a trace under the same wrappers, with or without the histogram
+    code (`histograms`: `{False}`, `{True}` or both).
     """
 
-    def __init__(self, variables):
-        self.variables = variables
+    def __init__(self, capture):
+        self.capture = capture
         self.histograms = set()
 
-
-# Keras's functions traced under kgrad's wrappers -> their `_Traced`.
-_TRACED_UNDER = weakref.WeakKeyDictionary()
 
 _WHAT_TO_DO = (
     "Call `model.compile(...)` or `model.make_train_function(force=True)` "
@@ -174,11 +170,14 @@ class TrainFunctionWatch:
         if random_ops:
             names = ", ".join(random_ops[:3])
             return f"stateful random ops would restart their streams: {names}"
-        traced = _TRACED_UNDER.get(old)
-        capture = self.capture
-        # Traced as `old` was: under kgrad's wrappers (with or without the
-        # histogram code: a function may hold traces of both) or without.
-        variants = (None,) if traced is None else tuple(sorted(traced.histograms))
+        traced = getattr(old, "_kgrad_traced", None)
+        # Traced as `old` was: under the same capture's wrappers (with or
+        # without the histogram code: a function may hold traces of both), or
+        # without any.
+        capture = traced.capture if traced is not None else self.capture
+        variants = (None,)
+        if traced is not None:  # no statistics traced: the flag changes nothing
+            variants = tuple(sorted(traced.histograms)) or (False,)
         probes = []
         for variant in variants:
             keras_hooks.retrace_train_function(model)
@@ -195,9 +194,7 @@ class TrainFunctionWatch:
         try:
             if traced is not None:
                 capture.install()
-            own = _handles(capture.own_variables())
-            own |= _handles(traced.variables if traced else ())
-            same = same_trace.same_traces(old, candidates, interchangeable=own)
+            same = same_trace.same_traces(old, candidates)
         except Exception:  # a trace that fails to compare proves nothing
             same = False
         finally:
@@ -242,9 +239,13 @@ class TrainFunctionWatch:
             return outputs
         # Traced (if at all) under the wrappers: its statistics are in it.
         self.capture.known_functions.add(inner)
-        traced = _TRACED_UNDER.get(inner)
+        traced = getattr(inner, "_kgrad_traced", None)
         if traced is None:
-            traced = _TRACED_UNDER[inner] = _Traced(self.capture.own_variables())
+            traced = _Traced(self.capture)
+            try:
+                inner._kgrad_traced = traced
+            except AttributeError:  # not a Python function: never proven
+                pass
         # A function with one trace (input signature) without the histogram
         # code stays without it: only a new function (a retrace) has it again.
         if self.capture.traces != traces:
@@ -257,12 +258,3 @@ class TrainFunctionWatch:
 def _inner(function):
     """Keras's function behind a guard (or `function` itself)."""
     return getattr(function, "_kgrad_inner", function)
-
-
-def _handles(variables):
-    """`id`s of the resource handles of `variables` (each replica's, if any)."""
-    return {
-        id(component.handle)
-        for variable in variables
-        for component in getattr(variable, "values", (variable,))
-    }

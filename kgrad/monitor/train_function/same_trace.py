@@ -58,7 +58,7 @@ def kernel_random_ops(function):
     return sorted(set(found))
 
 
-def same_traces(old, candidates, interchangeable=frozenset()):
+def same_traces(old, candidates):
     """Whether a trace made now equals each trace of `old`.
 
     Args:
@@ -68,10 +68,6 @@ def same_traces(old, candidates, interchangeable=frozenset()):
             a function Keras makes anew, for the input signature `args,
             kwargs`: one per way `old` may have been traced (e.g. with and
             without kgrad's histogram code).
-        interchangeable: `id`s of captured resource handles that may stand
-            for each other at the same place (kgrad's own variables, of the
-            capture that traced `old` and of the one tracing now). Defaults
-            to none.
 
     Returns:
         `True` when every trace of `old` has an equal candidate over the same
@@ -81,7 +77,7 @@ def same_traces(old, candidates, interchangeable=frozenset()):
         for concrete in keras_hooks.concrete_functions(old_function):
             args, kwargs = concrete.structured_input_signature
             if not any(
-                _same_captures(concrete, new, interchangeable)
+                _same_captures(concrete, new)
                 and _canonical(concrete) == _canonical(new)
                 for new in candidates(index, args, kwargs)
             ):
@@ -104,12 +100,12 @@ def _concretes(function):
         yield from keras_hooks.concrete_functions(tf_function)
 
 
-def _same_captures(one, other, interchangeable):
+def _same_captures(one, other):
     ours, theirs = one.captured_inputs, other.captured_inputs
     if len(ours) != len(theirs):
         return False
     for a, b in zip(ours, theirs, strict=True):
-        if a is b or (id(a) in interchangeable and id(b) in interchangeable):
+        if a is b:
             continue
         if a.dtype != b.dtype or a.dtype.name == "resource":
             return False  # another variable (or resource) than before
