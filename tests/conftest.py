@@ -1,4 +1,5 @@
-"""Shared fixtures: quiet TensorFlow, fixed seeds, reading event files back."""
+"""Shared fixtures: quiet TensorFlow, fixed seeds, reading event files back
+(`tests.support.events`)."""
 
 import os
 
@@ -7,8 +8,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
+
+from tests.support.events import read_events  # noqa: E402
 
 # The scripts in distributed/ run in processes of their own (test_distribute.py);
 # importing them here, as `--doctest-modules` would, would set this process's devices.
@@ -20,24 +21,6 @@ def _seed():
     keras.utils.set_random_seed(0)
     yield
     keras.config.set_dtype_policy("float32")
-
-
-def read_events(run_dir):
-    """Reads a run directory with TensorBoard's own reader.
-
-    Returns:
-        Dict from tag to a list of `(step, numpy value)`, in step order.
-    """
-    accumulator = event_accumulator.EventAccumulator(
-        str(run_dir), size_guidance={event_accumulator.TENSORS: 0}
-    )
-    accumulator.Reload()
-    return {
-        tag: [
-            (e.step, tf.make_ndarray(e.tensor_proto)) for e in accumulator.Tensors(tag)
-        ]
-        for tag in accumulator.Tags()["tensors"]
-    }
 
 
 @pytest.fixture
