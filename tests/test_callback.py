@@ -404,6 +404,10 @@ def test_record_from_custom_loop_eager_and_in_tf_function(tmp_path, events):
         ({"figure_secs": "soon"}, TypeError, "Received: figure_secs='soon'"),
         ({"log_dir": 3}, TypeError, "Received: log_dir=3"),
         ({"first_steps": None}, TypeError, "Received: first_steps=None"),
+        ({"on_nonfinite": "ignore"}, ValueError, "Received: on_nonfinite='ignore'"),
+        ({"figure_secs": -1}, ValueError, "Received: figure_secs=-1"),
+        ({"optimizers": "adam"}, TypeError, "Received: optimizers='adam'"),
+        ({"optimizers": []}, ValueError, "Received: optimizers=\\[\\]"),
     ],
 )
 def test_invalid_arguments_are_rejected(kwargs, error, message):
