@@ -1,8 +1,10 @@
-"""The TensorFlow kgrad's training side needs, checked once at import.
+"""The framework kgrad's training side needs, checked once at import.
 
 kgrad does not make pip install TensorFlow (an environment with
 `tensorflow-cpu` or a vendor build would get a second copy), so a missing or
-too old TensorFlow is reported here, with the command that fixes it.
+too old TensorFlow is reported here, with the command that fixes it. Under
+`KERAS_BACKEND=jax` the monitor needs JAX instead (`pip install "kgrad[jax]"`),
+and no TensorFlow.
 
 Example:
 
@@ -11,6 +13,21 @@ Example:
 
 OLDEST = (2, 16, 1)
 _FIX = 'pip install "kgrad[tensorflow]" (or tensorflow-cpu>=2.16.1,<3)'
+
+
+def check_framework():
+    """Checks the framework of Keras's backend: JAX on JAX, else TensorFlow."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        try:
+            import jax  # noqa: F401
+        except ImportError as error:
+            raise ImportError(
+                'kgrad\'s GradientMonitor on JAX needs JAX: pip install "kgrad[jax]".'
+            ) from error
+        return
+    check_tensorflow()
 
 
 def check_tensorflow(version=None):

@@ -6,8 +6,8 @@ Example:
     texts = read_texts("logs/exp1/train", tags.FINDINGS_DATA)  # [(step, str)]
 """
 
-import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.util import tensor_util  # not TensorFlow's: the JAX suite uses it
 
 
 def read_events(run_dir):
@@ -22,7 +22,8 @@ def read_events(run_dir):
     accumulator.Reload()
     return {
         tag: [
-            (e.step, tf.make_ndarray(e.tensor_proto)) for e in accumulator.Tensors(tag)
+            (e.step, tensor_util.make_ndarray(e.tensor_proto))
+            for e in accumulator.Tensors(tag)
         ]
         for tag in accumulator.Tags()["tensors"]
     }

@@ -6,11 +6,10 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from kgrad import checks
 from kgrad.analysis.findings import checked_thresholds
-from kgrad.monitor.drive import ownership, resume
+from kgrad.monitor.drive import backends, ownership, resume
 from kgrad.monitor.drive import schedule as schedule_lib
 from kgrad.monitor.drive.attributes import checked, forwarded, read_only
 from kgrad.monitor.drive.findings_channel import FindingsChannel
@@ -18,13 +17,8 @@ from kgrad.monitor.log import run_files, summaries
 from kgrad.monitor.log.step_logger import StepLogger
 from kgrad.monitor.log.tag_filter import TagFilter, check_patterns
 from kgrad.monitor.log.worker import Worker
-from kgrad.monitor.step import replicas
-from kgrad.monitor.step.capture import GradientCapture
 from kgrad.monitor.step.loss_probe import LossProbe, epoch_scalars
 from kgrad.monitor.step.optimizers import checked_optimizers
-from kgrad.monitor.step.packed import record_statistics
-from kgrad.monitor.train_function import keras_hooks
-from kgrad.monitor.train_function.function_watch import TrainFunctionWatch
 
 _ON_NONFINITE = ("warn", "stop", "raise")
 
@@ -94,7 +88,7 @@ class GradientMonitor(keras.callbacks.Callback):
             Read-only. Defaults to `False`.
 
     Raises:
-        ValueError: On a Keras backend other than TensorFlow.
+        ValueError: On a Keras backend other than TensorFlow and JAX.
         TypeError: For an argument named as in `keras.callbacks.TensorBoard` or
             kgrad's former names (`norm_freq`, `histogram_freq`).
 
@@ -146,7 +140,7 @@ class GradientMonitor(keras.callbacks.Callback):
     ):
         schedule_lib.reject_renamed("GradientMonitor", kwargs)
         super().__init__()
-        keras_hooks.require_tensorflow_backend()
+        self._side = backends.for_backend()
         self._schedule = schedule_lib.Schedule(
             norms_every=norms_every,
             histograms_every=histograms_every,
@@ -177,7 +171,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self._logger = None  # the runs, steps and findings, across fits
         self._watch = None
         self._seen = 0  # train steps run under this monitor, across fits
-        self._loss_probe = LossProbe()  # the loss of each logged step
+        self._loss_probe = LossProbe(self._side.loss_totals)  # each logged step's
 
     # -- Keras hooks -------------------------------------------------------
     def set_model(self, model=None):
@@ -187,24 +181,21 @@ class GradientMonitor(keras.callbacks.Callback):
                 "pass `callbacks=[GradientMonitor(log_dir)]`. Received: "
                 "callbacks=[GradientMonitor]"
             )
-        keras_hooks.require_tensorflow_backend()
+        backends.require_supported()
         if getattr(model, "optimizer", None) is None and not self.optimizers:
             raise ValueError(
                 "GradientMonitor needs a compiled model: call `model.compile()` "
                 f"first. Received: model={getattr(model, 'name', model)!r} "
                 "without an optimizer"
             )
-        strategy = model.distribute_strategy
-        if isinstance(strategy, replicas.UNSUPPORTED_STRATEGIES):
-            raise ValueError(
-                "GradientMonitor supports the default strategy, MirroredStrategy "
-                "and MultiWorkerMirroredStrategy. Received: a model trained under "
-                f"{type(strategy).__name__}"
-            )
+        self._side.check_model(model)
         super().set_model(model)
+        # `Callback.model` syncs Keras's JAX state on every access: the batch
+        # hooks use the model they were given.
+        self._fitted = model
 
     def on_train_begin(self, logs=None):
-        if replicas.is_chief(self.model.distribute_strategy):
+        if self._side.is_chief(self._fitted):
             run_files.check_writable(self.log_dir)
         ownership.take_over(self.model, self)
         if self._worker is None:
@@ -213,13 +204,10 @@ class GradientMonitor(keras.callbacks.Callback):
         if self._logger is None:
             self._logger = StepLogger(self.log_dir, self._worker)
         if self._capture is None or not self._capture.serves(self.model):
-            self._capture = GradientCapture(
-                self.model,
-                bins=self.histogram_bins,
-                optimizers=self.optimizers,
-                noise_scale=self.noise_scale,
+            self._capture = self._side.capture(
+                self._fitted, self.histogram_bins, self.optimizers, self.noise_scale
             )
-        self._watch = TrainFunctionWatch(self.model, self._capture, self._abandon)
+        self._watch = self._side.watch(self._fitted, self._capture, self._abandon)
         self._watch.begin()
         if self._logger.begin_fit(self.model, self._capture, self._tag_filter):
             self._seen = 0  # another model: its schedule starts from its own steps
@@ -241,7 +229,7 @@ class GradientMonitor(keras.callbacks.Callback):
         # A function traced when no histogram can be due leaves their code out.
         self._capture.trace_histograms = bool(self._schedule.histograms_every)
         first = self._epoch_base + batch + 1
-        last = first + self.model.steps_per_execution - 1
+        last = first + self._fitted.steps_per_execution - 1
         steps = (self.params or {}).get("steps")
         if steps:  # a short last chunk of `steps_per_execution`
             last = min(last, self._epoch_base + steps)
@@ -256,7 +244,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self._watch.before_call()
         if (norms or histograms) and not self._watch.blind:
             self._capture.arm(histograms=histograms)
-            self._loss_probe.begin(self.model)
+            self._loss_probe.begin(self._fitted)
             self._pending = (norms, histograms, first)
             self._armed_this_fit = True
 
@@ -361,6 +349,7 @@ class GradientMonitor(keras.callbacks.Callback):
 
         Raises:
             TypeError: If `histograms` is neither a bool nor a bool tensor.
+            NotImplementedError: On Keras's JAX backend (`fit` only).
 
         Example:
 
@@ -373,6 +362,15 @@ class GradientMonitor(keras.callbacks.Callback):
         optimizer.apply(grads, model.trainable_variables)
         ```
         """
+        if self._side.name != "tensorflow":
+            raise NotImplementedError(
+                "kgrad: `GradientMonitor.record` needs the TensorFlow backend; on "
+                f"{self._side.name} pass the monitor to `model.fit(callbacks=...)`."
+            )
+        import tensorflow as tf
+
+        from kgrad.monitor.step.packed import record_statistics
+
         histograms = _histograms_flag(histograms)
         variables = list(variables)
         packed, layout = record_statistics(
@@ -421,7 +419,7 @@ class GradientMonitor(keras.callbacks.Callback):
         norms, histograms, due = self._pending
         self._pending = None
         self._capture.disarm()
-        loss = self._loss_probe.end(self.model)
+        loss = self._loss_probe.end(self._fitted)
         nonfinite, retry = self._logger.write(norms, histograms, due, extra=loss)
         if retry:  # an optimizer did not update: the next batch is logged
             self._carry = (norms, histograms)
@@ -453,6 +451,8 @@ class GradientMonitor(keras.callbacks.Callback):
 
 def _histograms_flag(value):
     """`histograms` of `record`: a Python bool or a scalar bool tensor."""
+    import tensorflow as tf
+
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if tf.is_tensor(value) and value.dtype == tf.bool and value.shape.rank == 0:

@@ -16,6 +16,8 @@ seen = trained_steps(model, epoch=2, steps_per_epoch=5)  # 10 after 2 epochs
 ```
 """
 
+import keras
+
 
 def trained_steps(model, epoch, steps_per_epoch):
     """Train steps already run when a `fit` starts its epoch `epoch`.
@@ -33,5 +35,7 @@ def trained_steps(model, epoch, steps_per_epoch):
     by_updates = 0
     if optimizer is not None and getattr(optimizer, "built", False):
         accumulation = getattr(optimizer, "gradient_accumulation_steps", None) or 1
-        by_updates = int(optimizer.iterations.numpy()) * accumulation
+        by_updates = (
+            int(keras.ops.convert_to_numpy(optimizer.iterations)) * accumulation
+        )
     return max(by_epochs, by_updates)

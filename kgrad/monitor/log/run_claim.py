@@ -9,7 +9,8 @@ and the writer (host, process, a token). Another monitor then:
 
 - continues the run if the claim is its own, or names the same model and
   its writer is not running (a resumed run: a new process, or a new monitor
-  in this process, where `fit` calls run one at a time);
+  in this process, where `fit` calls run one at a time), and says so in the
+  second case;
 - otherwise (another model, or a writer still running) writes a new run,
   `log_dir/train_2` (then `_3`, ...), and says so once. Both runs are kept
   and `kgrad report log_dir` reports each.
@@ -33,8 +34,18 @@ _HOST = socket.gethostname()
 
 
 def model_identity(model):
-    """What makes two models the same model: name and variable paths."""
-    paths = sorted(getattr(v, "path", v.name) for v in model.weights)
+    """What makes two models the same model: name and variable paths.
+
+    The paths are taken without the model's name in front: Keras prefixes it
+    to the paths of a model built in the process (`mlp/dense/kernel`), not
+    to those of the same model loaded by `keras.models.load_model`
+    (`dense/kernel`).
+    """
+    prefix = f"{model.name}/"
+    paths = sorted(
+        path[len(prefix) :] if path.startswith(prefix) else path
+        for path in (getattr(v, "path", v.name) for v in model.weights)
+    )
     return {"model": model.name, "variables": paths}
 
 
@@ -63,11 +74,17 @@ def claim(log_dir, model, owner, exclude=()):
         if root in exclude:
             reasons.append(f"{root} holds this monitor's run of another model")
             continue
+        held = _read_claim(root)
         taken = _why_taken(root, token, identity)
         if taken is None and _write_claim(root, token, identity):
             note = None
             if reasons:
                 note = "; ".join(reasons) + f": this run goes to {root}"
+            elif held is not None and held.get("token") != token:
+                note = (
+                    f"{root} holds a run of this model by an earlier monitor "
+                    f"(process {held.get('pid')}): this fit continues it"
+                )
             return root, note
         reasons.append(taken or f"{root} was claimed by another writer just now")
     raise RuntimeError(f"kgrad found no free run directory in {log_dir}")

@@ -14,7 +14,6 @@ import tempfile
 from kgrad import tags
 from kgrad.analysis import atomic, plots
 from kgrad.monitor.log import event_writer, summaries
-from kgrad.monitor.step import replicas
 
 logger = logging.getLogger("kgrad")
 
@@ -48,6 +47,8 @@ def open_writer(log_dir, strategy):
     Every worker of a multi-worker run captures (the all-reduce of the logged
     gradients needs all of them); only the chief checks and writes `log_dir`.
     """
+    from kgrad.monitor.step import replicas  # `record` runs on TensorFlow only
+
     chief = replicas.is_chief(strategy)
     if chief:
         check_writable(log_dir)

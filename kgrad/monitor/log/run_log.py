@@ -42,6 +42,7 @@ class RunLog:
         self.record = None  # the capture record last written
         self.last_step = None
         self.skipped_batches = 0  # loss-scale skips since the last logged step
+        self.last_skipped = None  # this fit's last skipped capture, if any
         self.steps_this_fit = 0
         self._diagnosis_failed = False
         self._findings_data = None  # the last `tags.FINDINGS_DATA` text written

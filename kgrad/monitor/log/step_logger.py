@@ -8,7 +8,10 @@ when a step that was due reached no monitored optimizer. The run root
 (`log_dir/train`) is claimed through `kgrad.monitor.log.run_claim` at the first
 write: a `log_dir` that holds another model's run, or that another monitor
 is writing, gets a new run root (`log_dir/train_2`), said once; a monitor
-reused on a second model starts a new run too, never a merge.
+reused on a second model starts a new run too, never a merge, unless that
+model is the first one saved and loaded again (the same name and variables,
+its optimizer resuming at the step the run reached): it continues the run,
+and the monitor says so.
 
 A capture that is not an update (a batch that only accumulates gradients, a
 step the loss-scale optimizer skips) is not written: the caller arms the next
@@ -29,12 +32,11 @@ import os
 
 import numpy as np
 
-from kgrad import checks
+from kgrad import checks, tags
 from kgrad.monitor.log import event_writer, noise_scale, run_claim, summaries
 from kgrad.monitor.log.run_log import RunLog
 from kgrad.monitor.log.steps import StepCounter
-from kgrad.monitor.step import replicas
-from kgrad.monitor.step.temporal import layer_name
+from kgrad.monitor.step.naming import layer_name
 
 
 class StepLogger:
@@ -49,7 +51,7 @@ class StepLogger:
         self.log_dir = log_dir
         self.worker = worker
         self.logs = {}  # slot name -> RunLog
-        self.steps = StepCounter(lambda opt: int(opt.iterations.numpy()))
+        self.steps = StepCounter(_update_count)
         self._model = None
         self._capture = None
         self._make_tags = None
@@ -75,6 +77,15 @@ class StepLogger:
             `fit` (its steps are counted from its own start).
         """
         new_model = self._model is not None and model is not self._model
+        if new_model and self._reloaded(model, capture):
+            new_model = False
+            step = min(self.steps.reached(c.name) for c in capture.channels) + 1
+            checks.warn(
+                f"kgrad: model {model.name!r} continues its run in {self._root} "
+                f"from step {step}: it has the name and variables of the model "
+                "logged there, and its optimizer resumes at the step that run "
+                "reached (a model saved and loaded again)."
+            )
         if new_model:
             self._new_model_run()
         self._model, self._capture, self._make_tags = model, capture, make_tags
@@ -83,8 +94,19 @@ class StepLogger:
             self.steps.begin(channel.name, channel.optimizer)
         for log in self.logs.values():
             log.steps_this_fit = 0
+            log.last_skipped = None
             log.run_info = None  # written again: the variables may have changed
         return new_model
+
+    def _reloaded(self, model, capture):
+        """Whether `model` continues the last model's run (saved, loaded again)."""
+        same = run_claim.model_identity(model) == run_claim.model_identity(self._model)
+        return (
+            same
+            and self._root is not None
+            and bool(capture.channels)
+            and all(self.steps.continues(c.name, c.optimizer) for c in capture.channels)
+        )
 
     def end_fit(self):
         """Ends a `fit`: records the step each optimizer reached."""
@@ -113,6 +135,8 @@ class StepLogger:
             log = self._log_of(channel)
             if captured["skipped"] or not captured["applied"]:
                 log.skipped_batches += int(captured["skipped"])
+                if captured["skipped"]:
+                    log.last_skipped = (channel.name, captured)
                 retry = True
                 continue
             step = self.steps.step(channel.name, captured["step"])
@@ -125,22 +149,69 @@ class StepLogger:
             log.steps_this_fit += 1
             if log.record is not record:  # new variables: describe the run again
                 log.record, log.run_info = record, None
+            extra_scalars = list(extra)
+            if norms:
+                clipping = _clipping(channel.optimizer)
+                extra_scalars += summaries.clip_scalars(captured, clipping)
             job = functools.partial(
-                self._log_step, log, record, captured, norms, histograms, list(extra)
+                self._log_step, log, record, captured, norms, histograms, extra_scalars
             )
             self.worker.submit(job, inline=True)
             nonfinite |= bool(norms and captured["nonfinite"].sum() > 0)
         return nonfinite, retry
 
     def warn_if_fit_logged_nothing(self):
-        """Warns at the end of a `fit` in which no due step was written."""
+        """Warns at the end of a `fit` in which no due step was written.
+
+        When the loss-scale optimizer skipped every step due, the warning
+        names the overflow, and each such run gets its loss scale and skipped
+        batches (`tags.LOSS_SCALE_VALUE`, `tags.LOSS_SCALE_SKIPPED`) at the
+        step of its last update (0 before any).
+        """
         if any(log.steps_this_fit for log in self.logs.values()):
             return
-        checks.warn(
-            "GradientMonitor: this `fit` logged no gradient at all to "
-            f"{os.fspath(self.log_dir)!r}: no step due to be logged reached a "
-            "monitored optimizer (see the warning above)."
+        where = os.fspath(self.log_dir)
+        skipped = [log for log in self.logs.values() if log.last_skipped]
+        if skipped:
+            batches = sum(log.skipped_batches for log in skipped)
+            scale = min(float(log.last_skipped[1]["loss_scale"]) for log in skipped)
+            written = [log.run_dir for log in skipped if self._write_skipped(log)]
+            said = f" (`{tags.LOSS_SCALE}` tags in {', '.join(written)})"
+            said = said if written else ""
+            checks.warn(
+                f"kgrad: this `fit` logged no gradient to {where!r}: the "
+                "loss-scale optimizer skipped every step due, because the "
+                f"scaled gradients overflowed (NaN/Inf); {batches} batch(es) "
+                f"skipped, the last at loss scale {scale:g}{said}. It halves the "
+                "scale at each overflow: if this persists, the loss or the "
+                "gradients are non-finite even unscaled."
+            )
+            return
+        why = (
+            "see the warning above"
+            if self._warned_nothing
+            else "they only accumulated gradients, or did not run"
         )
+        checks.warn(
+            f"kgrad: this `fit` logged no gradient at all to {where!r}: no "
+            f"step due to be logged reached a monitored optimizer ({why})."
+        )
+
+    def _write_skipped(self, log):
+        """Writes the loss scale of `log`'s last skipped step; whether it could."""
+        name, captured = log.last_skipped
+        step = self.steps.step(name, captured["step"]) - 1  # the last update
+        if log.last_step is not None and step <= log.last_step:
+            return False  # that step is written: the count goes with the next
+        captured = dict(captured, skipped_batches=log.skipped_batches)
+        scalars = summaries.step_scalars(captured, [], [], norms=False)
+
+        def write():
+            log.writer.write(step, [], scalars)
+            log.writer.flush()
+
+        self.worker.submit(write)
+        return True
 
     def _log_of(self, channel):
         log = self.logs.get(channel.name)
@@ -152,7 +223,7 @@ class StepLogger:
             if several:
                 run_dir = os.path.join(run_dir, channel.name)
                 label = f"{label}/{channel.name}" if label else channel.name
-            chief = replicas.is_chief(self._model.distribute_strategy)
+            chief = _is_chief(self._model)
             writer = event_writer.RunWriter(run_dir, enabled=chief)
             log = RunLog(run_dir, writer, label=label)
             self.logs[channel.name] = log
@@ -174,7 +245,7 @@ class StepLogger:
     def _run_root(self):
         """`log_dir/train`, or a new run root if that one is another's."""
         if self._root is None:
-            chief = replicas.is_chief(self._model.distribute_strategy)
+            chief = _is_chief(self._model)
             if not chief:
                 self._root = os.path.join(self.log_dir, "train")
                 return self._root
@@ -183,13 +254,13 @@ class StepLogger:
             )
             self._roots.append(self._root)
             if note:
-                checks.warn(f"GradientMonitor: {note}.")
+                checks.warn(f"kgrad: {note}.")
         return self._root
 
     def _new_model_run(self):
         """A new model: its steps, history and findings start a run of their own."""
         self.logs = {}
-        self.steps = StepCounter(lambda opt: int(opt.iterations.numpy()))
+        self.steps = StepCounter(_update_count)
         self._root = None
         self._noise = {}
 
@@ -270,6 +341,21 @@ class StepLogger:
         )
 
 
+def _clipping(optimizer):
+    """`(kind, limit)` of the clipping `optimizer` applies, or `None`.
+
+    The first of `clipnorm`, `global_clipnorm` and `clipvalue` that is set, as
+    Keras's `_clip_gradients` takes them (of the inner optimizer under a
+    `LossScaleOptimizer`).
+    """
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    for kind in ("clipnorm", "global_clipnorm", "clipvalue"):
+        limit = getattr(optimizer, kind, None)
+        if limit and limit > 0:
+            return kind, float(limit)
+    return None
+
+
 def _layers(record):
     """`(tag name, kind)` of each probed layer of `record`."""
     kinds = [kind for _, kind in record.probes]
@@ -279,3 +365,20 @@ def _layers(record):
 def _recurrent(record):
     """Tag name of each recurrent layer of `record` with a temporal profile."""
     return [layer_name(layer) for layer in record.recurrent]
+
+
+def _is_chief(model):
+    """Whether this process writes the run (always, but for TensorFlow's workers)."""
+    strategy = getattr(model, "distribute_strategy", None)  # none on JAX
+    if strategy is None:
+        return True
+    from kgrad.monitor.step import replicas  # TensorFlow's
+
+    return replicas.is_chief(strategy)
+
+
+def _update_count(optimizer):
+    """The optimizer's update count, on every backend."""
+    import keras
+
+    return int(keras.ops.convert_to_numpy(optimizer.iterations))

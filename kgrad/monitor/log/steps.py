@@ -46,6 +46,23 @@ class StepCounter:
         optimizer, offset = self._slots[name]
         self._reached[name] = offset + self._iterations(optimizer)
 
+    def continues(self, name, optimizer):
+        """Whether `optimizer` resumes at the count slot `name` ended a `fit` at.
+
+        True for the optimizer of a model saved and loaded again (its
+        `iterations` are restored): its steps continue the slot's run.
+        """
+        slot = self._slots.get(name)
+        return (
+            slot is not None
+            and name in self._reached
+            and self._iterations(optimizer) == self._iterations(slot[0])
+        )
+
+    def reached(self, name):
+        """The last step slot `name` reached at the end of a `fit` (0 if none)."""
+        return self._reached.get(name, 0)
+
     def step(self, name, count):
         """The step of the `count`-th update (1-based) of slot `name`'s optimizer."""
         return int(count) + self._slots[name][1]

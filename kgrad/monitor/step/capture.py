@@ -17,8 +17,8 @@ How it works, and why:
   that trace, behind `tf.cond` on a flag the callback arms. A step that is not
   logged skips them; training computes exactly what it computes without the
   monitor. A train function Keras traced before the monitor was attached is
-  retraced once, when that cannot change what it trains
-  (`keras_hooks.adopt_train_function`).
+  retraced once, when that provably trains the same
+  (`kgrad.monitor.train_function.same_trace`).
 - The variables an optimizer updates are known when `apply` is traced (a model
   may build its layers in that very trace): each distinct list makes a
   `kgrad.monitor.step.records.Record`, with its own layout and tag names. Each
@@ -188,6 +188,11 @@ class GradientCapture:
                 Channel(name, optimizer, self.replicated)
                 for name, optimizer in find_optimizers(model, optimizers)
             ]
+
+    def own_variables(self):
+        """kgrad's variables in the train step: the flag and each channel's."""
+        channels = [(c.stats, c.update_sq, c.last_arm) for c in self.channels]
+        return [self._flag, *(v for variables in channels for v in variables)]
 
     @property
     def traced_channels(self):

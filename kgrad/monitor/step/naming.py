@@ -37,6 +37,11 @@ def variable_names(variables):
     )
 
 
+def layer_name(layer):
+    """The name used in the layer's tags: its path (or its name)."""
+    return layer.path or layer.name
+
+
 def layer_names(layers):
     """Unique tag names of `layers`: `layer.path`, or `layer.name` when it is `None`."""
     return unique_names(

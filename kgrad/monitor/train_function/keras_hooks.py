@@ -50,8 +50,14 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
   closure Keras makes, to know whether it was traced before the monitor was
   attached; else a function traced before the monitor logs nothing.
 - `model.make_train_function(force=True)`: retraces a function traced
-  before the monitor was attached (when `retrace_keeps_training`); else that
-  fit logs nothing (and says so).
+  before the monitor was attached, or traced without the histogram code,
+  when `kgrad.monitor.train_function.same_trace` proves that the new trace
+  trains the same; else that fit logs nothing, or norms only (and says so).
+- The closure Keras's train function makes over its `tf.function`s
+  (`train_tf_functions`) and TensorFlow's
+  `Function._list_all_concrete_functions()` (`concrete_functions`): the
+  traces `same_trace` compares; else no retrace is proven, nothing is
+  logged by a function traced before the monitor.
 - `optimizer._all_reduce_sum_gradients`: under several replicas, wrapped to
   read the gradients Keras all-reduced; else no gradient statistics there.
 - `model._loss_tracker.total` and `.count` (set by `Trainer.compile`, updated
@@ -63,6 +69,7 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
 - `keras.src.utils.io_utils.print_msg`: prints findings the way Keras's own
   callbacks print (stdout, or absl logging after
   `keras.config.disable_interactive_logging()`); else no finding is printed.
+  Called through `jax_hooks.print_msg`, which needs no TensorFlow.
 
 Example:
 
@@ -210,37 +217,30 @@ def train_function_traced(model):
     function = model.train_function
     if function is None:
         return False
-    inner = [getattr(function, "_kgrad_inner", function)]
-    for cell in getattr(inner[0], "__closure__", None) or ():
+    function = getattr(function, "_kgrad_inner", function)
+    return any(
+        f.experimental_get_tracing_count() > 0 for f in train_tf_functions(function)
+    )
+
+
+def train_tf_functions(function):
+    """The `tf.function`s Keras's train function `function` calls directly.
+
+    `TensorFlowTrainer._make_function` returns a closure over
+    `multi_step_on_iterator` (a `tf.function` that calls the step).
+    """
+    functions = [function]
+    for cell in getattr(function, "__closure__", None) or ():
         try:
-            inner.append(cell.cell_contents)
+            functions.append(cell.cell_contents)
         except ValueError:  # an empty cell
             continue
-    return any(
-        f.experimental_get_tracing_count() > 0
-        for f in inner
-        if hasattr(f, "experimental_get_tracing_count")
-    )
+    return [f for f in functions if hasattr(f, "experimental_get_tracing_count")]
 
 
-def retrace_keeps_training(model):
-    """Whether a retrace of Keras's train function would train the same.
-
-    Keras keeps a traced train function when `trainable` changes without a
-    recompile, and that function still updates the variables it was traced
-    with. For a model on Keras's own `train_step`, those are the variables
-    its optimizer was built for: a retrace keeps training the same exactly
-    when they are still `model.trainable_variables`. A custom `train_step`
-    chooses its variables itself; it is retraced.
-    """
-    optimizer = getattr(model, "optimizer", None)
-    own_step = "train_step" not in vars(model) and (
-        type(model).train_step is _keras_train_step()
-    )
-    if not own_step or optimizer is None or not optimizer.built:
-        return True
-    built_for = [id(v) for v in optimizer_variables(optimizer)]
-    return built_for == [id(v) for v in model.trainable_variables]
+def concrete_functions(tf_function):
+    """Every trace (concrete function) of `tf_function` (TensorFlow internal)."""
+    return list(tf_function._list_all_concrete_functions())
 
 
 def retrace_train_function(model):
@@ -327,22 +327,6 @@ def gradient_reduction_wrapper(optimizer, keep):
     return inner, "_all_reduce_sum_gradients", reduce_and_keep
 
 
-def backend():
-    """The name of the Keras backend (`"tensorflow"`, `"jax"`, `"torch"`, ...)."""
-    return keras.backend.backend()
-
-
-def require_tensorflow_backend():
-    """Raises `ValueError` naming the backend unless it is TensorFlow."""
-    name = backend()
-    if name != "tensorflow":
-        raise ValueError(
-            "GradientMonitor captures gradients with the TensorFlow backend only "
-            "(set KERAS_BACKEND=tensorflow before importing keras). Received: "
-            f"Keras backend {name!r}"
-        )
-
-
 def updates_now(optimizer):
     """float64 1.0 when this `apply` updates the weights, 0.0 if it accumulates."""
     steps = getattr(optimizer, "gradient_accumulation_steps", None)
@@ -394,13 +378,6 @@ def skipped_by_loss_scaling(optimizer, grads):
     return tf.cast(tf.logical_not(finite), tf.float64)
 
 
-def print_msg(message):
-    """Prints `message` through the channel Keras's own callbacks use."""
-    from keras.src.utils import io_utils
-
-    io_utils.print_msg(message)
-
-
 def check():
     """Names the hooks that do not hold on the installed Keras (`[]` if all do).
 
@@ -448,9 +425,10 @@ def check():
     verify("LossScaleOptimizer.dynamic_scale/check_finite", _loss_scaling_holds)
     verify("io_utils.print_msg", _print_msg_holds)
     verify("optimizer gradient accumulation internals", _accumulation_holds)
-    verify("keras.backend.backend", lambda: backend() == "tensorflow")
+    verify("keras.backend.backend", lambda: keras.backend.backend() == "tensorflow")
     verify("TensorFlowTrainer.train_step", _prebuild_holds)
     verify("optimizer.build of _CONSTANT_BUILDS", constant_builds_hold)
+    verify("tf.function._list_all_concrete_functions", _concrete_functions_hold)
     verify("model._loss_tracker", lambda: loss_totals(model)[1] > 0)
     return broken
 
@@ -480,6 +458,17 @@ def constant_builds_hold():
         for one, other in zip(eager, traced, strict=True)
         for a, b in zip(one.variables, other.variables, strict=True)
     )
+
+
+def _concrete_functions_hold():
+    step = tf.function(lambda x: x + 1.0)
+    step(tf.constant(1.0))
+
+    def keras_like(iterator):  # a closure over its tf.function, as Keras's
+        return step(iterator)
+
+    (found,) = train_tf_functions(keras_like)
+    return found is step and len(concrete_functions(step)) == 1
 
 
 def _prebuild_holds():
