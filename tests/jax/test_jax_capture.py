@@ -12,7 +12,7 @@ import pytest
 
 from kgrad.monitor.step import jax_stats
 from kgrad.monitor.train_function import jax_hooks
-from tests.conftest import read_events
+from tests.support.events import read_events
 from tests.support.jax_fits import data, mlp, monitor
 
 
