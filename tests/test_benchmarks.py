@@ -1,7 +1,7 @@
 """Smoke tests of the benchmarks with `--quick`: tables read back from the file.
 
 No timing assertion: the machine is shared. What is checked is what the
-written `RESULTS.md` says: its three sections, a finite CPU ratio and wall
+written `RESULTS.md` says: its sections, a finite CPU ratio and wall
 ratio in every cell with its median inside its spread, target lines that
 agree with the spreads they quote, and sections rewritten one at a time.
 """
@@ -37,7 +37,7 @@ def overhead():
 
 @pytest.fixture(scope="module")
 def results(overhead, tmp_path_factory):
-    """The file a quick run of all three sections writes."""
+    """The file a quick run of the default sections writes."""
     output = tmp_path_factory.mktemp("bench") / "RESULTS.md"
     sections = overhead.main(["--quick", "--output", str(output)])
     return output, sections

@@ -118,9 +118,9 @@ class JaxChannel:
         """Gives the optimizer kgrad's variables (undone by `remove_variables`)."""
         add = self.owner.add_variable
         size = self.record.layout.size
-        self.flag = add((), initializer=_zeros, dtype="int32", name="kgrad_flag")
-        self.last_arm = add((), initializer=_zeros, dtype="int32", name="kgrad_arm")
-        self.stats = add((size,), initializer=_zeros, dtype="float32", name="kgrad")
+        self.flag = add((), initializer="zeros", dtype="int32", name="kgrad_flag")
+        self.last_arm = add((), initializer="zeros", dtype="int32", name="kgrad_arm")
+        self.stats = add((size,), initializer="zeros", dtype="float32", name="kgrad")
         self.variables = [self.flag, self.last_arm, self.stats]
 
     def remove_variables(self):
@@ -348,36 +348,47 @@ class JaxCapture:
         return grads
 
     def _pack(self, record, grads, before, after, header, histograms):
-        """The float32 packed vector of one armed step (statistics fused by shape)."""
+        """The float32 packed vector of one armed step."""
         n, bins = len(record.variables), self.bins
         present = [g is not None for g in grads]
-        grads = [
-            jnp.zeros(v.shape, jnp.float32) if g is None else g
-            for g, v in zip(grads, record.variables, strict=True)
-        ]
-        grad_norm = stats.dot_norms(grads)
-        nonfinite = stats.nonfinite_counts(grads, grad_norm)
+        zero = jnp.float32(0.0)
+        grad_norm = [zero if g is None else stats.scaled_norm(g) for g in grads]
+        nonfinite = [zero if g is None else stats.nonfinite_count(g) for g in grads]
 
         def with_histograms(grads):
-            return stats.per_tensor(grads, stats.histograms(bins))
+            rows = [
+                stats.histogram(g, bins)
+                if g is not None
+                else (zero, zero, jnp.zeros([bins], jnp.float32))
+                for g in grads
+            ]
+            return (
+                jnp.stack([r[0] for r in rows]),
+                jnp.stack([r[1] for r in rows]),
+                jnp.stack([r[2] for r in rows]),
+            )
 
         def without(grads):
-            zeros = jnp.zeros([n], jnp.float32)
-            return zeros, zeros, jnp.zeros([n, bins], jnp.float32)
+            return (
+                jnp.zeros([n], jnp.float32),
+                jnp.zeros([n], jnp.float32),
+                jnp.zeros([n, bins], jnp.float32),
+            )
 
         hist_min, hist_max, hist_counts = (
             jax.lax.cond(histograms, with_histograms, without, grads)
             if self.trace_histograms
             else without(grads)
         )
-        updates = [a - b for a, b in zip(after, before, strict=True)]
         values = dict(header)
         values.update(
             has_grad=jnp.asarray(present, jnp.float32),
-            grad_sq=grad_norm,
-            nonfinite=nonfinite,
-            weight_sq=stats.dot_norms(before),
-            update_sq=stats.dot_norms(updates),
+            grad_sq=jnp.stack(grad_norm),
+            nonfinite=jnp.stack(nonfinite),
+            weight_sq=jnp.stack([stats.scaled_norm(w) for w in before]),
+            update_sq=jnp.stack(
+                [stats.scaled_norm(a - b) for a, b in zip(after, before, strict=True)]
+            ),
             hist_min=hist_min,
             hist_max=hist_max,
             hist_counts=hist_counts,
@@ -407,11 +418,6 @@ class JaxCapture:
                 "built with (a custom `train_step`?): this step is not logged."
             )
         warnings.warn(message, stacklevel=3)
-
-
-def _zeros(shape, dtype=None):
-    """A numpy initializer: no jitted op (and its compile) to make the variables."""
-    return np.zeros(shape, dtype)
 
 
 def _skipped(channel, vector):
