@@ -71,8 +71,8 @@ class GradientMonitor(keras.callbacks.Callback):
         per_layer: One norm and one histogram per layer instead of per
             variable. Read-only. Defaults to `False`.
         verbose: `1` prints findings as they appear and clear, through the
-            channel Keras's own callbacks print with; `0` prints nothing.
-            Defaults to `1`.
+            channel Keras's own callbacks print with; `2` also prints advice
+            (batch size, with `noise_scale`); `0` nothing. Defaults to `1`.
         on_finding: `None` or a callable `(finding, monitor)` called with each
             new `kgrad.analysis.diagnostics.Finding`; it may set
             `monitor.model.stop_training = True`. Defaults to `None`.
@@ -110,7 +110,7 @@ class GradientMonitor(keras.callbacks.Callback):
         "_schedule", "histograms_every", "When histograms are logged."
     )
     first_steps = forwarded("_schedule", "first_steps", "Early doubling steps' end.")
-    verbose = forwarded("_channel", "verbose", "0 silent, 1 prints findings.")
+    verbose = forwarded("_channel", "verbose", "0 silent, 1 findings, 2 advice.")
     on_finding = forwarded("_channel", "on_finding", "Called with each new finding.")
     histogram_bins = read_only("_histogram_bins", "Buckets per histogram.")
     include = read_only("_include", "Patterns of the variable paths tagged.")
