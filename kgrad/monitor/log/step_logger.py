@@ -378,7 +378,11 @@ def _is_chief(model):
 
 
 def _update_count(optimizer):
-    """The optimizer's update count, on every backend."""
-    import keras
+    """The optimizer's update count, on every backend.
 
-    return int(keras.ops.convert_to_numpy(optimizer.iterations))
+    `Variable.numpy()` (TensorFlow reads its value, JAX converts its array):
+    `keras.ops.convert_to_numpy` of a TensorFlow variable warns (NumPy 2's
+    `copy` keyword), which a `warnings.simplefilter("error")` turns into an
+    error.
+    """
+    return int(optimizer.iterations.numpy())
