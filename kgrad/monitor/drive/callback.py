@@ -1,24 +1,21 @@
 """`GradientMonitor`: the Keras callback that logs real training gradients."""
 
-import functools
 import os
 import time
+import weakref
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from kgrad import checks
-from kgrad.monitor.drive import ownership, resume
 from kgrad.monitor.drive import schedule as schedule_lib
-from kgrad.monitor.drive.attributes import forwarded, read_only
 from kgrad.monitor.drive.findings_channel import FindingsChannel
-from kgrad.monitor.log import run_files, summaries
+from kgrad.monitor.log import event_writer, summaries
 from kgrad.monitor.log.step_logger import StepLogger
 from kgrad.monitor.log.tag_filter import TagFilter, check_patterns
 from kgrad.monitor.log.worker import Worker
-from kgrad.monitor.step import replicas
-from kgrad.monitor.step.capture import GradientCapture
+from kgrad.monitor.step.host import GradientCapture
 from kgrad.monitor.step.loss_probe import LossProbe, epoch_scalars
 from kgrad.monitor.step.optimizers import checked_optimizers
 from kgrad.monitor.step.packed import record_statistics
@@ -26,6 +23,31 @@ from kgrad.monitor.train_function import keras_hooks
 from kgrad.monitor.train_function.function_watch import TrainFunctionWatch
 
 _ON_NONFINITE = ("warn", "stop", "raise")
+_UNSUPPORTED_STRATEGIES = (
+    tf.distribute.experimental.ParameterServerStrategy,
+    tf.distribute.TPUStrategy,
+)
+
+
+# Public attributes that say what the callback really does: an argument that
+# takes effect only when a capture is built is read-only (assigning it raises
+# `AttributeError`, not silently nothing); one that may change between
+# batches forwards to the object using it, which checks the new value.
+def _read_only(attribute, doc):
+    """A property returning `self.<attribute>`; it cannot be assigned."""
+    return property(lambda self: getattr(self, attribute), doc=doc)
+
+
+def _forwarded(owner, name, doc):
+    """A property reading and setting `self.<owner>.<name>` (which checks it)."""
+
+    def get(self):
+        return getattr(getattr(self, owner), name)
+
+    def set_(self, value):
+        setattr(getattr(self, owner), name, value)
+
+    return property(get, set_, doc=doc)
 
 
 class GradientMonitor(keras.callbacks.Callback):
@@ -105,17 +127,17 @@ class GradientMonitor(keras.callbacks.Callback):
     ```
     """
 
-    norms_every = forwarded("_schedule", "norms_every", "When norms are logged.")
-    histograms_every = forwarded(
+    norms_every = _forwarded("_schedule", "norms_every", "When norms are logged.")
+    histograms_every = _forwarded(
         "_schedule", "histograms_every", "When histograms are logged."
     )
-    first_steps = forwarded("_schedule", "first_steps", "Early doubling steps' end.")
-    verbose = forwarded("_channel", "verbose", "0 silent, 1 prints findings.")
-    on_finding = forwarded("_channel", "on_finding", "Called with each new finding.")
-    histogram_bins = read_only("_histogram_bins", "Buckets per histogram.")
-    include = read_only("_include", "Patterns of the variable paths tagged.")
-    exclude = read_only("_exclude", "Patterns of the variable paths not tagged.")
-    per_layer = read_only("_per_layer", "Whether tags are per layer.")
+    first_steps = _forwarded("_schedule", "first_steps", "Early doubling steps' end.")
+    verbose = _forwarded("_channel", "verbose", "0 silent, 1 prints findings.")
+    on_finding = _forwarded("_channel", "on_finding", "Called with each new finding.")
+    histogram_bins = _read_only("_histogram_bins", "Buckets per histogram.")
+    include = _read_only("_include", "Patterns of the variable paths tagged.")
+    exclude = _read_only("_exclude", "Patterns of the variable paths not tagged.")
+    per_layer = _read_only("_per_layer", "Whether tags are per layer.")
 
     def __init__(
         self,
@@ -178,7 +200,7 @@ class GradientMonitor(keras.callbacks.Callback):
                 "without an optimizer"
             )
         strategy = model.distribute_strategy
-        if isinstance(strategy, replicas.UNSUPPORTED_STRATEGIES):
+        if isinstance(strategy, _UNSUPPORTED_STRATEGIES):
             raise ValueError(
                 "GradientMonitor supports the default strategy, MirroredStrategy "
                 "and MultiWorkerMirroredStrategy. Received: a model trained under "
@@ -187,9 +209,9 @@ class GradientMonitor(keras.callbacks.Callback):
         super().set_model(model)
 
     def on_train_begin(self, logs=None):
-        if replicas.is_chief(self.model.distribute_strategy):
-            run_files.check_writable(self.log_dir)
-        ownership.take_over(self.model, self)
+        if keras_hooks.is_chief(self.model.distribute_strategy):
+            event_writer.check_writable(self.log_dir)
+        _take_over(self.model, self)
         if self._worker is None:
             self._worker = Worker()
         self._worker.drain()  # the previous fit's figure, if any, is written
@@ -201,7 +223,7 @@ class GradientMonitor(keras.callbacks.Callback):
             )
         self._watch = TrainFunctionWatch(self.model, self._capture, self._abandon)
         self._watch.begin()
-        if self._logger.begin_fit(self.model, self._capture, self._tag_filter):
+        if self._logger.begin_fit(self.model, self._capture.channels, self._tag_filter):
             self._seen = 0  # another model: its schedule starts from its own steps
         self._pending = None
         self._carry = None
@@ -213,13 +235,13 @@ class GradientMonitor(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if self._seen == 0:  # a fresh monitor: count from where training resumes
             steps = (self.params or {}).get("steps")
-            self._seen = resume.trained_steps(self.model, epoch, steps)
+            self._seen = schedule_lib.trained_steps(self.model, epoch, steps)
         self._epoch_base = self._seen
         self._epoch_start = True
 
     def on_train_batch_begin(self, batch, logs=None):
         # A function traced when no histogram can be due leaves their code out.
-        self._capture.trace_histograms = bool(self._schedule.histograms_every)
+        self._capture.trace_log.histograms = bool(self._schedule.histograms_every)
         first = self._epoch_base + batch + 1
         last = first + self.model.steps_per_execution - 1
         steps = (self.params or {}).get("steps")
@@ -252,8 +274,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self._logger.write_epoch_end(epoch_scalars(logs))
         self._worker.drain()
         self._report_findings()
-        for log in self._logger.logs.values():
-            self._worker.submit(log.writer.flush)
+        self._logger.flush()
 
     def on_train_end(self, logs=None):
         try:
@@ -269,36 +290,17 @@ class GradientMonitor(keras.callbacks.Callback):
             figures = self._figure_due()
             if figures:
                 self._last_figure = time.monotonic()
-            for log in self._logger.logs.values():
-                if figures and log.last_step is not None:
-                    self._submit_figure(log)
-                self._worker.submit(log.writer.close)
+            self._logger.close(figures)
 
     def _abandon(self):
         """Removes everything of kgrad from the model (the end of a `fit`)."""
         self._watch.end()
         self._capture.uninstall()
         self._capture.disarm()
-        ownership.release(self.model)
-
-    def _submit_figure(self, log):
-        name = "gradient_flow.png"
-        if log.label:
-            name = f"gradient_flow_{log.label}.png"
-        figure = functools.partial(
-            run_files.write_gradient_flow,
-            log.writer,
-            os.path.join(self.log_dir, name),
-            log.history.scalars(),
-            log.run_info,
-            log.last_step,
-            self.model.name,
-        )
-        self._worker.submit(figure)
+        _release(self.model)
 
     def _figure_due(self):
-        logs = self._logger.logs.values() if self._logger else []
-        logged = any(log.last_step is not None for log in logs)
+        logged = self._logger is not None and self._logger.logged_any()
         if self.figure_secs is None or not logged:
             return False
         last = self._last_figure
@@ -367,7 +369,7 @@ class GradientMonitor(keras.callbacks.Callback):
             scalars = summaries.step_scalars(captured, paths, [])
             values = summaries.step_histograms(captured, paths) if wanted else []
             if self._writer is None:
-                self._writer = run_files.open_writer(self.log_dir, strategy)
+                self._writer = event_writer.open_writer(self.log_dir, strategy)
             self._writer.write(int(captured["step"]), values, scalars)
             self._writer.flush()
             return np.int32(0)
@@ -402,7 +404,10 @@ class GradientMonitor(keras.callbacks.Callback):
         self._pending = None
         self._capture.disarm()
         loss = self._loss_probe.end(self.model)
-        nonfinite, retry = self._logger.write(norms, histograms, due, extra=loss)
+        captures = self._capture.read()
+        nonfinite, retry = self._logger.write(
+            captures, norms, histograms, due, extra=loss
+        )
         if retry:  # an optimizer did not update: the next batch is logged
             self._carry = (norms, histograms)
         if nonfinite:
@@ -410,20 +415,15 @@ class GradientMonitor(keras.callbacks.Callback):
 
     # -- diagnosis (main thread, after the worker is drained) ---------------
     def _report_findings(self):
-        for log in self._logger.logs.values():
-            log.report_findings(self.thresholds, self._worker, self._channel, self)
+        self._logger.report_findings(self.thresholds, self._channel, self)
 
     def _handle_nonfinite(self):
         self._worker.drain()
         if self.on_nonfinite == "raise":
             self._abandon()
-            for log in self._logger.logs.values():
-                finding = next(
-                    (f for f in log.diagnose(self.thresholds) if f.kind == "nonfinite"),
-                    None,
-                )
-                if finding is not None:
-                    raise FloatingPointError(f"kgrad: {finding.message()}")
+            finding = self._logger.nonfinite_finding(self.thresholds)
+            if finding is not None:
+                raise FloatingPointError(f"kgrad: {finding.message()}")
         self._report_findings()
         if self.on_nonfinite == "stop" and not self._stopping:
             self._stopping = True
@@ -443,3 +443,36 @@ def _histograms_flag(value):
         "`histograms` must be True, False or a scalar bool tensor (e.g. "
         f"`step % 500 == 0` inside tf.function). Received: histograms={value!r}"
     )
+
+
+# One monitor's capture per model at a time, and none left behind: two
+# monitors in one `fit` (they hold the same `params` dict, which Keras's
+# `CallbackList` hands to all) would wrap the same optimizer twice, so the
+# second is refused; a capture a stopped `fit` left is removed.
+_OWNERS = weakref.WeakKeyDictionary()  # model -> (monitor, params of its fit)
+
+
+def _take_over(model, monitor):
+    """Makes `monitor` the one capturing `model`'s gradients in this `fit`.
+
+    Raises:
+        ValueError: If another monitor captures in the same `fit`.
+    """
+    owner = _OWNERS.get(model)
+    if owner is not None and owner[0] is not monitor:
+        other, params = owner
+        if other._capture is not None:
+            other._capture.uninstall()
+        if params is monitor.params:
+            _OWNERS.pop(model, None)
+            raise ValueError(
+                "Only one GradientMonitor per `fit`: this one logs to "
+                f"log_dir={os.fspath(monitor.log_dir)!r}, another to "
+                f"log_dir={os.fspath(other.log_dir)!r}. Pass one monitor."
+            )
+    _OWNERS[model] = (monitor, monitor.params)
+
+
+def _release(model):
+    """Forgets the monitor of `model` (its capture is uninstalled)."""
+    _OWNERS.pop(model, None)

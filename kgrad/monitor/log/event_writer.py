@@ -20,15 +20,17 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
-from kgrad.analysis import runs
+from kgrad.analysis import atomic, plots, runs
 from kgrad.monitor.log import summaries
 from kgrad.monitor.log.summaries import scalar_value
+from kgrad.monitor.train_function import keras_hooks
 
 logger = logging.getLogger("kgrad")
 
@@ -262,3 +264,51 @@ def _varint(n):
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+def write_gradient_flow(writer, path, scalars, run_info, step, title):
+    """Draws the gradient-flow figure (a TensorBoard image and a PNG file) and,
+    for models with recurrent layers, the `kgrad/temporal_profile` heat map.
+
+    Runs in the worker thread at the end of `fit`.
+    """
+    if not writer.enabled:
+        return
+    figure = plots.gradient_flow_figure(scalars, run_info, title=title)
+    png = plots.figure_png(figure)
+    width, height = (int(v) for v in figure.canvas.get_width_height())
+    value = summaries.image_value("kgrad/gradient_flow", png, width, height)
+    writer.write(step, [value])
+    if not writer.guard(lambda: atomic.write_bytes(path, png)):
+        logger.error("kgrad: %s was not written (the figure stays as it was).", path)
+    heat_map = plots.temporal_heat_map(scalars, run_info, title=title)
+    if heat_map is not None:
+        width, height = (int(v) for v in heat_map.canvas.get_width_height())
+        png = plots.figure_png(heat_map)
+        value = summaries.image_value("kgrad/temporal_profile", png, width, height)
+        writer.write(step, [value])
+
+
+def open_writer(log_dir, strategy):
+    """The writer of `log_dir/train`; it writes only on the chief.
+
+    Every worker of a multi-worker run captures (the all-reduce of the logged
+    gradients needs all of them); only the chief checks and writes `log_dir`.
+    """
+    chief = keras_hooks.is_chief(strategy)
+    if chief:
+        check_writable(log_dir)
+    return RunWriter(os.path.join(log_dir, "train"), enabled=chief)
+
+
+def check_writable(log_dir):
+    """Raises a `ValueError` naming `log_dir` when it cannot be written."""
+    try:
+        os.makedirs(log_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=log_dir):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"`log_dir` cannot be written ({error.strerror}). "
+            f"Received: log_dir={os.fspath(log_dir)!r}"
+        ) from None

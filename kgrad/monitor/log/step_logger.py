@@ -19,8 +19,8 @@ Example:
 
 ```python
 logger = StepLogger("logs/exp1", worker)
-logger.begin_fit(model, capture, lambda paths: TagFilter(paths))
-nonfinite, retry = logger.write(norms=True, histograms=False, due=1)
+logger.begin_fit(model, capture.channels, lambda paths: TagFilter(paths))
+nonfinite, retry = logger.write(capture.read(), norms=True, histograms=False, due=1)
 ```
 """
 
@@ -30,11 +30,11 @@ import warnings
 
 import numpy as np
 
+from kgrad.analysis import diagnostics
+from kgrad.analysis.history import ScalarHistory
 from kgrad.monitor.log import event_writer, run_claim, summaries
-from kgrad.monitor.log.run_log import RunLog
-from kgrad.monitor.log.steps import StepCounter
-from kgrad.monitor.step import replicas
 from kgrad.monitor.step.temporal import layer_name
+from kgrad.monitor.train_function import keras_hooks
 
 
 class StepLogger:
@@ -51,19 +51,19 @@ class StepLogger:
         self.logs = {}  # slot name -> RunLog
         self.steps = StepCounter(lambda opt: int(opt.iterations.numpy()))
         self._model = None
-        self._capture = None
+        self._channels = []  # the monitored optimizers' capture channels
         self._make_tags = None
         self._tags = {}  # id(record) -> its TagFilter
         self._warned_nothing = False
         self._root = None  # the run root of the current model
         self._roots = []  # the run roots written, one per model
 
-    def begin_fit(self, model, capture, make_tags):
+    def begin_fit(self, model, channels, make_tags):
         """Starts a `fit`: the optimizers' step offsets, this fit's counts.
 
         Args:
             model: The model being fit.
-            capture: Its installed `GradientCapture`.
+            channels: The `Channel`s of its capture, one per optimizer.
             make_tags: Makes the monitor's `kgrad.monitor.log.tag_filter.TagFilter`
                 over a record's variable names.
 
@@ -74,9 +74,9 @@ class StepLogger:
         new_model = self._model is not None and model is not self._model
         if new_model:
             self._new_model_run()
-        self._model, self._capture, self._make_tags = model, capture, make_tags
+        self._model, self._channels, self._make_tags = model, channels, make_tags
         self._tags = {}
-        for channel in capture.channels:
+        for channel in channels:
             self.steps.begin(channel.name, channel.optimizer)
         for log in self.logs.values():
             log.steps_this_fit = 0
@@ -85,13 +85,15 @@ class StepLogger:
 
     def end_fit(self):
         """Ends a `fit`: records the step each optimizer reached."""
-        for channel in self._capture.channels:
+        for channel in self._channels:
             self.steps.end(channel.name)
 
-    def write(self, norms, histograms, due, extra=()):
-        """Reads the capture of an armed call and queues its writing.
+    def write(self, captures, norms, histograms, due, extra=()):
+        """Queues the writing of the captures of an armed call.
 
         Args:
+            captures: `[(channel, record, statistics)]`, what the capture read
+                (`GradientCapture.read`).
             norms: Whether norms were due.
             histograms: Whether histograms were due.
             due: The training step that was due (for the warning).
@@ -102,11 +104,10 @@ class StepLogger:
             `(nonfinite, retry)`: whether a written step has NaN/Inf gradients,
             and whether an optimizer did not update (arm the next batch).
         """
-        results = self._capture.read()
-        if not results:
+        if not captures:
             self._warn_nothing_captured(due)
         nonfinite = retry = False
-        for channel, record, captured in results:
+        for channel, record, captured in captures:
             log = self._log_of(channel)
             if captured["skipped"] or not captured["applied"]:
                 log.skipped_batches += int(captured["skipped"])
@@ -143,14 +144,14 @@ class StepLogger:
     def _log_of(self, channel):
         log = self.logs.get(channel.name)
         if log is None:
-            several = len(self._capture.traced_channels) > 1
+            several = sum(c.traced for c in self._channels) > 1
             run_dir = self._run_root()
             default = run_dir == os.path.join(self.log_dir, "train")
             label = "" if default else os.path.basename(run_dir)
             if several:
                 run_dir = os.path.join(run_dir, channel.name)
                 label = f"{label}/{channel.name}" if label else channel.name
-            chief = replicas.is_chief(self._model.distribute_strategy)
+            chief = keras_hooks.is_chief(self._model.distribute_strategy)
             writer = event_writer.RunWriter(run_dir, enabled=chief)
             log = RunLog(run_dir, writer, label=label)
             self.logs[channel.name] = log
@@ -163,6 +164,47 @@ class StepLogger:
                 job = functools.partial(log.write_step, log.last_step, [], scalars)
                 self.worker.submit(job)
 
+    def flush(self):
+        """Queues a flush of every run's event file."""
+        for log in self.logs.values():
+            self.worker.submit(log.writer.flush)
+
+    def logged_any(self):
+        """Whether any run has a logged step (across the monitor's fits)."""
+        return any(log.last_step is not None for log in self.logs.values())
+
+    def report_findings(self, thresholds, channel, monitor):
+        """Diagnoses each run; hands new findings to `channel`, writes them."""
+        for log in self.logs.values():
+            log.report_findings(thresholds, self.worker, channel, monitor)
+
+    def nonfinite_finding(self, thresholds):
+        """The first run's `nonfinite` finding, or `None`."""
+        for log in self.logs.values():
+            for finding in log.diagnose(thresholds):
+                if finding.kind == "nonfinite":
+                    return finding
+        return None
+
+    def close(self, figures):
+        """Queues each run's gradient-flow figure (if `figures`) and its close."""
+        for log in self.logs.values():
+            if figures and log.last_step is not None:
+                name = "gradient_flow.png"
+                if log.label:
+                    name = f"gradient_flow_{log.label}.png"
+                figure = functools.partial(
+                    event_writer.write_gradient_flow,
+                    log.writer,
+                    os.path.join(self.log_dir, name),
+                    log.history.scalars(),
+                    log.run_info,
+                    log.last_step,
+                    self._model.name,
+                )
+                self.worker.submit(figure)
+            self.worker.submit(log.writer.close)
+
     def _tags_of(self, record):
         tags = self._tags.get(id(record))
         if tags is None:
@@ -172,7 +214,7 @@ class StepLogger:
     def _run_root(self):
         """`log_dir/train`, or a new run root if that one is another's."""
         if self._root is None:
-            chief = replicas.is_chief(self._model.distribute_strategy)
+            chief = keras_hooks.is_chief(self._model.distribute_strategy)
             if not chief:
                 self._root = os.path.join(self.log_dir, "train")
                 return self._root
@@ -226,7 +268,7 @@ class StepLogger:
         if self._warned_nothing:
             return
         self._warned_nothing = True
-        names = ", ".join(f"`{c.name}`" for c in self._capture.channels)
+        names = ", ".join(f"`{c.name}`" for c in self._channels)
         warnings.warn(
             f"GradientMonitor: training step {step} was due to be logged, but no "
             f"gradient reached a monitored optimizer (monitored: {names}). kgrad "
@@ -249,3 +291,80 @@ def _layers(record):
 def _recurrent(record):
     """Tag name of each recurrent layer of `record` with a temporal profile."""
     return [layer_name(layer) for layer in record.recurrent]
+
+
+class RunLog:
+    """The writer, in-memory history and findings of one run directory.
+
+    Args:
+        run_dir: The run directory.
+        writer: Its `kgrad.monitor.log.event_writer.RunWriter`.
+        label: The run's name in printed findings and `monitor.findings.runs`
+            (`""` for a single optimizer). Defaults to `""`.
+    """
+
+    def __init__(self, run_dir, writer, label=""):
+        self.run_dir = run_dir
+        self.writer = writer
+        self.label = label
+        self.history = ScalarHistory()
+        self.run_info = None
+        self.record = None  # the capture record last written
+        self.last_step = None
+        self.skipped_batches = 0  # loss-scale skips since the last logged step
+        self.steps_this_fit = 0
+
+    def write_step(self, step, values, scalars):
+        """Writes one logged step (in the worker or inline) and remembers it."""
+        self.writer.write(step, values, scalars)
+        self.writer.flush()
+        self.history.add(step, scalars)
+
+    def diagnose(self, thresholds):
+        """The findings of everything logged so far."""
+        return diagnostics.diagnose(
+            self.history.scalars(), self.run_info or {}, thresholds
+        )
+
+    def report_findings(self, thresholds, worker, channel, monitor):
+        """Hands a new diagnosis to `channel`; writes the findings as text."""
+        if self.last_step is None:
+            return
+        if channel.update(self.diagnose(thresholds), monitor, run=self.label):
+            active = channel.log.runs[self.label]
+            text = "\n\n".join(f"- {f.message()}" for f in active)
+            value = summaries.text_value(
+                "kgrad/findings", text or "No gradient problem found."
+            )
+            worker.submit(functools.partial(self.writer.write, self.last_step, [value]))
+
+
+class StepCounter:
+    """Per-slot offsets that keep steps increasing across optimizers.
+
+    Args:
+        iterations: Function from an optimizer to its update count (an int).
+    """
+
+    def __init__(self, iterations):
+        self._iterations = iterations
+        self._slots = {}  # name -> [optimizer, offset]
+        self._reached = {}  # name -> last step the slot reached
+
+    def begin(self, name, optimizer):
+        """Starts a `fit` with `optimizer` in slot `name`."""
+        slot = self._slots.get(name)
+        if slot is not None and slot[0] is optimizer:
+            return
+        reached = self._reached.get(name, 0)
+        offset = reached - self._iterations(optimizer) if name in self._reached else 0
+        self._slots[name] = [optimizer, offset]
+
+    def end(self, name):
+        """Records the step slot `name` reached at the end of a `fit`."""
+        optimizer, offset = self._slots[name]
+        self._reached[name] = offset + self._iterations(optimizer)
+
+    def step(self, name, count):
+        """The step of the `count`-th update (1-based) of slot `name`'s optimizer."""
+        return int(count) + self._slots[name][1]

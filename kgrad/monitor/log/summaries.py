@@ -39,7 +39,7 @@ step applies several optimizers (a GAN), each writes the same tags under
 `<path>` is the Keras 3 `variable.path` (e.g. `dense_01/kernel`), `<layer>`
 the layer's path, or its name when the path is `None` (keras.applications);
 a name that repeats gets `_2`, `_3`, ... (two weights named `w` in one layer),
-see `kgrad.monitor.step.naming`. One value per tag and step: with
+see `kgrad.monitor.step.packed.variable_names`. One value per tag and step: with
 `gradient_accumulation_steps` the step is the update and its gradient the
 average the optimizer applies; a step that the loss-scale optimizer skips is
 not written, the next batch is logged instead and `loss_scale/skipped` counts

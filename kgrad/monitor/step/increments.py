@@ -24,7 +24,7 @@ The small variables, those with a constraint (applied after the update), and
 every variable of an optimizer that is not one of `KERAS_OPTIMIZERS`, that
 overwrites its weights with their moving average (`use_ema` with
 `ema_overwrite_frequency`) or that runs under several replicas keep the
-snapshot of the weights before `apply` (`kgrad.monitor.step.capture`).
+snapshot of the weights before `apply` (`kgrad.monitor.step.host`).
 
 Example:
 
@@ -44,7 +44,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgrad.monitor.step import branch
+from kgrad.monitor.step import backend_tensorflow as backend
 from kgrad.monitor.step import stats as stats_lib
 
 # Keras optimizers whose `update_step` changes each variable with one call of
@@ -183,7 +183,7 @@ class Increments:
             if state is not None:
                 position = state.position_of.get(id(_underlying(variable)))
             if position is not None:
-                norm = branch.cond(
+                norm = backend.cond(
                     state.armed,
                     lambda: increments._squared_update(kind, variable, value),
                     lambda: tf.constant(0.0, tf.float64),

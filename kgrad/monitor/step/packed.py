@@ -18,7 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from kgrad.monitor.step import stats as stats_lib
-from kgrad.monitor.step.replicas import all_reduce_present
+from kgrad.monitor.step.backend_tensorflow import all_reduce_present
+from kgrad.monitor.train_function import keras_hooks
 
 
 class Layout:
@@ -70,8 +71,8 @@ HEADER = (
 """The scalar fields of every capture, in the order they are packed:
 
 - `capture_count`: the arming the capture answers (see
-  `kgrad.monitor.step.capture`); the host reads a capture when it changed.
-- `record`: the number of the `kgrad.monitor.step.records.Record` whose layout
+  `kgrad.monitor.step.host`); the host reads a capture when it changed.
+- `record`: the number of the `kgrad.monitor.step.packed.Record` whose layout
   packed the vector (0 for `record_statistics`).
 - `step`: the optimizer's update count at the step, plus one.
 - `skipped`: 1.0 when a loss-scale optimizer skips the step.
@@ -231,4 +232,138 @@ def _packed_histograms(blocks, bins):
     return tf.concat(
         [hist["hist_min"][:, None], hist["hist_max"][:, None], hist["hist_counts"]],
         axis=1,
+    )
+
+
+class LayerOwners:
+    """Which variables a layer's statistics go with.
+
+    A layer that holds trainable variables goes with them; one that holds
+    none (an `Activation` or `ReLU` layer) goes with those of the closest
+    enclosing layer or model that does.
+
+    Args:
+        model: The `keras.Model` (its layers may not be built yet).
+    """
+
+    def __init__(self, model):
+        self._parent = {}
+        stack = [model]
+        while stack:
+            layer = stack.pop()
+            for child in keras_hooks.child_layers(layer):
+                self._parent.setdefault(id(child), layer)
+                stack.append(child)
+
+    def variable_ids(self, layer):
+        """`id`s of the trainable variables `layer`'s statistics go with."""
+        while layer is not None:
+            found = {id(v) for v in layer.trainable_variables}
+            if found:
+                return found
+            layer = self._parent.get(id(layer))
+        return set()
+
+
+class Record:
+    """The capture of one optimizer applied to one list of variables.
+
+    Args:
+        number: The record's number (>= 1), packed in the `record` field.
+        variables: The variables `apply` received, in its order.
+        owners: The model's `LayerOwners`.
+        probes: `[(layer, kind)]` of every activation probe of the model.
+        recurrent: Every recurrent layer with a temporal profile.
+        batchnorm: Every BatchNormalization layer of the model.
+        bins: Histogram buckets.
+        increments: Positions of the variables whose update is measured on
+            the optimizer's increments (`kgrad.monitor.step.increments`). Defaults
+            to `()`: every update is measured on a snapshot.
+
+    Attributes:
+        paths: Unique tag names of the variables.
+        index: `id(variable) -> row` of the statistics table.
+        probes: `[(layer, kind)]` of the probes that go with the variables.
+        layer_names: Tag names of those probes, in the same order.
+        recurrent: The recurrent layers that go with the variables.
+        batchnorm_ids: `id`s of the BatchNorm layers that go with them.
+        batchnorm_paths: Paths of those seen training in a traced step.
+        layout: The packed vector's `Layout`.
+        snapshot_positions: Positions of the other variables, whose update
+            is the difference with a copy taken before `apply`.
+        snapshot_variables: Those variables.
+    """
+
+    def __init__(
+        self,
+        number,
+        variables,
+        owners,
+        probes,
+        recurrent,
+        batchnorm,
+        bins,
+        increments=(),
+    ):
+        self.number = number
+        self.variables = list(variables)
+        self.increments = list(increments)
+        measured = set(self.increments)
+        self.snapshot_positions = [
+            i for i in range(len(self.variables)) if i not in measured
+        ]
+        self.snapshot_variables = [self.variables[i] for i in self.snapshot_positions]
+        self.paths = variable_names(self.variables)
+        self.index = {id(v): i for i, v in enumerate(self.variables)}
+        mine = set(self.index)
+
+        def goes_with_me(layer):
+            return bool(owners.variable_ids(layer) & mine)
+
+        self.probes = [(layer, kind) for layer, kind in probes if goes_with_me(layer)]
+        self.layer_names = layer_names([layer for layer, _ in self.probes])
+        self.recurrent = [layer for layer in recurrent if goes_with_me(layer)]
+        self.batchnorm_ids = {
+            id(layer)
+            for layer in batchnorm
+            if goes_with_me(layer) or not layer.trainable_variables
+        }
+        self.batchnorm_paths = set()
+        self.layout = statistics_layout(
+            len(self.variables), bins, len(self.probes), len(self.recurrent)
+        )
+
+    @property
+    def layer_ids(self):
+        """`id`s of the probed and BatchNorm layers whose forward pass it takes."""
+        return {id(layer) for layer, _ in self.probes} | self.batchnorm_ids
+
+
+def unique_names(names):
+    """`names` with repeats renamed `<name>_2`, `<name>_3`, ..., never clashing."""
+    taken, out = set(names), []
+    seen = set()
+    for name in names:
+        if name in seen:
+            k = 2
+            while f"{name}_{k}" in taken:
+                k += 1
+            name = f"{name}_{k}"
+            taken.add(name)
+        seen.add(name)
+        out.append(name)
+    return out
+
+
+def variable_names(variables):
+    """Unique tag names of `variables`: their paths (their names if none)."""
+    return unique_names(
+        [getattr(v, "path", None) or getattr(v, "name", "variable") for v in variables]
+    )
+
+
+def layer_names(layers):
+    """Unique tag names of `layers`: `layer.path`, or `layer.name` when it is `None`."""
+    return unique_names(
+        [getattr(layer, "path", None) or layer.name for layer in layers]
     )

@@ -39,6 +39,7 @@ watch.end()  # in on_train_end
 """
 
 import warnings
+import weakref
 
 import tensorflow as tf
 
@@ -47,12 +48,55 @@ from kgrad.monitor.train_function import keras_hooks
 _END_OF_DATA = (StopIteration, tf.errors.OutOfRangeError)
 
 
+class TraceLog:
+    """What kgrad knows of the traces of Keras's train functions.
+
+    Lives as long as the capture; the traced step calls `traced()` at each
+    trace of a wrapped `optimizer.apply` and reads `histograms`; the watch
+    records which functions ran under the wrappers and which lack the
+    histogram code.
+
+    Attributes:
+        histograms: Whether functions traced from now on hold the histogram
+            code (set by the monitor before each call).
+        traces: `apply` calls traced under the wrappers.
+    """
+
+    def __init__(self):
+        self.histograms = True
+        self.traces = 0
+        self._known = weakref.WeakSet()  # ran under the wrappers
+        self._without_histograms = weakref.WeakSet()
+
+    def traced(self):
+        """Counts one trace of a wrapped `apply` (called while tracing)."""
+        self.traces += 1
+
+    def ran(self, function, traced_now):
+        """Records that `function` ran under the wrappers (traced if `traced_now`).
+
+        A function with one trace (input signature) without the histogram
+        code stays without it: only a new function (a retrace) has it again.
+        """
+        self._known.add(function)
+        if traced_now and not self.histograms:
+            self._without_histograms.add(function)
+
+    def known(self, function):
+        """Whether `function` ran under the wrappers before."""
+        return function in self._known
+
+    def lacks_histograms(self, function):
+        """Whether a trace of `function` left the histogram code out."""
+        return function in self._without_histograms
+
+
 class TrainFunctionWatch:
     """Keeps a monitored `fit` on Keras's own train function.
 
     Args:
         model: The model being fit.
-        capture: Its installed `kgrad.monitor.step.capture.GradientCapture`.
+        capture: Its installed `kgrad.monitor.step.host.GradientCapture`.
         on_abandon: Called without arguments to remove everything of kgrad
             from the model (the step raised, or the fit ended elsewhere).
     """
@@ -104,14 +148,13 @@ class TrainFunctionWatch:
     def histograms_ready(self):
         """Whether the next call can compute histograms; retraces it if need be.
 
-        Call it with `capture.trace_histograms` set. A function traced without
+        Call it with `capture.trace_log.histograms` set. A function traced without
         the histogram code is made anew by Keras (traced at its next call)
         when that trains the same; otherwise histograms wait for the next
         compile, and the monitor says so once.
         """
         function = self.model.train_function
-        function = getattr(function, "_kgrad_inner", function)
-        if function not in self.capture.without_histograms:
+        if not self.capture.trace_log.lacks_histograms(keras_hooks.unguarded(function)):
             return True
         if keras_hooks.retrace_keeps_training(self.model):
             keras_hooks.retrace_train_function(self.model)
@@ -131,7 +174,7 @@ class TrainFunctionWatch:
 
     def _ours(self):
         """Whether the function ran under this capture's wrappers before."""
-        return self.model.train_function in self.capture.known_functions
+        return self.capture.trace_log.known(self.model.train_function)
 
     def _install_guard(self):
         if self.model.train_function is None:
@@ -143,7 +186,7 @@ class TrainFunctionWatch:
             self.on_abandon()
             return call()
         self._expecting = False
-        traces = self.capture.traces
+        traces = self.capture.trace_log.traces
         self.capture.install()
         try:
             outputs = call()
@@ -155,9 +198,5 @@ class TrainFunctionWatch:
         finally:
             self.capture.uninstall()
         # Traced (if at all) under the wrappers: its statistics are in it.
-        self.capture.known_functions.add(inner)
-        # A function with one trace (input signature) without the histogram
-        # code stays without it: only a new function (a retrace) has it again.
-        if self.capture.traces != traces and not self.capture.trace_histograms:
-            self.capture.without_histograms.add(inner)
+        self.capture.trace_log.ran(inner, self.capture.trace_log.traces != traces)
         return outputs

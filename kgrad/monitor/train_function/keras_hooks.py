@@ -59,6 +59,12 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
   no `kgrad/loss` tag.
 - `model.steps_per_execution`: the steps one call of the train function runs;
   else off-schedule steps are logged.
+- `control_flow_util_v2._DISABLE_LOWER_USING_SWITCH_MERGE` (TensorFlow): set
+  while kgrad builds its conds (`conds_kept_as_functions`) so that a step not
+  logged calls one branch instead of visiting both; else those steps cost a
+  little more.
+- `strategy.extended.should_save_summary` (TensorFlow): only the chief of a
+  multi-worker run writes event files (`is_chief`); else every worker writes.
 - `keras.src.utils.io_utils.print_msg`: prints findings the way Keras's own
   callbacks print (stdout, or absl logging after
   `keras.config.disable_interactive_logging()`); else no finding is printed.
@@ -69,6 +75,8 @@ Example:
 >>> check()  # [] when every hook holds on the installed Keras
 []
 """
+
+import contextlib
 
 import keras
 import tensorflow as tf
@@ -165,7 +173,7 @@ def train_function_traced(model):
     function = model.train_function
     if function is None:
         return False
-    inner = [getattr(function, "_kgrad_inner", function)]
+    inner = [unguarded(function)]
     for cell in getattr(inner[0], "__closure__", None) or ():
         try:
             inner.append(cell.cell_contents)
@@ -240,6 +248,11 @@ def remove_stale_guard(model):
     inner = getattr(model.train_function, "_kgrad_inner", None)
     if inner is not None:
         model.train_function = inner
+
+
+def unguarded(function):
+    """Keras's own train function: `function`, or the one a kgrad guard wraps."""
+    return getattr(function, "_kgrad_inner", function)
 
 
 def loss_totals(model):
@@ -494,3 +507,44 @@ def _accumulation_holds():
     second = float(updates_now(optimizer))
     average = applied_gradients(optimizer, [tf.constant([4.0])], [variable])[0]
     return (first, second, float(average[0])) == (0.0, 1.0, 3.0)
+
+
+def is_chief(strategy):
+    """Whether this process writes summaries (the chief of a multi-worker run).
+
+    Reads `strategy.extended.should_save_summary` (a TensorFlow internal of
+    the multi-worker strategies); a strategy without it writes.
+    """
+    return getattr(strategy.extended, "should_save_summary", True)
+
+
+@contextlib.contextmanager
+def conds_kept_as_functions():
+    """Keeps the `tf.cond`s built inside as `If` ops (not lowered to Switch/Merge).
+
+    Sets TensorFlow's module-level switch
+    `control_flow_util_v2._DISABLE_LOWER_USING_SWITCH_MERGE` while they are
+    built; if a TensorFlow release drops it, the conds are lowered as usual
+    (the same results, a little slower on the steps not logged).
+    """
+    lowering = _lowering_module()
+    if lowering is None or not hasattr(lowering, _SWITCH):
+        yield
+        return
+    before = getattr(lowering, _SWITCH)
+    setattr(lowering, _SWITCH, True)
+    try:
+        yield
+    finally:
+        setattr(lowering, _SWITCH, before)
+
+
+_SWITCH = "_DISABLE_LOWER_USING_SWITCH_MERGE"
+
+
+def _lowering_module():
+    try:
+        from tensorflow.python.ops import control_flow_util_v2
+    except ImportError:  # a TensorFlow without the module
+        return None
+    return control_flow_util_v2
