@@ -6,6 +6,8 @@ names the argument and the value received:
 "`depth` must be a positive integer. Received: depth=-1". Unknown names get
 the close matches from `suggest`. Keras is imported only inside `activation`
 and `initializer`, so `kgrad.analysis` can use this module without TensorFlow.
+`warn` attributes a warning to the user's line (e.g. their `model.fit`), not
+to the Keras or TensorFlow frame that happened to call kgrad.
 
 Example:
 
@@ -21,6 +23,8 @@ import difflib
 import inspect
 import numbers
 import os
+import sys
+import warnings
 
 
 def _received(name, value):
@@ -250,3 +254,46 @@ def no_unknown(function, kwargs):
         f"{_received(key, value)}.{suggest(key, valid)} "
         f"Valid arguments: {', '.join(valid)}."
     )
+
+
+_LIBRARIES = ("kgrad", "keras", "tensorflow", "tf_keras", "absl", "contextlib")
+
+
+def _library_roots():
+    """The folders (or files) of the libraries whose frames `warn` skips."""
+    roots = ["<frozen "]
+    for name in _LIBRARIES:
+        module = sys.modules.get(name)
+        path = getattr(module, "__file__", None)
+        if path is None:
+            continue
+        if os.path.basename(path) == "__init__.py":
+            path = os.path.dirname(path) + os.sep
+        roots.append(os.path.abspath(path) if not path.endswith(os.sep) else path)
+    return tuple(roots)
+
+
+def warn(message, category=UserWarning):
+    """`warnings.warn(message)` attributed to the first frame of the user's code.
+
+    The frames of kgrad, Keras, TensorFlow (and the code it generates while
+    tracing) are skipped, so a warning raised while Keras traces its train
+    function points at the user's `model.fit(...)` line.
+
+    Example:
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn("kgrad: example")
+    >>> caught[0].filename.endswith("checks.py")  # a doctest is no user code
+    False
+    """
+    roots = _library_roots()
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(roots)
+        or "__autograph_generated" in frame.f_code.co_filename
+    ):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(message, category, stacklevel=level + 1)

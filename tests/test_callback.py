@@ -442,6 +442,13 @@ def test_uncompiled_model_is_rejected():
         GradientMonitor("runs").set_model(mlp())
 
 
+def test_the_class_instead_of_an_instance_is_rejected_by_name(classification_data):
+    model = compiled(mlp())
+    x, y = classification_data
+    with pytest.raises(TypeError, match=r"instance, not the class: pass `callbacks="):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[GradientMonitor])
+
+
 def test_write_failure_is_reported_once_and_training_goes_on(
     tmp_path, classification_data, monkeypatch, caplog
 ):

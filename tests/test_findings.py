@@ -1,12 +1,15 @@
 """Findings as data: verbose, Keras's print channel, monitor.findings, on_finding."""
 
 import logging
+import warnings
 
 import keras
 import numpy as np
 import pytest
 
 from kgrad import GradientMonitor
+from kgrad.analysis import diagnostics
+from kgrad.analysis.findings import Thresholds
 
 
 def exploding_fit(monitor, epochs=30):
@@ -18,8 +21,9 @@ def exploding_fit(monitor, epochs=30):
         [keras.Input((4,)), keras.layers.Dense(1, name="d")], name="reg"
     )
     model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    callbacks = [] if monitor is None else [monitor]
     history = model.fit(
-        x, y, batch_size=16, epochs=epochs, verbose=0, callbacks=[monitor]
+        x, y, batch_size=16, epochs=epochs, verbose=0, callbacks=callbacks
     )
     return model, history
 
@@ -91,8 +95,49 @@ def test_verbose_prints_through_keras_channel(tmp_path, capsys, caplog):
     [
         ({"verbose": 2}, ValueError, "Received: verbose=2"),
         ({"on_finding": "stop"}, TypeError, "Received: on_finding='stop'"),
+        (
+            {"thresholds": {"vanishing_orders": 2.0}},
+            ValueError,
+            r"`thresholds` has no field 'vanishing_orders' .* Did you mean: "
+            r"vanishing_ratio\? Received: thresholds=\{'vanishing_orders': 2.0\}",
+        ),
+        ({"thresholds": {"window": 0}}, ValueError, "Received: window=0"),
+        ({"thresholds": "strict"}, TypeError, "Received: thresholds='strict'"),
     ],
 )
 def test_bad_findings_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
         GradientMonitor("logs", **kwargs)
+
+
+def test_thresholds_as_a_dict_of_known_fields_are_used_and_checked_on_assignment():
+    monitor = GradientMonitor("logs", thresholds={"window": 3, "dead_share": 0.7})
+    assert monitor.thresholds == Thresholds(window=3, dead_share=0.7)
+    monitor.thresholds = None
+    assert monitor.thresholds is None
+    with pytest.raises(ValueError, match="no field 'windows'"):
+        monitor.thresholds = {"windows": 3}
+
+
+def test_a_diagnosis_that_raises_is_warned_once_and_training_goes_on(
+    tmp_path, monkeypatch
+):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a broken rule")
+
+    keras.utils.set_random_seed(1)
+    plain, plain_history = exploding_fit(None, epochs=6)
+    monkeypatch.setattr(diagnostics, "diagnose", broken)
+    keras.utils.set_random_seed(1)
+    monitor = GradientMonitor(tmp_path, norms_every="batch", verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model, history = exploding_fit(monitor, epochs=6)
+    failures = [w for w in caught if "diagnosis" in str(w.message)]
+    assert len(failures) == 1, [str(w.message) for w in caught]
+    assert "kgrad: the diagnosis of" in str(failures[0].message)
+    assert "RuntimeError: a broken rule" in str(failures[0].message)
+    assert history.history == plain_history.history
+    for a, b in zip(plain.weights, model.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert len(history.history["loss"]) == 6

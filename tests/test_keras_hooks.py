@@ -28,3 +28,12 @@ def test_patch_restores_the_instance():
     assert layer.call is not original
     restore.pop()()
     assert "call" not in vars(layer)
+
+
+def test_the_constant_builds_are_checked_against_a_dropped_trace(monkeypatch):
+    assert keras_hooks.constant_builds_hold()
+    # ScheduleFreeAdamW assigns the weights to its momentum in `build`: an
+    # eager build differs from the trace a plain fit drops, and check() says so.
+    names = (*keras_hooks._CONSTANT_BUILDS, "ScheduleFreeAdamW")
+    monkeypatch.setattr(keras_hooks, "_CONSTANT_BUILDS", names)
+    assert not keras_hooks.constant_builds_hold()

@@ -140,3 +140,27 @@ def test_optimizer_is_built_before_tracing_only_for_keras_own_train_step():
     assert keras_hooks.build_optimizer_before_tracing(own)
     momenta = [v for v in own.optimizer.variables if v.path.endswith("_momentum")]
     assert len(momenta) == len(own.trainable_variables)
+
+
+@pytest.mark.parametrize(
+    "optimizer, prebuilt",
+    [
+        (lambda: keras.optimizers.Muon(), True),
+        (lambda: keras.optimizers.LossScaleOptimizer(keras.optimizers.Ftrl()), True),
+        (lambda: type("MyAdam", (keras.optimizers.Adam,), {})(), True),
+        (lambda: keras.optimizers.ScheduleFreeAdamW(), False),  # build assigns
+        (
+            lambda: keras.optimizers.LossScaleOptimizer(
+                keras.optimizers.ScheduleFreeAdamW()
+            ),
+            False,
+        ),
+    ],
+)
+def test_only_optimizers_whose_build_makes_constants_are_built_before_tracing(
+    optimizer, prebuilt
+):
+    model, _ = fresh_model()
+    model.compile(optimizer=optimizer(), loss=LOSS)
+    assert keras_hooks.build_optimizer_before_tracing(model) is prebuilt
+    assert model.optimizer.built is prebuilt

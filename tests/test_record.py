@@ -65,3 +65,33 @@ def test_other_histograms_values_raise_a_type_error_naming_it(tmp_path, flag):
     with pytest.raises(TypeError, match="Received: histograms="):
         step_fn()
     assert not (tmp_path / "train").exists()
+
+
+def test_grads_and_variables_of_different_lengths_raise_naming_both(tmp_path):
+    model, gradients = _model_and_gradients()
+    monitor = GradientMonitor(tmp_path)
+    with pytest.raises(ValueError, match="Received: 1 grads for 2 variables"):
+        monitor.record(gradients()[:1], model.trainable_variables, 1)
+    assert not (tmp_path / "train").exists()
+
+
+@pytest.mark.parametrize("step", [-1, np.int64(-3), tf.constant(-1)])
+def test_a_negative_step_raises_naming_it(tmp_path, step):
+    model, gradients = _model_and_gradients()
+    monitor = GradientMonitor(tmp_path)
+    message = r"`step` must be a non-negative integer. Received: step=\S*-"
+    with pytest.raises(ValueError, match=message):
+        monitor.record(gradients(), model.trainable_variables, step)
+
+
+def test_a_negative_step_tensor_inside_tf_function_fails_when_run(tmp_path):
+    model, gradients = _model_and_gradients()
+    monitor = GradientMonitor(tmp_path)
+
+    @tf.function
+    def step_fn(step):
+        monitor.record(gradients(), model.trainable_variables, step)
+
+    step_fn(tf.constant(0, tf.int64))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must be non-negative"):
+        step_fn(tf.constant(-1, tf.int64))

@@ -163,8 +163,10 @@ def test_masked_layer_is_refused_with_a_warning():
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     x, y = sequence_data(length)
     x[:, :2] = 0.0  # padded at the start
-    with pytest.warns(UserWarning, match="no temporal gradient profile.*mask"):
+    with pytest.warns(UserWarning, match="no temporal gradient profile.*mask") as w:
         _, captured = captured_step(model, x, y)
+    (warning,) = [r for r in w if "temporal" in str(r.message)]
+    assert warning.filename == __file__  # the user's line, not Keras's frames
     assert np.isnan(captured["temporal"]).all()
     assert captured["has_grad"].all()  # the other statistics are still taken
 

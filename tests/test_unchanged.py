@@ -477,6 +477,27 @@ def test_gradient_accumulation(tmp_path, events):
     ]
 
 
+def test_an_optimizer_whose_build_assigns_values(tmp_path, events):
+    # ScheduleFreeAdamW copies the weights into its momentum in `build`; a plain
+    # fit builds it in a trace that never runs, so the momentum starts at zero.
+    x, y = data()
+
+    def scenario(monitor):
+        model = mlp()
+        model.compile(optimizer=keras.optimizers.ScheduleFreeAdamW(), loss=LOSS)
+        fit = model.fit(x, y, batch_size=8, verbose=0, callbacks=callbacks(monitor))
+        momenta = [v for v in model.optimizer.variables if "momentum" in v.path]
+        return model, [history(fit), [float(np.abs(v).sum()) for v in momenta]]
+
+    both(scenario, tmp_path)
+    assert [s for s, _ in events(tmp_path / "train")["grad_norm/global"]] == [
+        1,
+        2,
+        3,
+        4,
+    ]
+
+
 # -- callbacks that save, restore or stop --------------------------------------
 def test_callbacks_that_save_restore_and_stop(tmp_path):
     x, y = data()

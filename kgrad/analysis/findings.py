@@ -13,6 +13,7 @@ Example:
 5
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 from kgrad import checks
@@ -137,6 +138,50 @@ class Thresholds:
         checks.positive_ints(
             min_batchnorm_batch=self.min_batchnorm_batch, window=self.window
         )
+
+
+def checked_thresholds(value):
+    """`GradientMonitor`'s `thresholds`: a `Thresholds`, a dict of fields, `None`.
+
+    A dict is turned into `Thresholds(**value)` after its keys are checked, so
+    that a misspelt or invented key fails at once, naming the argument,
+    instead of the diagnosis at the first epoch end.
+
+    Args:
+        value: `None`, a `Thresholds`, or a dict of `Thresholds` fields.
+
+    Returns:
+        A `Thresholds`, or `None` for the defaults.
+
+    Raises:
+        TypeError: If `value` is none of these.
+        ValueError: For an unknown key, or a value out of its range.
+
+    Example:
+
+    >>> checked_thresholds({"window": 3}).window
+    3
+    >>> checked_thresholds({"vanishing_orders": 2.0})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: `thresholds` has no field 'vanishing_orders' ... Did you mean: \
+vanishing_ratio? Received: thresholds={'vanishing_orders': 2.0}
+    """
+    if value is None or isinstance(value, Thresholds):
+        return value
+    if not isinstance(value, dict):
+        raise TypeError(
+            "`thresholds` must be a `kgrad.analysis.findings.Thresholds`, a dict "
+            f"of its fields, or None. Received: thresholds={value!r}"
+        )
+    fields = [field.name for field in dataclasses.fields(Thresholds)]
+    for key in value:
+        if key not in fields:
+            raise ValueError(
+                f"`thresholds` has no field {key!r} (Thresholds fields: "
+                f"{', '.join(fields)}).{checks.suggest(key, fields)} "
+                f"Received: thresholds={value!r}"
+            )
+    return Thresholds(**value)
 
 
 def name_list(names, limit=3):

@@ -8,6 +8,7 @@ Routes, under `/data/plugin/kgrad/` (all JSON except `static/`):
 | `heatmap?run=&statistic=[&layer=]` | one statistic as rows x steps |
 | `histogram?run=&path=&step=` | a variable's gradient histogram near `step` |
 | `findings?run=` | the findings with the steps they appeared and cleared |
+| `loss?run=` | the loss of each logged step (`kgrad/loss`) |
 | `static/<file>` | the frontend (`index.js` is the ES module TensorBoard loads) |
 
 `heatmap` answers are kept, gzipped, while the data provider lists the same
@@ -41,9 +42,18 @@ PLUGIN_NAME = "kgrad"
 _STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 # The only files `static/` serves, with their types (no path is ever joined).
 STATIC_FILES = {
-    "index.js": "text/javascript",
-    "heatmap.js": "text/javascript",
-    "panels.js": "text/javascript",
+    name: "text/javascript"
+    for name in (
+        "index.js",
+        "axis.js",
+        "charts.js",
+        "detail.js",
+        "heatmap.js",
+        "legend.js",
+        "panel.js",
+        "rows.js",
+        "style.js",
+    )
 }
 
 
@@ -69,6 +79,7 @@ class GradientsPlugin(base_plugin.TBPlugin):
             "/heatmap": self._heatmap,
             "/histogram": self._histogram,
             "/findings": self._findings,
+            "/loss": self._loss,
             "/static/*": self._static,
         }
 
@@ -98,7 +109,17 @@ class GradientsPlugin(base_plugin.TBPlugin):
 
     @wrappers.Request.application
     def _runs(self, request):
-        return _json(request, series.runs(self._source(request)))
+        source = self._source(request)
+        answer = series.runs(source)
+        for entry in answer:
+            active = [
+                f
+                for f in _findings_of(source, entry["run"])[0]
+                if f["cleared_step"] is None
+            ]
+            entry["findings"] = len(active)
+            entry["errors"] = sum(f["severity"] == "error" for f in active)
+        return _json(request, answer)
 
     @wrappers.Request.application
     def _heatmap(self, request):
@@ -138,15 +159,13 @@ class GradientsPlugin(base_plugin.TBPlugin):
     def _findings(self, request):
         source = self._source(request)
         run = _argument(request, "run")
-        texts, sampling = series.findings_texts(source, run)
-        info = series.run_info(source, run)
+        found, sampling = _findings_of(source, run)
+        return _json(request, {"run": run, "findings": found, "sampling": sampling})
+
+    @wrappers.Request.application
+    def _loss(self, request):
         return _json(
-            request,
-            {
-                "run": run,
-                "findings": timeline.timeline(texts, layer_names(info)),
-                "sampling": sampling,
-            },
+            request, series.loss(self._source(request), _argument(request, "run"))
         )
 
     @wrappers.Request.application
@@ -157,6 +176,15 @@ class GradientsPlugin(base_plugin.TBPlugin):
         with open(os.path.join(_STATIC_DIR, name), "rb") as file:
             content = file.read()
         return http_util.Respond(request, content, STATIC_FILES[name])
+
+
+def _findings_of(source, run):
+    """`(findings, sampling)` of a run, each finding with its statistic."""
+    texts, sampling = series.findings_texts(source, run)
+    found = timeline.timeline(texts, layer_names(series.run_info(source, run)))
+    for finding in found:
+        finding["statistic"] = timeline.statistic_of(finding["title"])
+    return found, sampling
 
 
 def layer_names(info):

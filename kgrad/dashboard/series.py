@@ -38,6 +38,7 @@ STATISTICS = {
 }
 RUN_INFO_TAG = "kgrad/run_info"
 FINDINGS_TAG = "kgrad/findings"
+LOSS_TAG = "kgrad/loss"
 # What TensorBoard's loaders keep per tag when `--samples_per_plugin` does not
 # say (the same in the Python loader and in the Rust data server).
 DEFAULT_SAMPLES = {"scalars": 1000, "histograms": 500, "text": 10}
@@ -115,9 +116,10 @@ def runs(source):
     """The runs kgrad wrote, with what each can show.
 
     Returns:
-        A list of `{"run", "model", "statistics", "recurrent"}`, sorted by run:
-        the statistics with at least one tag, the recurrent layers with a
-        `temporal_grad` map.
+        A list of `{"run", "model", "statistics", "recurrent", "loss",
+        "batchnorm"}`, sorted by run: the statistics with at least one tag,
+        the recurrent layers with a `temporal_grad` map, whether `kgrad/loss`
+        was logged, whether the model has BatchNorm layers.
     """
     result = []
     for run, tags in sorted(source.scalar_tags().items()):
@@ -128,12 +130,15 @@ def runs(source):
         }
         if not present["grad_norm"]:
             continue
+        info = run_info(source, run)
         result.append(
             {
                 "run": run,
-                "model": run_info(source, run).get("model"),
+                "model": info.get("model"),
                 "statistics": [name for name, found in present.items() if found],
                 "recurrent": recurrent_layers(tags),
+                "loss": LOSS_TAG in tags,
+                "batchnorm": bool(info.get("batchnorm_layers")),
             }
         )
     return result
@@ -178,6 +183,9 @@ class HeatMapPlan:
         layer: For `temporal_grad`, the recurrent layer, else `None`.
         rows: The row names, input first.
         tags: The scalar tag of each row.
+        layers: The layer of each row (for `temporal_grad`: the recurrent
+            layer).
+        batchnorm: The layers among `layers` that are BatchNorm layers.
         version: `(tag, max_step, max_wall_time)` of each row as the data
             provider lists them: it changes whenever a tag gains a point, so
             an answer built for one version is the answer while it holds.
@@ -189,6 +197,8 @@ class HeatMapPlan:
     rows: tuple
     tags: tuple
     version: tuple
+    layers: tuple = ()
+    batchnorm: tuple = ()
 
 
 def heat_map_plan(source, run, statistic, layer=None):
@@ -213,12 +223,15 @@ def heat_map_plan(source, run, statistic, layer=None):
     names = _tags_of(sorted(listed), statistic, layer)
     if not names:
         raise errors.NotFoundError(f"run {run!r} has no {prefix}* scalars")
-    rows = tuple(_in_model_order(names, statistic, run_info(source, run)))
+    info = run_info(source, run)
+    rows = tuple(_in_model_order(names, statistic, info))
     tags = tuple(prefix + name for name in rows)
     version = tuple(
         (tag, listed[tag].max_step, listed[tag].max_wall_time) for tag in tags
     )
-    return HeatMapPlan(run, statistic, layer, rows, tags, version)
+    layers = tuple(row_layer(row, statistic, layer, info) for row in rows)
+    batchnorm = tuple(sorted(set(layers) & set(info.get("batchnorm_layers", []))))
+    return HeatMapPlan(run, statistic, layer, rows, tags, version, layers, batchnorm)
 
 
 def heat_map(source, plan):
@@ -229,10 +242,14 @@ def heat_map(source, plan):
         plan: A `HeatMapPlan` (see `heat_map_plan`).
 
     Returns:
-        `{"run", "statistic", "layer", "scale", "rows", "steps", "values",
-        "sampling"}`: `steps` every step any row has; `values` base64 of
-        row-major little-endian float32 (NaN where a row has no value at a
-        step).
+        `{"run", "statistic", "layer", "scale", "rows", "layers", "batchnorm",
+        "steps", "values", "undefined", "sampling"}`: `layers` the layer of
+        each row, `batchnorm` those that are BatchNorm layers;
+        `steps` every step any row has; `values` base64 of row-major
+        little-endian float32 (NaN where a row has no value at a step);
+        `undefined` the flat indices of the cells whose value is undefined:
+        logged as NaN, or, for `update_ratio`, not written at a logged step
+        because the weight norm was 0 (see `kgrad.monitor.log.summaries`).
 
     Example:
 
@@ -242,21 +259,61 @@ def heat_map(source, plan):
     """
     data = source.read("scalars", plan.run, plan.tags)
     series = [data.get(tag, []) for tag in plan.tags]
-    steps, grid = _grid(series)
+    steps, grid, logged = _grid(series)
+    undefined = logged & np.isnan(grid)
+    if plan.statistic == "update_ratio":
+        undefined |= ~logged
     return {
         "run": plan.run,
         "statistic": plan.statistic,
         "layer": plan.layer,
         "scale": STATISTICS[plan.statistic][2],
         "rows": list(plan.rows),
+        "layers": list(plan.layers),
+        "batchnorm": list(plan.batchnorm),
         "steps": steps.tolist(),
         "values": base64.b64encode(grid.tobytes()).decode("ascii"),
+        "undefined": np.flatnonzero(undefined).tolist(),
         "sampling": source.sampling("scalars", [len(p) for p in series]),
     }
 
 
+def loss(source, run):
+    """`{"run", "steps", "values"}` of the run's `kgrad/loss` (empty if none).
+
+    Non-finite losses are `None`.
+    """
+    points = source.read("scalars", run, [LOSS_TAG]).get(LOSS_TAG, [])
+    return {
+        "run": run,
+        "steps": [p.step for p in points],
+        "values": [_finite(float(p.value)) for p in points],
+    }
+
+
+def row_layer(row, statistic, recurrent_layer, info):
+    """The layer a heat map row belongs to.
+
+    A variable's layer is its path without the weight's name, or the
+    recurrent layer whose cell holds it (`rnn_01/simple_rnn_cell/kernel` is
+    in `rnn_01`); an activation row is its layer; a timestep row is in the
+    recurrent layer of the map.
+    """
+    kind = STATISTICS[statistic][1]
+    if kind == "timesteps":
+        return recurrent_layer
+    if kind == "layers":
+        return row
+    for rnn in info.get("recurrent_layers", []) or []:
+        if isinstance(rnn, str) and row.startswith(rnn + "/"):
+            return rnn
+    return row.rsplit("/", 1)[0] if "/" in row else row
+
+
 def _grid(series):
-    """`(steps, rows x steps float32 grid)` of the `ScalarDatum` lists `series`.
+    """`(steps, rows x steps float32 grid, logged mask)` of `series`.
+
+    `series` are `ScalarDatum` lists; the mask says which cells were written.
 
     Vectorised: one pass over the points takes their steps and values out,
     numpy places them (a later point of a repeated step wins).
@@ -268,9 +325,12 @@ def _grid(series):
     values = np.fromiter(map(value_of, points), np.float64, len(points))
     steps = np.unique(point_steps)
     grid = np.full((len(series), len(steps)), np.nan, "<f4")
+    logged = np.zeros(grid.shape, bool)
     row_of = np.repeat(np.arange(len(series)), counts)
-    grid[row_of, np.searchsorted(steps, point_steps)] = values
-    return steps, grid
+    cells = (row_of, np.searchsorted(steps, point_steps))
+    grid[cells] = values
+    logged[cells] = True
+    return steps, grid, logged
 
 
 def histogram(source, run, path, step):

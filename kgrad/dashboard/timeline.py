@@ -72,3 +72,18 @@ def _messages(markdown):
         return []
     items = _ITEM.split(markdown)
     return [" ".join(item.split()) for item in items if item.strip()]
+
+
+_STATISTIC_OF_TITLE = (
+    ("through time", "temporal_grad"),
+    ("dead ReLU", "dead_units"),
+    ("saturated", "saturation"),
+)
+
+
+def statistic_of(title):
+    """The heat map a finding is about (`grad_norm` unless its title says)."""
+    for words, statistic in _STATISTIC_OF_TITLE:
+        if words in title:
+            return statistic
+    return "grad_norm"

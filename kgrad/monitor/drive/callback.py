@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from kgrad import checks
+from kgrad.analysis.findings import checked_thresholds
 from kgrad.monitor.drive import schedule as schedule_lib
 from kgrad.monitor.drive.findings_channel import FindingsChannel
 from kgrad.monitor.log import event_writer, summaries
@@ -36,6 +37,15 @@ _UNSUPPORTED_STRATEGIES = (
 def _read_only(attribute, doc):
     """A property returning `self.<attribute>`; it cannot be assigned."""
     return property(lambda self: getattr(self, attribute), doc=doc)
+
+
+def _checked(attribute, check, doc):
+    """A property storing `check(value)` in `self.<attribute>` on assignment."""
+
+    def set_(self, value):
+        setattr(self, attribute, check(value))
+
+    return property(lambda self: getattr(self, attribute), set_, doc=doc)
 
 
 def _forwarded(owner, name, doc):
@@ -84,11 +94,12 @@ class GradientMonitor(keras.callbacks.Callback):
             have passed since the last one (so a loop of short `fit` calls
             does not pay it each time); 0 draws it after every `fit`, `None`
             never. Defaults to `300`.
-        thresholds: `kgrad.analysis.diagnostics.Thresholds` of the diagnosis
-            made at each epoch end (findings are reported when they appear
-            and when they clear, across all `fit` calls of the monitor, and
-            written to the `kgrad/findings` text tag); `None` for the
-            defaults. Defaults to `None`.
+        thresholds: `kgrad.analysis.findings.Thresholds` (or a dict of its
+            fields; an unknown key raises `ValueError`) of the diagnosis made
+            at each epoch end (findings are reported when they appear and
+            when they clear, across all `fit` calls of the monitor, and
+            written to the `kgrad/findings` text tag; a failing diagnosis is
+            warned about, training goes on); `None`: defaults. Defaults to `None`.
         include: Variable paths to tag: a shell-style pattern or a list
             (`fnmatch`, e.g. `"block1*"`), `None` for all; see
             `kgrad.monitor.log.tag_filter`. Read-only. Defaults to `None`.
@@ -138,6 +149,7 @@ class GradientMonitor(keras.callbacks.Callback):
     include = _read_only("_include", "Patterns of the variable paths tagged.")
     exclude = _read_only("_exclude", "Patterns of the variable paths not tagged.")
     per_layer = _read_only("_per_layer", "Whether tags are per layer.")
+    thresholds = _checked("_thresholds", checked_thresholds, "The diagnosis's.")
 
     def __init__(
         self,
@@ -191,7 +203,13 @@ class GradientMonitor(keras.callbacks.Callback):
         self._loss_probe = LossProbe()  # the loss of each logged step
 
     # -- Keras hooks -------------------------------------------------------
-    def set_model(self, model):
+    def set_model(self, model=None):
+        if not isinstance(self, GradientMonitor):  # Keras called it on the class
+            raise TypeError(
+                "`callbacks` must hold a GradientMonitor instance, not the class: "
+                "pass `callbacks=[GradientMonitor(log_dir)]`. Received: "
+                "callbacks=[GradientMonitor]"
+            )
         keras_hooks.require_tensorflow_backend()
         if getattr(model, "optimizer", None) is None and not self.optimizers:
             raise ValueError(

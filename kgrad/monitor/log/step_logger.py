@@ -26,10 +26,10 @@ nonfinite, retry = logger.write(capture.read(), norms=True, histograms=False, du
 
 import functools
 import os
-import warnings
 
 import numpy as np
 
+from kgrad import checks
 from kgrad.analysis import diagnostics
 from kgrad.analysis.history import ScalarHistory
 from kgrad.monitor.log import event_writer, run_claim, summaries
@@ -134,11 +134,10 @@ class StepLogger:
         """Warns at the end of a `fit` in which no due step was written."""
         if any(log.steps_this_fit for log in self.logs.values()):
             return
-        warnings.warn(
+        checks.warn(
             "GradientMonitor: this `fit` logged no gradient at all to "
             f"{os.fspath(self.log_dir)!r}: no step due to be logged reached a "
-            "monitored optimizer (see the warning above).",
-            stacklevel=3,
+            "monitored optimizer (see the warning above)."
         )
 
     def _log_of(self, channel):
@@ -181,7 +180,7 @@ class StepLogger:
     def nonfinite_finding(self, thresholds):
         """The first run's `nonfinite` finding, or `None`."""
         for log in self.logs.values():
-            for finding in log.diagnose(thresholds):
+            for finding in log.diagnose(thresholds) or ():
                 if finding.kind == "nonfinite":
                     return finding
         return None
@@ -223,7 +222,7 @@ class StepLogger:
             )
             self._roots.append(self._root)
             if note:
-                warnings.warn(f"GradientMonitor: {note}.", stacklevel=2)
+                checks.warn(f"GradientMonitor: {note}.")
         return self._root
 
     def _new_model_run(self):
@@ -269,7 +268,7 @@ class StepLogger:
             return
         self._warned_nothing = True
         names = ", ".join(f"`{c.name}`" for c in self._channels)
-        warnings.warn(
+        checks.warn(
             f"GradientMonitor: training step {step} was due to be logged, but no "
             f"gradient reached a monitored optimizer (monitored: {names}). kgrad "
             "sees the gradients in `optimizer.apply`/`apply_gradients`: if the "
@@ -277,8 +276,7 @@ class StepLogger:
             "`GradientMonitor(..., optimizers=[...])`; if it applies one of "
             "these, this Keras version may not route through the hooks kgrad "
             "uses (`kgrad.monitor.train_function.keras_hooks.check()` names the "
-            "broken one).",
-            stacklevel=4,
+            "broken one)."
         )
 
 
@@ -313,6 +311,7 @@ class RunLog:
         self.last_step = None
         self.skipped_batches = 0  # loss-scale skips since the last logged step
         self.steps_this_fit = 0
+        self._diagnosis_failed = False
 
     def write_step(self, step, values, scalars):
         """Writes one logged step (in the worker or inline) and remembers it."""
@@ -321,16 +320,31 @@ class RunLog:
         self.history.add(step, scalars)
 
     def diagnose(self, thresholds):
-        """The findings of everything logged so far."""
-        return diagnostics.diagnose(
-            self.history.scalars(), self.run_info or {}, thresholds
-        )
+        """The findings of everything logged so far; `None` if the diagnosis fails.
+
+        A diagnosis that raises never stops training: it is warned about once
+        per run, and the findings stay as they were.
+        """
+        try:
+            return diagnostics.diagnose(
+                self.history.scalars(), self.run_info or {}, thresholds
+            )
+        except Exception as error:  # whatever a rule raises, training goes on
+            if not self._diagnosis_failed:
+                self._diagnosis_failed = True
+                checks.warn(
+                    f"kgrad: the diagnosis of {self.run_dir} failed "
+                    f"({type(error).__name__}: {error}); training goes on, "
+                    "the findings are not updated."
+                )
+            return None
 
     def report_findings(self, thresholds, worker, channel, monitor):
         """Hands a new diagnosis to `channel`; writes the findings as text."""
-        if self.last_step is None:
+        found = None if self.last_step is None else self.diagnose(thresholds)
+        if found is None:
             return
-        if channel.update(self.diagnose(thresholds), monitor, run=self.label):
+        if channel.update(found, monitor, run=self.label):
             active = channel.log.runs[self.label]
             text = "\n\n".join(f"- {f.message()}" for f in active)
             value = summaries.text_value(

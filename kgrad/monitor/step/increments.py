@@ -38,12 +38,12 @@ with increments.tracking(positions, record.variables, armed, channel.update_sq):
 
 import contextlib
 import threading
-import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from kgrad import checks
 from kgrad.monitor.step import backend_tensorflow as backend
 from kgrad.monitor.step import stats as stats_lib
 
@@ -243,11 +243,10 @@ class Increments:
         if self._warned:
             return
         self._warned = True
-        warnings.warn(
+        checks.warn(
             f"kgrad: {type(self.optimizer).__name__} assigned "
             f"{getattr(variable, 'name', variable)} twice in one update; its "
-            "update ratio is not logged (NaN).",
-            stacklevel=4,
+            "update ratio is not logged (NaN)."
         )
 
 

@@ -25,8 +25,7 @@ probe.end(model)    # [("kgrad/loss", 0.693)] in on_train_batch_end
 ```
 """
 
-import warnings
-
+from kgrad import checks
 from kgrad.analysis.loss_trend import EPOCH_PREFIX, LOSS_TAG
 from kgrad.monitor.train_function.keras_hooks import loss_totals
 
@@ -48,10 +47,9 @@ class LossProbe:
         except Exception as error:  # logging never stops training
             if not self._warned:
                 self._warned = True
-                warnings.warn(
+                checks.warn(
                     f"GradientMonitor: the loss tracker could not be read ({error!r}); "
-                    "`kgrad/loss` is not logged.",
-                    stacklevel=3,
+                    "`kgrad/loss` is not logged."
                 )
             return None
 

@@ -17,6 +17,7 @@ True
 import numpy as np
 import tensorflow as tf
 
+from kgrad import checks
 from kgrad.monitor.step import stats as stats_lib
 from kgrad.monitor.step.backend_tensorflow import all_reduce_present
 from kgrad.monitor.train_function import keras_hooks
@@ -202,11 +203,16 @@ def record_statistics(grads, variables, step, bins, histograms):
 
     Returns:
         `(packed, layout)`: the float64 vector and its `Layout`.
+
+    Raises:
+        ValueError: If `grads` and `variables` differ in length, or `step` is
+            negative (a tensor `step` inside `tf.function` fails when run).
+        TypeError: If `step` is neither an integer nor a scalar tensor.
     """
-    variables = list(variables)
+    grads, variables, step = _record_arguments(grads, variables, step)
     index = {id(v): i for i, v in enumerate(variables)}
     layout = statistics_layout(len(variables), bins)
-    grads = all_reduce_present(list(grads))
+    grads = all_reduce_present(grads)
     table, _ = gradient_table(grads, variables, index, bins, histograms)
     fields = fields_of_table(table)
     weights = stats_lib.Blocks([tf.convert_to_tensor(v) for v in variables])
@@ -225,6 +231,32 @@ def record_statistics(grads, variables, step, bins, histograms):
         temporal_length=tf.zeros([0], tf.float64),
     )
     return layout.pack(fields), layout
+
+
+def _record_arguments(grads, variables, step):
+    """`(grads, variables, step)` of `record`, checked; lists for the first two."""
+    grads, variables = list(grads), list(variables)
+    if len(grads) != len(variables):
+        raise ValueError(
+            "`grads` and `variables` must have the same length (one gradient "
+            f"per variable). Received: {len(grads)} grads for {len(variables)} "
+            "variables"
+        )
+    if not tf.is_tensor(step):
+        checks.non_negative_int("step", step)
+        return grads, variables, step
+    if step.shape.rank != 0 or not (step.dtype.is_integer or step.dtype.is_floating):
+        raise TypeError(
+            f"`step` must be a non-negative integer. Received: step={step!r}"
+        )
+    if tf.executing_eagerly():
+        checks.non_negative_int("step", int(step.numpy()))
+        return grads, variables, step
+    check = tf.debugging.assert_non_negative(
+        step, message="kgrad: `step` of `record` must be non-negative"
+    )
+    with tf.control_dependencies([check]):
+        return grads, variables, tf.identity(step)
 
 
 def _packed_histograms(blocks, bins):

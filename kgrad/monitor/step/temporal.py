@@ -50,12 +50,12 @@ probe = TemporalProbe(model)
 """
 
 import threading
-import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from kgrad import checks
 from kgrad.monitor.step.packed import TEMPORAL_POINTS as POINTS
 from kgrad.monitor.train_function import keras_hooks
 
@@ -128,11 +128,10 @@ class TemporalProbe:
         if id(layer) in self._refused:
             return
         self._refused.add(id(layer))
-        warnings.warn(
+        checks.warn(
             f"kgrad: no temporal gradient profile for {layer_name(layer)}: it "
             "receives a mask (Masking layer or `mask_zero=True`); padded timesteps "
-            "get a zero gradient by design, which would read as vanishing.",
-            stacklevel=3,
+            "get a zero gradient by design, which would read as vanishing."
         )
 
     def take(self, layers):

@@ -36,11 +36,11 @@ wrapper = step.wrap_apply(channel, optimizer.apply)  # installed as optimizer.ap
 """
 
 import threading
-import warnings
 
 import numpy as np
 import tensorflow as tf
 
+from kgrad import checks
 from kgrad.monitor.step import backend_tensorflow as backend
 from kgrad.monitor.step import stats as stats_lib
 from kgrad.monitor.step.packed import (
@@ -291,7 +291,7 @@ class TracedStep:
                 "reachable in this train step (gradient accumulation under "
                 "several replicas): its gradient statistics are not logged."
             )
-        warnings.warn(message, stacklevel=3)
+        checks.warn(message)
 
 
 def _no_temporal_sums(r):

@@ -38,11 +38,11 @@ watch.end()  # in on_train_end
 ```
 """
 
-import warnings
 import weakref
 
 import tensorflow as tf
 
+from kgrad import checks
 from kgrad.monitor.train_function import keras_hooks
 
 _END_OF_DATA = (StopIteration, tf.errors.OutOfRangeError)
@@ -120,14 +120,13 @@ class TrainFunctionWatch:
                 keras_hooks.retrace_train_function(model)
             else:
                 self.blind = True
-                warnings.warn(
+                checks.warn(
                     "GradientMonitor: Keras traced this model's train function "
                     "before the monitor was attached, and the trainable "
                     "variables changed since without a recompile. Keras keeps "
                     "training with that function (it updates the variables it "
                     "was traced with), so kgrad leaves it as it is and logs "
-                    "nothing in this fit. Call `model.compile(...)` to log it.",
-                    stacklevel=3,
+                    "nothing in this fit. Call `model.compile(...)` to log it."
                 )
         if not keras_hooks.train_function_traced(model):
             keras_hooks.build_optimizer_before_tracing(model)
@@ -162,13 +161,12 @@ class TrainFunctionWatch:
             return True
         if not self._warned_histograms:
             self._warned_histograms = True
-            warnings.warn(
+            checks.warn(
                 "GradientMonitor: Keras traced this model's train function "
                 "while `histograms_every` was off, and the trainable variables "
                 "changed since without a recompile, so kgrad cannot retrace it "
                 "to add the histograms: they are logged after the next "
-                "`model.compile(...)`. Norms are logged as due.",
-                stacklevel=3,
+                "`model.compile(...)`. Norms are logged as due."
             )
         return False
 

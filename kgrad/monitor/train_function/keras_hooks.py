@@ -26,8 +26,9 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
 - `TensorFlowTrainer.train_step` and `model._symbolic_build`'s habit of
   building `model.optimizer` for `model.trainable_variables`: kgrad builds it
   before the first trace of a model that trains with Keras's own step, so
-  the train function is traced once, not twice; else step 1 traces twice,
-  as a plain `fit` does.
+  the train function is traced once, not twice, when the optimizer's
+  `build` is one of Keras's that only create constants (`constant_build`);
+  else step 1 traces twice, as a plain `fit` does.
 - `LossScaleOptimizer.dynamic_scale` and `.check_finite`,
   `optimizer.loss_scale_factor`: unscale gradients, mark skipped steps; else
   gradients are logged scaled (by 2**15 at first).
@@ -79,6 +80,7 @@ Example:
 import contextlib
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 CHECKED_WITH = "3.15.1"
@@ -131,15 +133,22 @@ def build_optimizer(optimizer, variables):
 
 
 def build_optimizer_before_tracing(model):
-    """Builds `model.optimizer` before the first trace, when Keras would not.
+    """Builds `model.optimizer` before the first trace, when that changes nothing.
 
     Without a distribution strategy Keras builds the optimizer inside the
     first trace of its train function, and `tf.function` then traces it a
-    second time (variables were created). Keras's own `_symbolic_build` builds
-    it beforehand, for `model.trainable_variables`, under a strategy; kgrad
-    does the same for a built model that trains with Keras's own
-    `train_step` (whose optimizer updates exactly those variables), so its
-    train function is traced once. Returns whether it built the optimizer.
+    second time (variables were created). That first trace never runs: the
+    variables get their initial values (lifted out of it), and whatever else
+    `build` does in it is dropped. Keras's own `_symbolic_build` builds it
+    beforehand, for `model.trainable_variables`, under a strategy; kgrad does
+    the same for a built model that trains with Keras's own `train_step`
+    (whose optimizer updates exactly those variables), so its train function
+    is traced once, when an eager build gives the same values as the dropped
+    trace: only for the optimizers of `constant_build` (Keras's built-ins,
+    whose `build` creates variables with constant initial values). Another
+    optimizer (`ScheduleFreeAdamW` assigns the weights to its momentum in
+    `build`, which the dropped trace never does) is built by Keras, as without
+    kgrad. Returns whether it built the optimizer.
     """
     optimizer = getattr(model, "optimizer", None)
     keras_step = _keras_train_step()
@@ -148,9 +157,45 @@ def build_optimizer_before_tracing(model):
     own_step = "train_step" not in vars(model) and type(model).train_step is keras_step
     if not own_step or not all(layer.built for layer in [model, *all_layers(model)]):
         return False
+    if not constant_build(optimizer):
+        return False
     with model.distribute_strategy.scope():
         optimizer.build(model.trainable_variables)
     return True
+
+
+_CONSTANT_BUILDS = (
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "Adagrad",
+    "Adadelta",
+    "Adafactor",
+    "Ftrl",
+    "Lamb",
+    "Lion",
+    "Muon",
+    "Nadam",
+    "RMSprop",
+)
+
+
+def constant_build(optimizer):
+    """Whether `optimizer.build` only creates variables with constant values.
+
+    True for the `build` of Keras's optimizers listed in `_CONSTANT_BUILDS`
+    (read in Keras 3.15.1: each creates zeros or a constant, nothing else),
+    inherited by a subclass that does not override it, and for a
+    `LossScaleOptimizer` around one of them. A `build` of anyone else may
+    assign values (e.g. `ScheduleFreeAdamW`, a custom optimizer).
+    """
+    build = type(optimizer).build
+    if build is keras.optimizers.LossScaleOptimizer.build:
+        return constant_build(optimizer.inner_optimizer)
+    known = (getattr(keras.optimizers, name, None) for name in _CONSTANT_BUILDS)
+    return any(build is cls.build for cls in known if cls is not None)
 
 
 def _keras_train_step():
@@ -418,8 +463,36 @@ def check():
     verify("optimizer gradient accumulation internals", _accumulation_holds)
     verify("keras.backend.backend", lambda: backend() == "tensorflow")
     verify("TensorFlowTrainer.train_step", _prebuild_holds)
+    verify("optimizer.build of _CONSTANT_BUILDS", constant_builds_hold)
     verify("model._loss_tracker", lambda: loss_totals(model)[1] > 0)
     return broken
+
+
+def constant_builds_hold():
+    """Whether each of `_CONSTANT_BUILDS` builds eagerly as in a dropped trace.
+
+    Builds two of each on the same weights: one eagerly (as kgrad does), one
+    inside a `tf.function` trace that never runs (as a plain `fit` does), and
+    compares every optimizer variable's value.
+    """
+    weights = [keras.Variable(np.arange(6.0).reshape(2, 3) + 1, name="w")]
+    weights.append(keras.Variable(np.ones(3) * 2, name="b"))
+    classes = [getattr(keras.optimizers, name, None) for name in _CONSTANT_BUILDS]
+    classes = [cls for cls in classes[1:] if cls is not None]
+    eager, traced = [cls() for cls in classes], [cls() for cls in classes]
+    for optimizer in eager:
+        optimizer.build(weights)
+
+    def build_all():
+        for optimizer in traced:
+            optimizer.build(weights)
+
+    tf.function(build_all).get_concrete_function()
+    return all(
+        np.array_equal(np.asarray(a), np.asarray(b))
+        for one, other in zip(eager, traced, strict=True)
+        for a, b in zip(one.variables, other.variables, strict=True)
+    )
 
 
 def _prebuild_holds():
@@ -431,8 +504,6 @@ def _prebuild_holds():
 
 def _fit_once_through_hooks(broken):
     """A small model fit for one step with every wrapper kgrad installs."""
-    import numpy as np
-
     x, y = np.ones((4, 3, 2), "float32"), np.ones((4, 2), "float32")
     rnn = keras.layers.SimpleRNN(2)
     batchnorm = keras.layers.BatchNormalization()
