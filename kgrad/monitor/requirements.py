@@ -1,5 +1,9 @@
 """The TensorFlow kgrad's training side needs, checked once at import.
 
+`require_tensorflow_backend()` also refuses another Keras backend when a
+`GradientMonitor` is made (`backend()` names it). Tested in
+tests/test_install.py and tests/test_callback.py.
+
 kgrad does not make pip install TensorFlow (an environment with
 `tensorflow-cpu` or a vendor build would get a second copy), so a missing or
 too old TensorFlow is reported here, with the command that fixes it.
@@ -43,3 +47,21 @@ def _release(version):
             break
         digits += char
     return digits.rstrip(".") or "0"
+
+
+def backend():
+    """The name of the Keras backend (`"tensorflow"`, `"jax"`, `"torch"`, ...)."""
+    import keras
+
+    return keras.backend.backend()
+
+
+def require_tensorflow_backend():
+    """Raises `ValueError` naming the backend unless it is TensorFlow."""
+    name = backend()
+    if name != "tensorflow":
+        raise ValueError(
+            "GradientMonitor captures gradients with the TensorFlow backend only "
+            "(set KERAS_BACKEND=tensorflow before importing keras). Received: "
+            f"Keras backend {name!r}"
+        )

@@ -1,8 +1,15 @@
-"""`GradientMonitor`: the Keras callback that logs real training gradients."""
+"""`GradientMonitor`: the Keras callback that logs real training gradients.
 
-import os
+It drives the other rooms: at each batch it asks the schedule whether the
+step is due, arms the capture (`kgrad.monitor.step.host`), and after the
+batch hands what the capture read to the step logger
+(`kgrad.monitor.log.step_logger`); at epoch ends it hands the findings to the
+user (`findings_channel`). `record()` sends a custom loop's gradients through
+the same step logger. Tested in tests/test_callback.py and
+tests/test_unchanged.py.
+"""
+
 import time
-import weakref
 
 import keras
 import numpy as np
@@ -10,24 +17,21 @@ import tensorflow as tf
 
 from kgrad import checks
 from kgrad.analysis.findings import checked_thresholds
+from kgrad.monitor import requirements
 from kgrad.monitor.drive import schedule as schedule_lib
 from kgrad.monitor.drive.findings_channel import FindingsChannel
-from kgrad.monitor.log import event_writer, summaries
+from kgrad.monitor.log import event_writer
 from kgrad.monitor.log.step_logger import StepLogger
 from kgrad.monitor.log.tag_filter import TagFilter, check_patterns
 from kgrad.monitor.log.worker import Worker
-from kgrad.monitor.step.host import GradientCapture
+from kgrad.monitor.step.host import GradientCapture, check_strategy, release, take_over
 from kgrad.monitor.step.loss_probe import LossProbe, epoch_scalars
 from kgrad.monitor.step.optimizers import checked_optimizers
-from kgrad.monitor.step.packed import record_statistics
+from kgrad.monitor.step.packed import histograms_flag, record_statistics
 from kgrad.monitor.train_function import keras_hooks
 from kgrad.monitor.train_function.function_watch import TrainFunctionWatch
 
 _ON_NONFINITE = ("warn", "stop", "raise")
-_UNSUPPORTED_STRATEGIES = (
-    tf.distribute.experimental.ParameterServerStrategy,
-    tf.distribute.TPUStrategy,
-)
 
 
 # Public attributes that say what the callback really does: an argument that
@@ -171,7 +175,7 @@ class GradientMonitor(keras.callbacks.Callback):
     ):
         schedule_lib.reject_renamed("GradientMonitor", kwargs)
         super().__init__()
-        keras_hooks.require_tensorflow_backend()
+        requirements.require_tensorflow_backend()
         self._schedule = schedule_lib.Schedule(
             norms_every=norms_every,
             histograms_every=histograms_every,
@@ -194,7 +198,6 @@ class GradientMonitor(keras.callbacks.Callback):
         self.thresholds = thresholds
         self.optimizers = checked_optimizers(optimizers)
         self._capture = None
-        self._writer = None
         self._worker = None
         self._last_figure = None
         self._logger = None  # the runs, steps and findings, across fits
@@ -210,31 +213,21 @@ class GradientMonitor(keras.callbacks.Callback):
                 "pass `callbacks=[GradientMonitor(log_dir)]`. Received: "
                 "callbacks=[GradientMonitor]"
             )
-        keras_hooks.require_tensorflow_backend()
+        requirements.require_tensorflow_backend()
         if getattr(model, "optimizer", None) is None and not self.optimizers:
             raise ValueError(
                 "GradientMonitor needs a compiled model: call `model.compile()` "
                 f"first. Received: model={getattr(model, 'name', model)!r} "
                 "without an optimizer"
             )
-        strategy = model.distribute_strategy
-        if isinstance(strategy, _UNSUPPORTED_STRATEGIES):
-            raise ValueError(
-                "GradientMonitor supports the default strategy, MirroredStrategy "
-                "and MultiWorkerMirroredStrategy. Received: a model trained under "
-                f"{type(strategy).__name__}"
-            )
+        check_strategy(model.distribute_strategy)
         super().set_model(model)
 
     def on_train_begin(self, logs=None):
         if keras_hooks.is_chief(self.model.distribute_strategy):
             event_writer.check_writable(self.log_dir)
-        _take_over(self.model, self)
-        if self._worker is None:
-            self._worker = Worker()
-        self._worker.drain()  # the previous fit's figure, if any, is written
-        if self._logger is None:
-            self._logger = StepLogger(self.log_dir, self._worker)
+        take_over(self.model, self)
+        self._start_logger().worker.drain()  # the previous fit's figure is written
         if self._capture is None or not self._capture.serves(self.model):
             self._capture = GradientCapture(
                 self.model, bins=self.histogram_bins, optimizers=self.optimizers
@@ -310,12 +303,19 @@ class GradientMonitor(keras.callbacks.Callback):
                 self._last_figure = time.monotonic()
             self._logger.close(figures)
 
+    def _start_logger(self):
+        """The step logger (and its worker), made at the first use."""
+        if self._logger is None:
+            self._worker = Worker()
+            self._logger = StepLogger(self.log_dir, self._worker)
+        return self._logger
+
     def _abandon(self):
         """Removes everything of kgrad from the model (the end of a `fit`)."""
         self._watch.end()
         self._capture.uninstall()
         self._capture.disarm()
-        _release(self.model)
+        release(self.model)
 
     def _figure_due(self):
         logged = self._logger is not None and self._logger.logged_any()
@@ -373,23 +373,20 @@ class GradientMonitor(keras.callbacks.Callback):
         optimizer.apply(grads, model.trainable_variables)
         ```
         """
-        histograms = _histograms_flag(histograms)
+        histograms = histograms_flag(histograms)
         variables = list(variables)
-        packed, layout = record_statistics(
+        packed, _ = record_statistics(
             grads, variables, step, self.histogram_bins, histograms is not False
         )
-        tags = self._tag_filter([getattr(v, "path", v.name) for v in variables])
-        paths = tags.paths
-        strategy = tf.distribute.get_strategy()
+        logger = self._start_logger()
+        logger.begin_loop(variables, tf.distribute.get_strategy(), self._tag_filter)
+        record = logger.loop_record(variables, self.histogram_bins)
 
         def write(vector, wanted):
-            captured = tags.select(layout.unpack(vector))
-            scalars = summaries.step_scalars(captured, paths, [])
-            values = summaries.step_histograms(captured, paths) if wanted else []
-            if self._writer is None:
-                self._writer = event_writer.open_writer(self.log_dir, strategy)
-            self._writer.write(int(captured["step"]), values, scalars)
-            self._writer.flush()
+            captured = record.layout.unpack(vector)
+            if logger.write_recorded(record, captured, bool(wanted)):
+                self._report_findings()
+                self._worker.drain()
             return np.int32(0)
 
         if tf.executing_eagerly():
@@ -449,48 +446,3 @@ class GradientMonitor(keras.callbacks.Callback):
             self._channel.say(
                 "non-finite gradients: training stops (on_nonfinite='stop')."
             )
-
-
-def _histograms_flag(value):
-    """`histograms` of `record`: a Python bool or a scalar bool tensor."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if tf.is_tensor(value) and value.dtype == tf.bool and value.shape.rank == 0:
-        return value
-    raise TypeError(
-        "`histograms` must be True, False or a scalar bool tensor (e.g. "
-        f"`step % 500 == 0` inside tf.function). Received: histograms={value!r}"
-    )
-
-
-# One monitor's capture per model at a time, and none left behind: two
-# monitors in one `fit` (they hold the same `params` dict, which Keras's
-# `CallbackList` hands to all) would wrap the same optimizer twice, so the
-# second is refused; a capture a stopped `fit` left is removed.
-_OWNERS = weakref.WeakKeyDictionary()  # model -> (monitor, params of its fit)
-
-
-def _take_over(model, monitor):
-    """Makes `monitor` the one capturing `model`'s gradients in this `fit`.
-
-    Raises:
-        ValueError: If another monitor captures in the same `fit`.
-    """
-    owner = _OWNERS.get(model)
-    if owner is not None and owner[0] is not monitor:
-        other, params = owner
-        if other._capture is not None:
-            other._capture.uninstall()
-        if params is monitor.params:
-            _OWNERS.pop(model, None)
-            raise ValueError(
-                "Only one GradientMonitor per `fit`: this one logs to "
-                f"log_dir={os.fspath(monitor.log_dir)!r}, another to "
-                f"log_dir={os.fspath(other.log_dir)!r}. Pass one monitor."
-            )
-    _OWNERS[model] = (monitor, monitor.params)
-
-
-def _release(model):
-    """Forgets the monitor of `model` (its capture is uninstalled)."""
-    _OWNERS.pop(model, None)

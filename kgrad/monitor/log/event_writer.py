@@ -1,9 +1,12 @@
 """Writes TensorBoard event files; a failure to write never stops training.
 
-`RunWriter` is what the callback talks to: one event per logged step, the
+`RunWriter` is what the step logger talks to: one event per logged step, the
 scalars serialized from cached bytes (`ScalarEncoder`), the records written by
 TensorFlow's C++ record writer (`EventFile`) in the same format and with the
-same file names as TensorBoard's own `EventFileWriter`.
+same file names as TensorBoard's own `EventFileWriter`. The run's other files:
+`check_writable(log_dir)` before anything is written, and the gradient-flow
+figure (`write_gradient_flow`) at the end of a `fit`. Tested in
+tests/test_events.py, tests/test_faults.py and tests/test_tensorboard.py.
 
 Example:
 
@@ -30,7 +33,6 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from kgrad.analysis import atomic, plots, runs
 from kgrad.monitor.log import summaries
 from kgrad.monitor.log.summaries import scalar_value
-from kgrad.monitor.train_function import keras_hooks
 
 logger = logging.getLogger("kgrad")
 
@@ -138,7 +140,7 @@ class RunWriter:
         if self._failing:
             self._failing = self._failed = False  # a new failure is reported
             logger.warning(
-                "kgrad writes to %s again, in a new event file; %s.",
+                "kgrad: writing to %s again, in a new event file; %s.",
                 self.log_dir,
                 _steps_note(self.missing_steps),
             )
@@ -185,7 +187,7 @@ class RunWriter:
             if not self._failed:
                 self._failed = True
                 logger.error(
-                    "kgrad could not write summaries to %s (%s: %s); training goes "
+                    "kgrad: could not write summaries to %s (%s: %s); training goes "
                     "on, and kgrad writes the later steps to a new event file "
                     "once writing works again.",
                     self.log_dir,
@@ -287,18 +289,6 @@ def write_gradient_flow(writer, path, scalars, run_info, step, title):
         png = plots.figure_png(heat_map)
         value = summaries.image_value("kgrad/temporal_profile", png, width, height)
         writer.write(step, [value])
-
-
-def open_writer(log_dir, strategy):
-    """The writer of `log_dir/train`; it writes only on the chief.
-
-    Every worker of a multi-worker run captures (the all-reduce of the logged
-    gradients needs all of them); only the chief checks and writes `log_dir`.
-    """
-    chief = keras_hooks.is_chief(strategy)
-    if chief:
-        check_writable(log_dir)
-    return RunWriter(os.path.join(log_dir, "train"), enabled=chief)
 
 
 def check_writable(log_dir):

@@ -16,6 +16,8 @@ and the writer (host, process, a token). Another monitor then:
 
 A writer on another host is taken as running: its process cannot be seen.
 
+Tested in tests/test_run_claim.py.
+
 Example:
 
 ```python

@@ -15,6 +15,9 @@ step the loss-scale optimizer skips) is not written: the caller arms the next
 batch instead, and skipped batches are counted into `loss_scale/skipped`. A
 step already written is never written again: one value per tag and step.
 
+Tested in tests/test_callback.py, tests/test_record.py and
+tests/test_several_updates.py.
+
 Example:
 
 ```python
@@ -27,12 +30,11 @@ nonfinite, retry = logger.write(capture.read(), norms=True, histograms=False, du
 import functools
 import os
 
-import numpy as np
-
 from kgrad import checks
 from kgrad.analysis import diagnostics
 from kgrad.analysis.history import ScalarHistory
 from kgrad.monitor.log import event_writer, run_claim, summaries
+from kgrad.monitor.step.packed import Record
 from kgrad.monitor.step.temporal import layer_name
 from kgrad.monitor.train_function import keras_hooks
 
@@ -114,28 +116,67 @@ class StepLogger:
                 retry = True
                 continue
             step = self.steps.step(channel.name, captured["step"])
-            if log.last_step is not None and step <= log.last_step:
-                continue  # this step is written already
-            captured["step"] = step
-            captured["skipped_batches"] = log.skipped_batches
-            log.skipped_batches = 0
-            log.last_step = step
-            log.steps_this_fit += 1
-            if log.record is not record:  # new variables: describe the run again
-                log.record, log.run_info = record, None
-            job = functools.partial(
-                self._log_step, log, record, captured, norms, histograms, list(extra)
-            )
-            self.worker.submit(job, inline=True)
-            nonfinite |= bool(norms and captured["nonfinite"].sum() > 0)
+            if self._queue(log, record, captured, step, norms, histograms, extra):
+                nonfinite |= bool(norms and captured["nonfinite"].sum() > 0)
         return nonfinite, retry
+
+    def begin_loop(self, variables, strategy, make_tags):
+        """Starts (or goes on) logging the `record` calls of a custom loop.
+
+        Args:
+            variables: The variables `record` is handed.
+            strategy: The distribution strategy of the loop.
+            make_tags: As in `begin_fit`.
+        """
+        loop = _Loop(variables, strategy)
+        if isinstance(self._model, _Loop) and self._model.key == loop.key:
+            return
+        if keras_hooks.is_chief(strategy):
+            event_writer.check_writable(self.log_dir)
+        if self._model is not None:
+            self._new_model_run()
+        self._model, self._channels, self._make_tags = loop, [], make_tags
+        self._tags = {}
+
+    def loop_record(self, variables, bins):
+        """The `Record` of the loop's variables (made once per list)."""
+        if self._model.record is None:
+            self._model.record = Record(0, variables, None, (), (), (), bins)
+        return self._model.record
+
+    def write_recorded(self, record, captured, histograms):
+        """Queues one step a custom loop handed to `record`, as `write` does.
+
+        Returns:
+            Whether it was written (a step at or before the last is not).
+        """
+        log = self._log_of(_LOOP_SLOT)
+        step = int(captured["step"])
+        return self._queue(log, record, captured, step, True, histograms, ())
+
+    def _queue(self, log, record, captured, step, norms, histograms, extra):
+        """Queues the writing of one step to `log`; `False` if written already."""
+        if log.last_step is not None and step <= log.last_step:
+            return False  # this step is written already
+        captured["step"] = step
+        captured["skipped_batches"] = log.skipped_batches
+        log.skipped_batches = 0
+        log.last_step = step
+        log.steps_this_fit += 1
+        if log.record is not record:  # new variables: describe the run again
+            log.record, log.run_info = record, None
+        job = functools.partial(
+            self._log_step, log, record, captured, norms, histograms, list(extra)
+        )
+        self.worker.submit(job, inline=True)
+        return True
 
     def warn_if_fit_logged_nothing(self):
         """Warns at the end of a `fit` in which no due step was written."""
         if any(log.steps_this_fit for log in self.logs.values()):
             return
         checks.warn(
-            "GradientMonitor: this `fit` logged no gradient at all to "
+            "kgrad: this `fit` logged no gradient at all to "
             f"{os.fspath(self.log_dir)!r}: no step due to be logged reached a "
             "monitored optimizer (see the warning above)."
         )
@@ -222,7 +263,7 @@ class StepLogger:
             )
             self._roots.append(self._root)
             if note:
-                checks.warn(f"GradientMonitor: {note}.")
+                checks.warn(f"kgrad: {note}.")
         return self._root
 
     def _new_model_run(self):
@@ -244,24 +285,17 @@ class StepLogger:
         scalars += extra
         values = summaries.step_histograms(captured, paths) if histograms else []
         if log.run_info is None:
-            log.run_info = self._describe_run(record, tags, captured)
+            log.run_info = summaries.run_info(
+                self._model.name,
+                paths,
+                _layers(record),
+                record.batchnorm_paths,
+                captured["batch_size"],
+                {layer_name(layer): type(layer).__name__ for layer in record.recurrent},
+            )
             values.append(summaries.run_info_value(log.run_info))
             values.append(summaries.custom_scalars_value(paths))
         log.write_step(int(captured["step"]), values, scalars)
-
-    def _describe_run(self, record, tags, captured):
-        batch_size = captured["batch_size"]
-        return {
-            "model": self._model.name,
-            "variables": tags.paths,
-            "layers": [[name, kind] for name, kind in _layers(record)],
-            "batchnorm_layers": sorted(record.batchnorm_paths),
-            "batch_size": None if np.isnan(batch_size) else int(batch_size),
-            "recurrent_layers": _recurrent(record),
-            "recurrent_cells": {
-                layer_name(layer): type(layer).__name__ for layer in record.recurrent
-            },
-        }
 
     def _warn_nothing_captured(self, step):
         if self._warned_nothing:
@@ -269,13 +303,13 @@ class StepLogger:
         self._warned_nothing = True
         names = ", ".join(f"`{c.name}`" for c in self._channels)
         checks.warn(
-            f"GradientMonitor: training step {step} was due to be logged, but no "
+            f"kgrad: training step {step} was due to be logged, but no "
             f"gradient reached a monitored optimizer (monitored: {names}). kgrad "
             "sees the gradients in `optimizer.apply`/`apply_gradients`: if the "
             "train step applies another optimizer, pass it with "
             "`GradientMonitor(..., optimizers=[...])`; if it applies one of "
             "these, this Keras version may not route through the hooks kgrad "
-            "uses (`kgrad.monitor.train_function.keras_hooks.check()` names the "
+            "uses (`kgrad.monitor.train_function.hooks_check.check()` names the "
             "broken one)."
         )
 
@@ -382,3 +416,30 @@ class StepCounter:
     def step(self, name, count):
         """The step of the `count`-th update (1-based) of slot `name`'s optimizer."""
         return int(count) + self._slots[name][1]
+
+
+class _Loop:
+    """Stands for the model of a custom training loop: what `record` is handed.
+
+    Its identity (for the run claim) is the variables' first path component
+    and their paths, so a loop started again over the same model continues
+    its run.
+    """
+
+    def __init__(self, variables, strategy):
+        self.weights = list(variables)
+        self.key = [id(v) for v in self.weights]
+        first = getattr(self.weights[0], "path", None) if self.weights else None
+        self.name = (first or "loop").split("/")[0]
+        self.distribute_strategy = strategy
+        self.record = None
+
+
+class _LoopSlot:
+    """The slot of a custom loop's steps: one run, `log_dir/train`."""
+
+    name = "loop"
+    traced = True
+
+
+_LOOP_SLOT = _LoopSlot()

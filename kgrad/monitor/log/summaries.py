@@ -66,6 +66,8 @@ is normal while the scale settles) is not an explosion.
 Summaries are built as protocol buffers, so that writing costs no TensorFlow
 op dispatch; `kgrad.monitor.log.event_writer` writes them.
 
+Tested in tests/test_tensorboard.py and tests/test_events.py.
+
 Example:
 
 >>> scalar_value("grad_norm/global", 0.5).tag
@@ -189,6 +191,28 @@ def custom_scalars_value(paths):
         metadata=custom_scalar_metadata.create_summary_metadata(),
         tensor=tensor,
     )
+
+
+def run_info(model, paths, layers, batchnorm_paths, batch_size, recurrent):
+    """The `kgrad/run_info` record of a run: what its tags are about.
+
+    Args:
+        model: The model's name.
+        paths: The variables' tag names.
+        layers: `(tag name, kind)` of each probed layer.
+        batchnorm_paths: Paths of the BatchNorm layers seen training.
+        batch_size: The batch size (NaN when unknown).
+        recurrent: Dict `tag name -> cell class name` of each recurrent layer.
+    """
+    return {
+        "model": model,
+        "variables": list(paths),
+        "layers": [[name, kind] for name, kind in layers],
+        "batchnorm_layers": sorted(batchnorm_paths),
+        "batch_size": None if np.isnan(batch_size) else int(batch_size),
+        "recurrent_layers": list(recurrent),
+        "recurrent_cells": dict(recurrent),
+    }
 
 
 def run_info_value(info):

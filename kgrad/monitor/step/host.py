@@ -59,6 +59,9 @@ capture.uninstall()
 ```
 """
 
+import os
+import weakref
+
 import tensorflow as tf
 
 from kgrad.monitor.step import backend_tensorflow as backend
@@ -236,3 +239,53 @@ class GradientCapture:
             channel.captures_read = vector[_COUNT]
             out.append((channel, record, record.layout.unpack(vector)))
         return out
+
+
+_UNSUPPORTED_STRATEGIES = (
+    tf.distribute.experimental.ParameterServerStrategy,
+    tf.distribute.TPUStrategy,
+)
+
+
+def check_strategy(strategy):
+    """Raises `ValueError` naming `strategy` unless the capture supports it."""
+    if isinstance(strategy, _UNSUPPORTED_STRATEGIES):
+        raise ValueError(
+            "GradientMonitor supports the default strategy, MirroredStrategy "
+            "and MultiWorkerMirroredStrategy. Received: a model trained under "
+            f"{type(strategy).__name__}"
+        )
+
+
+# One monitor's capture per model at a time, and none left behind: two
+# monitors in one `fit` (they hold the same `params` dict, which Keras's
+# `CallbackList` hands to all) would wrap the same optimizer twice and unwrap
+# it in the wrong order, so the second is refused, naming both `log_dir`s; a
+# capture that a stopped `fit` left installed is removed by the next monitor.
+_OWNERS = weakref.WeakKeyDictionary()  # model -> (monitor, params of its fit)
+
+
+def take_over(model, monitor):
+    """Makes `monitor` the one capturing `model`'s gradients in this `fit`.
+
+    Raises:
+        ValueError: If another monitor captures in the same `fit`.
+    """
+    owner = _OWNERS.get(model)
+    if owner is not None and owner[0] is not monitor:
+        other, params = owner
+        if other._capture is not None:
+            other._capture.uninstall()
+        if params is monitor.params:
+            _OWNERS.pop(model, None)
+            raise ValueError(
+                "Only one GradientMonitor per `fit`: this one logs to "
+                f"log_dir={os.fspath(monitor.log_dir)!r}, another to "
+                f"log_dir={os.fspath(other.log_dir)!r}. Pass one monitor."
+            )
+    _OWNERS[model] = (monitor, monitor.params)
+
+
+def release(model):
+    """Forgets the monitor of `model` (its capture is uninstalled)."""
+    _OWNERS.pop(model, None)

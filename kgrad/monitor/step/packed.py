@@ -7,6 +7,8 @@ a handful of fused ops (see `kgrad.monitor.step.stats`), and
 `record_statistics` packs the statistics of gradients handed over by a
 custom training loop.
 
+Tested in tests/test_temporal.py and tests/test_callback.py.
+
 Example:
 
 >>> layout = statistics_layout(n=2, bins=3)
@@ -398,4 +400,16 @@ def layer_names(layers):
     """Unique tag names of `layers`: `layer.path`, or `layer.name` when it is `None`."""
     return unique_names(
         [getattr(layer, "path", None) or layer.name for layer in layers]
+    )
+
+
+def histograms_flag(value):
+    """`histograms` of `record`: a Python bool or a scalar bool tensor."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if tf.is_tensor(value) and value.dtype == tf.bool and value.shape.rank == 0:
+        return value
+    raise TypeError(
+        "`histograms` must be True, False or a scalar bool tensor (e.g. "
+        f"`step % 500 == 0` inside tf.function). Received: histograms={value!r}"
     )

@@ -41,6 +41,8 @@ Edge cases:
   traces each replica in its own thread); under mixed precision the norms
   are divided by the loss scale.
 
+Tested in tests/test_temporal.py.
+
 Example:
 
 ```python

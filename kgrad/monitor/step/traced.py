@@ -283,7 +283,8 @@ class TracedStep:
         self._warned.add(cause)
         if cause == "missing":
             message = (
-                f"No gradient for {len(names)} variable(s), skipped: {', '.join(names)}"
+                f"kgrad: no gradient for {len(names)} variable(s), skipped: "
+                f"{', '.join(names)}"
             )
         else:
             message = (

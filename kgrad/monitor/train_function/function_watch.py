@@ -28,6 +28,8 @@ monitored `fit`. `TrainFunctionWatch` covers what that leaves:
   off) has no histogram code in it: when histograms are due later, it is
   retraced if that trains the same (`histograms_ready`).
 
+Tested in tests/test_one_function.py and tests/test_histogram_code.py.
+
 Example:
 
 ```python
@@ -114,33 +116,34 @@ class TrainFunctionWatch:
         """Adopts the function `fit` is about to call; guards it."""
         model = self.model
         self.blind = False
-        keras_hooks.remove_stale_guard(model)  # a fit stopped outside its step
-        if keras_hooks.train_function_traced(model) and not self._ours():
+        remove_stale_guard(model)  # a fit stopped outside its step
+        traced = keras_hooks.train_function_traced(model.train_function)
+        if traced and not self._ours():
             if keras_hooks.retrace_keeps_training(model):
                 keras_hooks.retrace_train_function(model)
             else:
                 self.blind = True
                 checks.warn(
-                    "GradientMonitor: Keras traced this model's train function "
+                    "kgrad: Keras traced this model's train function "
                     "before the monitor was attached, and the trainable "
                     "variables changed since without a recompile. Keras keeps "
                     "training with that function (it updates the variables it "
                     "was traced with), so kgrad leaves it as it is and logs "
                     "nothing in this fit. Call `model.compile(...)` to log it."
                 )
-        if not keras_hooks.train_function_traced(model):
+        if not keras_hooks.train_function_traced(model.train_function):
             keras_hooks.build_optimizer_before_tracing(model)
         self._install_guard()
 
     def before_call(self):
         """Marks the next call as this monitor's; guards a function Keras remade."""
-        if not keras_hooks.guarded(self.model, self._guard):
+        if not guarded(self.model, self._guard):
             self._install_guard()
         self._expecting = True
 
     def end(self):
         """Puts Keras's function back as it is now (the guard goes)."""
-        keras_hooks.unguard_train_function(self.model, self._guard)
+        unguard_train_function(self.model, self._guard)
         self._guard = None
         self._expecting = False
 
@@ -153,7 +156,7 @@ class TrainFunctionWatch:
         compile, and the monitor says so once.
         """
         function = self.model.train_function
-        if not self.capture.trace_log.lacks_histograms(keras_hooks.unguarded(function)):
+        if not self.capture.trace_log.lacks_histograms(unguarded(function)):
             return True
         if keras_hooks.retrace_keeps_training(self.model):
             keras_hooks.retrace_train_function(self.model)
@@ -162,7 +165,7 @@ class TrainFunctionWatch:
         if not self._warned_histograms:
             self._warned_histograms = True
             checks.warn(
-                "GradientMonitor: Keras traced this model's train function "
+                "kgrad: Keras traced this model's train function "
                 "while `histograms_every` was off, and the trainable variables "
                 "changed since without a recompile, so kgrad cannot retrace it "
                 "to add the histograms: they are logged after the next "
@@ -177,7 +180,7 @@ class TrainFunctionWatch:
     def _install_guard(self):
         if self.model.train_function is None:
             return
-        self._guard = keras_hooks.guard_train_function(self.model, self._call)
+        self._guard = guard_train_function(self.model, self._call)
 
     def _call(self, inner, call):
         if not self._expecting:  # called outside this monitor's fit
@@ -198,3 +201,47 @@ class TrainFunctionWatch:
         # Traced (if at all) under the wrappers: its statistics are in it.
         self.capture.trace_log.ran(inner, self.capture.trace_log.traces != traces)
         return outputs
+
+
+def guard_train_function(model, on_call):
+    """Wraps Keras's current train function in `guard` (same results).
+
+    `on_call(inner, call)` runs `call()` (Keras's function `inner` on the
+    iterator) and may catch what it raises. Keras may replace the function at any time
+    (`make_train_function(force=True)`, a compile): `guarded` says whether
+    the guard is still the one in place.
+
+    Returns:
+        The guard installed as `model.train_function`.
+    """
+    inner = model.train_function
+
+    def guard(iterator):
+        return on_call(inner, lambda: inner(iterator))
+
+    guard._kgrad_inner = inner
+    model.train_function = guard
+    return guard
+
+
+def guarded(model, guard):
+    """Whether `guard` is still `model.train_function`."""
+    return guard is not None and model.train_function is guard
+
+
+def unguard_train_function(model, guard):
+    """Puts Keras's function back if `guard` is still in place."""
+    if guarded(model, guard):
+        model.train_function = guard._kgrad_inner
+
+
+def remove_stale_guard(model):
+    """Puts Keras's function back from a guard a stopped `fit` left behind."""
+    inner = getattr(model.train_function, "_kgrad_inner", None)
+    if inner is not None:
+        model.train_function = inner
+
+
+def unguarded(function):
+    """Keras's own train function: `function`, or the one a kgrad guard wraps."""
+    return getattr(function, "_kgrad_inner", function)
