@@ -38,6 +38,8 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import dashboard_session as session  # noqa: E402
 
+from kgrad import tags  # noqa: E402
+
 VARIABLES, STEPS = 364, 1000
 
 
@@ -68,10 +70,10 @@ def route_and_draw(logdir, sections, servers):
     """
     run = "densenet121_like/train"
     session.write_synthetic_run(os.path.join(logdir, run), VARIABLES, STEPS)
-    path = f"/data/plugin/kgrad/heatmap?run={run}&statistic=grad_norm"
-    last = f"/data/plugin/scalars/scalars?run={run}&tag=grad_norm/" + (
-        f"layer_{VARIABLES - 1:03d}/kernel"
-    )
+    path = f"/data/plugin/{tags.PLUGIN_NAME}/heatmap?run={run}&statistic="
+    path += tags.GRAD_NORM
+    last_tag = tags.tag(tags.GRAD_NORM, f"layer_{VARIABLES - 1:03d}/kernel")
+    last = f"/data/plugin/scalars/scalars?run={run}&tag={last_tag}"
     times = {"cold route": [], "warm route": [], "cold tab": [], "warm tab": []}
     for _ in range(servers):
         with session.TensorBoardServer(logdir) as server:

@@ -24,6 +24,8 @@ import tempfile
 import time
 import urllib.request
 
+from kgrad import tags
+
 _PORT_LINE = re.compile(r"TensorBoard \S+ at http://[^:]+:(\d+)/")
 ENTRY_POINT = "kgrad = kgrad.dashboard.loader:GradientsLoader"
 
@@ -164,7 +166,7 @@ class TensorBoardServer:
         """Waits until the tab's `runs` route lists `count` runs."""
         deadline = time.perf_counter() + timeout
         while True:
-            runs = self.json("/data/plugin/kgrad/runs")
+            runs = self.json(f"/data/plugin/{tags.PLUGIN_NAME}/runs")
             if len(runs) >= count or time.perf_counter() > deadline:
                 return runs
             time.sleep(0.5)
@@ -218,7 +220,7 @@ def write_synthetic_run(run_dir, variables, steps, findings_every=0):
     """Writes `steps` logged steps of `variables` gradient norms, kgrad-style.
 
     The norm of variable `i` at step `s` is `synthetic_value(variables, i, s)`;
-    `kgrad/run_info` lists the variables (`layer_<i>/kernel`), input first.
+    `tags.RUN_INFO` lists the variables (`layer_<i>/kernel`), input first.
 
     Args:
         run_dir: The run directory (`log_dir/train`).
@@ -236,16 +238,16 @@ def write_synthetic_run(run_dir, variables, steps, findings_every=0):
     paths = [f"layer_{i:03d}/kernel" for i in range(variables)]
     writer = RunWriter(str(run_dir))
     info = {"model": "synthetic", "variables": paths, "layers": [], "batch_size": 8}
-    writer.write(0, [summaries.text_value("kgrad/run_info", json.dumps(info))])
+    writer.write(0, [summaries.text_value(tags.RUN_INFO, json.dumps(info))])
     for step in range(1, steps + 1):
         scalars = [
-            (f"grad_norm/{p}", synthetic_value(variables, i, step))
+            (tags.tag(tags.GRAD_NORM, p), synthetic_value(variables, i, step))
             for i, p in enumerate(paths)
         ]
         values = []
         if findings_every and step % findings_every == 0:
             text = f"- Warning: vanishing gradients in layer_000. Step {step}."
-            values.append(summaries.text_value("kgrad/findings", text))
+            values.append(summaries.text_value(tags.FINDINGS, text))
         writer.write(step, values, scalars)
     writer.close()
     return paths

@@ -15,6 +15,7 @@ Usage:
 """
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -24,12 +25,14 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]  # this checkout's kgrad
 
+import diagnosis_peer  # noqa: E402
 import diagnosis_table  # noqa: E402
 from diagnosis_runs import RUNS  # noqa: E402
 
 LENGTHS = (50, 300, 1000)
 QUICK_LENGTHS = (8, 16, 24)
 EVERY = 25
+PEER_FILE = "peer.json"  # what the peer's criteria read, per epoch
 FLICKER_STEPS = 3  # a finding that clears and is back within this many logged steps
 
 
@@ -46,7 +49,8 @@ def train(run, steps, log_dir):
                 self.model.stop_training = True
 
     model, x, y, batch = run.build()
-    per_epoch = max(1, len(x) // batch)
+    per_epoch = max(1, int(len(x) * (1 - run.validation)) // batch)
+    probe = diagnosis_peer.PeerProbe(x[:batch], y[:batch])
     monitor = GradientMonitor(
         log_dir,
         norms_every=EVERY,
@@ -63,9 +67,12 @@ def train(run, steps, log_dir):
             batch_size=batch,
             epochs=-(-steps // per_epoch),
             steps_per_epoch=per_epoch,
-            callbacks=[monitor, StopAt()],
+            validation_split=run.validation,
+            callbacks=[monitor, StopAt(), probe],
             verbose=0,
         )
+    with open(os.path.join(log_dir, PEER_FILE), "w") as f:
+        json.dump({"steps_per_epoch": per_epoch, "epochs": probe.epochs}, f)
     keras.backend.clear_session()
 
 
@@ -138,10 +145,17 @@ def main(argv=None):
             train(run, lengths[-1], log_dir)
         scalars, run_info = report.load_run(log_dir)
         verdicts = {n: judge(scalars, run_info, n) for n in lengths}
-        rows.append(diagnosis_table.Row(run, verdicts, scalars, run_info))
+        with open(os.path.join(log_dir, PEER_FILE)) as f:
+            peer = json.load(f)
+        peer = {
+            n: diagnosis_peer.judge(peer["epochs"], peer["steps_per_epoch"], n)
+            for n in lengths
+        }
+        rows.append(diagnosis_table.Row(run, verdicts, scalars, run_info, peer))
         print(
             f"{run.name:<28} {time.monotonic() - began:6.1f} s  "
-            + "  ".join(f"{n}: {sorted(k) or '-'}" for n, (k, _) in verdicts.items()),
+            + "  ".join(f"{n}: {sorted(k) or '-'}" for n, (k, _) in verdicts.items())
+            + f"  peer: {sorted(peer[lengths[-1]]) or '-'}",
             flush=True,
         )
     seconds = time.monotonic() - start

@@ -17,6 +17,7 @@ import dataclasses
 
 import keras
 from diagnosis_models import adding_run, applications_run, mlp_run, transformer_run
+from diagnosis_outcome_runs import more_seeds, outcome_runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +31,8 @@ class LabelledRun:
         build: `() -> (model, x, y, batch_size)`, the model compiled.
         must: Finding kinds the run must get at the middle and longest lengths.
         may: Finding kinds that are not wrong (a NaN run may also explode).
+        validation: Share of the data `fit` holds out for validation
+            (`validation_split`); 0 for none.
     """
 
     name: str
@@ -38,6 +41,7 @@ class LabelledRun:
     build: object
     must: tuple = ()
     may: tuple = ()
+    validation: float = 0.0
 
 
 C, H = "calibration", "held_out"
@@ -316,3 +320,4 @@ RUNS = [
         applications_run(3, seed=1),
     ),
 ]
+RUNS += outcome_runs(LabelledRun) + more_seeds(LabelledRun)

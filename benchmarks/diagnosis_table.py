@@ -14,12 +14,15 @@ import math
 
 import numpy as np
 
+from kgrad import tags
 from kgrad.analysis import layer_profile, temporal_profile
 from kgrad.analysis.findings import _TITLES
-from kgrad.analysis.loss_trend import LOSS_TAG
+from kgrad.analysis.outcome import OUTCOME_KINDS
 
 KINDS = tuple(_TITLES)
 HALVES = ("calibration", "held_out")
+PEER_KINDS = ("vanishing", "exploding", "nonfinite", "dead_units") + OUTCOME_KINDS[:3]
+PRECISION, RECALL = 0.95, 0.9
 QUICK_RUNS = ("relu_bias_minus5", "relu_he", "simple_rnn_T10", "batchnorm_batch2")
 DEPTH_RUNS = (
     "transformer_pre_ln",
@@ -41,19 +44,24 @@ class Row:
     verdicts: dict
     scalars: dict
     run_info: dict
+    peer: dict = dataclasses.field(default_factory=dict)  # length -> kinds
 
 
-def score(rows, half, length, shortest=False):
-    """`{kind: {"tp", "fp", "fn"}}` of the runs of `half` at `length`.
+def score(rows, half, length, shortest=False, judge="kgrad"):
+    """`{kind: {"tp", "fp", "fn"}}` of the runs of `half` (`None`: both) at
+    `length`, by kgrad's verdicts or (`judge="peer"`) the peer's.
 
     At the `shortest` length a `must` kind not found is not counted (the
     problem may not show yet); one found is a true positive.
     """
     counts = {k: {"tp": 0, "fp": 0, "fn": 0} for k in KINDS}
     for row in rows:
-        if row.run.half != half:
+        if half is not None and row.run.half != half:
             continue
-        found = row.verdicts[length][0]
+        if judge == "peer":
+            found = _as_labelled(row.peer.get(length, set()), row.run)
+        else:
+            found = row.verdicts[length][0]
         for kind in KINDS:
             if kind in row.run.must:
                 if kind in found or not shortest:
@@ -63,12 +71,35 @@ def score(rows, half, length, shortest=False):
     return counts
 
 
+def _as_labelled(found, run):
+    """The peer's "not converging" is our `not_learning` or `stalled`,
+    whichever the run is labelled with."""
+    if (
+        "not_learning" in found
+        and "stalled" in run.must
+        and ("not_learning" not in run.must)
+    ):
+        return (set(found) - {"not_learning"}) | {"stalled"}
+    return set(found)
+
+
+def did_not_fall(row, length):
+    """Whether the run's loss did not fall by `length` (the outcome line)."""
+    from kgrad.analysis import outcome
+
+    cut = {
+        tag: [(s, v) for s, v in values if s <= length]
+        for tag, values in row.scalars.items()
+    }
+    return not outcome.outcome_line(cut).startswith("loss fell")
+
+
 def _ratio(a, b):
     return f"{a / b:.2f}" if b else "-"
 
 
 def _loss_span(scalars):
-    losses = [v for _, v in scalars.get(LOSS_TAG, [])]
+    losses = [v for _, v in scalars.get(tags.LOSS, [])]
     if not losses:
         return "-"
     return f"{losses[0]:.3g} -> {losses[-1]:.3g}"
@@ -92,6 +123,103 @@ def _misses(rows, lengths):
                     )
                 )
     return lines
+
+
+def _pr(c):
+    p = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else None
+    r = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else None
+    return p, r
+
+
+def _fmt(value):
+    return "-" if value is None else f"{value:.2f}"
+
+
+def targets(rows, lengths):
+    """`(lines, met)`: each target of the issue with its numbers, at the
+    middle and longest `lengths` (300 and 1,000 steps)."""
+    lines, met = [], True
+    for n in lengths[1:]:
+        counts = score(rows, "held_out", n)
+        for kind in KINDS:
+            c = counts[kind]
+            p, r = _pr(c)
+            ok = (p is None or p >= PRECISION) and (r is None or r >= RECALL)
+            runs = c["tp"] + c["fn"]
+            if not ok or runs < 3:
+                met = False
+                lines.append(
+                    f"- MISSED held-out `{kind}` at {n} steps: precision {_fmt(p)}, "
+                    f"recall {_fmt(r)} (TP/FP/FN {c['tp']}/{c['fp']}/{c['fn']}; "
+                    f"{runs} labelled held-out runs; targets {PRECISION}, "
+                    f"{RECALL}, >= 3 runs)"
+                )
+        healthy = [r for r in rows if r.run.half == "held_out" and not r.run.must]
+        noisy = [r.run.name for r in healthy if r.verdicts[n][0]]
+        silent = [
+            r.run.name
+            for r in rows
+            if r.run.half == "held_out" and did_not_fall(r, n) and not r.verdicts[n][0]
+        ]
+        for what, names in (
+            (f"findings on healthy held-out runs ({len(healthy)})", noisy),
+            ("no findings on held-out runs whose loss did not fall", silent),
+        ):
+            if names:
+                met = False
+            lines.append(
+                f"- {'MISSED' if names else 'met'}: {what} at {n} steps: "
+                f"{len(names)}" + (f" ({', '.join(names)})" if names else "")
+            )
+    for kind in PEER_KINDS:
+        for n in lengths[1:]:
+            ours = _pr(score(rows, None, n)[kind])
+            theirs = _pr(score(rows, None, n, judge="peer")[kind])
+            ahead = (
+                all(
+                    a is not None and (b is None or a >= b)
+                    for a, b in zip(ours, theirs, strict=True)
+                )
+                and ours != theirs
+            )
+            if not ahead:
+                met = False
+                lines.append(
+                    f"- MISSED kgrad ahead of the peer on `{kind}` at {n} steps: "
+                    f"kgrad P/R {_fmt(ours[0])}/{_fmt(ours[1])}, peer "
+                    f"{_fmt(theirs[0])}/{_fmt(theirs[1])}"
+                )
+    return lines, met
+
+
+def _peer_table(rows, lengths):
+    out = [
+        "## kgrad beside the peer's rules (AutoTrainer), every run",
+        "",
+        "The peer's published criteria (`benchmarks/diagnosis_peer.py`, its "
+        "defaults, checked every 3 epochs) judged on the same runs, both halves "
+        '(none of its thresholds was chosen here). Its "not converging" counts '
+        "as `not_learning` or `stalled`, whichever the run is labelled with; "
+        "it names no overfitting (that decision is commented out in its code).",
+        "",
+        "| kind | "
+        + " | ".join(f"{n}: kgrad P / R | {n}: peer P / R" for n in lengths[1:])
+        + " |",
+        "|---|" + "---|---|" * len(lengths[1:]),
+    ]
+    for kind in KINDS:
+        cells = []
+        for n in lengths[1:]:
+            ours = _pr(score(rows, None, n)[kind])
+            theirs = _pr(score(rows, None, n, judge="peer")[kind])
+            peer = (
+                f"{_fmt(theirs[0])} / {_fmt(theirs[1])}"
+                if kind in PEER_KINDS
+                else "not judged"
+            )
+            cells += [f"{_fmt(ours[0])} / {_fmt(ours[1])}", peer]
+        out.append(f"| `{kind}` | " + " | ".join(cells) + " |")
+    return out + [""]
 
 
 def markdown(rows, lengths, seconds, command):
@@ -130,7 +258,12 @@ def markdown(rows, lengths, seconds, command):
                 ]
             out.append(f"| `{kind}` | " + " | ".join(cells) + " |")
         out.append("")
-    out += ["## Targets missed", ""]
+    out += _peer_table(rows, lengths)
+    lines, met = targets(rows, lengths)
+    out += ["## Targets (held-out, 300 and 1,000 steps)", ""]
+    out += lines if lines else []
+    out += ["", "All targets met." if met else "Not all targets are met (above).", ""]
+    out += ["## Runs that miss their label", ""]
     misses = _misses(rows, lengths)
     out += misses or ["None: every run gets its label at every length."]
     flickers = sum(row.verdicts[n][1] for row in rows for n in lengths[-1:])
@@ -147,8 +280,8 @@ def markdown(rows, lengths, seconds, command):
         "",
         "| run | half | what | must | "
         + " | ".join(f"found at {n}" for n in lengths)
-        + " | loss (first -> last logged) |",
-        "|---|---|---|---|" + "---|" * len(lengths) + "---|",
+        + " | peer at 1000 | outcome at 1000 |",
+        "|---|---|---|---|" + "---|" * len(lengths) + "---|---|",
     ]
     for row in rows:
         run = row.run
@@ -157,10 +290,17 @@ def markdown(rows, lengths, seconds, command):
             f"| `{run.name}` | {run.half} | {run.what} | "
             f"{', '.join(run.must) or 'none'} | "
             + " | ".join(found)
-            + f" | {_loss_span(row.scalars)} |"
+            + f" | {', '.join(sorted(row.peer.get(lengths[-1], ()))) or 'none'}"
+            + f" | {_outcome(row)} |"
         )
     out += _reading(rows, lengths)
     return "\n".join(out)
+
+
+def _outcome(row):
+    from kgrad.analysis import outcome
+
+    return outcome.outcome_line(row.scalars)
 
 
 def _median_at(values, length, last=5):
@@ -256,6 +396,6 @@ def _reading(rows, lengths):
 def _logged(row, length):
     return [
         s
-        for s, v in row.scalars.get("grad_norm/global", [])
+        for s, v in row.scalars.get(tags.GLOBAL_GRAD_NORM, [])
         if s <= length and not math.isnan(float(s))
     ]

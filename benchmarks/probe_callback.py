@@ -13,6 +13,8 @@ Example:
 import keras
 import tensorflow as tf
 
+from kgrad import tags
+
 
 class ProbeGradientCallback(keras.callbacks.Callback):
     """Logs gradient norms of a fixed probe batch, as W&B's Keras callback does.
@@ -70,5 +72,7 @@ class ProbeGradientCallback(keras.callbacks.Callback):
         with self._writer.as_default(step=step):
             for variable, grad in zip(variables, grads, strict=True):
                 if grad is not None:
-                    tf.summary.scalar(f"grad_norm/{variable.path}", tf.norm(grad))
-            tf.summary.scalar("grad_norm/global", tf.linalg.global_norm(grads))
+                    tf.summary.scalar(
+                        tags.tag(tags.GRAD_NORM, variable.path), tf.norm(grad)
+                    )
+            tf.summary.scalar(tags.GLOBAL_GRAD_NORM, tf.linalg.global_norm(grads))

@@ -2,7 +2,7 @@
 
 Writes synthetic runs with kgrad's own `RunWriter` (the bytes a monitor
 writes: one event per step, the scalars through `ScalarEncoder`, a
-`kgrad/run_info` at step 1), then times `kgrad.analysis.report.load_run`
+`tags.RUN_INFO` at step 1), then times `kgrad.analysis.report.load_run`
 and the whole `kgrad report` command (`--json` too) in fresh processes, and
 writes the figures into the `reading` section of `benchmarks/RESULTS.md`
 (the other sections keep their text; see `results_file.py`).
@@ -29,6 +29,8 @@ sys.path.insert(0, HERE)
 
 from results_file import write_sections  # noqa: E402
 
+from kgrad.tags import GLOBAL_GRAD_NORM, GRAD_NORM, tag  # noqa: E402
+
 TARGETS = {24: 2.0, 200: 10.0}  # tags per step -> seconds (issue 22)
 
 
@@ -37,7 +39,7 @@ def write_run(log_dir, steps, tags):
     from kgrad.monitor.log import event_writer, summaries
 
     paths = [f"model/dense_{i:03d}/kernel" for i in range(tags - 1)]
-    names = ["grad_norm/global"] + [f"grad_norm/{p}" for p in paths]
+    names = [GLOBAL_GRAD_NORM] + [tag(GRAD_NORM, p) for p in paths]
     writer = event_writer.RunWriter(os.path.join(log_dir, "train"))
     info = {"model": "model", "variables": paths}
     writer.write(1, [summaries.run_info_value(info)])
@@ -84,7 +86,7 @@ def measure(steps, tags, repeats):
         from kgrad.analysis import report
 
         scalars, _ = report.load_run(root)
-        read = np.array([v for _, v in scalars["grad_norm/global"]])
+        read = np.array([v for _, v in scalars[GLOBAL_GRAD_NORM]])
         np.testing.assert_allclose(read, values[:, 0].astype(np.float32))
         assert len(scalars) == tags
         load = ("from kgrad.analysis import report", f"report.load_run({root!r})")

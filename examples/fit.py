@@ -17,7 +17,7 @@ import keras  # noqa: E402
 from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
 from tensorboard.util import tensor_util  # noqa: E402
 
-from kgrad import GradientMonitor, data  # noqa: E402
+from kgrad import GradientMonitor, data, tags  # noqa: E402
 
 
 def main(log_dir, quick=False):
@@ -47,7 +47,7 @@ def main(log_dir, quick=False):
     run.Reload()
 
     def step_one_norm(variable):
-        event = run.Tensors(f"grad_norm/{variable.path}")[0]
+        event = run.Tensors(tags.tag(tags.GRAD_NORM, variable.path))[0]
         return float(tensor_util.make_ndarray(event.tensor_proto))
 
     first, last = model.layers[0].kernel, model.layers[-2].kernel

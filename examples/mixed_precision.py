@@ -4,8 +4,8 @@ Under `keras.mixed_precision.set_global_policy("mixed_float16")` Keras wraps
 the optimizer in a `LossScaleOptimizer`: the gradients it receives are
 multiplied by the loss scale (32768 at first) and steps whose scaled
 gradients overflow are skipped while the scale settles. GradientMonitor logs
-the gradients divided by the scale, and `loss_scale/value` and
-`loss_scale/skipped` beside them.
+the gradients divided by the scale, and beside them the loss scale and the
+batches skipped (`kgrad.tags.LOSS_SCALE_VALUE` and `LOSS_SCALE_SKIPPED`).
 
 Run: python examples/mixed_precision.py [LOGDIR] [--quick]
 """

@@ -28,18 +28,27 @@ import time
 import urllib.parse
 import urllib.request
 
+from kgrad import tags
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 STARTUP_SECONDS = 90
 # Layers shown on the per-layer dashboards: first, every fifth, last.
 LAYERS = "dense_01|dense_05|dense_10|dense_15|dense_20|output"
+
+
+def _per_kernel(statistic):
+    """The tag filter of `statistic` for the kernels of `LAYERS`."""
+    return "^" + tags.tag(statistic, f"({LAYERS})/kernel")
+
+
 # (file name, dashboard, URL hash parameters, window size, what it shows,
 #  the tag it needs, if a dashboard may have data without kgrad's view)
 VIEWS = [
     (
         "grad_norm.png",
         "scalars",
-        {"tagFilter": f"^grad_norm/({LAYERS})/kernel", "_smoothingWeight": "0"},
+        {"tagFilter": _per_kernel(tags.GRAD_NORM), "_smoothingWeight": "0"},
         (1400, 1100),
         "gradient norms of six kernels from input to output, over steps",
         None,
@@ -47,7 +56,7 @@ VIEWS = [
     (
         "histograms.png",
         "histograms",
-        {"tagFilter": f"^grad_hist/({LAYERS})/kernel"},
+        {"tagFilter": _per_kernel(tags.GRAD_HIST)},
         (1400, 1100),
         "gradient histograms of the same kernels over steps",
         None,
@@ -55,7 +64,7 @@ VIEWS = [
     (
         "distributions.png",
         "distributions",
-        {"tagFilter": f"^grad_hist/({LAYERS})/kernel"},
+        {"tagFilter": _per_kernel(tags.GRAD_HIST)},
         (1400, 1100),
         "gradient percentiles of the same kernels over steps",
         None,
@@ -66,7 +75,7 @@ VIEWS = [
         {},  # a tag filter would show the image twice: matches, then its group
         (1400, 700),
         "the gradient-flow image: gradient norm per layer, input to output",
-        "kgrad/gradient_flow",
+        tags.GRADIENT_FLOW,
     ),
     (
         "findings.png",
@@ -74,7 +83,7 @@ VIEWS = [
         {},  # the findings come first in the kgrad group, then run_info
         (1400, 700),
         "kgrad's findings, in plain language",
-        "kgrad/findings",
+        tags.FINDINGS,
     ),
     (
         "custom_scalars.png",

@@ -54,3 +54,46 @@ def fit_runs(logdir):
         x, y = data[name]
         model.fit(x, y, batch_size=8, epochs=3, callbacks=[monitor], verbose=0)
     return {f"{name}/train": model for name, model in models.items()}
+
+
+def write_run(run_dir, scalars, info, texts=()):
+    """Writes a kgrad-style run: `scalars` `{tag: {step: value}}`, `texts`
+    `[(step, tag, markdown)]`, and `info` as `kgrad/run_info` at step 0.
+
+    For cases a fit does not give on demand (an exact 0, a logged NaN, a
+    run written while the page is open).
+    """
+    import json
+
+    from kgrad.monitor.log import summaries
+    from kgrad.monitor.log.event_writer import RunWriter
+
+    writer = RunWriter(str(run_dir))
+    writer.write(0, [summaries.text_value("kgrad/run_info", json.dumps(info))])
+    steps = sorted({s for points in scalars.values() for s in points})
+    for step in steps:
+        values = [
+            summaries.text_value(tag, text) for s, tag, text in texts if s == step
+        ]
+        items = [(tag, v[step]) for tag, v in scalars.items() if step in v]
+        writer.write(step, values, items)
+    writer.close()
+
+
+def densenet_like_paths():
+    """364 variable paths named as DenseNet121's (`conv3_block2_1_conv/kernel`)."""
+    paths = ["conv1_conv/kernel", "conv1_bn/gamma", "conv1_bn/beta"]
+    for stage, blocks in ((2, 6), (3, 12), (4, 24), (5, 16)):
+        for block in range(1, blocks + 1):
+            name = f"conv{stage}_block{block}"
+            paths += [f"{name}_0_bn/gamma", f"{name}_0_bn/beta"]
+            paths += [
+                f"{name}_1_conv/kernel",
+                f"{name}_1_bn/gamma",
+                f"{name}_1_bn/beta",
+            ]
+            paths += [f"{name}_2_conv/kernel"]
+        if stage < 5:
+            paths += [f"pool{stage}_bn/gamma", f"pool{stage}_bn/beta"]
+            paths += [f"pool{stage}_conv/kernel"]
+    return paths + ["bn/gamma", "bn/beta", "predictions/kernel", "predictions/bias"]

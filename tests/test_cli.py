@@ -55,7 +55,10 @@ def runs(tmp_path):
 def test_report_of_one_run(runs, capsys):
     assert main(["report", runs["vanishing"]]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == f"== {runs['vanishing']}"
+    # the first line states the outcome (these hand-made runs log no loss)
+    assert out.splitlines()[0] == (
+        f"== {runs['vanishing']}: no loss logged: the outcome of the run is unknown."
+    )
     assert "dense_1 [in]" in out and "1.0e-06" in out and "10%" in out
     assert "Warning: vanishing gradients in m/dense_1." in out
     assert "comparison" not in out
@@ -69,7 +72,7 @@ def test_report_accepts_the_train_subdirectory(runs, capsys):
 def test_report_of_two_runs_side_by_side(runs, capsys):
     assert main(["report", runs["vanishing"], runs["healthy"]]) == 0
     out = capsys.readouterr().out
-    assert "== vanishing\n" in out and "== healthy\n" in out
+    assert "== vanishing: no loss logged" in out and "== healthy: no loss" in out
     comparison = out[out.index("== comparison") :].splitlines()
     assert comparison[3].split()[:3] == ["vanishing", "3", "1.0e-06"]
     assert comparison[4].split()[:3] == ["healthy", "3", "3.0e-01"]
@@ -159,5 +162,5 @@ def test_report_finds_every_run_below_a_folder(tmp_path, capsys):
     for below in ("exp", "exp/train"):
         assert main(["report", str(tmp_path / below)]) == 0
         out = capsys.readouterr().out
-        assert out.startswith(f"== {os.path.normpath(str(tmp_path / below))}/gru\n")
+        assert out.startswith(f"== {os.path.normpath(str(tmp_path / below))}/gru: ")
         assert "model gru, 3 layers" in out

@@ -1,92 +1,399 @@
 """End to end: `tensorboard --logdir X --port 0` and headless Chromium.
 
-A real `fit` with `GradientMonitor`, the `tensorboard` command in a
-subprocess (the default fast loader; the plugin found through the
-`tensorboard_plugins` entry point), its routes over HTTP, and the tab loaded
-in Debian's `chromium`, which `.ci/run` installs: the page marks itself ready
-and its heat map drew layers x steps cells.
+One `tensorboard` (the default fast loader; the plugin found through the
+`tensorboard_plugins` entry point) started on an empty log directory, one
+Chromium driven over the DevTools pipe at 1280x800, as a user would: it
+clicks, switches and looks at pixels. Runs are written while the page is
+open: two real fits (`tests/dashboard_logs.fit_runs`), runs written value by
+value (twins with one shared row, exact zeros, NaN, a missing step, an RNN
+finding) and a DenseNet121-shaped run of 364 variables.
 """
 
-import html
 import importlib.util
 import pathlib
-import re
 
 import pytest
 
-from tests.dashboard_logs import MLP_STEPS, fit_runs
+from tests.dashboard_logs import MLP_STEPS, densenet_like_paths, fit_runs, write_run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+TAB = "/data/plugin/kgrad"
+MARK = (214, 39, 40)  # heatmap.js MARK
+TWIN_STEPS = [*range(1, 9), *range(10, 101, 10)]  # every step, then every 10
 
 
-def _session():
+def _load(name):
     spec = importlib.util.spec_from_file_location(
-        "kgrad_bench_dashboard_session", ROOT / "benchmarks" / "dashboard_session.py"
+        f"kgrad_bench_{name}", ROOT / "benchmarks" / f"{name}.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-session = _session()
+session = _load("dashboard_session")
+chromium_pipe = _load("chromium_pipe")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    logdir = tmp_path_factory.mktemp("browser")
-    fit_runs(logdir)
-    with session.TensorBoardServer(logdir) as tensorboard:
-        tensorboard.wait_for_runs(2)
+def logdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("browser")
+
+
+@pytest.fixture(scope="module")
+def server(logdir):
+    flags = ["--reload_interval", "1"]
+    with session.TensorBoardServer(logdir, flags=flags) as tensorboard:
         yield tensorboard
 
 
-def canvases(dom):
-    """The attributes of each heat map canvas in a dumped DOM."""
-    found = []
-    for tag in re.findall(r'<canvas class="heatmap"[^>]*>', dom):
-        found.append(dict(re.findall(r'data-([\w-]+)="([^"]*)"', tag)))
-    return found
+@pytest.fixture(scope="module")
+def page():
+    if session.chromium() is None:
+        pytest.fail("Debian's chromium is not installed (.ci/run installs it)")
+    with chromium_pipe.Browser(size=(1280, 800)) as browser:
+        yield browser
+    assert not browser.console_errors
 
 
-def test_tensorboard_lists_the_tab_and_answers_its_routes(server):
+@pytest.fixture(scope="module")
+def runs(server, logdir):
+    """Every run of the module, once the server lists them all."""
+    fit_runs(logdir)
+    _write_twins(logdir)
+    _write_rnn_finding(logdir / "rnn_finding" / "train")
+    paths = densenet_like_paths()
+    scalars = {
+        f"grad_norm/{p}": {s: 10.0 ** (-3 * i / len(paths)) for s in range(1, 21)}
+        for i, p in enumerate(paths)
+    }
+    layers = sorted({p.rsplit("/", 1)[0] for p in paths})
+    info = {
+        "model": "densenet121",
+        "variables": paths,
+        "layers": [],
+        "batchnorm_layers": [name for name in layers if name.endswith("bn")],
+    }
+    write_run(logdir / "densenet" / "train", scalars, info)
+    # "late" from the empty-state test, 2 fits, 2 twins, rnn_finding, densenet
+    return server.wait_for_runs(7, timeout=120)
+
+
+def _write_twins(logdir):
+    """Two runs with one identical row; the first also has an exact 0, a
+    logged NaN and a step not logged in `special/kernel`."""
+    same = {s: 1e-3 for s in TWIN_STEPS}
+    special = {s: 1e-3 for s in TWIN_STEPS if s != 4}
+    special.update({2: 0.0, 3: float("nan")})
+    a = {
+        "grad_norm/same/kernel": same,
+        "grad_norm/tiny/kernel": {s: 1e-12 for s in TWIN_STEPS},
+        "grad_norm/special/kernel": special,
+    }
+    b = {
+        "grad_norm/same/kernel": same,
+        "grad_norm/huge/kernel": {s: 1e2 for s in TWIN_STEPS},
+    }
+    for name, scalars in (("a_twin", a), ("b_twin", b)):
+        variables = [tag.split("/", 1)[1] for tag in scalars]
+        info = {"model": name, "variables": variables}
+        write_run(logdir / name / "train", scalars, info)
+
+
+def _write_rnn_finding(run_dir):
+    variables = ["rnn_01/simple_rnn_cell/kernel", "output/kernel"]
+    scalars = {f"grad_norm/{p}": {s: 0.1 for s in range(1, 9)} for p in variables}
+    for t in range(5):
+        scalars[f"temporal_grad/rnn_01/t{t:02d}"] = {
+            s: 10.0 ** (t - 5) for s in range(1, 9)
+        }
+    text = (
+        "- Warning: vanishing gradients through time in rnn_01. The gradient "
+        "reaching the first timestep is 1e-5 of the last. Use LSTM or GRU cells."
+    )
+    info = {"model": "rnn", "variables": variables, "recurrent_layers": ["rnn_01"]}
+    write_run(run_dir, scalars, info, [(4, "kgrad/findings", text)])
+
+
+def open_tab(server, page, **query):
+    page.goto(server.tab_url(**query))
+    page.wait("document.body.dataset.ready === 'true'")
+
+
+def panel_cell(page, panel, row, step):
+    """Viewport `(x, y)` of the centre of a drawn cell of panel `panel`."""
+    return page.evaluate(
+        f"""(() => {{
+        const c = document.querySelectorAll('canvas.heatmap')[{panel}];
+        const d = c.dataset, r = c.getBoundingClientRect();
+        const row = d.rowKeys.split('\\n').indexOf({row!r});
+        const column = d.stepList.split(',').map(Number).indexOf({step});
+        if (row < 0 || column < 0) return null;
+        return [r.left + Number(d.labelWidth) + (column + 0.5) * Number(d.cellWidth),
+                r.top + 1 + (row + 0.5) * Number(d.rowHeight)];
+    }})()"""
+    )
+
+
+def dataset(page, selector):
+    """The `data-*` attributes of the first element `selector` selects."""
+    return page.evaluate(f"({{...document.querySelector({selector!r}).dataset}})")
+
+
+def rect(page, selector, index=0):
+    return page.evaluate(
+        f"(() => {{ const r = document.querySelectorAll({selector!r})[{index}]"
+        ".getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })()"
+    )
+
+
+def choose(page, select, value):
+    """Picks `value` in the toolbar's `select` (the n-th select) as a user does."""
+    page.evaluate(
+        f"(() => {{ const s = document.querySelectorAll('.toolbar select')[{select}];"
+        f" s.value = {value!r}; s.dispatchEvent(new Event('change')); }})()"
+    )
+    page.wait("document.body.dataset.ready === 'true'")
+
+
+RUN, COMPARE, STATISTIC, GROUPING = 0, 1, 2, 4  # the toolbar's selects
+
+
+def test_empty_page_shows_a_run_once_written(server, page, logdir):
+    open_tab(server, page)
+    assert "No kgrad runs yet" in page.evaluate(
+        "document.querySelector('.status').textContent"
+    )
+    write_run(
+        logdir / "late",
+        {"grad_norm/d/kernel": {1: 1.0, 2: 0.5}},
+        {"model": "late", "variables": ["d/kernel"]},
+    )
+    page.wait("document.querySelectorAll('canvas.heatmap').length === 1", timeout=30)
+    assert page.evaluate("document.querySelector('.toolbar select').value") == "late"
+
+
+def test_tab_is_listed_and_its_routes_answer(server, runs):
     listing = server.json("/data/plugins_listing")["kgrad"]
     assert listing["enabled"] and listing["tab_name"] == "Gradients"
     status, kind, body = server.get(listing["loading_mechanism"]["module_path"])
     assert status == 200 and kind.startswith("text/javascript")
     assert b"export async function render()" in body
-    runs = {r["run"] for r in server.json("/data/plugin/kgrad/runs")}
-    assert runs == {"mlp/train", "rnn/train"}
-    grid = server.json("/data/plugin/kgrad/heatmap?run=mlp/train&statistic=grad_norm")
+    grid = server.json(f"{TAB}/heatmap?run=mlp/train&statistic=grad_norm")
     assert len(grid["rows"]) == 6 and grid["steps"] == list(range(1, MLP_STEPS + 1))
-    status, _, body = server.get("/data/plugin/kgrad/static/..%2f..%2floader.py")
+    status, _, body = server.get(f"{TAB}/static/..%2f..%2floader.py")
     assert status == 404
 
 
-def test_chromium_draws_layers_times_steps_cells(server):
-    if session.chromium() is None:
-        pytest.fail("Debian's chromium is not installed (.ci/run installs it)")
-    dom = session.chromium_dom(server.tab_url(compare="rnn/train"))
-    assert re.search(r'<body[^>]* data-ready="true"', dom), dom[-2000:]
-    drawn = canvases(dom)
-    grids = [
-        server.json(f"/data/plugin/kgrad/heatmap?run={run}&statistic=grad_norm")
-        for run in ("mlp/train", "rnn/train")
-    ]
-    assert [int(c["cells"]) for c in drawn] == [
-        len(g["rows"]) * len(g["steps"]) for g in grids
-    ]
-    assert [int(c["rows"]) for c in drawn] == [6, 5]
-    assert [int(c["steps"]) for c in drawn] == [MLP_STEPS, MLP_STEPS]
-    findings = server.json("/data/plugin/kgrad/findings?run=mlp/train")["findings"]
-    assert findings and all(f["text"] in html.unescape(dom) for f in findings)
+def test_default_run_has_findings_and_the_url_keeps_the_selection(server, page, runs):
+    open_tab(server, page)
+    # a_twin comes first alphabetically; mlp/train has a finding.
+    assert page.evaluate("document.querySelector('.toolbar select').value") == (
+        "mlp/train"
+    )
+    choose(page, STATISTIC, "update_ratio")
+    url = page.evaluate("location.href")
+    assert "run=mlp%2Ftrain" in url and "statistic=update_ratio" in url
+    page.goto(url)
+    page.wait("document.body.dataset.ready === 'true'")
+    assert page.evaluate("document.querySelectorAll('.toolbar select')[2].value") == (
+        "update_ratio"
+    )
 
 
-def test_chromium_draws_the_temporal_map(server):
-    if session.chromium() is None:
-        pytest.fail("Debian's chromium is not installed (.ci/run installs it)")
-    url = server.tab_url(run="rnn/train", statistic="temporal_grad")
-    dom = session.chromium_dom(url)
-    assert re.search(r'<body[^>]* data-ready="true"', dom), dom[-2000:]
-    (drawn,) = canvases(dom)
-    assert (int(drawn["rows"]), int(drawn["steps"])) == (5, MLP_STEPS)
-    assert int(drawn["cells"]) == 5 * MLP_STEPS
+def test_refresh_lists_a_run_written_after_the_page_opened(server, page, runs, logdir):
+    open_tab(server, page, run="b_twin/train")
+    page.evaluate("window.sameDocument = true")
+    write_run(
+        logdir / "later" / "train",
+        {"grad_norm/d/kernel": {1: 1.0}},
+        {"model": "later", "variables": ["d/kernel"]},
+    )
+    server.wait_for_runs(8, timeout=30)
+    left, top, right, bottom = rect(page, ".toolbar button")
+    page.click((left + right) / 2, (top + bottom) / 2)
+    page.wait("document.body.dataset.ready === 'true'")
+    options = page.evaluate(
+        "[...document.querySelector('.toolbar select').options].map(o => o.value)"
+    )
+    assert "later/train" in options and page.evaluate("window.sameDocument")
+
+
+def test_one_scale_gives_one_value_one_colour_in_both_panels(server, page, runs):
+    open_tab(server, page, run="a_twin/train", compare="b_twin/train")
+    shot = page.pixels()
+    left, right = (panel_cell(page, i, "same/kernel", 50) for i in (0, 1))
+    assert shot.getpixel(tuple(map(int, left))) == shot.getpixel(tuple(map(int, right)))
+    ticks = page.evaluate(
+        "[...document.querySelectorAll('.colour-bar')].map(c => c.dataset.ticks)"
+    )
+    assert ticks[0] == ticks[1] and "1e-12" in ticks[0]
+    # One scale per panel: the same value is now drawn in two colours.
+    page.evaluate(
+        "(() => { const box = document.querySelectorAll('.toolbar input')[2];"
+        " box.click(); })()"
+    )
+    page.wait("document.body.dataset.ready === 'true'")
+    shot = page.pixels()
+    assert shot.getpixel(tuple(map(int, left))) != shot.getpixel(tuple(map(int, right)))
+
+
+def test_step_axis_ticks_are_logged_steps_under_their_columns(server, page, runs):
+    open_tab(server, page, run="a_twin/train")
+    axis = dataset(page, "canvas.axis")
+    ticks = [int(t) for t in axis["ticks"].split(",")]
+    assert set(ticks) <= set(TWIN_STEPS) and {1, 100} <= set(ticks)
+    assert axis["breaks"] == "10"  # every step up to 8, then every 10
+    shot = page.pixels()
+    top = rect(page, "canvas.axis")[1]
+    for step, x in zip(ticks, axis["tickX"].split(","), strict=True):
+        x_cell, _ = panel_cell(page, 0, "same/kernel", step)
+        assert abs(float(x) + rect(page, "canvas.axis")[0] - x_cell) < 1
+        left = rect(page, "canvas.axis")[0]
+        mark = [
+            shot.getpixel((int(left + float(x)) + d, int(top) + 2)) for d in (-1, 0, 1)
+        ]
+        assert min(sum(p) for p in mark) < 3 * 120  # a dark tick mark
+
+
+def test_legend_colours_are_the_colours_of_zero_undefined_and_missing_cells(
+    server, page, runs
+):
+    open_tab(server, page, run="a_twin/train")
+    shot = page.pixels()
+    swatches = {}
+    for key in ("zero", "undefined", "missing"):
+        left, top, right, bottom = rect(page, f'[data-swatch="{key}"] i')
+        swatches[key] = shot.getpixel((int(left + right) // 2, int(top + bottom) // 2))
+    assert len(set(swatches.values())) == 3
+    for step, key in ((2, "zero"), (3, "undefined"), (4, "missing")):
+        x, y = panel_cell(page, 0, "special/kernel", step)
+        assert shot.getpixel((int(x), int(y))) == swatches[key], key
+    # An update ratio of a weight of norm 0 (a bias at step 1) is undefined.
+    open_tab(server, page, run="mlp/train", statistic="update_ratio")
+    shot = page.pixels()
+    x, y = panel_cell(page, 0, "mlp/hidden_2/bias", 1)
+    assert shot.getpixel((int(x), int(y))) == swatches["undefined"]
+    # A share's exact 0 is the bottom of its colour bar, which has no 0 swatch.
+    open_tab(server, page, run="mlp/train", statistic="dead_units")
+    assert not page.evaluate("document.querySelectorAll('[data-swatch=zero]').length")
+
+
+def test_marks_are_on_the_named_layers_of_the_statistic_found(server, page, runs):
+    open_tab(server, page, run="mlp/train", statistic="dead_units")
+    canvas = dataset(page, "canvas.heatmap")
+    assert canvas["marked"] == "mlp/hidden_1"
+    shot = page.pixels()
+    for row in canvas["rowKeys"].split("\n"):
+        x, y = panel_cell(page, 0, row, 1)
+        mark_x = rect(page, "canvas.heatmap")[0] + int(canvas["labelWidth"]) - 5
+        assert (shot.getpixel((int(mark_x), int(y))) == MARK) == (row == "mlp/hidden_1")
+    open_tab(server, page, run="mlp/train", statistic="grad_norm")
+    assert (
+        page.evaluate("document.querySelector('canvas.heatmap').dataset.marked") == ""
+    )
+    # The RNN finding marks the RNN's rows on the map it is about.
+    open_tab(server, page, run="rnn_finding/train", statistic="temporal_grad")
+    canvas = dataset(page, "canvas.heatmap")
+    assert canvas["marked"] == canvas["rowKeys"] != ""
+
+
+def test_click_shows_the_detail_beside_the_map_and_a_switch_clears_it(
+    server, page, runs
+):
+    open_tab(server, page, run="mlp/train")
+    x, y = panel_cell(page, 0, "mlp/hidden_1/kernel", 6)
+    page.click(x, y)
+    page.wait("document.querySelector('.detail-histogram').dataset.step")
+    detail = dataset(page, ".detail")
+    assert (detail["run"], detail["row"], detail["step"]) == (
+        "mlp/train",
+        "mlp/hidden_1/kernel",
+        "6",
+    )
+    histogram = dataset(page, ".detail-histogram")
+    assert histogram["step"] in ("4", "8")  # logged every 4 steps: the nearest
+    assert histogram["title"].endswith("(nearest logged to 6)")
+    assert rect(page, ".detail")[0] >= rect(page, ".viewport")[2]
+    assert rect(page, ".detail-histogram")[3] <= 800
+    assert page.evaluate("getComputedStyle(document.querySelector('.outline')).display")
+    for select, value in ((STATISTIC, "weight_norm"), (RUN, "rnn/train")):
+        choose(page, select, value)
+        assert page.evaluate("document.querySelector('.detail').dataset.run") == ""
+        assert page.evaluate("document.querySelector('.detail-series').width") == 0
+        x, y = panel_cell(page, 0, page_first_row(page), 2)
+        page.click(x, y)
+        page.wait("document.querySelector('.detail').dataset.run")
+
+
+def page_first_row(page):
+    return page.evaluate(
+        "document.querySelector('canvas.heatmap').dataset.rowKeys.split('\\n')[0]"
+    )
+
+
+def test_side_by_side_says_which_run_lacks_the_statistic(server, page, runs):
+    open_tab(server, page, run="mlp/train", compare="rnn/train", statistic="dead_units")
+    messages = page.evaluate(
+        "[...document.querySelectorAll('.message')].map(m => m.textContent)"
+    )
+    assert len(messages) == 1 and messages[0].startswith("rnn/train logged no")
+    assert page.evaluate("document.querySelectorAll('canvas.heatmap').length") == 1
+    choose(page, STATISTIC, "temporal_grad")
+    messages = page.evaluate(
+        "[...document.querySelectorAll('.message')].map(m => m.textContent)"
+    )
+    assert len(messages) == 1 and messages[0].startswith("mlp/train has no recurrent")
+
+
+def test_twins_at_1280x800_show_map_axis_colour_bar_findings_and_loss(
+    server, page, runs
+):
+    open_tab(server, page, run="mlp/train", compare="a_twin/train")
+    for selector in (".viewport", "canvas.axis", ".colour-bar", ".findings-strip"):
+        for index in (0, 1):
+            assert rect(page, selector, index)[3] <= 800, selector
+    assert page.evaluate(
+        "[...document.querySelectorAll('.loss-strip')].map(c => +c.dataset.points)"
+    ) == [MLP_STEPS, 0]
+    nothing = page.evaluate(
+        "[...document.querySelectorAll('.findings')].map(f => f.textContent)"
+    )[1]
+    assert nothing.startswith("No findings")
+
+
+def test_364_variables_are_grouped_readable_filtered_and_opened(server, page, runs):
+    open_tab(server, page, run="densenet/train")
+    canvas = dataset(page, "canvas.heatmap")
+    blocks = canvas["rowKeys"].split("\n")
+    assert len(blocks) == 64 and "conv3_block2" in blocks
+    assert int(canvas["rowHeight"]) >= 10 and int(canvas["cells"]) == 364 * 20
+    shot = page.pixels()
+    left, top = rect(page, "canvas.heatmap")[:2]
+    height = int(canvas["rowHeight"])
+    label = [
+        shot.getpixel((int(left) + x, int(top) + 1 + height // 2))
+        for x in range(4, 120)  # the first row's label
+    ]
+    assert sum(min(p) < 120 for p in label) > 8  # dark text pixels
+    # One click on a block's label opens it.
+    page.click(left + 30, top + 1 + (blocks.index("conv2_block1") + 0.5) * height)
+    page.wait("document.body.dataset.ready === 'true'")
+    keys = page.evaluate("document.querySelector('canvas.heatmap').dataset.rowKeys")
+    assert "conv2_block1_1_conv/kernel" in keys.split("\n")
+    page.evaluate(
+        "(() => { const f = document.querySelector('.toolbar input');"
+        " f.value = 'kernel -pool'; f.dispatchEvent(new Event('change')); })()"
+    )
+    page.wait("document.body.dataset.ready === 'true'")
+    choose(page, GROUPING, "variable")
+    keys = page.evaluate("document.querySelector('canvas.heatmap').dataset.rowKeys")
+    expected = [p for p in densenet_like_paths() if "kernel" in p and "pool" not in p]
+    assert keys.split("\n") == expected
+
+
+def test_temporal_map_is_drawn(server, page, runs):
+    open_tab(server, page, run="rnn/train", statistic="temporal_grad")
+    canvas = dataset(page, "canvas.heatmap")
+    assert (int(canvas["rows"]), int(canvas["steps"])) == (5, MLP_STEPS)
+    assert int(canvas["cells"]) == 5 * MLP_STEPS

@@ -4,7 +4,7 @@ Pure Python and numpy: no TensorFlow, no matplotlib, nothing written. The
 input is `Scalars`, a dict from tag (the scheme of `kgrad.monitor.log.summaries`) to
 `[(step, value), ...]` sorted by step, the same whether it was read back from
 event files (`kgrad.analysis.report.load_run`) or kept in memory by the callback, and
-`run_info`, the JSON object of the `kgrad/run_info` tag (may be empty).
+`run_info`, the JSON object of the `tags.RUN_INFO` tag (may be empty).
 
 Layers are the variable paths without their last component, ordered from input
 to output by `run_info["variables"]` (falling back to sorted tags). A layer's
@@ -26,12 +26,15 @@ Rules (thresholds in `Thresholds`):
 | `vanishing` | warning | input side < `vanishing_ratio` x output side, or its |
 |  |  | update ratio < `min_update_ratio` and the output side's not |
 |  |  | (unless the loss fell by more than `learned_drop`) |
-| `dead_units` | warning | > `dead_share` of a ReLU layer's units dead |
+| `dead_units` | warning | > `dead_share` of a ReLU layer's units dead (not |
+|  |  | once the loss fell by more than `learned_drop`) |
 | `saturation` | warning | > `saturation_share` of sigmoid/tanh outputs at a bound |
 | `batchnorm_small_batch` | warning | BatchNorm, batches < `min_batchnorm_batch` |
 | `vanishing_in_time` | warning | SimpleRNN: gradient at the first timestep |
 |  |  | < `temporal_ratio_stalled` x at the last and the loss stalled |
 |  |  | (< `temporal_ratio` if no loss is logged); gated cells: never |
+| `not_learning`, `stalled`, | warning | from the loss, judged with the gradients: |
+| `unstable`, `overfitting` |  | see `kgrad.analysis.outcome` |
 
 Vanishing (in depth and in time), dead units and saturation are judged on the
 median over the last `window` logged steps, not on one noisy batch. Only
@@ -41,8 +44,8 @@ gradients, it cannot enlarge small ones).
 Example:
 
 >>> scalars = {
-...     "grad_norm/m/d1/kernel": [(1, 1e-7)],
-...     "grad_norm/m/d2/kernel": [(1, 1e-1)],
+...     tags.tag(tags.GRAD_NORM, "m/d1/kernel"): [(1, 1e-7)],
+...     tags.tag(tags.GRAD_NORM, "m/d2/kernel"): [(1, 1e-1)],
 ... }
 >>> [f.kind for f in diagnose(scalars, {})]
 ['vanishing']
@@ -53,7 +56,14 @@ import math
 
 import numpy as np
 
-from kgrad.analysis import layer_profile, layer_rules, loss_trend, temporal_profile
+from kgrad import tags
+from kgrad.analysis import (
+    layer_profile,
+    layer_rules,
+    loss_trend,
+    outcome,
+    temporal_profile,
+)
 from kgrad.analysis.findings import SEVERITIES, Finding, Thresholds
 
 Scalars = dict[str, list[tuple[int, float]]]
@@ -69,7 +79,7 @@ def diagnose(scalars, run_info, thresholds=None):
 
     Args:
         scalars: `Scalars` (tag -> `[(step, value)]`, sorted by step).
-        run_info: The `kgrad/run_info` object, or `None`/`{}`.
+        run_info: The `tags.RUN_INFO` object, or `None`/`{}`.
         thresholds: A `Thresholds`; the defaults if `None`. Defaults to `None`.
 
     Returns:
@@ -92,11 +102,12 @@ def diagnose(scalars, run_info, thresholds=None):
         + _zero_gradients(scalars, info, t)
         + _exploding(scalars, info, t)
         + _vanishing(finite, info, t)
-        + layer_rules.activations(finite, info, t, "dead_units")
-        + layer_rules.activations(finite, info, t, "saturation")
+        + layer_rules.activations(finite, info, t, tags.DEAD_UNITS)
+        + layer_rules.activations(finite, info, t, tags.SATURATION)
         + layer_rules.batchnorm(info, t)
         + _vanishing_in_time(finite, info, t)
     )
+    findings += outcome.findings(scalars, info, t, {f.kind for f in findings})
     findings = [dataclasses.replace(f, step=last) for f in findings]
     return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))
 
@@ -108,8 +119,10 @@ def _before_nonfinite(scalars):
     after it (a NaN activation counts as a dead unit): the rules on layers
     judge the steps before.
     """
-    bad = [s for s, v in scalars.get("grad_nonfinite/global", []) if v != 0]
-    bad += [s for s, v in scalars.get("grad_norm/global", []) if not math.isfinite(v)]
+    bad = [s for s, v in scalars.get(tags.GLOBAL_NONFINITE, []) if v != 0]
+    bad += [
+        s for s, v in scalars.get(tags.GLOBAL_GRAD_NORM, []) if not math.isfinite(v)
+    ]
     if not bad:
         return scalars
     first = min(bad)
@@ -238,7 +251,7 @@ def _exploding_in_time(scalars, info, t):
 
 def _exploding_over_steps(scalars, info, t):
     series = [
-        (s, v) for s, v in scalars.get("grad_norm/global", []) if math.isfinite(v)
+        (s, v) for s, v in scalars.get(tags.GLOBAL_GRAD_NORM, []) if math.isfinite(v)
     ]
     if len(series) < 2:
         return []
@@ -251,7 +264,7 @@ def _exploding_over_steps(scalars, info, t):
     for layer, paths in layer_profile.layers(scalars, info):
         norms = {}
         for p in paths:
-            for s, v in scalars.get(f"grad_norm/{p}", []):
+            for s, v in scalars.get(tags.tag(tags.GRAD_NORM, p), []):
                 norms[s] = norms.get(s, 0.0) + v * v
         layer_values = [
             math.sqrt(v) for _, v in sorted(norms.items()) if math.isfinite(v)
@@ -289,10 +302,12 @@ def _exploding_over_steps(scalars, info, t):
 def _nonfinite(scalars, info):
     bad = [
         s
-        for s, v in scalars.get("grad_nonfinite/global", [])
+        for s, v in scalars.get(tags.GLOBAL_NONFINITE, [])
         if v > 0 or not math.isfinite(v)
     ]
-    bad += [s for s, v in scalars.get("grad_norm/global", []) if not math.isfinite(v)]
+    bad += [
+        s for s, v in scalars.get(tags.GLOBAL_GRAD_NORM, []) if not math.isfinite(v)
+    ]
     if not bad:
         return []
     step = min(bad)
@@ -300,10 +315,13 @@ def _nonfinite(scalars, info):
     affected, entries = [], 0
     for layer, paths in layer_profile.layers(scalars, info):
         counts = [
-            layer_profile.value_at(scalars, f"grad_nonfinite/{p}", step) or 0
+            layer_profile.value_at(scalars, tags.tag(tags.GRAD_NONFINITE, p), step) or 0
             for p in paths
         ]
-        norms = [layer_profile.value_at(scalars, f"grad_norm/{p}", step) for p in paths]
+        norms = [
+            layer_profile.value_at(scalars, tags.tag(tags.GRAD_NORM, p), step)
+            for p in paths
+        ]
         if sum(counts) > 0 or any(
             n is not None and not math.isfinite(n) for n in norms
         ):
@@ -334,7 +352,7 @@ def _nonfinite(scalars, info):
 
 
 def _zero_gradients(scalars, info, t):
-    series = scalars.get("grad_norm/global", [])[-t.window :]
+    series = scalars.get(tags.GLOBAL_GRAD_NORM, [])[-t.window :]
     if not series or any(v != 0.0 for _, v in series):
         return []
     layers = tuple(layer for layer, _ in layer_profile.layers(scalars, info))

@@ -27,8 +27,10 @@ class Finding:
 
     Attributes:
         kind: `"vanishing"`, `"exploding"`, `"nonfinite"`, `"zero_gradients"`,
-            `"dead_units"`, `"saturation"`, `"batchnorm_small_batch"` or
-            `"vanishing_in_time"`.
+            `"dead_units"`, `"saturation"`, `"batchnorm_small_batch"`,
+            `"vanishing_in_time"`, or one of the outcome kinds
+            (`kgrad.analysis.outcome`): `"not_learning"`, `"stalled"`,
+            `"unstable"`, `"overfitting"`.
         severity: `"error"` or `"warning"`.
         layers: Layer paths concerned, input side first (for `nonfinite`: the
             layer where non-finite values first appear in backpropagation).
@@ -64,6 +66,10 @@ _TITLES = {
     "saturation": "saturated sigmoid/tanh outputs",
     "batchnorm_small_batch": "BatchNorm with small batches",
     "vanishing_in_time": "vanishing gradients through time",
+    "not_learning": "the loss does not fall",
+    "stalled": "the loss stalled",
+    "unstable": "the loss is unstable",
+    "overfitting": "overfitting",
 }
 
 
@@ -107,6 +113,25 @@ class Thresholds:
         stall_drop: The loss has stalled when the median of the last third of
             the logged losses is above `1 - stall_drop` times the middle
             third's (`loss_trend.stalled`). Defaults to `0.2`.
+        fell_drop: The outcome rules (`kgrad.analysis.outcome`): the loss
+            did not fall when less than this share of its start is gone.
+            Defaults to `0.1`.
+        plateau_drop: Stalled when the last third of the loss curve is less
+            than this share below the middle third. Defaults to `0.05`.
+        stall_remaining: Stalled only while the loss is still above this
+            share of its start (far from fitted). Defaults to `0.3`.
+        unstable_rise: Unstable when the loss rises back by more than this
+            share of what it had learned, `unstable_rises` times. Defaults
+            to `0.1`.
+        unstable_rises: See `unstable_rise`. Defaults to `2`.
+        unstable_spike: Unstable only when each rise comes with a global
+            gradient norm this many times its median before. Defaults to `3`.
+        overfit_rise: Overfitting when the validation loss is this share
+            above its lowest while the training loss fell. Defaults to `0.2`.
+        tiny_update: An update/weight ratio below this, on every layer, is a
+            learning rate too small (healthy: ~1e-3). Defaults to `1e-4`.
+        min_outcome_steps: The outcome rules wait for this many steps.
+            Defaults to `100`.
     """
 
     vanishing_ratio: float = 1e-3
@@ -121,6 +146,15 @@ class Thresholds:
     temporal_explosion: float = 10.0
     stall_drop: float = 0.2
     learned_drop: float = 0.9
+    fell_drop: float = 0.1
+    plateau_drop: float = 0.05
+    stall_remaining: float = 0.3
+    unstable_rise: float = 0.1
+    unstable_rises: int = 2
+    unstable_spike: float = 3.0
+    overfit_rise: float = 0.2
+    tiny_update: float = 1e-4
+    min_outcome_steps: int = 100
 
     def __post_init__(self):
         checks.number_in("vanishing_ratio", self.vanishing_ratio, "(0, 1)")
@@ -131,12 +165,20 @@ class Thresholds:
         )
         checks.number_in("stall_drop", self.stall_drop, "(0, 1)")
         checks.number_in("learned_drop", self.learned_drop, "(0, 1)")
+        for name in ("fell_drop", "plateau_drop", "stall_remaining", "unstable_rise"):
+            checks.number_in(name, getattr(self, name), "(0, 1)")
+        checks.number_in("overfit_rise", self.overfit_rise, "(0, inf)")
+        checks.number_in("unstable_spike", self.unstable_spike, "(1, inf)")
+        checks.number_in("tiny_update", self.tiny_update, "(0, 1)")
         checks.number_in("temporal_explosion", self.temporal_explosion, "(1, inf)")
         checks.number_in("dead_share", self.dead_share, "[0, 1)")
         checks.number_in("saturation_share", self.saturation_share, "[0, 1)")
         checks.number_in("explosion_growth", self.explosion_growth, "(1, inf)")
         checks.positive_ints(
-            min_batchnorm_batch=self.min_batchnorm_batch, window=self.window
+            min_batchnorm_batch=self.min_batchnorm_batch,
+            window=self.window,
+            unstable_rises=self.unstable_rises,
+            min_outcome_steps=self.min_outcome_steps,
         )
 
 

@@ -1,7 +1,7 @@
 """A per-layer view of logged scalars: layers from input to output, their sides.
 
 Pure Python: the input is `kgrad.analysis.diagnostics.Scalars` (tag ->
-`[(step, value)]`) and the `kgrad/run_info` object. Layers are the variable
+`[(step, value)]`) and the `tags.RUN_INFO` object. Layers are the variable
 paths without their last component, ordered from input to output by
 `run_info["variables"]` (falling back to sorted tags); a layer's gradient norm
 combines its variables as the square root of the sum of squares. The *input
@@ -12,8 +12,8 @@ finite, non-zero gradient at the step.
 Example:
 
 >>> scalars = {
-...     "grad_norm/m/d1/kernel": [(1, 1e-7)],
-...     "grad_norm/m/d2/kernel": [(1, 0.1)],
+...     tags.tag(tags.GRAD_NORM, "m/d1/kernel"): [(1, 1e-7)],
+...     tags.tag(tags.GRAD_NORM, "m/d2/kernel"): [(1, 0.1)],
 ... }
 >>> [round(r.ratio, 9) for r in layer_profile(scalars, {})]
 [1e-06, 1.0]
@@ -23,6 +23,8 @@ import bisect
 import dataclasses
 import math
 from dataclasses import dataclass
+
+from kgrad import tags
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def layer_profile(scalars, run_info, step=None):
 
     Args:
         scalars: `Scalars` (tag -> `[(step, value)]`).
-        run_info: The `kgrad/run_info` object, or `None`/`{}`.
+        run_info: The `tags.RUN_INFO` object, or `None`/`{}`.
         step: The step; the last one with gradient norms if `None`. Defaults
             to `None`.
 
@@ -68,16 +70,17 @@ def layer_profile(scalars, run_info, step=None):
     step = steps[-1] if step is None else step
     rows, grouped = [], layers(scalars, run_info)
     for layer, paths in grouped:
-        norms = [value_at(scalars, f"grad_norm/{p}", step) for p in paths]
+        norms = [value_at(scalars, tags.tag(tags.GRAD_NORM, p), step) for p in paths]
         norms = [n for n in norms if n is not None]
         grad_norm = math.sqrt(sum(n * n for n in norms)) if norms else math.nan
         nonfinite = sum(
-            value_at(scalars, f"grad_nonfinite/{p}", step) or 0 for p in paths
+            value_at(scalars, tags.tag(tags.GRAD_NONFINITE, p), step) or 0
+            for p in paths
         )
         update, weight = 0.0, 0.0
         for p in paths:
-            ratio = value_at(scalars, f"update_ratio/{p}", step)
-            w = value_at(scalars, f"weight_norm/{p}", step)
+            ratio = value_at(scalars, tags.tag(tags.UPDATE_RATIO, p), step)
+            w = value_at(scalars, tags.tag(tags.WEIGHT_NORM, p), step)
             if ratio is not None and w is not None:
                 update, weight = update + (ratio * w) ** 2, weight + w * w
         rows.append(
@@ -87,8 +90,8 @@ def layer_profile(scalars, run_info, step=None):
                 ratio=math.nan,
                 update_ratio=math.sqrt(update / weight) if weight > 0 else math.nan,
                 nonfinite=int(nonfinite),
-                dead_share=value_at(scalars, f"dead_units/{layer}", step),
-                saturation=value_at(scalars, f"saturation/{layer}", step),
+                dead_share=value_at(scalars, tags.tag(tags.DEAD_UNITS, layer), step),
+                saturation=value_at(scalars, tags.tag(tags.SATURATION, layer), step),
             )
         )
     kernels = [has_kernel(p) for _, p in grouped]
@@ -109,12 +112,12 @@ def layer_profile(scalars, run_info, step=None):
 
 def norm_steps(scalars):
     """Sorted steps at which gradient norms were logged."""
-    if scalars.get("grad_norm/global"):
-        return [s for s, _ in scalars["grad_norm/global"]]
+    if scalars.get(tags.GLOBAL_GRAD_NORM):
+        return [s for s, _ in scalars[tags.GLOBAL_GRAD_NORM]]
     steps = {
         s
         for tag, series in scalars.items()
-        if tag.startswith("grad_norm/")
+        if tags.name_of(tag, tags.GRAD_NORM) is not None
         for s, _ in series
     }
     return sorted(steps)
@@ -122,13 +125,11 @@ def norm_steps(scalars):
 
 def layers(scalars, run_info):
     """`[(layer path, [variable paths])]` from input to output."""
-    logged = {t[len("grad_norm/") :] for t in scalars if t.startswith("grad_norm/")}
-    logged.discard("global")
-    listed = [p for p in (run_info or {}).get("variables", []) if p in logged]
-    order = listed + sorted(logged - set(listed))
+    logged = tags.names(scalars, tags.GRAD_NORM)
     grouped = {}
-    for path in order:
-        grouped.setdefault(path.rpartition("/")[0] or path, []).append(path)
+    recurrent = tags.recurrent_order(run_info)
+    for path in tags.in_model_order(logged, tags.variable_order(run_info)):
+        grouped.setdefault(tags.layer_of(path, recurrent), []).append(path)
     return list(grouped.items())
 
 

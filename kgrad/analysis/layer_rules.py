@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from kgrad import tags
+from kgrad.analysis import loss_trend
 from kgrad.analysis.findings import Finding
 
 
@@ -24,21 +26,25 @@ def _median(values):
 
 def activations(scalars, info, t, kind):
     """Dead ReLU units (`kind="dead_units"`) or saturated sigmoid/tanh outputs
-    (`kind="saturation"`): the median share over the last `t.window` steps."""
-    threshold = t.dead_share if kind == "dead_units" else t.saturation_share
-    prefix = f"{kind}/"
-    probed = [path for path, _ in info.get("layers", [])]
-    tags = [t_[len(prefix) :] for t_ in scalars if t_.startswith(prefix)]
-    order = [p for p in probed if p in tags] + sorted(set(tags) - set(probed))
+    (`kind="saturation"`): the median share over the last `t.window` steps.
+
+    Dead units are not reported once the loss has fallen by more than
+    `t.learned_drop`: units that die after the task is learned did not stop
+    it (MobileNetV3Small in docs/DIAGNOSIS.md).
+    """
+    if kind == tags.DEAD_UNITS and loss_trend.improvement(scalars) > t.learned_drop:
+        return []
+    threshold = t.dead_share if kind == tags.DEAD_UNITS else t.saturation_share
+    logged = tags.names(scalars, kind)
     shares = {}
-    for layer in order:
-        share = _median([v for _, v in scalars[prefix + layer][-t.window :]])
+    for layer in tags.in_model_order(logged, tags.layer_order(info)):
+        share = _median([v for _, v in scalars[tags.tag(kind, layer)][-t.window :]])
         if share > threshold:
             shares[layer] = share
     if not shares:
         return []
     listed = ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
-    if kind == "dead_units":
+    if kind == tags.DEAD_UNITS:
         evidence = (
             f"Share of units that output zero on every example of the batch: {listed} "
             f"(median of the last {t.window} logged steps; threshold: {threshold:.0%})."

@@ -1,12 +1,12 @@
 """The training loss logged beside the gradients, and its trend.
 
 Pure Python and numpy. The callback logs the loss of each logged step as
-`kgrad/loss` (`kgrad.monitor.step.loss_probe`); the rules use its trend to tell
+`tags.LOSS` (`kgrad.monitor.step.loss_probe`); the rules use its trend to tell
 "not learning" from "not yet learned".
 
 Example:
 
->>> scalars = {LOSS_TAG: [(s, 1.0 / s) for s in range(1, 11)]}
+>>> scalars = {tags.LOSS: [(s, 1.0 / s) for s in range(1, 11)]}
 >>> round(improvement(scalars), 2)
 0.78
 """
@@ -15,13 +15,12 @@ import math
 
 import numpy as np
 
-LOSS_TAG = "kgrad/loss"
-EPOCH_PREFIX = "kgrad/epoch/"
+from kgrad import tags
 
 
 def losses(scalars):
     """`[(step, loss)]` of the finite logged losses."""
-    return [(s, v) for s, v in scalars.get(LOSS_TAG, []) if math.isfinite(v)]
+    return [(s, v) for s, v in scalars.get(tags.LOSS, []) if math.isfinite(v)]
 
 
 def improvement(scalars, k=3):
@@ -45,7 +44,7 @@ def improvement(scalars, k=3):
 
 def loss_at(scalars, step):
     """The loss logged at `step`, or NaN."""
-    return dict(scalars.get(LOSS_TAG, [])).get(step, math.nan)
+    return dict(scalars.get(tags.LOSS, [])).get(step, math.nan)
 
 
 def report_line(scalars):
@@ -54,18 +53,18 @@ def report_line(scalars):
 
     Example:
 
-    >>> scalars = {LOSS_TAG: [(1, 2.0), (9, 0.5)],
-    ...            "grad_norm/global": [(1, 1.0), (9, 0.1)]}
+    >>> scalars = {tags.LOSS: [(1, 2.0), (9, 0.5)],
+    ...            tags.GLOBAL_GRAD_NORM: [(1, 1.0), (9, 0.1)]}
     >>> for part in report_line(scalars).split("; "):
     ...     print(part)
     loss 2.00e+00 (step 1) -> 5.00e-01 (step 9), 75% gone
     global grad norm 1.0e+00 -> 1.0e-01
     """
-    logged = scalars.get(LOSS_TAG, [])
+    logged = scalars.get(tags.LOSS, [])
     if not logged:
         return None
     (first, start), (last, end) = logged[0], logged[-1]
-    norms = dict(scalars.get("grad_norm/global", []))
+    norms = dict(scalars.get(tags.GLOBAL_GRAD_NORM, []))
     gone = 1.0 - end / start if start > 0 and math.isfinite(end) else math.nan
     share = f"{gone:.0%} gone" if math.isfinite(gone) else "not finite"
     line = f"loss {start:.2e} (step {first}) -> {end:.2e} (step {last}), {share}"
@@ -94,10 +93,10 @@ def stalled(scalars, drop, min_points):
 
     Example:
 
-    >>> flat = {LOSS_TAG: [(s, 0.17 + 0.01 * (s % 2)) for s in range(1, 31)]}
+    >>> flat = {tags.LOSS: [(s, 0.17 + 0.01 * (s % 2)) for s in range(1, 31)]}
     >>> stalled(flat, drop=0.1, min_points=5)
     True
-    >>> falling = {LOSS_TAG: [(s, 1.0 / s) for s in range(1, 31)]}
+    >>> falling = {tags.LOSS: [(s, 1.0 / s) for s in range(1, 31)]}
     >>> stalled(falling, drop=0.1, min_points=5)
     False
     """

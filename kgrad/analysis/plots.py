@@ -40,7 +40,7 @@ def gradient_flow_figure(scalars, run_info, steps=None, title=None):
 
     Args:
         scalars: `diagnostics.Scalars` of one run.
-        run_info: The run's `kgrad/run_info` object, or `None`/`{}`.
+        run_info: The run's `tags.RUN_INFO` object, or `None`/`{}`.
         steps: Logged steps to draw; a handful spread over the run if `None`.
             Defaults to `None`.
         title: Figure title. Defaults to `None` (the model name).
@@ -111,7 +111,7 @@ def compare_figure(runs, title=None):
 
 
 def temporal_heat_map(scalars, run_info, title=None):
-    """The `kgrad/temporal_profile` image (`temporal_plots.heat_map_figure`)."""
+    """The `tags.TEMPORAL_PROFILE` image (`temporal_plots.heat_map_figure`)."""
     return temporal_plots.heat_map_figure(scalars, run_info, title=title)
 
 

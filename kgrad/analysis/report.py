@@ -18,7 +18,14 @@ print(report.format_report(runs))
 import math
 import textwrap
 
-from kgrad.analysis import diagnostics, layer_profile, loss_trend, temporal_profile
+from kgrad import tags
+from kgrad.analysis import (
+    diagnostics,
+    layer_profile,
+    loss_trend,
+    outcome,
+    temporal_profile,
+)
 
 # Reading lives in `runs` (and `events`); re-exported here, where callers look.
 from kgrad.analysis.runs import (  # noqa: F401
@@ -37,8 +44,10 @@ WIDTH = 100
 def format_report(runs, thresholds=None, width=WIDTH, findings=None):
     """The diagnosis of one or several runs as text.
 
-    Each run gets a table (one row per layer from input to output, at the last
-    logged step) and its findings; several runs end with a comparison table.
+    Each run's first line states its outcome (`== run: loss fell 2.30 -> 0.18
+    (92%).`); then a table (one row per layer from input to output, at the
+    last logged step) and its findings; several runs end with a comparison
+    table. "No findings" is never written for a run whose loss did not fall.
 
     Args:
         runs: Dict from run name to `(scalars, run_info)` (see `load_run`).
@@ -59,7 +68,7 @@ def format_report(runs, thresholds=None, width=WIDTH, findings=None):
             found = findings[name]
         else:
             found = diagnostics.diagnose(scalars, run_info, thresholds)
-        parts.append(_format_run(name, scalars, run_info, found, width))
+        parts.append(_format_run(name, scalars, run_info, found, width, thresholds))
         summary.append((name, scalars, run_info, found))
     if len(runs) > 1:
         parts.append(_format_comparison(summary, width))
@@ -76,8 +85,9 @@ def _share(value):
     return "-" if value is None or math.isnan(value) else f"{value:.0%}"
 
 
-def _format_run(name, scalars, run_info, findings, width):
+def _format_run(name, scalars, run_info, findings, width, thresholds):
     run_info = run_info or {}
+    said = outcome.outcome_line(scalars, thresholds.fell_drop)
     rows = layer_profile.layer_profile(scalars, run_info)
     steps = layer_profile.norm_steps(scalars)
     batch = (run_info or {}).get("batch_size")
@@ -87,7 +97,7 @@ def _format_run(name, scalars, run_info, findings, width):
         f"batch {batch}" if batch else None,
         f"{len(steps)} logged steps ({steps[0]}-{steps[-1]})",
     ]
-    lines = [f"== {name}", ", ".join(d for d in details if d) + "."]
+    lines = [f"== {name}: {said}.", ", ".join(d for d in details if d) + "."]
     names = [
         layer_profile.short_name(r.layer, run_info) + _side_mark(r.side) for r in rows
     ]
@@ -121,8 +131,17 @@ def _format_run(name, scalars, run_info, findings, width):
                 subsequent_indent="    ",
                 break_on_hyphens=False,
             )
-    else:
+    elif said.startswith("loss fell"):
         lines.append("findings: none; the gradients look healthy.")
+    else:
+        lines += textwrap.wrap(
+            f"findings: none from the gradients, but {said} (the outcome rules "
+            f"wait for {thresholds.min_outcome_steps} steps and a logged loss).",
+            width,
+        )
+    note = outcome.validation_note(scalars)
+    if note:
+        lines += textwrap.wrap(f"note: {note}.", width)
     return "\n".join(lines)
 
 
@@ -142,8 +161,8 @@ def _format_comparison(summary, width):
     for name, (_, scalars, run_info, findings) in zip(names, summary, strict=True):
         rows = layer_profile.layer_profile(scalars, run_info)
         ratio = next((r.ratio for r in rows if r.side == "input"), math.nan)
-        glob_norm = scalars.get("grad_norm/global", [(0, math.nan)])[-1][1]
-        loss = scalars.get(loss_trend.LOSS_TAG, [(0, math.nan)])[-1][1]
+        glob_norm = scalars.get(tags.GLOBAL_GRAD_NORM, [(0, math.nan)])[-1][1]
+        loss = scalars.get(tags.LOSS, [(0, math.nan)])[-1][1]
         kinds = ", ".join(f"{f.kind} ({f.severity})" for f in findings) or "none"
         lines.append(
             f"{name:<{col}}  {len(rows):>6}  {_num(ratio, '.1e'):>12}  "

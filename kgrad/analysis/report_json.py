@@ -12,7 +12,7 @@ False
 
 import json
 
-from kgrad.analysis import diagnostics, layer_profile
+from kgrad.analysis import diagnostics, layer_profile, outcome
 
 FAIL_LEVELS = ("warning", "error")
 
@@ -47,9 +47,10 @@ def runs_json(runs, findings):
         findings: `{name: [Finding, ...]}` (`diagnose_runs`).
 
     Returns:
-        A JSON object `{"runs": [{"name", "model", "steps", "layers",
-        "findings"}]}`; `layers` lists each layer's gradient norm at the
-        last logged step, input first.
+        A JSON object `{"runs": [{"name", "model", "outcome", "steps",
+        "layers", "findings"}]}`; `outcome` is the sentence of
+        `kgrad.analysis.outcome.outcome_line`, `layers` lists each layer's
+        gradient norm at the last logged step, input first.
     """
     out = []
     for name, (scalars, run_info) in runs.items():
@@ -58,6 +59,7 @@ def runs_json(runs, findings):
             {
                 "name": name,
                 "model": (run_info or {}).get("model"),
+                "outcome": outcome.outcome_line(scalars),
                 "steps": layer_profile.norm_steps(scalars),
                 "layers": [
                     {"layer": r.layer, "grad_norm": _number(r.grad_norm)} for r in rows

@@ -24,11 +24,10 @@ import os
 
 import numpy as np
 
+from kgrad import tags
 from kgrad.analysis import events, layer_profile
 
 SUFFIX = ".kgrad"
-MISSING_STEPS_TAG = "kgrad/missing_steps"
-RUN_INFO_TAG = "kgrad/run_info"
 
 
 def _is_event_file(name):
@@ -87,7 +86,7 @@ def load_run(logdir):
     event file (a flipped bit, a half-copied file, a disk that filled up) is
     read up to the damage; `run_info["damaged_files"]` lists
     `{"file", "byte", "reason"}` of each, and `run_info["missing_steps"]` the
-    steps the writer could not write (`kgrad/missing_steps`).
+    steps the writer could not write (`tags.MISSING_STEPS`).
 
     Args:
         logdir: The run directory `X/train` or its parent `X` (the `log_dir`
@@ -95,7 +94,7 @@ def load_run(logdir):
 
     Returns:
         `(scalars, run_info)`: `diagnostics.Scalars` and the last
-        `kgrad/run_info` object (`{}` if none was written).
+        `tags.RUN_INFO` object (`{}` if none was written).
 
     Raises:
         ValueError: If `logdir` holds no kgrad event files or no gradient norms
@@ -175,11 +174,11 @@ def _merge(scans):
     run_info, missing = {}, set()
     for scan in scans:
         for _, tag, text in scan.texts:
-            if tag == RUN_INFO_TAG:
+            if tag == tags.RUN_INFO:
                 run_info = _json_object(text, {})
-            elif tag == MISSING_STEPS_TAG:
+            elif tag == tags.MISSING_STEPS:
                 missing.update(_json_object(text, {}).get("steps", []))
-    missing -= {step for step, _ in scalars.get("grad_norm/global", [])}
+    missing -= {step for step, _ in scalars.get(tags.GLOBAL_GRAD_NORM, [])}
     if missing:
         run_info = dict(run_info, missing_steps=sorted(missing))
     return scalars, run_info

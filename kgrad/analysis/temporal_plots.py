@@ -2,7 +2,7 @@
 
 `profile_panel` draws, on a given axis, the gradient norm reaching each
 timestep (log scale) at a few logged steps; `heat_map_figure` is the image
-TensorBoard shows as `kgrad/temporal_profile` (timestep x logged step).
+TensorBoard shows as `tags.TEMPORAL_PROFILE` (timestep x logged step).
 Built with `matplotlib.figure.Figure`, never pyplot.
 
 Example:
@@ -71,7 +71,7 @@ def heat_map_figure(scalars, run_info, title=None):
 
     Args:
         scalars: `diagnostics.Scalars` of one run.
-        run_info: The run's `kgrad/run_info` object, or `None`/`{}`.
+        run_info: The run's `tags.RUN_INFO` object, or `None`/`{}`.
         title: Figure title. Defaults to `None` (the model name).
 
     Returns:

@@ -1,15 +1,15 @@
 """The temporal gradient profile of recurrent layers, read from logged scalars.
 
 Pure Python and numpy. The input is `kgrad.analysis.diagnostics.Scalars`; the
-profile of a recurrent layer `<rnn>` is logged as `temporal_grad/<rnn>/t<k>`
+profile of a recurrent layer `<rnn>` is logged as `tags.temporal(rnn, k)`
 (the loss gradient's norm at the layer's input, timestep `k`) and
-`temporal_grad/<rnn>/t_first_over_last` (see `kgrad.monitor.log.summaries`).
+`tags.temporal_ratio(rnn)` (the tag contract is `kgrad.tags`).
 
 Example:
 
 >>> scalars = {
-...     "temporal_grad/m/rnn/t0": [(1, 1e-6)],
-...     "temporal_grad/m/rnn/t9": [(1, 1e-1)],
+...     tags.temporal("m/rnn", 0, last=9): [(1, 1e-6)],
+...     tags.temporal("m/rnn", 9, last=9): [(1, 1e-1)],
 ... }
 >>> recurrent_layers(scalars, {})
 ['m/rnn']
@@ -21,34 +21,21 @@ import math
 
 import numpy as np
 
+from kgrad import tags
 from kgrad.analysis import loss_trend
-
-PREFIX = "temporal_grad/"
-RATIO = "t_first_over_last"
-
-
-def _split(tag):
-    """`(layer, timestep)` of a per-timestep tag, else `None`."""
-    if not tag.startswith(PREFIX):
-        return None
-    layer, _, last = tag[len(PREFIX) :].rpartition("/")
-    if not layer or not last.startswith("t") or not last[1:].isdigit():
-        return None
-    return layer, int(last[1:])
 
 
 def recurrent_layers(scalars, run_info):
     """Layers with a temporal profile, in the model's order when known."""
-    found = {split[0] for tag in scalars if (split := _split(tag))}
-    known = [name for name in (run_info or {}).get("recurrent_layers", [])]
-    return [n for n in known if n in found] + sorted(found - set(known))
+    found = tags.recurrent_layers(scalars)
+    return tags.in_model_order(found, tags.recurrent_order(run_info))
 
 
 def _series(scalars, layer):
     """`{timestep: {step: value}}` of one layer."""
     out = {}
     for tag, values in scalars.items():
-        split = _split(tag)
+        split = tags.parse_temporal(tag)
         if split and split[0] == layer:
             out[split[1]] = dict(values)
     return out
@@ -72,7 +59,7 @@ def profile(scalars, layer, step=None):
 
 def ratios(scalars, layer):
     """`[(step, first/last)]` of `layer`."""
-    return list(scalars.get(f"{PREFIX}{layer}/{RATIO}", []))
+    return list(scalars.get(tags.temporal_ratio(layer), []))
 
 
 def heat_map(scalars, layer):
@@ -110,7 +97,7 @@ def cell_of(run_info, layer):
 def vanishing_in_time(scalars, run_info, thresholds):
     """Recurrent layers that cannot learn from their early timesteps.
 
-    Judged on `temporal_grad/<rnn>/t_first_over_last`, the median over the
+    Judged on `tags.temporal_ratio(rnn)`, the median over the
     last `thresholds.window` logged steps, and on the trend of the loss
     (`kgrad.analysis.loss_trend.stalled`):
 
@@ -206,8 +193,8 @@ def report_lines(scalars, run_info, count=5):
 
     Example:
 
-    >>> tags = ("temporal_grad/rnn/t0", "temporal_grad/rnn/t9")
-    >>> scalars = dict(zip(tags, [[(1, 0.5)], [(1, 1.0)]]))
+    >>> names = (tags.temporal("rnn", 0, last=9), tags.temporal("rnn", 9, last=9))
+    >>> scalars = dict(zip(names, [[(1, 0.5)], [(1, 1.0)]]))
     >>> report_lines(scalars, {})[1]
     '  step 1: t0 5.0e-01  t9 1.0e+00  (first/last 5.0e-01)'
     """

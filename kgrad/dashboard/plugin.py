@@ -1,6 +1,6 @@
 """The Gradients tab's TensorBoard plugin: its routes and its static files.
 
-Routes, under `/data/plugin/kgrad/` (all JSON except `static/`):
+Routes, under `/data/plugin/<tags.PLUGIN_NAME>/` (all JSON except `static/`):
 
 | route | answers |
 |---|---|
@@ -8,8 +8,9 @@ Routes, under `/data/plugin/kgrad/` (all JSON except `static/`):
 | `heatmap?run=&statistic=[&layer=]` | one statistic as rows x steps |
 | `histogram?run=&path=&step=` | a variable's gradient histogram near `step` |
 | `findings?run=` | the findings with the steps they appeared and cleared |
-| `loss?run=` | the loss of each logged step (`kgrad/loss`) |
+| `loss?run=` | the loss of each logged step (`tags.LOSS`) |
 | `static/<file>` | the frontend (`index.js` is the ES module TensorBoard loads) |
+| `static/tags.js` | `kgrad.tags`'s names as an ES module (`tags_module`) |
 
 `heatmap` answers are kept, gzipped, while the data provider lists the same
 last step and wall time for every tag they read (`cache.py`), so a reload or
@@ -36,9 +37,12 @@ from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
+from kgrad import tags
 from kgrad.dashboard import cache, collector, series, timeline
 
-PLUGIN_NAME = "kgrad"
+PLUGIN_NAME = tags.PLUGIN_NAME
+# The tag contract, served to the tab's JavaScript (`tags_module`).
+TAGS_MODULE = "tags.js"
 _STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 # The only files `static/` serves, with their types (no path is ever joined).
 STATIC_FILES = {
@@ -84,12 +88,12 @@ class GradientsPlugin(base_plugin.TBPlugin):
         }
 
     def is_active(self):
-        """Whether any run has kgrad's `kgrad/run_info` text."""
+        """Whether any run has kgrad's `tags.RUN_INFO` text."""
         listing = self._provider.list_tensors(
             provider_context(),
             experiment_id="",
             plugin_name="text",
-            run_tag_filter=provider.RunTagFilter(tags=[series.RUN_INFO_TAG]),
+            run_tag_filter=provider.RunTagFilter(tags=[tags.RUN_INFO]),
         )
         return any(listing.values())
 
@@ -171,6 +175,8 @@ class GradientsPlugin(base_plugin.TBPlugin):
     @wrappers.Request.application
     def _static(self, request):
         name = request.path.split("/static/", 1)[1]
+        if name == TAGS_MODULE:
+            return http_util.Respond(request, tags_module(), "text/javascript")
         if name not in STATIC_FILES:
             raise errors.NotFoundError(f"no static file {name!r}")
         with open(os.path.join(_STATIC_DIR, name), "rb") as file:
@@ -181,17 +187,25 @@ class GradientsPlugin(base_plugin.TBPlugin):
 def _findings_of(source, run):
     """`(findings, sampling)` of a run, each finding with its statistic."""
     texts, sampling = series.findings_texts(source, run)
-    found = timeline.timeline(texts, layer_names(series.run_info(source, run)))
+    found = timeline.timeline(texts, tags.model_layers(series.run_info(source, run)))
     for finding in found:
         finding["statistic"] = timeline.statistic_of(finding["title"])
     return found, sampling
 
 
-def layer_names(info):
-    """The layer paths of a `run_info`: those of its variables and layers."""
-    names = [p.rsplit("/", 1)[0] for p in info.get("variables", []) if "/" in p]
-    names += [p[0] for p in info.get("layers", []) if p]
-    return list(dict.fromkeys(names))
+def tags_module():
+    """`kgrad.tags`'s constants as an ES module: the tab spells no tag name.
+
+    Example:
+
+    >>> 'export const GRAD_NORM = "grad_norm";' in tags_module().splitlines()
+    True
+    """
+    lines = ["// Generated from kgrad.tags by the plugin: the one tag contract."]
+    for name, value in sorted(vars(tags).items()):
+        if name.isupper() and isinstance(value, str | tuple):
+            lines.append(f"export const {name} = {json.dumps(value)};")
+    return "\n".join(lines) + "\n"
 
 
 def provider_context():

@@ -2,8 +2,8 @@
 
 Every function takes a `Source` (the data provider with the request's context
 and experiment) and returns plain data for JSON. Rows follow the model from
-input to output, in the order of `kgrad/run_info` (see
-`kgrad.monitor.log.summaries` for the tag scheme); tags that it does not list
+input to output, in the order of `tags.RUN_INFO` (the tag scheme is
+`kgrad.tags`); tags that it does not list
 follow, sorted. Every step the loader kept is returned; `sampling` says when
 the loader may have kept only a sample (`--samples_per_plugin`).
 
@@ -11,7 +11,7 @@ Example:
 
 ```python
 source = Source(context.data_provider, ctx, experiment_id, flags)
-grid = heat_map(source, heat_map_plan(source, "train", "grad_norm"))
+grid = heat_map(source, heat_map_plan(source, "train", tags.GRAD_NORM))
 grid["rows"], grid["steps"]  # one row per variable, one column per step
 ```
 """
@@ -21,29 +21,26 @@ import dataclasses
 import json
 import math
 import operator
-import re
 
 import numpy as np
 from tensorboard import errors
 from tensorboard.data import provider
 
+from kgrad import tags
+
 # A row per variable or per activation layer, and how its colour is scaled.
 STATISTICS = {
-    "grad_norm": ("grad_norm/", "variables", "log10"),
-    "update_ratio": ("update_ratio/", "variables", "log10"),
-    "weight_norm": ("weight_norm/", "variables", "log10"),
-    "dead_units": ("dead_units/", "layers", "linear"),
-    "saturation": ("saturation/", "layers", "linear"),
-    "temporal_grad": ("temporal_grad/", "timesteps", "log10"),
+    tags.GRAD_NORM: ("variables", "log10"),
+    tags.UPDATE_RATIO: ("variables", "log10"),
+    tags.WEIGHT_NORM: ("variables", "log10"),
+    tags.DEAD_UNITS: ("layers", "linear"),
+    tags.SATURATION: ("layers", "linear"),
+    tags.TEMPORAL_GRAD: ("timesteps", "log10"),
 }
-RUN_INFO_TAG = "kgrad/run_info"
-FINDINGS_TAG = "kgrad/findings"
-LOSS_TAG = "kgrad/loss"
 # What TensorBoard's loaders keep per tag when `--samples_per_plugin` does not
 # say (the same in the Python loader and in the Rust data server).
 DEFAULT_SAMPLES = {"scalars": 1000, "histograms": 500, "text": 10}
 _ALL_POINTS = 2**31 - 1
-_TIMESTEP = re.compile(r"t\d+")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,17 +115,17 @@ def runs(source):
     Returns:
         A list of `{"run", "model", "statistics", "recurrent", "loss",
         "batchnorm"}`, sorted by run: the statistics with at least one tag,
-        the recurrent layers with a `temporal_grad` map, whether `kgrad/loss`
-        was logged, whether the model has BatchNorm layers.
+        the recurrent layers with a `tags.TEMPORAL_GRAD` map, whether
+        `tags.LOSS` was logged, whether the model has BatchNorm layers.
     """
     result = []
-    for run, tags in sorted(source.scalar_tags().items()):
+    for run, listed in sorted(source.scalar_tags().items()):
         present = {
-            name: _tags_of(tags, name, None)
+            name: tags.names(listed, name)
             for name in STATISTICS
-            if name != "temporal_grad"
+            if name != tags.TEMPORAL_GRAD
         }
-        if not present["grad_norm"]:
+        if not present[tags.GRAD_NORM]:
             continue
         info = run_info(source, run)
         result.append(
@@ -136,8 +133,8 @@ def runs(source):
                 "run": run,
                 "model": info.get("model"),
                 "statistics": [name for name, found in present.items() if found],
-                "recurrent": recurrent_layers(tags),
-                "loss": LOSS_TAG in tags,
+                "recurrent": tags.recurrent_layers(listed),
+                "loss": tags.LOSS in listed,
                 "batchnorm": bool(info.get("batchnorm_layers")),
             }
         )
@@ -145,8 +142,8 @@ def runs(source):
 
 
 def run_info(source, run):
-    """The last `kgrad/run_info` object of `run` (`{}` if none)."""
-    points = source.read("text", run, [RUN_INFO_TAG]).get(RUN_INFO_TAG, [])
+    """The last `tags.RUN_INFO` object of `run` (`{}` if none)."""
+    points = source.read("text", run, [tags.RUN_INFO]).get(tags.RUN_INFO, [])
     if not points:
         return {}
     try:
@@ -162,17 +159,6 @@ def text_of(datum):
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def recurrent_layers(tags):
-    """The recurrent layers with `temporal_grad/<rnn>/t<k>` tags, sorted."""
-    names = {
-        tag[len("temporal_grad/") :].rsplit("/", 1)[0]
-        for tag in tags
-        if tag.startswith("temporal_grad/")
-        and _TIMESTEP.fullmatch(tag.rsplit("/", 1)[1])
-    }
-    return sorted(names)
-
-
 @dataclasses.dataclass(frozen=True)
 class HeatMapPlan:
     """What a heat map reads: its tags in row order, and their version.
@@ -180,10 +166,10 @@ class HeatMapPlan:
     Attributes:
         run: The run's name.
         statistic: A key of `STATISTICS`.
-        layer: For `temporal_grad`, the recurrent layer, else `None`.
+        layer: For `tags.TEMPORAL_GRAD`, the recurrent layer, else `None`.
         rows: The row names, input first.
         tags: The scalar tag of each row.
-        layers: The layer of each row (for `temporal_grad`: the recurrent
+        layers: The layer of each row (for `tags.TEMPORAL_GRAD`: the recurrent
             layer).
         batchnorm: The layers among `layers` that are BatchNorm layers.
         version: `(tag, max_step, max_wall_time)` of each row as the data
@@ -208,30 +194,30 @@ def heat_map_plan(source, run, statistic, layer=None):
         source: A `Source`.
         run: The run's name.
         statistic: A key of `STATISTICS`.
-        layer: For `temporal_grad`, the recurrent layer. Defaults to `None`.
+        layer: For `tags.TEMPORAL_GRAD`, the recurrent layer. Defaults to `None`.
 
     Raises:
         tensorboard.errors.InvalidArgumentError: For an unknown `statistic`.
         tensorboard.errors.NotFoundError: When `run` has no such tags.
     """
     check_choice("statistic", statistic, STATISTICS)
-    prefix = STATISTICS[statistic][0]
     listed = source.scalar_series(run)
-    if statistic == "temporal_grad":
-        check_choice("layer", layer, recurrent_layers(listed))
-        prefix += f"{layer}/"
-    names = _tags_of(sorted(listed), statistic, layer)
-    if not names:
-        raise errors.NotFoundError(f"run {run!r} has no {prefix}* scalars")
+    if statistic == tags.TEMPORAL_GRAD:
+        check_choice("layer", layer, tags.recurrent_layers(listed))
     info = run_info(source, run)
-    rows = tuple(_in_model_order(names, statistic, info))
-    tags = tuple(prefix + name for name in rows)
+    found = _rows(sorted(listed), statistic, layer, info)
+    if not found:
+        what = f"{statistic} {layer}" if layer else statistic
+        raise errors.NotFoundError(f"run {run!r} has no {what} scalars")
+    rows, row_tags = (tuple(column) for column in zip(*found, strict=True))
     version = tuple(
-        (tag, listed[tag].max_step, listed[tag].max_wall_time) for tag in tags
+        (tag, listed[tag].max_step, listed[tag].max_wall_time) for tag in row_tags
     )
     layers = tuple(row_layer(row, statistic, layer, info) for row in rows)
     batchnorm = tuple(sorted(set(layers) & set(info.get("batchnorm_layers", []))))
-    return HeatMapPlan(run, statistic, layer, rows, tags, version, layers, batchnorm)
+    return HeatMapPlan(
+        run, statistic, layer, rows, row_tags, version, layers, batchnorm
+    )
 
 
 def heat_map(source, plan):
@@ -248,26 +234,26 @@ def heat_map(source, plan):
         `steps` every step any row has; `values` base64 of row-major
         little-endian float32 (NaN where a row has no value at a step);
         `undefined` the flat indices of the cells whose value is undefined:
-        logged as NaN, or, for `update_ratio`, not written at a logged step
+        logged as NaN, or, for `tags.UPDATE_RATIO`, not written at a logged step
         because the weight norm was 0 (see `kgrad.monitor.log.summaries`).
 
     Example:
 
     ```python
-    grid = heat_map(source, heat_map_plan(source, "train", "grad_norm"))
+    grid = heat_map(source, heat_map_plan(source, "train", tags.GRAD_NORM))
     ```
     """
     data = source.read("scalars", plan.run, plan.tags)
     series = [data.get(tag, []) for tag in plan.tags]
     steps, grid, logged = _grid(series)
     undefined = logged & np.isnan(grid)
-    if plan.statistic == "update_ratio":
+    if plan.statistic == tags.UPDATE_RATIO:
         undefined |= ~logged
     return {
         "run": plan.run,
         "statistic": plan.statistic,
         "layer": plan.layer,
-        "scale": STATISTICS[plan.statistic][2],
+        "scale": STATISTICS[plan.statistic][1],
         "rows": list(plan.rows),
         "layers": list(plan.layers),
         "batchnorm": list(plan.batchnorm),
@@ -279,11 +265,11 @@ def heat_map(source, plan):
 
 
 def loss(source, run):
-    """`{"run", "steps", "values"}` of the run's `kgrad/loss` (empty if none).
+    """`{"run", "steps", "values"}` of the run's `tags.LOSS` (empty if none).
 
     Non-finite losses are `None`.
     """
-    points = source.read("scalars", run, [LOSS_TAG]).get(LOSS_TAG, [])
+    points = source.read("scalars", run, [tags.LOSS]).get(tags.LOSS, [])
     return {
         "run": run,
         "steps": [p.step for p in points],
@@ -299,15 +285,12 @@ def row_layer(row, statistic, recurrent_layer, info):
     in `rnn_01`); an activation row is its layer; a timestep row is in the
     recurrent layer of the map.
     """
-    kind = STATISTICS[statistic][1]
+    kind = STATISTICS[statistic][0]
     if kind == "timesteps":
         return recurrent_layer
     if kind == "layers":
         return row
-    for rnn in info.get("recurrent_layers", []) or []:
-        if isinstance(rnn, str) and row.startswith(rnn + "/"):
-            return rnn
-    return row.rsplit("/", 1)[0] if "/" in row else row
+    return tags.layer_of(row, tags.recurrent_order(info))
 
 
 def _grid(series):
@@ -343,7 +326,7 @@ def histogram(source, run, path, step):
     Raises:
         tensorboard.errors.NotFoundError: When `path` has no histogram.
     """
-    tag = "grad_hist/" + path
+    tag = tags.tag(tags.GRAD_HIST, path)
     points = source.read("histograms", run, [tag]).get(tag, [])
     if not points:
         raise errors.NotFoundError(f"run {run!r} has no histogram {tag!r}")
@@ -360,8 +343,8 @@ def histogram(source, run, path, step):
 
 
 def findings_texts(source, run):
-    """`([(step, text)], sampling)` of the run's `kgrad/findings` texts."""
-    points = source.read("text", run, [FINDINGS_TAG]).get(FINDINGS_TAG, [])
+    """`([(step, text)], sampling)` of the run's `tags.FINDINGS` texts."""
+    points = source.read("text", run, [tags.FINDINGS]).get(tags.FINDINGS, [])
     texts = [(p.step, text_of(p)) for p in points]
     return texts, source.sampling("text", [len(points)])
 
@@ -374,29 +357,15 @@ def check_choice(name, value, choices):
         )
 
 
-def _tags_of(tags, statistic, layer):
-    """The row names of `statistic` among `tags` (without the prefix)."""
-    prefix = STATISTICS[statistic][0]
-    if statistic == "temporal_grad":
-        prefix += f"{layer}/"
-        names = [t[len(prefix) :] for t in tags if t.startswith(prefix)]
-        return [n for n in names if _TIMESTEP.fullmatch(n)]
-    names = [t[len(prefix) :] for t in tags if t.startswith(prefix)]
-    return [n for n in names if n != "global"]
-
-
-def _in_model_order(names, statistic, info):
-    """`names` in the order of `run_info`, input first; the rest sorted."""
-    kind = STATISTICS[statistic][1]
-    if kind == "timesteps":
-        return sorted(names)  # zero-padded: t00, t01, ...
-    if kind == "variables":
-        listed = [p for p in info.get("variables", []) if isinstance(p, str)]
-    else:
-        listed = [p[0] for p in info.get("layers", []) if p and isinstance(p[0], str)]
-    present = set(names)
-    ordered = list(dict.fromkeys(p for p in listed if p in present))
-    return ordered + sorted(present - set(ordered))
+def _rows(listed, statistic, layer, info):
+    """`[(row name, tag)]` of `statistic` among the tags `listed`, input first:
+    in the order of `run_info`, the rest sorted; timesteps first to last."""
+    if statistic == tags.TEMPORAL_GRAD:
+        return tags.timestep_rows(listed, layer)
+    kind = STATISTICS[statistic][0]
+    order = tags.variable_order(info) if kind == "variables" else tags.layer_order(info)
+    names = tags.in_model_order(tags.names(listed, statistic), order)
+    return [(name, tags.tag(statistic, name)) for name in names]
 
 
 def _finite(value):

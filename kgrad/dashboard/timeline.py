@@ -1,6 +1,6 @@
 """Findings on the time axis: when each appeared and when it cleared.
 
-kgrad writes the `kgrad/findings` text each time the diagnosis changes: the
+kgrad writes the `tags.FINDINGS` text each time the diagnosis changes: the
 active findings as a markdown list, one `Finding.message()` per item, or
 "No gradient problem found.". A finding is known by its first sentence
 (severity, title and layers); its numbers may change while it stays active.
@@ -15,12 +15,14 @@ Example:
 
 import re
 
+from kgrad import tags
+
 _ITEM = re.compile(r"^- ", re.MULTILINE)
 _HEAD = re.compile(r"^((?:Error|Warning): .*?\.)(?:\s|$)", re.DOTALL)
 
 
 def timeline(texts, layer_names):
-    """Intervals of the findings in a run's `kgrad/findings` texts.
+    """Intervals of the findings in a run's `tags.FINDINGS` texts.
 
     Args:
         texts: `[(step, markdown)]`, as written, in step order.
@@ -75,15 +77,15 @@ def _messages(markdown):
 
 
 _STATISTIC_OF_TITLE = (
-    ("through time", "temporal_grad"),
-    ("dead ReLU", "dead_units"),
-    ("saturated", "saturation"),
+    ("through time", tags.TEMPORAL_GRAD),
+    ("dead ReLU", tags.DEAD_UNITS),
+    ("saturated", tags.SATURATION),
 )
 
 
 def statistic_of(title):
-    """The heat map a finding is about (`grad_norm` unless its title says)."""
+    """The heat map a finding is about (`tags.GRAD_NORM` unless its title says)."""
     for words, statistic in _STATISTIC_OF_TITLE:
         if words in title:
             return statistic
-    return "grad_norm"
+    return tags.GRAD_NORM

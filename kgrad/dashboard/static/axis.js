@@ -28,7 +28,9 @@ export function scheduleBreaks(steps) {
     const after = median(strides.slice(c, c + WINDOW));
     const last = breaks[breaks.length - 1];
     if (Math.max(before, after) >= 2 * Math.min(before, after) && !(last && c - last.column <= WINDOW)) {
-      breaks.push({column: c, before, after});
+      let at = c; // the first column whose own stride differs
+      while (at < steps.length - 1 && strides[at] === before) at++;
+      breaks.push({column: at, before, after});
     }
   }
   return breaks.length <= MAX_BREAKS ? breaks : [];

@@ -9,6 +9,7 @@
 
 import {drawGridLines} from "./axis.js";
 import {LABEL_WIDTH, shown} from "./heatmap.js";
+import {LOSS} from "./tags.js";
 
 const SEVERITY = {error: "#d62728", warning: "#ff7f0e"};
 const BAR = 12;
@@ -78,6 +79,7 @@ export function drawLoss(canvas, loss, axis, width) {
   ctx.fillStyle = "#333";
   ctx.textBaseline = "middle";
   const points = loss.steps.map((s, i) => [s, loss.values[i]]).filter((p) => p[1] !== null);
+  canvas.dataset.points = points.length;
   if (!points.length) {
     ctx.fillText("loss: not logged", 4, LOSS_HEIGHT / 2);
     return;
@@ -86,7 +88,7 @@ export function drawLoss(canvas, loss, axis, width) {
   let [low, high] = [Math.min(...ys), Math.max(...ys)];
   if (high === low) [low, high] = [low - 0.5, high + 0.5];
   const py = (v) => 4 + (1 - (v - low) / (high - low)) * (LOSS_HEIGHT - 8);
-  ctx.fillText("loss (kgrad/loss)", 4, 10);
+  ctx.fillText(`loss (${LOSS})`, 4, 10);
   ctx.textAlign = "right";
   ctx.fillText(formatted(high), LABEL_WIDTH - 10, 8);
   ctx.fillText(formatted(low), LABEL_WIDTH - 10, LOSS_HEIGHT - 8);
@@ -189,6 +191,7 @@ function frame(canvas, title) {
   ctx.fillStyle = "#333";
   ctx.textBaseline = "middle";
   ctx.fillText(cut(title, 56), 4, 9);
+  canvas.dataset.title = title;
   return ctx;
 }
 

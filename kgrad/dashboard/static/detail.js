@@ -8,8 +8,9 @@
 //   clearDetail(detail);
 
 import {drawHistogram, drawSeries, formatted} from "./charts.js";
+import {GRAD_NORM, UPDATE_RATIO, WEIGHT_NORM} from "./tags.js";
 
-const VARIABLE_STATISTICS = ["grad_norm", "update_ratio", "weight_norm"];
+const VARIABLE_STATISTICS = [GRAD_NORM, UPDATE_RATIO, WEIGHT_NORM];
 const EMPTY = "Click a cell of a map to see its row over time and its gradient histogram here.";
 
 /** The detail's elements, appended to `parent`. */

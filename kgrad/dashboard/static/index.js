@@ -1,5 +1,6 @@
 // The Gradients tab. TensorBoard loads this ES module in its iframe and calls
-// `render()`; every URL is relative to `/data/plugin/kgrad/`.
+// `render()`; every URL is relative to the plugin's `/data/plugin/<name>/`; tag and
+// statistic names come from `./tags.js`, which the plugin generates from kgrad.tags.
 //
 // The selection (run, side-by-side run, statistic, rows, filter, scale, zoom,
 // finding) is kept in the page's query and, inside TensorBoard, in its hash
@@ -12,14 +13,15 @@ import {buildDetail, clearDetail, showDetail} from "./detail.js";
 import {buildPanel, drawPanel, markColumn, panelMessage, revealMarked} from "./panel.js";
 import {defaultGrouping, GROUPINGS, viewRows} from "./rows.js";
 import {layout, STYLE} from "./style.js";
+import {DEAD_UNITS, GRAD_NORM, SATURATION, TEMPORAL_GRAD, UPDATE_RATIO, WEIGHT_NORM} from "./tags.js";
 
 const STATISTIC_LABELS = {
-  grad_norm: "gradient norm (log10)",
-  update_ratio: "update / weight ratio (log10)",
-  weight_norm: "weight norm (log10)",
-  dead_units: "dead-unit share",
-  saturation: "saturated share",
-  temporal_grad: "gradient through time (log10)",
+  [GRAD_NORM]: "gradient norm (log10)",
+  [UPDATE_RATIO]: "update / weight ratio (log10)",
+  [WEIGHT_NORM]: "weight norm (log10)",
+  [DEAD_UNITS]: "dead-unit share",
+  [SATURATION]: "saturated share",
+  [TEMPORAL_GRAD]: "gradient through time (log10)",
 };
 const ZOOMS = {auto: "auto", fit: "fit all", 4: "4 px", 8: "8 px", 12: "12 px", 18: "18 px"};
 const KEYS = ["run", "compare", "statistic", "layer", "group", "filter", "bn", "shared", "zoom", "finding"];
@@ -99,6 +101,7 @@ function wireControls(page) {
 
 /** Lists the runs again (Refresh, poll, empty state), then draws. */
 async function relist(page) {
+  delete document.body.dataset.ready;
   clearTimeout(page.emptyTimer);
   page.answers.clear();
   clearDetail(page.detail);
@@ -156,15 +159,15 @@ function readControls(page) {
 function updateMenus(page, shown) {
   const s = page.state;
   const statistics = Object.keys(STATISTIC_LABELS).filter((name) =>
-    shown.some((r) => (name === "temporal_grad" ? r.recurrent.length : r.statistics.includes(name))));
-  if (!statistics.includes(s.statistic)) s.statistic = "grad_norm";
+    shown.some((r) => (name === TEMPORAL_GRAD ? r.recurrent.length : r.statistics.includes(name))));
+  if (!statistics.includes(s.statistic)) s.statistic = GRAD_NORM;
   fillSelect(page.statistic, statistics, s.statistic, STATISTIC_LABELS);
   const recurrent = [...new Set(shown.flatMap((r) => r.recurrent))];
   if (!recurrent.includes(s.layer)) s.layer = recurrent[0] || "";
   fillSelect(page.layer, recurrent, s.layer);
-  page.layer.parentElement.hidden = s.statistic !== "temporal_grad";
-  page.group.parentElement.hidden = s.statistic === "temporal_grad";
-  page.bn.parentElement.hidden = s.statistic === "temporal_grad" || !shown.some((r) => r.batchnorm);
+  page.layer.parentElement.hidden = s.statistic !== TEMPORAL_GRAD;
+  page.group.parentElement.hidden = s.statistic === TEMPORAL_GRAD;
+  page.bn.parentElement.hidden = s.statistic === TEMPORAL_GRAD || !shown.some((r) => r.batchnorm);
   page.filter.value = s.filter || "";
   page.bn.checked = s.bn === "1";
   page.shared.checked = s.shared !== "0";
@@ -233,15 +236,15 @@ async function loadRun(page, run) {
   const findings = await cached(page, "findings?" + new URLSearchParams({run: run.run}));
   const loss = run.loss ? await cached(page, "loss?" + new URLSearchParams({run: run.run})) : {steps: [], values: []};
   const label = STATISTIC_LABELS[s.statistic];
-  if (s.statistic === "temporal_grad" && !run.recurrent.includes(s.layer)) {
+  if (s.statistic === TEMPORAL_GRAD && !run.recurrent.includes(s.layer)) {
     const which = run.recurrent.length ? `no recurrent layer ${s.layer}` : "no recurrent layer";
     return {run, findings, loss, message: `${run.run} has ${which}: no ${label} to show.`};
   }
-  if (s.statistic !== "temporal_grad" && !run.statistics.includes(s.statistic)) {
+  if (s.statistic !== TEMPORAL_GRAD && !run.statistics.includes(s.statistic)) {
     return {run, findings, loss, message: `${run.run} logged no ${label}: ${WHY_MISSING[s.statistic] || ""}`};
   }
   const params = new URLSearchParams({run: run.run, statistic: s.statistic});
-  if (s.statistic === "temporal_grad") params.set("layer", s.layer);
+  if (s.statistic === TEMPORAL_GRAD) params.set("layer", s.layer);
   const grid = await cached(page, "heatmap?" + params, (answer) => {
     answer.values = decodeValues(answer.values);
     return answer;
@@ -250,15 +253,15 @@ async function loadRun(page, run) {
 }
 
 const WHY_MISSING = {
-  dead_units: "kgrad measures dead units on ReLU layers only.",
-  saturation: "kgrad measures saturation on sigmoid and tanh layers only.",
-  update_ratio: "the update ratio needs the weights before and after a step.",
+  [DEAD_UNITS]: "kgrad measures dead units on ReLU layers only.",
+  [SATURATION]: "kgrad measures saturation on sigmoid and tanh layers only.",
+  [UPDATE_RATIO]: "the update ratio needs the weights before and after a step.",
 };
 
 /** The layers to mark: those the findings about this map name (the selected one's only). */
 export function markedLayers(grid, findings, selected) {
-  const about = (f) => (f.statistic || "grad_norm") === grid.statistic &&
-    (grid.statistic !== "temporal_grad" || f.layers.includes(grid.layer));
+  const about = (f) => (f.statistic || GRAD_NORM) === grid.statistic &&
+    (grid.statistic !== TEMPORAL_GRAD || f.layers.includes(grid.layer));
   const chosen = selected ? [selected].filter(about) : findings.filter(about);
   return new Set(chosen.flatMap((f) => f.layers));
 }
@@ -284,7 +287,7 @@ function hooksFor(page, panel, data, view) {
       s.finding = s.finding === id ? "" : id;
       if (s.finding) {
         if (finding.statistic && finding.statistic !== s.statistic) s.statistic = finding.statistic;
-        if (finding.statistic === "temporal_grad") s.layer = finding.layers[0] || s.layer;
+        if (finding.statistic === TEMPORAL_GRAD) s.layer = finding.layers[0] || s.layer;
         for (const key of groupsOf(view, finding.layers)) page.expanded.add(key);
       }
       clearDetail(page.detail);

@@ -61,6 +61,11 @@ export function drawPanel(panel, data, view, options, hooks) {
     rows: shownRows,
     steps: grid.steps.length,
     rowHeight: map.rowHeight,
+    cellWidth: map.cellWidth,
+    labelWidth: LABEL_WIDTH,
+    rowKeys: view.rows.map((row) => row.key).join("\n"),
+    stepList: grid.steps.join(","),
+    marked: view.rows.filter((row) => isMarked(row, options.marked)).map((row) => row.key).join("\n"),
     drawMs: (performance.now() - start).toFixed(1),
   });
   panel.viewport.style.height = `${Math.min(panel.canvas.height, options.viewportHeight)}px`;

@@ -7,7 +7,9 @@
 //   view.rows[0]  // -> {label, key, depth, members: [row indices], group, open, layers}
 //   view.values   // Float32Array, rows x steps, of what is drawn
 
-const NORMS = new Set(["grad_norm", "weight_norm"]);
+import {GRAD_NORM, TEMPORAL_GRAD, WEIGHT_NORM} from "./tags.js";
+
+const NORMS = new Set([GRAD_NORM, WEIGHT_NORM]);
 export const GROUPINGS = {variable: "every variable", layer: "per layer", block: "per block"};
 
 /** The block of a layer: its name up to `blockN` (`conv3_block2_1_conv` -> `conv3_block2`). */
@@ -23,7 +25,7 @@ export function blockOf(layer) {
 
 /** The grouping a map of `rows` variables in `layers` layers opens with. */
 export function defaultGrouping(grid) {
-  if (grid.statistic === "temporal_grad" || grid.rows.length <= 40) return "variable";
+  if (grid.statistic === TEMPORAL_GRAD || grid.rows.length <= 40) return "variable";
   return new Set(grid.layers).size <= 60 ? "layer" : "block";
 }
 
@@ -55,7 +57,7 @@ export function rowFilter(pattern) {
  * Returns {rows, values, undefined: Set of flat indices, steps}.
  */
 export function viewRows(grid, options) {
-  const grouping = grid.statistic === "temporal_grad" ? "variable" : options.grouping;
+  const grouping = grid.statistic === TEMPORAL_GRAD ? "variable" : options.grouping;
   const keep = rowFilter(options.filter);
   const batchnorm = new Set(options.hideBatchnorm ? grid.batchnorm || [] : []);
   const layers = grid.layers || grid.rows;

@@ -102,7 +102,7 @@ class GradientMonitor(keras.callbacks.Callback):
             fields; an unknown key raises `ValueError`) of the diagnosis made
             at each epoch end (findings are reported when they appear and
             when they clear, across all `fit` calls of the monitor, and
-            written to the `kgrad/findings` text tag; a failing diagnosis is
+            written to the `kgrad.tags.FINDINGS` text tag; a failing diagnosis is
             warned about, training goes on); `None`: defaults. Defaults to `None`.
         include: Variable paths to tag: a shell-style pattern or a list
             (`fnmatch`, e.g. `"block1*"`), `None` for all; see

@@ -14,7 +14,7 @@ Example:
 >>> from kgrad.monitor.log.summaries import text_value
 >>> with tempfile.TemporaryDirectory() as log_dir:
 ...     writer = RunWriter(log_dir)
-...     writer.write(1, [text_value("notes", "hello")], [("grad_norm/global", 0.5)])
+...     writer.write(1, [text_value("notes", "hello")], [("loss", 0.5)])
 ...     writer.close()
 """
 
@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
+from kgrad import tags
 from kgrad.analysis import atomic, plots, runs
 from kgrad.monitor.log import summaries
 from kgrad.monitor.log.summaries import scalar_value
@@ -47,7 +48,7 @@ class ScalarEncoder:
 
     Example:
 
-    >>> data = ScalarEncoder().summary([("grad_norm/global", 0.5)])
+    >>> data = ScalarEncoder().summary([("loss", 0.5)])
     >>> summary_pb2.Summary.FromString(data).value[0].tensor.float_val[0]
     0.5
     """
@@ -85,7 +86,7 @@ class RunWriter:
     the file that failed is abandoned (it reads back up to the failure), the
     steps written since its last flush are counted as missing, and the next
     write opens a new event file. Its first event carries
-    `kgrad/missing_steps` (JSON `{"steps": [...]}`), which `kgrad report`
+    `tags.MISSING_STEPS` (JSON `{"steps": [...]}`), which `kgrad report`
     reads to say which steps are missing.
 
     Args:
@@ -173,7 +174,7 @@ class RunWriter:
 
     def _missing_value(self):
         steps = {"steps": sorted(self.missing_steps)}
-        return summaries.text_value(runs.MISSING_STEPS_TAG, json.dumps(steps))
+        return summaries.text_value(tags.MISSING_STEPS, json.dumps(steps))
 
     def guard(self, action):
         """Runs `action`; an exception is logged once, never raised.
@@ -270,7 +271,7 @@ def _varint(n):
 
 def write_gradient_flow(writer, path, scalars, run_info, step, title):
     """Draws the gradient-flow figure (a TensorBoard image and a PNG file) and,
-    for models with recurrent layers, the `kgrad/temporal_profile` heat map.
+    for models with recurrent layers, the `tags.TEMPORAL_PROFILE` heat map.
 
     Runs in the worker thread at the end of `fit`.
     """
@@ -279,7 +280,7 @@ def write_gradient_flow(writer, path, scalars, run_info, step, title):
     figure = plots.gradient_flow_figure(scalars, run_info, title=title)
     png = plots.figure_png(figure)
     width, height = (int(v) for v in figure.canvas.get_width_height())
-    value = summaries.image_value("kgrad/gradient_flow", png, width, height)
+    value = summaries.image_value(tags.GRADIENT_FLOW, png, width, height)
     writer.write(step, [value])
     if not writer.guard(lambda: atomic.write_bytes(path, png)):
         logger.error("kgrad: %s was not written (the figure stays as it was).", path)
@@ -287,7 +288,7 @@ def write_gradient_flow(writer, path, scalars, run_info, step, title):
     if heat_map is not None:
         width, height = (int(v) for v in heat_map.canvas.get_width_height())
         png = plots.figure_png(heat_map)
-        value = summaries.image_value("kgrad/temporal_profile", png, width, height)
+        value = summaries.image_value(tags.TEMPORAL_PROFILE, png, width, height)
         writer.write(step, [value])
 
 

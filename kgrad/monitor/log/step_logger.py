@@ -12,8 +12,8 @@ reused on a second model starts a new run too, never a merge.
 
 A capture that is not an update (a batch that only accumulates gradients, a
 step the loss-scale optimizer skips) is not written: the caller arms the next
-batch instead, and skipped batches are counted into `loss_scale/skipped`. A
-step already written is never written again: one value per tag and step.
+batch instead, and skipped batches are counted into `tags.LOSS_SCALE_SKIPPED`.
+A step already written is never written again: one value per tag and step.
 
 Tested in tests/test_callback.py, tests/test_record.py and
 tests/test_several_updates.py.
@@ -30,7 +30,7 @@ nonfinite, retry = logger.write(capture.read(), norms=True, histograms=False, du
 import functools
 import os
 
-from kgrad import checks
+from kgrad import checks, tags
 from kgrad.analysis import diagnostics
 from kgrad.analysis.history import ScalarHistory
 from kgrad.monitor.log import event_writer, run_claim, summaries
@@ -246,10 +246,10 @@ class StepLogger:
             self.worker.submit(log.writer.close)
 
     def _tags_of(self, record):
-        tags = self._tags.get(id(record))
-        if tags is None:
-            tags = self._tags[id(record)] = self._make_tags(record.paths)
-        return tags
+        found = self._tags.get(id(record))
+        if found is None:
+            found = self._tags[id(record)] = self._make_tags(record.paths)
+        return found
 
     def _run_root(self):
         """`log_dir/train`, or a new run root if that one is another's."""
@@ -274,10 +274,10 @@ class StepLogger:
 
     def _log_step(self, log, record, captured, norms, histograms, extra):
         """Writes one captured step (inline, or in the worker if it is busy)."""
-        tags = self._tags_of(record)
-        paths = tags.paths
-        captured = tags.select(captured)
-        layers = tags.select_layers(captured, _layers(record))
+        selection = self._tags_of(record)
+        paths = selection.paths
+        captured = selection.select(captured)
+        layers = selection.select_layers(captured, _layers(record))
         recurrent = _recurrent(record)
         scalars = summaries.step_scalars(
             captured, paths, layers, norms=norms, recurrent=recurrent
@@ -382,7 +382,7 @@ class RunLog:
             active = channel.log.runs[self.label]
             text = "\n\n".join(f"- {f.message()}" for f in active)
             value = summaries.text_value(
-                "kgrad/findings", text or "No gradient problem found."
+                tags.FINDINGS, text or "No gradient problem found."
             )
             worker.submit(functools.partial(self.writer.write, self.last_step, [value]))
 

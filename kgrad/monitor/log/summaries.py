@@ -8,33 +8,8 @@ step applies several optimizers (a GAN), each writes the same tags under
 `log_dir/train/<name>`, where `<name>` is the attribute holding it
 (`d_optimizer`): one run per optimizer, each at its own update count.
 
-| tag | kind | what |
-|---|---|---|
-| `grad_norm/<path>` | scalar | L2 norm of the variable's gradient |
-| `grad_norm/global` | scalar | L2 norm of all gradients together |
-| `grad_hist/<path>` | histogram | distribution of the gradient's entries |
-| `weight_norm/<path>` | scalar | L2 norm of the weights the gradient was taken at |
-| `update_ratio/<path>` | scalar | norm of the step's update / `weight_norm` |
-| `grad_nonfinite/global` | scalar | number of NaN/Inf gradient entries |
-| `grad_nonfinite/<path>` | scalar | the same for one variable, written only when > 0 |
-| `loss_scale/value` | scalar | mixed precision: the loss scale of the step |
-| `loss_scale/skipped` | scalar | mixed precision: batches skipped before the update |
-| `activation_zero/<layer>` | scalar | ReLU layers: share of outputs that are zero |
-| `dead_units/<layer>` | scalar | ReLU layers: share of units zero on the whole batch |
-| `saturation/<layer>` | scalar | sigmoid/tanh layers: share of outputs near a bound |
-| `temporal_grad/<rnn>/t<k>` | scalar | recurrent layers: norm of the loss gradient |
-|  |  | w.r.t. the layer's input at timestep `k`, over the batch |
-| `temporal_grad/<rnn>/t_first_over_last` | scalar | that norm at the first |
-|  |  | timestep over the last: vanishing through time when tiny |
-| `kgrad/loss` | scalar | the loss Keras computed on the logged step |
-|  |  | (`kgrad.monitor.step.loss_probe`) |
-| `kgrad/epoch/<metric>` | scalar | the metrics Keras reports at an epoch end, at |
-|  |  | the last logged step |
-| `kgrad/run_info` | text | JSON: variable paths (input first), layers, batch |
-| `kgrad/findings` | text | the diagnosis, written when it changes |
-| `kgrad/gradient_flow` | image | gradient norm per layer, input to output |
-| `kgrad/temporal_profile` | image | recurrent layers: timestep x logged step heat map |
-| custom scalars | layout | all layers' gradient norms on one chart |
+The tags themselves, how to build and read them, are `kgrad.tags` (the
+contract the reader and the tab import too).
 
 `<path>` is the Keras 3 `variable.path` (e.g. `dense_01/kernel`), `<layer>`
 the layer's path, or its name when the path is `None` (keras.applications);
@@ -42,16 +17,16 @@ a name that repeats gets `_2`, `_3`, ... (two weights named `w` in one layer),
 see `kgrad.monitor.step.packed.variable_names`. One value per tag and step: with
 `gradient_accumulation_steps` the step is the update and its gradient the
 average the optimizer applies; a step that the loss-scale optimizer skips is
-not written, the next batch is logged instead and `loss_scale/skipped` counts
-the batches skipped before it. A layer called several times in a step (shared
-weights) gets the activation statistics of all its calls together.
+not written, the next batch is logged instead and `tags.LOSS_SCALE_SKIPPED`
+counts the batches skipped before it. A layer called several times in a step
+(shared weights) gets the activation statistics of all its calls together.
 With `per_layer=True`, `<path>` is `<layer>/(all)` for a whole layer;
 `include`/`exclude` select the paths (`kgrad.monitor.log.tag_filter`). `<rnn>` is
 a recurrent layer's path (each direction of a `Bidirectional` is one). `<k>`
 is zero-padded to the digits of the last timestep; 16 timesteps are kept,
 evenly spaced from the first to the last (all of them for shorter sequences);
 for `go_backwards` layers `k` counts in processing order. Masked recurrent
-layers get no `temporal_grad` tags (see `kgrad.monitor.step.temporal`).
+layers get no temporal tags (see `kgrad.monitor.step.temporal`).
 
 Edge cases: a variable with a `None` gradient (unconnected or frozen) gets no
 tag at that step. `IndexedSlices` gradients (from `Embedding`) are logged as
@@ -70,8 +45,8 @@ Tested in tests/test_tensorboard.py and tests/test_events.py.
 
 Example:
 
->>> scalar_value("grad_norm/global", 0.5).tag
-'grad_norm/global'
+>>> list(scalar_value(tags.LOSS, 0.5).tensor.float_val)
+[0.5]
 """
 
 import json
@@ -91,6 +66,7 @@ from tensorboard.plugins.image import metadata as image_metadata
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.plugins.text import summary_v2 as text_summary
 
+from kgrad import tags
 from kgrad.monitor.step.packed import sampled_timesteps
 
 _SCALAR = scalar_metadata.create_summary_metadata(display_name=None, description=None)
@@ -166,8 +142,8 @@ def custom_scalars_value(paths):
     """
 
     def chart(title, prefix):
-        tags = [f"^{prefix}/{re.escape(path)}$" for path in paths]
-        content = layout_pb2.MultilineChartContent(tag=tags)
+        patterns = [f"^{re.escape(tags.tag(prefix, path))}$" for path in paths]
+        content = layout_pb2.MultilineChartContent(tag=patterns)
         return layout_pb2.Chart(title=title, multiline=content)
 
     layout = layout_pb2.Layout(
@@ -175,8 +151,8 @@ def custom_scalars_value(paths):
             layout_pb2.Category(
                 title="kgrad: gradient flow, input to output",
                 chart=[
-                    chart("gradient norm per variable", "grad_norm"),
-                    chart("update / weight ratio per variable", "update_ratio"),
+                    chart("gradient norm per variable", tags.GRAD_NORM),
+                    chart("update / weight ratio per variable", tags.UPDATE_RATIO),
                 ],
             )
         ]
@@ -216,14 +192,14 @@ def run_info(model, paths, layers, batchnorm_paths, batch_size, recurrent):
 
 
 def run_info_value(info):
-    """The `kgrad/run_info` text summary: a JSON object describing the run.
+    """The `tags.RUN_INFO` text summary: a JSON object describing the run.
 
     Written once per `fit`, so that reports can order layers from input to
     output and know the batch size. Keys: `model`, `variables` (variable paths
     in the model's order, input side first), `layers` (`[layer path, kind]` of
     the probed activation layers), `batchnorm_layers`, `batch_size`.
     """
-    return text_summary.text_pb("kgrad/run_info", json.dumps(info)).value[0]
+    return text_summary.text_pb(tags.RUN_INFO, json.dumps(info)).value[0]
 
 
 def step_scalars(captured, paths, layers, norms=True, recurrent=()):
@@ -245,8 +221,8 @@ def step_scalars(captured, paths, layers, norms=True, recurrent=()):
     items = []
     if loss_scale != 1.0:
         skipped_batches = captured.get("skipped_batches", captured["skipped"])
-        items.append(("loss_scale/value", loss_scale))
-        items.append(("loss_scale/skipped", float(skipped_batches)))
+        items.append((tags.LOSS_SCALE_VALUE, loss_scale))
+        items.append((tags.LOSS_SCALE_SKIPPED, float(skipped_batches)))
     if skipped or not norms:
         return items
     present = np.flatnonzero(captured["has_grad"] > 0)
@@ -267,7 +243,8 @@ def step_histograms(captured, paths):
         counts = captured["hist_counts"][i]
         if counts.sum() > 0:
             low, high = captured["hist_min"][i], captured["hist_max"][i]
-            values.append(histogram_value(f"grad_hist/{paths[i]}", low, high, counts))
+            tag = tags.tag(tags.GRAD_HIST, paths[i])
+            values.append(histogram_value(tag, low, high, counts))
     return values
 
 
@@ -277,8 +254,8 @@ def _norm_items(captured, paths, present):
     global_sq = captured.get("global_grad_sq", grad_sq[present].sum())
     global_nonfinite = captured.get("global_nonfinite", nonfinite[present].sum())
     items = [
-        ("grad_norm/global", float(np.sqrt(global_sq))),
-        ("grad_nonfinite/global", float(global_nonfinite)),
+        (tags.GLOBAL_GRAD_NORM, float(np.sqrt(global_sq))),
+        (tags.GLOBAL_NONFINITE, float(global_nonfinite)),
     ]
     # Python floats: the loop below runs for every variable of every logged step.
     grad_norm = np.sqrt(grad_sq).tolist()
@@ -287,12 +264,13 @@ def _norm_items(captured, paths, present):
     nonfinite = nonfinite.tolist()
     for i in present.tolist():
         path = paths[i]
-        items.append((f"grad_norm/{path}", grad_norm[i]))
-        items.append((f"weight_norm/{path}", weight_norm[i]))
+        items.append((tags.tag(tags.GRAD_NORM, path), grad_norm[i]))
+        items.append((tags.tag(tags.WEIGHT_NORM, path), weight_norm[i]))
         if weight_norm[i] > 0 and update_norm[i] == update_norm[i]:  # not NaN
-            items.append((f"update_ratio/{path}", update_norm[i] / weight_norm[i]))
+            ratio = update_norm[i] / weight_norm[i]
+            items.append((tags.tag(tags.UPDATE_RATIO, path), ratio))
         if nonfinite[i] > 0:
-            items.append((f"grad_nonfinite/{path}", nonfinite[i]))
+            items.append((tags.tag(tags.GRAD_NONFINITE, path), nonfinite[i]))
     return items
 
 
@@ -304,10 +282,10 @@ def _activation_items(captured, layers):
         if share != share:  # NaN: the layer did not run
             continue
         if kind == "relu":
-            items.append((f"activation_zero/{layer}", share))
-            items.append((f"dead_units/{layer}", always))
+            items.append((tags.tag(tags.ACTIVATION_ZERO, layer), share))
+            items.append((tags.tag(tags.DEAD_UNITS, layer), always))
         else:
-            items.append((f"saturation/{layer}", share))
+            items.append((tags.tag(tags.SATURATION, layer), share))
     return items
 
 
@@ -322,12 +300,9 @@ def _temporal_items(captured, recurrent):
         if not length:  # no profile taken (masked layer, or it did not run)
             continue
         kept = sampled_timesteps(int(length))
-        digits = len(str(kept[-1]))
         norms = norms[: len(kept)].tolist()
         for t, norm in zip(kept, norms, strict=True):
-            items.append((f"temporal_grad/{name}/t{t:0{digits}d}", norm))
+            items.append((tags.temporal(name, t, last=kept[-1]), norm))
         if norms[-1] > 0:
-            items.append(
-                (f"temporal_grad/{name}/t_first_over_last", norms[0] / norms[-1])
-            )
+            items.append((tags.temporal_ratio(name), norms[0] / norms[-1]))
     return items

@@ -5,8 +5,8 @@
 each variable's `path` (e.g. `"dense_1/kernel"`), and against the path of
 each layer whose activations are probed (e.g. `"conv1/relu"`). A variable is
 tagged when it matches some `include` pattern (all do when `include` is
-`None`) and no `exclude` pattern. `grad_norm/global` and
-`grad_nonfinite/global` always cover every variable.
+`None`) and no `exclude` pattern. The global tags (`tags.GLOBAL`) always
+cover every variable.
 
 With `per_layer=True` the selected variables of a layer (the variable path
 without its last component) are written as one "variable" named
@@ -21,8 +21,8 @@ Tested in tests/test_tag_filter.py.
 
 Example:
 
->>> tags = TagFilter(["m/d1/kernel", "m/d1/bias", "m/d2/kernel"], exclude="*bias")
->>> tags.paths
+>>> selection = TagFilter(["m/d1/kernel", "m/d1/bias", "m/d2/kernel"], exclude="*bias")
+>>> selection.paths
 ['m/d1/kernel', 'm/d2/kernel']
 >>> TagFilter(["m/d1/kernel", "m/d1/bias"], per_layer=True).paths
 ['m/d1/(all)']
@@ -32,7 +32,8 @@ import fnmatch
 
 import numpy as np
 
-LAYER_SUFFIX = "(all)"
+from kgrad import tags
+
 _SUMMED = ("grad_sq", "nonfinite", "weight_sq", "update_sq")
 
 
@@ -73,7 +74,11 @@ class TagFilter:
         kept = [i for i, path in enumerate(paths) if self.keeps(path)]
         groups = {}
         for i in kept:
-            name = _layer_of(paths[i]) if self.per_layer else paths[i]
+            name = (
+                tags.whole_layer(tags.layer_of(paths[i]))
+                if self.per_layer
+                else paths[i]
+            )
             groups.setdefault(name, []).append(i)
         self.paths = list(groups)
         self._groups = list(groups.values())
@@ -166,11 +171,6 @@ def _merge(captured, group, bins):
         captured["hist_max"][used],
         captured["hist_counts"][used],
     )
-
-
-def _layer_of(path):
-    layer = path.rsplit("/", 1)[0] if "/" in path else path
-    return f"{layer}/{LAYER_SUFFIX}"
 
 
 def _matches(path, patterns):

@@ -23,12 +23,11 @@ Example:
 probe = LossProbe()
 probe.begin(model)  # in on_train_batch_begin of a logged batch
 ...                 # Keras runs the train step
-probe.end(model)    # [("kgrad/loss", 0.693)] in on_train_batch_end
+probe.end(model)    # [(tags.LOSS, 0.693)] in on_train_batch_end
 ```
 """
 
-from kgrad import checks
-from kgrad.analysis.loss_trend import EPOCH_PREFIX, LOSS_TAG
+from kgrad import checks, tags
 from kgrad.monitor.train_function.keras_hooks import loss_totals
 
 
@@ -51,7 +50,7 @@ class LossProbe:
                 self._warned = True
                 checks.warn(
                     f"kgrad: the loss tracker could not be read ({error!r}); "
-                    "`kgrad/loss` is not logged."
+                    f"`{tags.LOSS}` is not logged."
                 )
             return None
 
@@ -60,7 +59,7 @@ class LossProbe:
         self._start = self._totals(model)
 
     def end(self, model):
-        """The batch's loss as `[(LOSS_TAG, loss)]`, or `[]` if not measurable.
+        """The batch's loss as `[(tags.LOSS, loss)]`, or `[]` if not measurable.
 
         Nothing is returned when `begin` was not called, the model has no
         tracker, or the tracker did not move (a custom `train_step`).
@@ -72,7 +71,7 @@ class LossProbe:
         examples = end[1] - start[1]
         if examples <= 0:
             return []
-        return [(LOSS_TAG, (end[0] - start[0]) / examples)]
+        return [(tags.LOSS, (end[0] - start[0]) / examples)]
 
 
 def epoch_scalars(logs):
@@ -80,8 +79,8 @@ def epoch_scalars(logs):
 
     Example:
 
-    >>> epoch_scalars({"loss": 0.5, "accuracy": 0.75, "note": "x"})
-    [('kgrad/epoch/accuracy', 0.75), ('kgrad/epoch/loss', 0.5)]
+    >>> [(tags.epoch_metric(t), v) for t, v in epoch_scalars({"loss": 0.5, "n": "x"})]
+    [('loss', 0.5)]
     """
     items = []
     for name, value in sorted((logs or {}).items()):
@@ -89,5 +88,5 @@ def epoch_scalars(logs):
             number = float(value)
         except (TypeError, ValueError):
             continue
-        items.append((EPOCH_PREFIX + name, number))
+        items.append((tags.epoch(name), number))
     return items

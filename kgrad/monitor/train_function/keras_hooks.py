@@ -45,7 +45,7 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
   read stay untouched; else no activation statistics, no BatchNorm list.
 - `RNN.call(sequences, initial_state, mask, training)` (SimpleRNN, LSTM,
   GRU, `RNN` with any cell): wrapped to pass the input through an identity
-  whose gradient gives the temporal profile; else no `temporal_grad/*` tags.
+  whose gradient gives the temporal profile; else no temporal tags (`tags.temporal`).
 - `model._flatten_layers(include_self=False, recursive=...)`: every layer,
   nested ones included, and which layer holds which; else no activation
   statistics, no BatchNorm list.
@@ -63,7 +63,7 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
 - `model._loss_tracker.total` and `.count` (set by `Trainer.compile`, updated
   in `TensorFlowTrainer.train_step`): read on the host at the begin and end of
   a logged batch for the loss of that step (`kgrad.monitor.step.loss_probe`); else
-  no `kgrad/loss` tag.
+  no `tags.LOSS` tag.
 - `model.steps_per_execution`: the steps one call of the train function runs;
   else off-schedule steps are logged.
 - `control_flow_util_v2._DISABLE_LOWER_USING_SWITCH_MERGE` (TensorFlow): set

@@ -1,0 +1,340 @@
+"""Labelled runs whose outcome is the problem, and more seeds of the others.
+
+Written from the symptoms (a rate too small to move the weights, labels
+nothing can learn, a rate schedule that stops a run half way, a model too
+small for its task, a rate too large to settle, a large model on a few noisy
+examples), not ported from anyone's case files. Appended to
+`diagnosis_runs.RUNS`.
+
+Example:
+
+    from diagnosis_outcome_runs import OUTCOME_RUNS
+"""
+
+import keras
+from diagnosis_models import adding_run, mlp_run
+from diagnosis_outcome_models import adding_lr_run, classify_run, sequence_run
+
+
+def outcome_runs(labelled_run):
+    """The runs, built with the `LabelledRun` class of `diagnosis_runs`."""
+    R = labelled_run
+    C, H = "calibration", "held_out"
+    NL, ST, UN, OV = "not_learning", "stalled", "unstable", "overfitting"
+    return [
+        # not learning: the loss stays at its start
+        R(
+            "mlp_adam_lr_1e-7",
+            C,
+            "Adam 1e-7: weights do not move",
+            classify_run(lr=1e-7),
+            (NL,),
+        ),
+        R(
+            "mlp_sgd_lr_1e-5",
+            C,
+            "SGD 1e-5: weights barely move",
+            classify_run(optimizer="sgd", lr=1e-5),
+            (NL,),
+        ),
+        R(
+            "lstm_adding_lr_1e-6",
+            C,
+            "LSTM, Adam 1e-6, adding T=20",
+            adding_lr_run("lstm", 1e-6),
+            (NL,),
+        ),
+        R(
+            "mlp_random_labels_8k",
+            C,
+            "8,192 random labels: stuck at chance",
+            classify_run(task="random", n=8192),
+            (ST,),
+            (NL,),
+        ),
+        R(
+            "mlp_adam_lr_3e-7_deep",
+            H,
+            "4 layers, Adam 3e-7",
+            classify_run(depth=4, lr=3e-7, seed=1),
+            (NL,),
+        ),
+        R(
+            "mlp_sgd_lr_3e-5_wide",
+            H,
+            "width 64, SGD 3e-5",
+            classify_run(width=64, optimizer="sgd", lr=3e-5, seed=2),
+            (NL,),
+        ),
+        R(
+            "gru_adding_lr_1e-6",
+            H,
+            "GRU, Adam 1e-6, adding T=20",
+            adding_lr_run("gru", 1e-6, seed=1),
+            (NL,),
+        ),
+        R(
+            "lstm_order_lr_1e-6",
+            H,
+            "LSTM, Adam 1e-6, temporal order",
+            sequence_run(lr=1e-6, seed=1),
+            (NL,),
+        ),
+        R(
+            "mlp_random_labels_8k_deep",
+            H,
+            "3 layers, 8,192 random labels",
+            classify_run(depth=3, task="random", n=8192, seed=1),
+            (ST,),
+            (NL,),
+        ),
+        # stalled: learned, then a plateau far from a fitted loss
+        R(
+            "mlp_lr_drop_at_100",
+            C,
+            "Adam 1e-3, then 1e-9 from step 100",
+            classify_run(lr=1e-3, schedule=(100, 1e-9)),
+            (ST,),
+        ),
+        R(
+            "mlp_sgd_drop_at_150",
+            C,
+            "SGD 0.05, then 1e-8 from step 150",
+            classify_run(optimizer="sgd", lr=0.05, schedule=(150, 1e-8)),
+            (ST,),
+        ),
+        R(
+            "mlp_width2_rings",
+            C,
+            "2 hidden units on ring classes: too small",
+            classify_run(width=2, task="rings", lr=1e-2),
+            (NL,),
+            (ST,),
+        ),
+        R(
+            "mlp_lr_drop_at_60_deep",
+            H,
+            "3 layers, Adam 3e-3, then 1e-9 from 60",
+            classify_run(depth=3, lr=3e-3, schedule=(60, 1e-9), seed=1),
+            (ST,),
+        ),
+        R(
+            "mlp_rmsprop_drop_at_120",
+            H,
+            "RMSprop 1e-3, then 1e-9 from step 120",
+            classify_run(optimizer="rmsprop", lr=1e-3, schedule=(120, 1e-9), seed=2),
+            (ST,),
+        ),
+        R(
+            "mlp_width3_rings",
+            H,
+            "3 hidden units on ring classes",
+            classify_run(width=3, task="rings", lr=1e-2, seed=3),
+            (NL,),
+            (ST,),
+        ),
+        # unstable: a rate too large to settle
+        R("mlp_adam_lr_0.05", C, "Adam 0.05: spikes", classify_run(lr=0.05), (UN,)),
+        R(
+            "mlp_sgd_momentum_0.99",
+            C,
+            "SGD 0.05, momentum 0.99: oscillates, dies",
+            classify_run(optimizer="sgd", lr=0.05, momentum=0.99),
+            (UN,),
+            ("dead_units", "stalled", "not_learning"),
+        ),
+        R(
+            "mlp_sgd_lr_0.3",
+            C,
+            "SGD 0.3: jumps",
+            classify_run(optimizer="sgd", lr=0.3),
+            (UN,),
+            ("dead_units",),
+        ),
+        R(
+            "mlp_adam_lr_0.1_deep",
+            H,
+            "3 layers, Adam 0.1",
+            classify_run(depth=3, lr=0.1, seed=1),
+            (UN,),
+        ),
+        R(
+            "mlp_rmsprop_lr_0.05",
+            H,
+            "RMSprop 0.05",
+            classify_run(optimizer="rmsprop", lr=0.05, seed=2),
+            (UN,),
+        ),
+        R(
+            "mlp_sgd_momentum_0.99_wide",
+            H,
+            "width 64, SGD 0.03 momentum 0.99",
+            classify_run(width=64, optimizer="sgd", lr=0.03, momentum=0.99, seed=3),
+            (UN,),
+        ),
+        # overfitting: a large model on a few noisy examples, validated
+        R(
+            "mlp_memorise_noisy",
+            C,
+            "256 wide on 128 examples, half the labels noisy",
+            classify_run(depth=3, width=256, n=256, label_noise=0.5),
+            (OV,),
+            validation=0.5,
+        ),
+        R(
+            "lstm_memorise_order",
+            C,
+            "LSTM on 96 sequences, half the labels noisy",
+            sequence_run(n=192, label_noise=0.5),
+            (OV,),
+            validation=0.5,
+        ),
+        R(
+            "mlp_memorise_random",
+            C,
+            "256 wide on 128 random labels",
+            classify_run(depth=3, width=256, n=256, task="random"),
+            (OV,),
+            validation=0.5,
+        ),
+        R(
+            "mlp_memorise_noisy_s1",
+            H,
+            "128 wide on 128 examples, 40% noisy",
+            classify_run(depth=3, width=128, n=256, label_noise=0.4, seed=1),
+            (OV,),
+            validation=0.5,
+        ),
+        R(
+            "gru_memorise_order",
+            H,
+            "GRU on 96 sequences, 60% of the labels noisy",
+            sequence_run("gru", n=192, label_noise=0.6, seed=1),
+            (OV,),
+            validation=0.5,
+        ),
+        R(
+            "mlp_memorise_rings",
+            H,
+            "256 wide on 128 ring examples, 30% noisy",
+            classify_run(
+                depth=3, width=256, n=256, task="rings", label_noise=0.3, seed=2
+            ),
+            (OV,),
+            validation=0.5,
+        ),
+        R(
+            "mlp_validated",
+            C,
+            "4,096 examples, validated (healthy twin)",
+            classify_run(n=4096),
+            validation=0.2,
+        ),
+        R(
+            "mlp_validated_deep",
+            H,
+            "3 layers, 4,096 examples, validated (healthy)",
+            classify_run(depth=3, n=4096, seed=1),
+            validation=0.2,
+        ),
+        R(
+            "lstm_order_validated",
+            H,
+            "LSTM, 2,048 sequences, validated (healthy)",
+            sequence_run(n=2048, seed=2),
+            validation=0.2,
+        ),
+    ]
+
+
+def more_seeds(labelled_run):
+    """Held-out seeds of the gradient kinds' runs (the thresholds were not
+    chosen on them)."""
+    R = labelled_run
+    H = "held_out"
+    return [
+        R(
+            "deep_mlp_sgd_lr_x30_s2",
+            H,
+            "4 layers, SGD at 30x: NaN",
+            mlp_run(depth=4, optimizer=("SGD", 3.0), seed=2),
+            ("nonfinite",),
+            ("exploding", "dead_units", "not_learning", "unstable"),
+        ),
+        R(
+            "softmax_saturated_s2",
+            H,
+            "saturated softmax, seed 2",
+            mlp_run(
+                depth=2,
+                init=keras.initializers.RandomNormal(stddev=40),
+                softmax=True,
+                logits=False,
+                seed=2,
+            ),
+            ("zero_gradients", "not_learning"),
+            ("vanishing",),
+        ),
+        R(
+            "relu_bias_minus4_s2",
+            H,
+            "3 ReLU layers, bias -4: dead",
+            mlp_run(bias=-4.0, seed=2),
+            ("dead_units", "not_learning"),
+            ("vanishing",),
+        ),
+        R(
+            "tanh_init_x10_s2",
+            H,
+            "tanh, N(0, 3) weights, seed 2",
+            mlp_run(
+                activation="tanh",
+                init=keras.initializers.RandomNormal(stddev=3.0),
+                seed=2,
+            ),
+            ("saturation",),
+            ("vanishing", "stalled", "not_learning"),
+        ),
+        R(
+            "sigmoid_depth12_s2",
+            H,
+            "12 sigmoid layers, seed 2",
+            mlp_run(depth=12, activation="sigmoid", init="glorot_uniform", seed=2),
+            ("vanishing", "not_learning"),
+            ("saturation",),
+        ),
+        R(
+            "batchnorm_batch2_s2",
+            H,
+            "BatchNorm MLP at batch 2, seed 2",
+            mlp_run(batchnorm=True, batch=2, seed=2),
+            ("batchnorm_small_batch",),
+            ("unstable",),
+        ),
+        R(
+            "simple_rnn_T50_s2",
+            H,
+            "SimpleRNN, adding T=50, seed 2",
+            adding_run("simple", 50, seed=2),
+            ("vanishing_in_time",),
+            ("not_learning", "stalled"),
+        ),
+        R(
+            "rnn_recurrent_x2_clipped_s2",
+            H,
+            "ReLU RNN, gain 2, SGD + clipnorm, seed 2",
+            adding_run(
+                "simple",
+                30,
+                lr=1e-2,
+                recurrent_scale=2.0,
+                activation="relu",
+                sgd=True,
+                clipnorm=1.0,
+                seed=2,
+            ),
+            ("exploding",),
+            ("nonfinite", "vanishing_in_time", "unstable", "stalled"),
+        ),
+        R("relu_he_s2", H, "ReLU + He, seed 2 (healthy twin)", mlp_run(seed=2)),
+    ]
