@@ -386,6 +386,7 @@ class GradientMonitor(keras.callbacks.Callback):
             captured = record.layout.unpack(vector)
             if logger.write_recorded(record, captured, bool(wanted)):
                 self._report_findings()
+                logger.flush()
                 self._worker.drain()
             return np.int32(0)
 
