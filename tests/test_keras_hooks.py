@@ -77,7 +77,7 @@ _REMOVABLE = {
         "_DISABLE_LOWER_USING_SWITCH_MERGE",
     ),
     "strategy.extended.should_save_summary": (
-        lambda: _strategy_extended_class().__mro__[1],
+        _strategy_extended_class,
         "should_save_summary",
     ),
 }
