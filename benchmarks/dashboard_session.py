@@ -216,11 +216,19 @@ def chromium_screenshot(url, path, size=(1400, 900), budget_ms=30000):
         raise RuntimeError(f"chromium failed: {result.stderr[-2000:]}")
 
 
-def write_synthetic_run(run_dir, variables, steps, findings_every=0):
+def write_synthetic_run(
+    run_dir,
+    variables,
+    steps,
+    findings_every=0,
+    paths=None,
+    statistics=(tags.GRAD_NORM,),
+):
     """Writes `steps` logged steps of `variables` gradient norms, kgrad-style.
 
-    The norm of variable `i` at step `s` is `synthetic_value(variables, i, s)`;
-    `tags.RUN_INFO` lists the variables (`layer_<i>/kernel`), input first.
+    The value of variable `i` at step `s` is `synthetic_value(variables, i, s)`
+    (times 10 for each further statistic); `tags.RUN_INFO` lists the
+    variables, input first.
 
     Args:
         run_dir: The run directory (`log_dir/train`).
@@ -228,6 +236,10 @@ def write_synthetic_run(run_dir, variables, steps, findings_every=0):
         steps: How many logged steps (1 to `steps`).
         findings_every: Write a findings text every this many steps (`0`:
             never). Defaults to `0`.
+        paths: The variable paths (`variables` of them). Defaults to
+            `layer_<i>/kernel`.
+        statistics: The per-variable statistics written. Defaults to
+            `("grad_norm",)`.
 
     Returns:
         The variable paths, input first.
@@ -235,18 +247,19 @@ def write_synthetic_run(run_dir, variables, steps, findings_every=0):
     from kgrad.monitor.log import summaries
     from kgrad.monitor.log.event_writer import RunWriter
 
-    paths = [f"layer_{i:03d}/kernel" for i in range(variables)]
+    paths = list(paths or [f"layer_{i:03d}/kernel" for i in range(variables)])
     writer = RunWriter(str(run_dir))
     info = {"model": "synthetic", "variables": paths, "layers": [], "batch_size": 8}
     writer.write(0, [summaries.text_value(tags.RUN_INFO, json.dumps(info))])
     for step in range(1, steps + 1):
         scalars = [
-            (tags.tag(tags.GRAD_NORM, p), synthetic_value(variables, i, step))
+            (tags.tag(name, p), synthetic_value(variables, i, step) * 10.0**k)
+            for k, name in enumerate(statistics)
             for i, p in enumerate(paths)
         ]
         values = []
         if findings_every and step % findings_every == 0:
-            text = f"- Warning: vanishing gradients in layer_000. Step {step}."
+            text = f"- Warning: vanishing gradients in {paths[0].split('/')[0]}."
             values.append(summaries.text_value(tags.FINDINGS, text))
         writer.write(step, values, scalars)
     writer.close()
@@ -256,3 +269,22 @@ def write_synthetic_run(run_dir, variables, steps, findings_every=0):
 def synthetic_value(variables, index, step):
     """The norm `write_synthetic_run` writes for variable `index` at `step`."""
     return 10.0 ** (-index / variables) * step
+
+
+def densenet121_paths():
+    """The 364 trainable variable paths of `keras.applications.DenseNet121`.
+
+    Named as Keras names them (`conv3_block2_1_conv/kernel`, the BatchNorm
+    `gamma` and `beta`), in model order, without building the model.
+    """
+    paths = ["conv1_conv/kernel", "conv1_bn/gamma", "conv1_bn/beta"]
+    for stage, blocks in ((2, 6), (3, 12), (4, 24), (5, 16)):
+        for block in range(1, blocks + 1):
+            name = f"conv{stage}_block{block}"
+            paths += [f"{name}_0_bn/gamma", f"{name}_0_bn/beta"]
+            paths += [f"{name}_1_conv/kernel", f"{name}_1_bn/gamma"]
+            paths += [f"{name}_1_bn/beta", f"{name}_2_conv/kernel"]
+        if stage < 5:
+            paths += [f"pool{stage}_bn/gamma", f"pool{stage}_bn/beta"]
+            paths += [f"pool{stage}_conv/kernel"]
+    return paths + ["bn/gamma", "bn/beta", "predictions/kernel", "predictions/bias"]

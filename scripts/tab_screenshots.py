@@ -22,9 +22,11 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import chromium_pipe  # noqa: E402
 import dashboard_session as session  # noqa: E402
 
 SIZE = (1280, 800)
@@ -64,12 +66,31 @@ TRAIN = {
         "model.fit(x, y, batch_size=8, epochs=2, callbacks=[monitor], verbose=0)\n"
     ),
 }
-# (view, logs case, query of the tab's page)
+# (view, logs case, query of the tab's page, the row clicked in the first map)
 VIEWS = [
-    ("twins", "twins", {"run": "mlp_sigmoid/train", "compare": "mlp_relu_he/train"}),
-    ("rnn", "rnn", {"run": "rnn_simple/train"}),
-    ("densenet121", "densenet121", {"run": "densenet121/train"}),
+    (
+        "twins",
+        "twins",
+        {"run": "mlp_sigmoid/train", "compare": "mlp_relu_he/train"},
+        "dense_01/kernel",
+    ),
+    (
+        "rnn",
+        "rnn",
+        {"run": "rnn_simple/train", "statistic": "temporal_grad", "layer": "rnn_01"},
+        None,
+    ),
+    ("densenet121", "densenet121", {"run": "densenet121/train"}, "conv3_block1"),
 ]
+# Clicks a cell of `row` at the middle logged step, where the tab says where.
+CLICK = """(() => {
+  const c = document.querySelector('canvas.heatmap'), d = c.dataset;
+  if (!d.rowKeys) return null;
+  const r = c.getBoundingClientRect(), row = d.rowKeys.split('\\n').indexOf(ROW);
+  const column = Math.floor(d.stepList.split(',').length / 2);
+  return [r.left + Number(d.labelWidth) + (column + 0.5) * Number(d.cellWidth),
+          r.top + 1 + (row + 0.5) * Number(d.rowHeight)];
+})()"""
 
 
 def train(logs):
@@ -87,15 +108,24 @@ def train(logs):
 
 def shoot(logs, out, prefix, views, source=None):
     """Saves `<out>/<prefix><view>.png` of each view, tab from `source`."""
-    for view, case, query in VIEWS:
+    for view, case, query, row in VIEWS:
         if views and view not in views:
             continue
         with session.TensorBoardServer(
             os.path.join(logs, case), source=source
         ) as server:
-            server.wait_for_runs(len(query) if "compare" in query else 1)
-            path = os.path.join(out, f"{prefix}{view}.png")
-            session.chromium_screenshot(server.tab_url(**query), path, size=SIZE)
+            server.wait_for_runs(2 if "compare" in query else 1)
+            with chromium_pipe.Browser(size=SIZE) as page:
+                page.goto(server.tab_url(**query))
+                page.wait("document.body && document.body.dataset.ready === 'true'")
+                point = row and page.evaluate(CLICK.replace("ROW", repr(row)))
+                if point:
+                    page.click(*point)
+                    page.wait("document.querySelector('.detail').dataset.run")
+                    time.sleep(1)  # the histogram's answer
+                path = os.path.join(out, f"{prefix}{view}.png")
+                with open(path, "wb") as file:
+                    file.write(page.screenshot())
             print(f"wrote {path}")
 
 

@@ -78,22 +78,3 @@ def write_run(run_dir, scalars, info, texts=()):
         items = [(tag, v[step]) for tag, v in scalars.items() if step in v]
         writer.write(step, values, items)
     writer.close()
-
-
-def densenet_like_paths():
-    """364 variable paths named as DenseNet121's (`conv3_block2_1_conv/kernel`)."""
-    paths = ["conv1_conv/kernel", "conv1_bn/gamma", "conv1_bn/beta"]
-    for stage, blocks in ((2, 6), (3, 12), (4, 24), (5, 16)):
-        for block in range(1, blocks + 1):
-            name = f"conv{stage}_block{block}"
-            paths += [f"{name}_0_bn/gamma", f"{name}_0_bn/beta"]
-            paths += [
-                f"{name}_1_conv/kernel",
-                f"{name}_1_bn/gamma",
-                f"{name}_1_bn/beta",
-            ]
-            paths += [f"{name}_2_conv/kernel"]
-        if stage < 5:
-            paths += [f"pool{stage}_bn/gamma", f"pool{stage}_bn/beta"]
-            paths += [f"pool{stage}_conv/kernel"]
-    return paths + ["bn/gamma", "bn/beta", "predictions/kernel", "predictions/bias"]

@@ -14,7 +14,7 @@ import pathlib
 
 import pytest
 
-from tests.dashboard_logs import MLP_STEPS, densenet_like_paths, fit_runs, write_run
+from tests.dashboard_logs import MLP_STEPS, fit_runs, write_run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TAB = "/data/plugin/kgrad"
@@ -62,7 +62,7 @@ def runs(server, logdir):
     fit_runs(logdir)
     _write_twins(logdir)
     _write_rnn_finding(logdir / "rnn_finding" / "train")
-    paths = densenet_like_paths()
+    paths = session.densenet121_paths()
     scalars = {
         f"grad_norm/{p}": {s: 10.0 ** (-3 * i / len(paths)) for s in range(1, 21)}
         for i, p in enumerate(paths)
@@ -74,7 +74,9 @@ def runs(server, logdir):
         "layers": [],
         "batchnorm_layers": [name for name in layers if name.endswith("bn")],
     }
-    write_run(logdir / "densenet" / "train", scalars, info)
+    found = "- Warning: vanishing gradients in conv4_block9_1_conv. It is small."
+    texts = [(5, "kgrad/findings", found), (15, "kgrad/findings", "No problem.")]
+    write_run(logdir / "densenet" / "train", scalars, info, texts)
     # "late" from the empty-state test, 2 fits, 2 twins, rnn_finding, densenet
     return server.wait_for_runs(7, timeout=120)
 
@@ -314,6 +316,11 @@ def test_click_shows_the_detail_beside_the_map_and_a_switch_clears_it(
     histogram = dataset(page, ".detail-histogram")
     assert histogram["step"] in ("4", "8")  # logged every 4 steps: the nearest
     assert histogram["title"].endswith("(nearest logged to 6)")
+    answer = server.json(
+        f"{TAB}/histogram?run=mlp/train&path=mlp/hidden_1/kernel&step=6"
+    )
+    counts = [float(c) for c in histogram["counts"].split(",")]
+    assert counts == [b[2] for b in answer["buckets"]]
     assert rect(page, ".detail")[0] >= rect(page, ".viewport")[2]
     assert rect(page, ".detail-histogram")[3] <= 800
     assert page.evaluate("getComputedStyle(document.querySelector('.outline')).display")
@@ -388,7 +395,9 @@ def test_364_variables_are_grouped_readable_filtered_and_opened(server, page, ru
     page.wait("document.body.dataset.ready === 'true'")
     choose(page, GROUPING, "variable")
     keys = page.evaluate("document.querySelector('canvas.heatmap').dataset.rowKeys")
-    expected = [p for p in densenet_like_paths() if "kernel" in p and "pool" not in p]
+    expected = [
+        p for p in session.densenet121_paths() if "kernel" in p and "pool" not in p
+    ]
     assert keys.split("\n") == expected
 
 
@@ -397,3 +406,33 @@ def test_temporal_map_is_drawn(server, page, runs):
     canvas = dataset(page, "canvas.heatmap")
     assert (int(canvas["rows"]), int(canvas["steps"])) == (5, MLP_STEPS)
     assert int(canvas["cells"]) == 5 * MLP_STEPS
+
+
+def test_a_findings_layer_is_one_click_away(server, page, runs):
+    open_tab(server, page, run="densenet/train")
+    canvas = dataset(page, "canvas.heatmap")
+    assert canvas["marked"] == "conv4_block9"  # its block, closed
+    left, top, right, bottom = rect(page, ".findings a")
+    page.click((left + right) / 2, (top + bottom) / 2)
+    page.wait("document.body.dataset.ready === 'true'")
+    canvas = dataset(page, "canvas.heatmap")
+    assert canvas["marked"].split("\n") == [
+        "conv4_block9",
+        "conv4_block9_1_conv/kernel",
+    ]
+    x, y = panel_cell(page, 0, "conv4_block9_1_conv/kernel", 10)
+    viewport = rect(page, ".viewport")
+    assert viewport[1] <= y <= viewport[3]  # scrolled into view
+
+
+def test_tensorboards_own_url_keeps_the_selection(server, page, runs):
+    # TensorBoard's page with the tab's state in its hash, the tab in its iframe.
+    page.goto(server.url("/#kgrad&run=rnn/train&statistic=weight_norm"))
+    selects = (
+        "(() => { const f = document.querySelector('iframe');"
+        " const d = f && f.contentDocument;"
+        " return d && d.body.dataset.ready === 'true' &&"
+        " [...d.querySelectorAll('.toolbar select')].map(s => s.value); })()"
+    )
+    assert page.wait(selects)[:3] == ["rnn/train", "(none)", "weight_norm"]
+    assert "statistic=weight_norm" in page.evaluate("location.hash")

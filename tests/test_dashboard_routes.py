@@ -137,6 +137,35 @@ def test_heatmap_is_every_logged_value_in_model_order(fitted, statistic):
     np.testing.assert_allclose(grid_of(answer), np.float32(expected), rtol=1e-6)
 
 
+def test_heatmap_names_each_rows_layer_and_its_undefined_cells(fitted):
+    logdir, client = fitted
+    answer = get_json(client, f"{TAB}/heatmap?run=mlp/train&statistic=update_ratio")
+    assert answer["layers"] == [row.rsplit("/", 1)[0] for row in answer["rows"]]
+    events = read_events(logdir / "mlp" / "train")
+    # A logged step without a ratio: the weight's norm was 0 (a bias at step 1).
+    expected = [
+        r * len(answer["steps"]) + c
+        for r, row in enumerate(answer["rows"])
+        for c, step in enumerate(answer["steps"])
+        if step in dict(events[f"grad_norm/{row}"])
+        and step not in dict(events[f"update_ratio/{row}"])
+    ]
+    assert expected and answer["undefined"] == expected
+    rnn = get_json(client, f"{TAB}/heatmap?run=rnn/train&statistic=grad_norm")
+    assert set(rnn["layers"]) == {"rnn/recurrent", "rnn/out"}
+
+
+def test_loss_is_the_logged_loss_and_runs_count_active_findings(fitted):
+    logdir, client = fitted
+    answer = get_json(client, f"{TAB}/loss?run=mlp/train")
+    logged = read_events(logdir / "mlp" / "train")["kgrad/loss"]
+    assert answer["steps"] == [step for step, _ in logged]
+    assert answer["values"] == pytest.approx([float(v) for _, v in logged])
+    runs = {r["run"]: r for r in get_json(client, f"{TAB}/runs")}
+    assert runs["mlp/train"]["loss"] and runs["mlp/train"]["findings"] >= 1
+    assert runs["rnn/train"]["findings"] == 0 and runs["rnn/train"]["errors"] == 0
+
+
 def test_temporal_map_has_a_row_per_timestep(fitted):
     logdir, client = fitted
     answer = get_json(

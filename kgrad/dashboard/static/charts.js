@@ -115,14 +115,14 @@ export function drawSeries(canvas, title, steps, values, kind, clickedStep) {
   }
   const xs = points.map((p) => p[0]);
   const ys = points.map((p) => p[1]);
-  const box = {left: 50, top: 22, right: canvas.width - 10, bottom: canvas.height - 30};
+  const box = {left: 60, top: 22, right: canvas.width - 10, bottom: canvas.height - 30};
   const [x0, x1] = spread(Math.min(...xs), Math.max(...xs));
   const [y0, y1] = spread(Math.min(...ys), Math.max(...ys));
   const px = (x) => box.left + ((x - x0) / (x1 - x0)) * (box.right - box.left);
   const py = (y) => box.bottom - ((y - y0) / (y1 - y0)) * (box.bottom - box.top);
   axes(ctx, box, niceTicks(x0, x1, 4).map((t) => [px(t), formatted(t)]),
-    niceTicks(y0, y1, 3).map((t) => [py(t), kind === "log10" ? `1e${formatted(t)}` : formatted(t)]),
-    "step", kind === "log10" ? "value (log)" : "value");
+    niceTicks(y0, y1, 3).map((t) => [py(t), formatted(kind === "log10" ? 10 ** t : t)]),
+    "step", kind === "log10" ? "log scale" : "value");
   ctx.strokeStyle = "#1f77b4";
   ctx.beginPath();
   points.forEach(([x, y], i) => (i ? ctx.lineTo(px(x), py(y)) : ctx.moveTo(px(x), py(y))));
@@ -136,10 +136,10 @@ export function drawSeries(canvas, title, steps, values, kind, clickedStep) {
 /** A gradient histogram: `[left, right, count]` buckets as bars, with axes. */
 export function drawHistogram(canvas, answer, clickedStep) {
   const nearest = answer.step === clickedStep ? "" : ` (nearest logged to ${clickedStep})`;
-  const ctx = frame(canvas, `gradient histogram at step ${answer.step}${nearest}`);
+  const ctx = frame(canvas, `histogram at step ${answer.step}${nearest}`);
   const buckets = answer.buckets.filter((b) => b[0] !== null && b[1] !== null);
   if (!buckets.length) return;
-  const box = {left: 50, top: 22, right: canvas.width - 10, bottom: canvas.height - 30};
+  const box = {left: 60, top: 22, right: canvas.width - 10, bottom: canvas.height - 30};
   const [left, right] = spread(buckets[0][0], buckets[buckets.length - 1][1]);
   const top = Math.max(...buckets.map((b) => b[2]), 1);
   const px = (x) => box.left + ((x - left) / (right - left)) * (box.right - box.left);
@@ -150,6 +150,7 @@ export function drawHistogram(canvas, answer, clickedStep) {
   }
   axes(ctx, box, niceTicks(left, right, 3).map((t) => [px(t), formatted(t)]),
     niceTicks(0, top, 3).map((t) => [py(t), formatted(t)]), "gradient value", "count");
+  canvas.dataset.counts = buckets.map((b) => b[2]).join(",");
 }
 
 function axes(ctx, box, xTicks, yTicks, xName, yName) {
@@ -171,7 +172,7 @@ function axes(ctx, box, xTicks, yTicks, xName, yName) {
     ctx.fillText(label, box.left - 6, y);
   }
   ctx.save();
-  ctx.translate(9, (box.top + box.bottom) / 2);
+  ctx.translate(7, (box.top + box.bottom) / 2);
   ctx.rotate(-Math.PI / 2);
   ctx.textAlign = "center";
   ctx.fillText(yName, 0, 0);

@@ -5,8 +5,9 @@
 // The selection (run, side-by-side run, statistic, rows, filter, scale, zoom,
 // finding) is kept in the page's query and, inside TensorBoard, in its hash
 // (`/#kgrad&run=...`), so a reload or a shared link shows the same view.
-// When the maps are drawn, <body> gets data-ready="true" and each map canvas
-// data-cells, data-rows, data-steps, data-row-height and data-draw-ms.
+// When the maps are drawn, <body> gets data-ready="true", data-draw-ms (from
+// the switch or Refresh to drawn) and data-ready-ms (since the page opened),
+// and each map canvas data-cells, data-rows, data-steps, data-row-height.
 
 import {colourScale, decodeValues} from "./heatmap.js";
 import {buildDetail, clearDetail, showDetail} from "./detail.js";
@@ -58,11 +59,12 @@ function buildPage() {
     shared: make("one scale", "input"),
     zoom: make("Zoom", "select"),
     refresh: element("button", bar),
-    poll: make("poll 30 s", "input"),
+    poll: make("poll", "input"),
   };
   page.refresh.textContent = "Refresh";
+  page.poll.parentElement.title = "Refresh every 30 s";
   page.bn.type = page.shared.type = page.poll.type = "checkbox";
-  page.filter.placeholder = "e.g. kernel -_bn conv3";
+  page.filter.placeholder = "kernel -_bn";
   page.filter.title = "Space-separated patterns a row must match; -pattern: must not (regular expressions).";
   fillSelect(page.group, Object.keys(GROUPINGS), "auto", GROUPINGS);
   fillSelect(page.zoom, Object.keys(ZOOMS), "auto", ZOOMS);
@@ -227,6 +229,7 @@ async function draw(page, generation) {
   page.status.textContent = samplingNotes(loaded).join(" ");
   page.status.style.color = "#b35900";
   document.body.dataset.drawMs = (performance.now() - started).toFixed(1);
+  document.body.dataset.readyMs = performance.now().toFixed(1);
   document.body.dataset.ready = "true";
 }
 

@@ -16,10 +16,10 @@ const STRIP_ROW = 16;
 
 export const STYLE = `
 body { font: 12px sans-serif; margin: 6px; color: #333; }
-.toolbar { display: flex; flex-wrap: wrap; gap: 4px 12px; align-items: center; }
-.toolbar input:not([type]) { width: 110px; }
+.toolbar { display: flex; flex-wrap: wrap; gap: 4px 9px; align-items: center; }
+.toolbar input:not([type]) { width: 95px; }
 .toolbar select, .toolbar input, .toolbar button { font-size: 11px; }
-.toolbar select { max-width: 190px; }
+.toolbar select { max-width: 175px; }
 .toolbar label:has(input[type=checkbox]) { white-space: nowrap; }
 .status { min-height: 16px; margin: 3px 0; }
 .main { display: flex; gap: ${GAP}px; align-items: flex-start; }
