@@ -18,11 +18,11 @@ How it works, and why:
   Keras traces its own function, when and how it always does (at the first
   call after a compile, after `make_train_function(force=True)`, with or
   without XLA, under any strategy), and the wrappers put the statistics into
-  that trace, behind `tf.cond` on a flag the callback arms. A step that is not
+  that trace, behind conds on a flag the callback arms. A step that is not
   logged skips them; training computes exactly what it computes without the
   monitor. A train function Keras traced before the monitor was attached is
   retraced once, when that cannot change what it trains
-  (`keras_hooks.adopt_train_function`).
+  (`kgrad.monitor.train_function.function_watch`).
 - The variables an optimizer updates are known when `apply` is traced (a model
   may build its layers in that very trace): each distinct list makes a
   `kgrad.monitor.step.packed.Record`, with its own layout and tag names. Each
@@ -33,19 +33,18 @@ How it works, and why:
   captured, so it captures once per arming: the first step of a
   `steps_per_execution` chunk, the first `apply` of an optimizer applied
   several times in one step (a WGAN critic).
-- On an armed step, the gradients' statistics run before `apply` (a pure
-  function of them, so they delay no update), the weights are read before
-  `apply`, and the update ratio and the packing after it. Under several
-  replicas the gradients are taken where Keras has all-reduced them
-  (`keras_hooks.gradient_reduction_wrapper`): after its per-replica clipping,
-  when the optimizer clips. Without clipping they are the gradients applied.
+- What an armed step computes, and where, is `kgrad.monitor.step.traced`.
+  Under several replicas the gradients are taken where Keras has all-reduced
+  them (`keras_hooks.gradient_reduction_wrapper`, installed here): after its
+  per-replica clipping, when the optimizer clips.
 - With `gradient_accumulation_steps`, the gradient logged is the one applied
   (the average of the accumulated batches) at the batch that updates; the
   batches that only accumulate, like the steps a loss-scale optimizer skips,
   are marked not `applied`, and the callback arms the next batch instead.
 
-Tested in tests/test_callback.py, tests/test_temporal.py and
-tests/test_one_function.py.
+The backend's parts (state variables, replica count) come from
+`kgrad.monitor.step.backend_tensorflow`. Tested in tests/test_callback.py,
+tests/test_temporal.py and tests/test_one_function.py.
 
 Example:
 

@@ -1,13 +1,23 @@
-"""The packed statistics vector: its layout, and the fused fields that fill it.
+"""The packed statistics vector: its layout, its records, the fields that fill it.
 
-GradientCapture assigns one float64 vector per logged step, so that the host
-reads everything with a single transfer; `Layout` says where each field lies.
+The capture assigns one float64 vector per optimizer on a logged step, so
+that the host reads everything with a single transfer; `Layout` says where
+each field lies (`Layout.unpack` is numpy: the host side needs no backend).
 `gradient_table` turns a list of gradients into the per-variable fields with
 a handful of fused ops (see `kgrad.monitor.step.stats`), and
 `record_statistics` packs the statistics of gradients handed over by a
-custom training loop.
+custom training loop (`GradientMonitor.record`, `histograms_flag` its
+argument).
 
-Tested in tests/test_temporal.py and tests/test_callback.py.
+A `Record` is what one traced `optimizer.apply` captures: the variables it
+received, their unique tag names (`variable_names`: `variable.path`, or the
+name, with `_2`, `_3`, ... for repeats), the layers that go with them
+(`LayerOwners`: a layer without variables goes with its closest enclosing
+layer that has some) and the `Layout`. Its number travels in the vector's
+`record` field, so the host unpacks each capture with the layout it was
+packed with.
+
+Tested in tests/test_temporal.py, tests/test_callback.py and tests/test_record.py.
 
 Example:
 

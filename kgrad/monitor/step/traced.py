@@ -85,7 +85,7 @@ class TracedStep:
 
     def wrap_apply(self, channel, apply):
         """`apply` of `channel`'s optimizer with the statistics in its trace."""
-        capture = self
+        traced = self
         optimizer = channel.optimizer
 
         def apply_and_capture(grads, trainable_variables=None):
@@ -97,14 +97,14 @@ class TracedStep:
             else:
                 variables = list(trainable_variables)
             keras_hooks.build_optimizer(optimizer, variables)
-            record = channel.record_for(variables, capture._make_record(variables))
+            record = channel.record_for(variables, traced._make_record(variables))
             channel.traced = True
-            seen = capture.forward.take(record.layer_ids)
+            seen = traced.forward.take(record.layer_ids)
             record.batchnorm_paths.update(
                 layer.path or layer.name for layer in seen.batchnorm.values()
             )
             with tf.name_scope("kgrad"):  # profiles tell kgrad's ops apart
-                arm, armed, histograms = capture._arming(channel)
+                arm, armed, histograms = traced._arming(channel)
                 scale = keras_hooks.loss_scale(optimizer)
                 header = dict(
                     record=float(record.number),
@@ -114,21 +114,21 @@ class TracedStep:
                     loss_scale=scale,
                     batch_size=_batch_size(seen),
                 )
-                activations = capture._activation_statistics(armed, record, seen)
-                taken = capture.temporal.take(record.recurrent)
-                if capture.replicated:
-                    temporal = capture._replicated_temporal_sums(armed, taken)
+                activations = traced._activation_statistics(armed, record, seen)
+                taken = traced.temporal.take(record.recurrent)
+                if traced.replicated:
+                    temporal = traced._replicated_temporal_sums(armed, taken)
                 else:
                     gradients, temporal = backend.cond(
                         armed,
                         lambda: (
-                            capture._gradient_statistics(
+                            traced._gradient_statistics(
                                 optimizer, record, grads, variables, scale, histograms
                             ),
                             temporal_sampled(taken),
                         ),
                         lambda: (
-                            capture._no_gradient_statistics(record),
+                            traced._no_gradient_statistics(record),
                             _no_temporal_sums(len(taken)),
                         ),
                     )
@@ -142,15 +142,15 @@ class TracedStep:
             ):
                 result = apply(grads, trainable_variables)
             with tf.name_scope("kgrad"):
-                if capture.replicated:
-                    gradients = capture._replicated_gradient_statistics(
+                if traced.replicated:
+                    gradients = traced._replicated_gradient_statistics(
                         armed, optimizer, record, variables, histograms
                     )
                 # Reads after `apply` are ordered after its updates by automatic
                 # control dependencies (same variable resources).
                 backend.cond(
                     armed,
-                    lambda: capture._assign_statistics(
+                    lambda: traced._assign_statistics(
                         channel,
                         record,
                         header,
