@@ -19,7 +19,8 @@ step logger (`(channel, record, dict of numpy arrays)`) and the whole
 `kgrad.monitor.log` room. A capture for another Keras backend (JAX) provides
 the same names in `backend_<name>.py` and its own traced step
 (`kgrad.monitor.step.traced` is the TensorFlow one); see docs/ARCHITECTURE.md.
-Tested through tests/test_callback.py and tests/test_distribute.py.
+Tested in tests/test_backend_tensorflow.py (both sides of the seam), and
+through tests/test_callback.py and tests/test_distribute.py.
 
 Example:
 
