@@ -15,6 +15,10 @@ step the loss-scale optimizer skips) is not written: the caller arms the next
 batch instead, and skipped batches are counted into `tags.LOSS_SCALE_SKIPPED`.
 A step already written is never written again: one value per tag and step.
 
+A custom training loop's `GradientMonitor.record` goes the same way
+(`begin_loop`, `write_recorded`): the same run claim, steps, history and
+findings, its run named after the variables' first path component.
+
 Tested in tests/test_callback.py, tests/test_record.py and
 tests/test_several_updates.py.
 
