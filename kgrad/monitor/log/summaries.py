@@ -170,7 +170,7 @@ def custom_scalars_value(paths):
 
 
 def run_info(model, paths, layers, batchnorm_paths, batch_size, recurrent):
-    """The `kgrad/run_info` record of a run: what its tags are about.
+    """The `tags.RUN_INFO` record of a run: what its tags are about.
 
     Args:
         model: The model's name.
