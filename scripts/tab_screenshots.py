@@ -25,9 +25,11 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks", "perf"))
 import chromium_pipe  # noqa: E402
 import dashboard_session as session  # noqa: E402
+
+from kgrad import tags  # noqa: E402
 
 SIZE = (1280, 800)
 TRAIN = {
@@ -77,7 +79,7 @@ VIEWS = [
     (
         "rnn",
         "rnn",
-        {"run": "rnn_simple/train", "statistic": "temporal_grad", "layer": "rnn_01"},
+        {"run": "rnn_simple/train", "statistic": tags.TEMPORAL_GRAD, "layer": "rnn_01"},
         None,
     ),
     ("densenet121", "densenet121", {"run": "densenet121/train"}, "conv3_block1"),

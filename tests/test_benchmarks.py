@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-BENCHMARKS = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
+BENCHMARKS = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "perf"
 NUMBER = r"(-?\d+\.\d+)"
 SPREAD = rf"{NUMBER}x \({NUMBER}-{NUMBER}\)"
 CPU_WALL = rf"{SPREAD} / {SPREAD}"
@@ -89,7 +89,7 @@ def test_quick_run_writes_three_sections_in_order(overhead, results):
     assert positions == sorted(positions)
     for name, section in sections.items():
         assert results_file.read_section(text, name) == section.strip()
-        assert "Command: `python benchmarks/overhead.py --quick" in section
+        assert "Command: `python benchmarks/perf/overhead.py --quick" in section
 
 
 def test_steady_section_has_cpu_and_wall_in_every_cell(overhead, results):
@@ -232,7 +232,7 @@ def test_fresh_fit_runs_alone():
     assert [row[4] for row in table] == ["plain-again"]
     for cell in table[0][5:8]:
         cpu_wall(cell)
-    assert "Command: `python benchmarks/fresh_fit.py --quick" in report
+    assert "Command: `python benchmarks/perf/fresh_fit.py --quick" in report
 
 
 def test_logged_step_profile_times_every_piece(capsys):

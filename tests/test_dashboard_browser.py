@@ -9,9 +9,12 @@ value (twins with one shared row, exact zeros, NaN, a missing step, an RNN
 finding) and a DenseNet121-shaped run of 364 variables.
 """
 
+import base64
 import importlib.util
 import pathlib
+import re
 
+import numpy as np
 import pytest
 
 from tests.dashboard_logs import MLP_STEPS, fit_runs, write_run
@@ -24,7 +27,7 @@ TWIN_STEPS = [*range(1, 9), *range(10, 101, 10)]  # every step, then every 10
 
 def _load(name):
     spec = importlib.util.spec_from_file_location(
-        f"kgrad_bench_{name}", ROOT / "benchmarks" / f"{name}.py"
+        f"kgrad_bench_{name}", ROOT / "benchmarks" / "perf" / f"{name}.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -158,7 +161,7 @@ def choose(page, select, value):
     page.wait("document.body.dataset.ready === 'true'")
 
 
-RUN, COMPARE, STATISTIC, GROUPING = 0, 1, 2, 4  # the toolbar's selects
+RUN, COMPARE, STATISTIC, GROUPING, ZOOM = 0, 1, 2, 4, 5  # the toolbar's selects
 
 
 def test_empty_page_shows_a_run_once_written(server, page, logdir):
@@ -304,6 +307,24 @@ def test_click_shows_the_detail_beside_the_map_and_a_switch_clears_it(
     server, page, runs
 ):
     open_tab(server, page, run="mlp/train")
+    grid = server.json(f"{TAB}/heatmap?run=mlp/train&statistic=grad_norm")
+    values = np.frombuffer(base64.b64decode(grid["values"]), "<f4")
+    cells = values.reshape(len(grid["rows"]), -1)
+    row, column = (int(i[0]) for i in np.nonzero(cells > 0))  # a finite log10
+    step, value = grid["steps"][column], float(cells[row, column])
+    page.hover(*panel_cell(page, 0, grid["rows"][row], step))
+    tooltip = page.evaluate("document.querySelector('.tooltip').textContent")
+    match = re.fullmatch(r"(.*) · ([^ ]+) \(log10 ([-.\d]+)\)", tooltip)
+    assert match, tooltip
+    head, shown, log = match.groups()
+    assert head == f"{grid['rows'][row]} · step {step}"
+    assert float(shown) == pytest.approx(value, rel=5e-3)
+    assert float(log) == pytest.approx(np.log10(value), abs=5e-3)
+    cursor = dataset(page, ".cursor")  # the hovered column, across map and strips
+    assert cursor["step"] == str(step)
+    line = rect(page, ".cursor")
+    assert line[1] <= rect(page, ".viewport")[1]
+    assert line[3] >= rect(page, ".loss-strip")[3] - 1
     x, y = panel_cell(page, 0, "mlp/hidden_1/kernel", 6)
     page.click(x, y)
     page.wait("document.querySelector('.detail-histogram').dataset.step")
@@ -399,6 +420,14 @@ def test_364_variables_are_grouped_readable_filtered_and_opened(server, page, ru
         p for p in session.densenet121_paths() if "kernel" in p and "pool" not in p
     ]
     assert keys.split("\n") == expected
+    # Zoomed out to fit: thin rows, a label every few rows, each readable.
+    choose(page, ZOOM, "fit")
+    canvas = dataset(page, "canvas.heatmap")
+    height, every = int(canvas["rowHeight"]), int(canvas["labelEvery"])
+    assert height < 10 and every * height >= 11
+    assert page.evaluate("document.querySelector('.viewport').scrollHeight") <= (
+        page.evaluate("document.querySelector('.viewport').clientHeight") + 1
+    )
 
 
 def test_temporal_map_is_drawn(server, page, runs):

@@ -33,7 +33,8 @@ TAB = "/data/plugin/kgrad"
 
 def _session():
     spec = importlib.util.spec_from_file_location(
-        "kgrad_bench_dashboard_session", ROOT / "benchmarks" / "dashboard_session.py"
+        "kgrad_bench_dashboard_session",
+        ROOT / "benchmarks" / "perf" / "dashboard_session.py",
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

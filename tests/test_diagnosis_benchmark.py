@@ -1,4 +1,4 @@
-"""`benchmarks/diagnosis.py --quick`: the machinery, not the targets.
+"""`benchmarks/diagnosis/diagnosis.py --quick`: the machinery, not the targets.
 
 Four tiny runs trained 24 steps in-process, read back from their event files,
 judged at 8, 16 and 24 steps, scored and written as Markdown. The scoring and
@@ -11,10 +11,13 @@ from types import SimpleNamespace
 
 import pytest
 
-BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+from kgrad import tags
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "diagnosis"
 sys.path.insert(0, str(BENCHMARKS))
 
 import diagnosis  # noqa: E402
+import diagnosis_peer  # noqa: E402
 import diagnosis_table  # noqa: E402
 from diagnosis_runs import RUNS  # noqa: E402
 
@@ -25,7 +28,7 @@ def test_quick_run_judges_every_run_at_every_length(tmp_path):
     assert sorted(r.run.name for r in rows) == sorted(diagnosis_table.QUICK_RUNS)
     for row in rows:
         assert set(row.verdicts) == set(diagnosis.QUICK_LENGTHS)
-        losses = row.scalars["kgrad/loss"]
+        losses = row.scalars[tags.LOSS]
         # steps 1-8 and 16 of the schedule (25 is past the 24 trained)
         assert [s for s, _ in losses] == [*range(1, 9), 16]
         assert all(0 < v < 10 for _, v in losses)
@@ -82,3 +85,39 @@ def test_unknown_run_name_is_refused(capsys):
     with pytest.raises(SystemExit):
         diagnosis.main(["--only", "relu_hee", "--reuse"])
     assert "unknown run names: ['relu_hee']" in capsys.readouterr().err
+
+
+def _epochs(accuracies, gradients=None, val=None):
+    """Hand-made `PeerProbe.epochs`: 10 steps per epoch, gradients every 3."""
+    out = []
+    for i, acc in enumerate(accuracies):
+        logs = {"loss": 1.0, "accuracy": acc}
+        if val is not None:
+            logs["val_accuracy"] = val[i]
+        record = {"epoch": i + 1, "step": 10 * (i + 1), "logs": logs}
+        if (i + 1) % diagnosis_peer.CHECK_GAP == 0:
+            healthy = {"first": 1.0, "last": 1.0, "zero_share": 0.1, "nan": False}
+            record["gradients"] = {**healthy, **(gradients or {})}
+        out.append(record)
+    return out
+
+
+def test_the_peers_criteria_on_hand_made_epochs():
+    judge = diagnosis_peer.judge
+    flat = [0.3 + 0.001 * i for i in range(12)]
+    # slow convergence and nothing else: "not converging"
+    assert judge(_epochs(flat), 10, 120) == {"not_learning"}
+    # the gradient problems come first, in the peer's order
+    assert judge(_epochs(flat, {"zero_share": 0.8}), 10, 120) == {"dead_units"}
+    assert judge(_epochs(flat, {"first": 100.0}), 10, 120) == {"exploding"}
+    assert judge(_epochs(flat, {"first": 1e-5}), 10, 120) == {"vanishing"}
+    assert judge(_epochs(flat, {"nan": True}), 10, 120) == {"nonfinite"}
+    # a run that converged, with its accuracy oscillating: "unstable"
+    zigzag = [0.8 + (0.05 if i % 2 else 0.0) for i in range(12)]
+    assert judge(_epochs(zigzag), 10, 120) == {"unstable"}
+    # converged and steady: nothing; and nothing before 30% of the run
+    assert judge(_epochs([0.5 + 0.04 * i for i in range(12)]), 10, 120) == set()
+    assert judge(_epochs(flat)[:3], 10, 120) == set()
+    # a low validation accuracy alone (not converged) names nothing
+    rising = [0.5 + 0.04 * i for i in range(12)]
+    assert judge(_epochs(rising, val=[0.3] * 12), 10, 120) == set()

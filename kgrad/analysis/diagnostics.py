@@ -22,7 +22,8 @@ Rules (thresholds in `Thresholds`):
 | `zero_gradients` | error | every gradient exactly 0 at the last `window` steps |
 | `exploding` | warning | global norm grows `explosion_growth`-fold over the run, |
 |  |  | or a recurrent layer's first timestep gets > |
-|  |  | `temporal_explosion` x its last's gradient |
+|  |  | `temporal_explosion` x its last's gradient (over any |
+|  |  | `window` logged steps of the run) |
 | `vanishing` | warning | input side < `vanishing_ratio` x output side, or its |
 |  |  | update ratio < `min_update_ratio` and the output side's not |
 |  |  | (unless the loss fell by more than `learned_drop`) |

@@ -115,17 +115,17 @@ class Thresholds:
             third's (`loss_trend.stalled`). Defaults to `0.2`.
         fell_drop: The outcome rules (`kgrad.analysis.outcome`): the loss
             did not fall when less than this share of its start is gone.
-            Defaults to `0.1`.
+            Defaults to `0.15`.
         plateau_drop: Stalled when the last third of the loss curve is less
             than this share below the middle third. Defaults to `0.05`.
         stall_remaining: Stalled only while the loss is still above this
-            share of its start (far from fitted). Defaults to `0.3`.
+            share of its start (far from fitted). Defaults to `0.2`.
         unstable_rise: Unstable when the loss rises back by more than this
             share of what it had learned, `unstable_rises` times. Defaults
             to `0.1`.
-        unstable_rises: See `unstable_rise`. Defaults to `2`.
-        unstable_spike: Unstable only when each rise comes with a global
-            gradient norm this many times its median before. Defaults to `3`.
+        unstable_rises: See `unstable_rise`. Defaults to `1`.
+        unstable_spike: A rise whose global gradient norm is this many times
+            its median before blames the learning rate. Defaults to `3`.
         overfit_rise: Overfitting when the validation loss is this share
             above its lowest while the training loss fell. Defaults to `0.2`.
         tiny_update: An update/weight ratio below this, on every layer, is a
@@ -146,11 +146,11 @@ class Thresholds:
     temporal_explosion: float = 10.0
     stall_drop: float = 0.2
     learned_drop: float = 0.9
-    fell_drop: float = 0.1
+    fell_drop: float = 0.15
     plateau_drop: float = 0.05
-    stall_remaining: float = 0.3
+    stall_remaining: float = 0.2
     unstable_rise: float = 0.1
-    unstable_rises: int = 2
+    unstable_rises: int = 1
     unstable_spike: float = 3.0
     overfit_rise: float = 0.2
     tiny_update: float = 1e-4

@@ -10,13 +10,15 @@ the first epoch's mean has averaged the fall away).
 | kind | when |
 |---|---|
 | `not_learning` | the loss fell less than `fell_drop` of its start |
-| `stalled` | it fell more, then the last third of the curve fell less than |
-|  | `plateau_drop` of the middle third's level, far from fitted (still |
-|  | above `stall_remaining` of its start) |
+| `stalled` | it fell more, then over the last third of the steps it fell |
+|  | less than `plateau_drop` below the middle third's level, far from |
+|  | fitted (still above `stall_remaining` of its start); not while an |
+|  | LSTM/GRU layer waits (first/last timestep ratio < `temporal_ratio`) |
 | `unstable` | the epoch loss rose back by more than `unstable_rise` of what |
-|  | it had learned, at least `unstable_rises` times, each time with the |
-|  | gradient norm `unstable_spike` x its median before (not judged on |
-|  | the losses of single batches: too noisy) |
+|  | it had learned (once it had lost `LEARNED` = half its start), at |
+|  | least `unstable_rises` times (not judged on the |
+|  | losses of single batches: too noisy); a gradient norm spike of |
+|  | `unstable_spike` x its median before with it points to the rate |
 | `overfitting` | the validation loss rose `overfit_rise` above its lowest while |
 |  | the training loss kept falling |
 
@@ -38,7 +40,7 @@ import math
 import numpy as np
 
 from kgrad import tags
-from kgrad.analysis import layer_profile, loss_trend
+from kgrad.analysis import layer_profile, loss_trend, temporal_profile
 from kgrad.analysis.findings import Finding
 
 EPOCH_LOSS = tags.epoch("loss")
@@ -46,6 +48,7 @@ VAL_LOSS = tags.epoch("val_loss")
 MIN_EPOCHS = 6
 START_STEPS = 8
 SMOOTH = 5  # logged step losses per running median, without epoch losses
+LEARNED = 0.5  # a rise counts once the loss had lost this share of its start
 OUTCOME_KINDS = ("not_learning", "stalled", "unstable", "overfitting")
 _CAUSES = {
     "vanishing": "vanishing gradients",
@@ -89,11 +92,11 @@ def _nonfinite_step(scalars):
     return min(bad) if bad else None
 
 
-def outcome_line(scalars, fell_drop=0.1):
+def outcome_line(scalars, fell_drop=0.15):
     """One sentence: what the loss did, e.g. `loss fell 2.30 -> 0.18 (92%)`.
 
     The loss "did not fall" when less than `fell_drop` of its start is gone
-    (`Thresholds.fell_drop`). Defaults to `0.1`.
+    (`Thresholds.fell_drop`). Defaults to `0.15`.
 
     Example:
 
@@ -224,13 +227,16 @@ def _progress(scalars, info, t, start, points, causes):
         return [
             Finding("not_learning", "warning", (), evidence, advice, numbers=numbers)
         ]
-    third = len(values) // 3
-    if third < 2:
+    last_step = points[-1][0]
+    middle = [v for s, v in points if last_step / 3 < s <= 2 * last_step / 3]
+    recent = [v for s, v in points if s > 2 * last_step / 3]
+    if len(middle) < 2 or len(recent) < 2:
         return []
-    middle = float(np.median(values[third : 2 * third]))
-    last = float(np.median(values[-third:]))
+    middle, last = float(np.median(middle)), float(np.median(recent))
     plateau = 1.0 - last / middle if middle > 0 else math.nan
     if not (plateau < t.plateau_drop and end > t.stall_remaining * start):
+        return []
+    if _gated_wait(scalars, info, t):
         return []
     why, advice = _why_flat(scalars, t, causes)
     evidence = (
@@ -243,39 +249,65 @@ def _progress(scalars, info, t, start, points, causes):
     return [Finding("stalled", "warning", (), evidence, advice, numbers=numbers)]
 
 
+def _gated_wait(scalars, info, t):
+    """Whether an LSTM/GRU layer still passes less than `t.temporal_ratio` of
+    its gradient to its first timestep: gated cells sit at the mean
+    predictor's loss until they learn the long dependency (docs/DIAGNOSIS.md,
+    "Gated cells wait, then learn"), a wait no statistic tells from a stall."""
+    for layer in temporal_profile.recurrent_layers(scalars, info):
+        if temporal_profile.cell_of(info, layer) not in temporal_profile.GATED_CELLS:
+            continue
+        values = [v for _, v in temporal_profile.ratios(scalars, layer)[-t.window :]]
+        values = [v for v in values if math.isfinite(v)]
+        if values and float(np.median(values)) < t.temporal_ratio:
+            return True
+    return False
+
+
 def _unstable(scalars, t, start, points):
-    """Rises of the loss that give back a share of what was learned, each
-    with a spike of the global gradient norm (`t.unstable_spike` x)."""
-    norms = [
-        (s, v) for s, v in scalars.get(tags.GLOBAL_GRAD_NORM, []) if math.isfinite(v)
-    ]
-    rises, low, worst, rising = [], math.inf, None, False
+    """Rises of the loss that give back a share of what was learned."""
+    rises, low, rising = [], math.inf, False
     for step, value in points:
         learned = start - low
-        share = (value - low) / learned if learned > t.fell_drop * start else 0.0
+        share = (value - low) / learned if learned > LEARNED * start else 0.0
         up = share > t.unstable_rise
         if up and not rising:
-            spike = _norm_spike(norms, step)
-            if spike is not None and spike >= t.unstable_spike:
-                rises.append((step, share, spike))
-        if up and rises and (worst is None or share > worst[1]):
-            worst = (step, share, rises[-1][2])
+            rises.append((step, share))
+        elif up and share > rises[-1][1]:
+            rises[-1] = (rises[-1][0], share)
         rising = up
         low = min(low, value)
     if len(rises) < t.unstable_rises:
         return []
+    step, share = max(rises, key=lambda r: r[1])
+    norms = [
+        (s, v) for s, v in scalars.get(tags.GLOBAL_GRAD_NORM, []) if math.isfinite(v)
+    ]
+    spikes = [_norm_spike(norms, s) for s, _ in rises]
+    spike = max([x for x in spikes if x is not None], default=None)
     evidence = (
-        f"The loss rose back {len(rises)} times, giving back up to "
-        f"{worst[1]:.0%} of what it had learned (at step {worst[0]}; threshold "
-        f"{t.unstable_rise:.0%}), and the global gradient norm spiked with each "
-        f"rise (up to {max(r[2] for r in rises):.0f}x its median before; "
-        f"threshold {t.unstable_spike:g}x): steps too large for the curvature."
+        f"The loss rose back {len(rises)} time(s), giving back up to {share:.0%} "
+        f"of what it had learned (from step {step}; threshold "
+        f"{t.unstable_rise:.0%})."
     )
-    advice = (
-        "Lower the learning rate (e.g. 3-10x), add a warmup, or clip gradients "
-        "(`clipnorm=1.0`); with SGD, lower the momentum."
-    )
-    numbers = (("rises", len(rises)), ("largest_share", worst[1]))
+    if spike is not None and spike >= t.unstable_spike:
+        evidence += (
+            f" The global gradient norm spiked with it ({spike:.1f}x its median "
+            "before): steps too large for the curvature."
+        )
+        advice = (
+            "Lower the learning rate (e.g. 3-10x), add a warmup, or clip "
+            "gradients (`clipnorm=1.0`); with SGD, lower the momentum."
+        )
+    else:
+        evidence += " The global gradient norm did not spike with it" + (
+            f" (at most {spike:.1f}x its median before)." if spike else "."
+        )
+        advice = (
+            "Lower the learning rate (or the momentum); check for bad batches "
+            "(outliers, wrong labels) and shuffle the data."
+        )
+    numbers = (("rises", len(rises)), ("largest_share", share))
     return [Finding("unstable", "warning", (), evidence, advice, numbers=numbers)]
 
 

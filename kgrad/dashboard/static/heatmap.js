@@ -124,7 +124,7 @@ export function drawHeatMap(canvas, view, layout, options) {
   }
   ctx.strokeStyle = "#bbb";
   ctx.strokeRect(LABEL_WIDTH - 0.5, 0.5, cellWidth * columns + 1, rowHeight * rows + 1);
-  drawLabels(ctx, view, rowHeight, options.marked || new Set());
+  canvas.dataset.labelEvery = drawLabels(ctx, view, rowHeight, options.marked || new Set());
   return {
     cellWidth,
     rowHeight,
@@ -148,6 +148,7 @@ export function isMarked(row, marked) {
   return row.layers.some((layer) => marked.has(layer));
 }
 
+/** Draws the labels and marks; returns every how many rows a label is drawn. */
 function drawLabels(ctx, view, rowHeight, marked) {
   const size = Math.min(12, Math.max(rowHeight - 1, READABLE));
   ctx.font = `${size}px sans-serif`;
@@ -171,6 +172,7 @@ function drawLabels(ctx, view, rowHeight, marked) {
       ctx.fillRect(LABEL_WIDTH - 11, y + rowHeight / 2, 3, 1);
     }
   });
+  return every;
 }
 
 /** `text` cut from the left with "…" to fit `width` px. */

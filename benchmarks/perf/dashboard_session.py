@@ -1,6 +1,6 @@
 """A real `tensorboard` server and headless Chromium, for the Gradients tab.
 
-Used by `tests/test_dashboard_browser.py` and `benchmarks/dashboard.py`:
+Used by `tests/test_dashboard_browser.py` and `benchmarks/perf/dashboard.py`:
 `TensorBoardServer` starts `tensorboard --logdir X --port 0` and reads the
 port from its output; `chromium_dom` / `chromium_screenshot` load a page in
 Debian's `chromium` (virtual time, so the page's fetches finish first);
@@ -25,6 +25,9 @@ import time
 import urllib.request
 
 from kgrad import tags
+
+# The checkout this file is in (benchmarks/perf/ is two levels down).
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 _PORT_LINE = re.compile(r"TensorBoard \S+ at http://[^:]+:(\d+)/")
 ENTRY_POINT = "kgrad = kgrad.dashboard.loader:GradientsLoader"
@@ -78,7 +81,7 @@ class TensorBoardServer:
             )
         self.logdir, self.flags, self.timeout = str(logdir), list(flags), timeout
         self.plugin = plugin
-        self.source = source or os.path.dirname(os.path.dirname(__file__))
+        self.source = source or ROOT
         self.port = None
         self._process = None
         self._shim = None

@@ -26,13 +26,13 @@ start, and the section says so. With `KGRAD_BENCH_JIT=1` in the environment
 
 Usage:
 
-    python benchmarks/peak_memory.py                  # prints the section
-    python benchmarks/peak_memory.py --model MobileNetV2 --repeats 1 --jobs 1
-    KGRAD_BENCH_JIT=1 python benchmarks/peak_memory.py  # jit_compile=True
-    python benchmarks/peak_memory.py --quick          # smoke test
+    python benchmarks/perf/peak_memory.py                  # prints the section
+    python benchmarks/perf/peak_memory.py --model MobileNetV2 --repeats 1 --jobs 1
+    KGRAD_BENCH_JIT=1 python benchmarks/perf/peak_memory.py  # jit_compile=True
+    python benchmarks/perf/peak_memory.py --quick          # smoke test
 
-`python benchmarks/overhead.py --sections memory memory_jit` runs the same
-measurements and writes them into `benchmarks/RESULTS.md`.
+`python benchmarks/perf/overhead.py --sections memory memory_jit` runs the same
+measurements and writes them into `benchmarks/perf/RESULTS.md`.
 """
 
 import argparse
@@ -341,7 +341,7 @@ def main(argv=None):
     if argv[:1] == ["--child"]:
         name, config, steps, batch, overrides = argv[1:6]
         return child(name, config, int(steps), int(batch), json.loads(overrides))
-    command = " ".join(["python benchmarks/peak_memory.py", *argv])
+    command = " ".join(["python benchmarks/perf/peak_memory.py", *argv])
     report = run(parse_args(argv), command)
     print(report)
     return report

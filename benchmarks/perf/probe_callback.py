@@ -1,6 +1,6 @@
 """The usual alternative to kgrad: an extra `tf.GradientTape` pass on a probe batch.
 
-Configuration `d` of `benchmarks/overhead.py`: how Weights & Biases' Keras
+Configuration `d` of `benchmarks/perf/overhead.py`: how Weights & Biases' Keras
 callback gets gradients (one more forward and backward pass on a fixed batch
 at the logging steps, norms written with `tf.summary`).
 

@@ -29,9 +29,9 @@ this part measures.
 
 Usage:
 
-    python benchmarks/logged_step.py                    # depths 10 20 50 100
-    python benchmarks/logged_step.py --model cnn_bn --depths 0
-    python benchmarks/logged_step.py --depths 20 --ops 15 --in-fit 500
+    python benchmarks/perf/logged_step.py                    # depths 10 20 50 100
+    python benchmarks/perf/logged_step.py --model cnn_bn --depths 0
+    python benchmarks/perf/logged_step.py --depths 20 --ops 15 --in-fit 500
 """
 
 import argparse

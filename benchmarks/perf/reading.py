@@ -4,13 +4,13 @@ Writes synthetic runs with kgrad's own `RunWriter` (the bytes a monitor
 writes: one event per step, the scalars through `ScalarEncoder`, a
 `tags.RUN_INFO` at step 1), then times `kgrad.analysis.report.load_run`
 and the whole `kgrad report` command (`--json` too) in fresh processes, and
-writes the figures into the `reading` section of `benchmarks/RESULTS.md`
+writes the figures into the `reading` section of `benchmarks/perf/RESULTS.md`
 (the other sections keep their text; see `results_file.py`).
 
 Usage:
 
-    python benchmarks/reading.py                  # 20,000 steps x 24 and x 200
-    python benchmarks/reading.py --steps 2000 --no-write   # a quick check
+    python benchmarks/perf/reading.py                  # 20,000 steps x 24 and x 200
+    python benchmarks/perf/reading.py --steps 2000 --no-write   # a quick check
 
 Figures taken on a busy machine are not final: measure on an idle one.
 """
@@ -147,7 +147,7 @@ def main():
     args = parser.parse_args()
     load = os.getloadavg()[0]
     results = [measure(args.steps, tags, args.repeats) for tags in args.tags]
-    command = "python benchmarks/reading.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/perf/reading.py " + " ".join(sys.argv[1:])
     section = render(results, command.strip(), load)
     print(section)
     print(json.dumps(results), file=sys.stderr)

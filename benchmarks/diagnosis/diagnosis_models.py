@@ -2,7 +2,7 @@
 
 Each `*_run(...)` returns a `build()` function that seeds everything and
 returns `(model, x, y, batch_size)`, the model compiled; used by
-`benchmarks/diagnosis_runs.py`.
+`benchmarks/diagnosis/diagnosis_runs.py`.
 
 Example:
 

@@ -1,6 +1,6 @@
 """The labelled diagnosis benchmark: are kgrad's findings right at any length?
 
-Trains every run of `benchmarks/diagnosis_runs.py` once, to the longest
+Trains every run of `benchmarks/diagnosis/diagnosis_runs.py` once, to the longest
 length, with `GradientMonitor` logging on a fixed schedule (steps 1-8, 16, 32,
 then every `EVERY`-th step), reads the event files back with
 `kgrad.analysis.report.load_run`, and judges each run at each length on its
@@ -9,9 +9,9 @@ length with the same schedule would have logged. Writes `docs/DIAGNOSIS.md`.
 
 Usage:
 
-    python benchmarks/diagnosis.py                  # full: docs/DIAGNOSIS.md
-    python benchmarks/diagnosis.py --quick --out /tmp/d.md   # CI smoke test
-    python benchmarks/diagnosis.py --logs /tmp/dx --reuse    # re-judge only
+    python benchmarks/diagnosis/diagnosis.py                  # full: docs/DIAGNOSIS.md
+    python benchmarks/diagnosis/diagnosis.py --quick --out /tmp/d.md   # CI smoke test
+    python benchmarks/diagnosis/diagnosis.py --logs /tmp/dx --reuse    # re-judge only
 """
 
 import argparse
@@ -23,7 +23,7 @@ import time
 import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.dirname(HERE)]  # this checkout's kgrad
+sys.path[:0] = [HERE, os.path.dirname(os.path.dirname(HERE))]  # this checkout's kgrad
 
 import diagnosis_peer  # noqa: E402
 import diagnosis_table  # noqa: E402
@@ -159,10 +159,12 @@ def main(argv=None):
             flush=True,
         )
     seconds = time.monotonic() - start
-    command = "python benchmarks/diagnosis.py" + (" --quick" if args.quick else "")
+    command = "python benchmarks/diagnosis/diagnosis.py" + (
+        " --quick" if args.quick else ""
+    )
     text = diagnosis_table.markdown(rows, lengths, seconds, command)
     out = args.out or os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "docs", "DIAGNOSIS.md"
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "DIAGNOSIS.md"
     )
     with open(out, "w") as f:
         f.write(text)

@@ -1,4 +1,4 @@
-"""The layout of `benchmarks/RESULTS.md`: its sections and its ratio cells.
+"""The layout of `benchmarks/perf/RESULTS.md`: its sections and its ratio cells.
 
 The file holds the six sections of `overhead.py` (`SECTIONS` and, measured
 with `jit_compile=True`, `JIT_SECTIONS`) and the `reading` section of
@@ -17,8 +17,8 @@ a CPU-and-wall cell reads `CPU cell / wall cell`.
 
 Example:
 
-    write_sections("benchmarks/RESULTS.md", {"memory": "## Peak memory\\n..."})
-    read_section(open("benchmarks/RESULTS.md").read(), "memory")  # "## Peak ..."
+    write_sections("benchmarks/perf/RESULTS.md", {"memory": "## Peak memory\\n..."})
+    read_section(open("benchmarks/perf/RESULTS.md").read(), "memory")  # "## Peak ..."
     spread([1.02, 0.98, 1.10])  # "1.02x (0.98-1.10)"
 """
 
@@ -31,7 +31,7 @@ JIT_SECTIONS = tuple(f"{name}_jit" for name in SECTIONS)  # the same with XLA
 ALL_SECTIONS = SECTIONS + JIT_SECTIONS + ("reading",)  # reading.py writes the last
 TITLE = "# GradientMonitor overhead"
 INTRO = (
-    "Written by `python benchmarks/overhead.py --all` (all six sections, about "
+    "Written by `python benchmarks/perf/overhead.py --all` (all six sections, about "
     "25 min on 2 idle cores): one section per scenario, each between "
     "`<!-- section NAME -->` and `<!-- end NAME -->`; the `_jit` sections measure "
     "the same with every model compiled with `jit_compile=True`. `--sections` "

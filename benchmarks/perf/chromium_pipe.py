@@ -3,7 +3,7 @@
 One `chromium --remote-debugging-pipe` process (no port, no extra package:
 the protocol's JSON messages go over file descriptors 3 and 4) with one page
 that a test or benchmark navigates, clicks, reads and photographs as a user
-would. Used by `tests/test_dashboard_browser.py` and `benchmarks/dashboard.py`.
+would. Used by `tests/test_dashboard_browser.py` and `benchmarks/perf/dashboard.py`.
 
 Example:
 

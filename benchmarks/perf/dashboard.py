@@ -28,9 +28,9 @@ final figures.
 
 Example:
 
-    python benchmarks/dashboard.py --sections route draw
-    python benchmarks/dashboard.py --quick --sections route draw
-    python benchmarks/dashboard.py --sections --screenshot gradients_tab.png
+    python benchmarks/perf/dashboard.py --sections route draw
+    python benchmarks/perf/dashboard.py --quick --sections route draw
+    python benchmarks/perf/dashboard.py --sections --screenshot gradients_tab.png
 """
 
 import argparse
@@ -220,7 +220,7 @@ def screenshot(path):
         "    model.fit(ds.x_train, ds.y_train, batch_size=32, epochs=6, "
         "callbacks=[monitor], verbose=0)\n"
     )
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = session.ROOT
     env = dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="2")
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
     with session.TensorBoardServer(logdir) as server:

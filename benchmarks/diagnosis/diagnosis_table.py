@@ -1,4 +1,4 @@
-"""Scores and the Markdown of the diagnosis benchmark (`benchmarks/diagnosis.py`).
+"""Scores and the Markdown of the diagnosis benchmark (`diagnosis.py` here).
 
 Per finding kind and per length: true positives (a `must` kind found), false
 negatives (a `must` kind not found), false positives (a kind found that is
@@ -12,6 +12,7 @@ Example:
 import dataclasses
 import math
 
+import diagnosis_outcome_reading
 import numpy as np
 
 from kgrad import tags
@@ -175,19 +176,16 @@ def targets(rows, lengths):
         for n in lengths[1:]:
             ours = _pr(score(rows, None, n)[kind])
             theirs = _pr(score(rows, None, n, judge="peer")[kind])
-            ahead = (
-                all(
-                    a is not None and (b is None or a >= b)
-                    for a, b in zip(ours, theirs, strict=True)
-                )
-                and ours != theirs
+            behind = any(
+                a is None or (b is not None and a < b)
+                for a, b in zip(ours, theirs, strict=True)
             )
-            if not ahead:
-                met = False
+            if behind or ours == theirs:
+                met = met and not behind
                 lines.append(
-                    f"- MISSED kgrad ahead of the peer on `{kind}` at {n} steps: "
-                    f"kgrad P/R {_fmt(ours[0])}/{_fmt(ours[1])}, peer "
-                    f"{_fmt(theirs[0])}/{_fmt(theirs[1])}"
+                    f"- {'MISSED' if behind else 'tied'}: kgrad ahead of the peer "
+                    f"on `{kind}` at {n} steps: kgrad P/R {_fmt(ours[0])}/"
+                    f"{_fmt(ours[1])}, peer {_fmt(theirs[0])}/{_fmt(theirs[1])}"
                 )
     return lines, met
 
@@ -196,7 +194,7 @@ def _peer_table(rows, lengths):
     out = [
         "## kgrad beside the peer's rules (AutoTrainer), every run",
         "",
-        "The peer's published criteria (`benchmarks/diagnosis_peer.py`, its "
+        "The peer's published criteria (`benchmarks/diagnosis/diagnosis_peer.py`, its "
         "defaults, checked every 3 epochs) judged on the same runs, both halves "
         '(none of its thresholds was chosen here). Its "not converging" counts '
         "as `not_learning` or `stalled`, whichever the run is labelled with; "
@@ -293,6 +291,7 @@ def markdown(rows, lengths, seconds, command):
             + f" | {', '.join(sorted(row.peer.get(lengths[-1], ()))) or 'none'}"
             + f" | {_outcome(row)} |"
         )
+    out += diagnosis_outcome_reading.sections(rows, lengths)
     out += _reading(rows, lengths)
     return "\n".join(out)
 

@@ -1,4 +1,4 @@
-"""The steady-state section of `benchmarks/RESULTS.md`: tables and targets.
+"""The steady-state section of `benchmarks/perf/RESULTS.md`: tables and targets.
 
 Renders what `overhead.measure` returns. Every ratio cell is `CPU / wall`,
 each `median (lowest-highest pair)` (see `results_file.cpu_wall`). Targets

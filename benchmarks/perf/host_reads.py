@@ -1,6 +1,6 @@
 """Device-to-host reads that a logged step adds, counted during `fit`.
 
-Used by `benchmarks/overhead.py` (column `host reads/logged step`): every
+Used by `benchmarks/perf/overhead.py` (column `host reads/logged step`): every
 `.numpy()` of an eager tensor is one read.
 
 Example:

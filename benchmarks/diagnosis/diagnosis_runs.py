@@ -1,4 +1,4 @@
-"""The labelled runs of the diagnosis benchmark (`benchmarks/diagnosis.py`).
+"""The labelled runs of the diagnosis benchmark (`benchmarks/diagnosis/diagnosis.py`).
 
 Each `LabelledRun` builds a compiled tiny model and its training data, and
 says which findings the diagnosis must make (`must`) and which it may make
@@ -321,3 +321,22 @@ RUNS = [
     ),
 ]
 RUNS += outcome_runs(LabelledRun) + more_seeds(LabelledRun)
+
+
+def _outcomes_of_gradient_problems(run):
+    """A run with a gradient problem may also get the outcome findings that
+    problem causes: its loss does not fall or stalls (the outcome finding
+    names the gradient finding as its cause); an exploding or small-batch
+    BatchNorm run may also be unstable."""
+    gradient = set(run.must) - set(OUTCOMES)
+    if not gradient:
+        return run
+    may = ["not_learning", "stalled"]
+    if gradient & {"exploding", "nonfinite", "batchnorm_small_batch"}:
+        may.append("unstable")
+    extra = tuple(k for k in may if k not in run.must + run.may)
+    return dataclasses.replace(run, may=run.may + extra)
+
+
+OUTCOMES = ("not_learning", "stalled", "unstable", "overfitting")
+RUNS = [_outcomes_of_gradient_problems(run) for run in RUNS]

@@ -29,13 +29,13 @@ trace that plain `fit` does not pay shows there, as 15x or more).
 
 Usage:
 
-    python benchmarks/fresh_fit.py                     # prints the section
-    python benchmarks/fresh_fit.py --models mlp_relu_he --pairs 3
-    KGRAD_BENCH_JIT=1 python benchmarks/fresh_fit.py   # jit_compile=True
-    python benchmarks/fresh_fit.py --quick             # smoke test
+    python benchmarks/perf/fresh_fit.py                     # prints the section
+    python benchmarks/perf/fresh_fit.py --models mlp_relu_he --pairs 3
+    KGRAD_BENCH_JIT=1 python benchmarks/perf/fresh_fit.py   # jit_compile=True
+    python benchmarks/perf/fresh_fit.py --quick             # smoke test
 
-`python benchmarks/overhead.py --sections fresh fresh_jit` runs the same
-measurements and writes them into `benchmarks/RESULTS.md`.
+`python benchmarks/perf/overhead.py --sections fresh fresh_jit` runs the same
+measurements and writes them into `benchmarks/perf/RESULTS.md`.
 """
 
 import argparse
@@ -308,7 +308,9 @@ def run(args, command, log=print):
 def main(argv=None):
     """Runs the measurement; prints and returns the markdown section."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    report = run(parse_args(argv), " ".join(["python benchmarks/fresh_fit.py", *argv]))
+    report = run(
+        parse_args(argv), " ".join(["python benchmarks/perf/fresh_fit.py", *argv])
+    )
     print(report)
     return report
 

@@ -1,9 +1,9 @@
 """Builders of the runs whose outcome is the problem: not learning, stalled,
-unstable, overfitting (`benchmarks/diagnosis_outcome_runs.py`).
+unstable, overfitting (`benchmarks/diagnosis/diagnosis_outcome_runs.py`).
 
 Each `*_run(...)` returns a `build()` that seeds everything and returns
 `(model, x, y, batch_size)`, the model compiled with an `accuracy` metric for
-classification (the peer's criteria, `benchmarks/diagnosis_peer.py`, read it).
+classification (the peer's criteria, `benchmarks/diagnosis/diagnosis_peer.py`, read it).
 
 Example:
 

@@ -31,7 +31,7 @@ section does the same for `mlp_relu_he` at several depths. `host
 reads/logged step` counts the device-to-host reads of a fit with `b` minus
 those of a plain fit, per step.
 
-This script also writes the other sections of `benchmarks/RESULTS.md`,
+This script also writes the other sections of `benchmarks/perf/RESULTS.md`,
 measured by its siblings: fresh-model fits (`fresh_fit.py`: a new model's
 first fit, trace included) and the peak memory of logged steps, per phase
 (`peak_memory.py`); and each of the three again with every model compiled
@@ -43,15 +43,15 @@ long it takes (`budget.py`); `--estimate` prints only that.
 
 Usage:
 
-    python benchmarks/overhead.py --all           # all six sections, ~25 min
-    python benchmarks/overhead.py --all --estimate  # the plan, nothing measured
-    python benchmarks/overhead.py                 # steady, fresh, memory
-    python benchmarks/overhead.py --sections steady
-    python benchmarks/overhead.py --sections fresh --fresh-pairs 3
-    python benchmarks/overhead.py --sections memory memory_jit
-    python benchmarks/overhead.py --quick         # smoke test, seconds
-    python benchmarks/overhead.py --quick --all   # smoke test of all six
-    python benchmarks/overhead.py --models lstm cnn_bn --configs a b --repeats 5
+    python benchmarks/perf/overhead.py --all           # all six sections, ~25 min
+    python benchmarks/perf/overhead.py --all --estimate  # the plan, nothing measured
+    python benchmarks/perf/overhead.py                 # steady, fresh, memory
+    python benchmarks/perf/overhead.py --sections steady
+    python benchmarks/perf/overhead.py --sections fresh --fresh-pairs 3
+    python benchmarks/perf/overhead.py --sections memory memory_jit
+    python benchmarks/perf/overhead.py --quick         # smoke test, seconds
+    python benchmarks/perf/overhead.py --quick --all   # smoke test of all six
+    python benchmarks/perf/overhead.py --models lstm cnn_bn --configs a b --repeats 5
 """
 
 import argparse
@@ -408,7 +408,7 @@ def make_parser():
         "--output",
         default=None,
         help="markdown file whose sections to replace; defaults to "
-        "benchmarks/RESULTS.md for a full run and to none with --quick",
+        "benchmarks/perf/RESULTS.md for a full run and to none with --quick",
     )
     return parser
 
@@ -538,7 +538,7 @@ def main(argv=None):
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    command = " ".join(["python benchmarks/overhead.py", *argv])
+    command = " ".join(["python benchmarks/perf/overhead.py", *argv])
     plan = plan_of(args)
     if args.quick:
         print("--quick: a smoke test on tiny models (no estimate)")
