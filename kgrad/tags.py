@@ -36,6 +36,16 @@ applies several optimizers), at step = the optimizer's update count:
 | `kgrad/missing_steps` | text | JSON `{"steps": [...]}`: steps the writer lost |
 | `kgrad/gradient_flow` | image | gradient norm per layer, input to output |
 | `kgrad/temporal_profile` | image | recurrent layers: timestep x logged step heat map |
+| `b_simple/global` | scalar | `noise_scale=True`: the gradient noise scale |
+|  |  | `B_simple` of all weights with per-example norms (smoothed) |
+| `b_simple/<layer>` | scalar | the same for one layer's weights |
+| `noise_scale/b_simple_step` | scalar | `B_simple` of the logged step alone |
+| `noise_scale/b_simple_layernorm` | scalar | from LayerNorm weights only |
+| `noise_scale/trace_sigma` | scalar | `tr(Sigma)`, smoothed |
+| `noise_scale/grad_sq` | scalar | `|G|^2`, smoothed |
+| `noise_scale/covered` | scalar | share of `||G||^2` in weights with per-example |
+|  |  | norms (`kgrad.monitor.log.noise_scale` states the estimators) |
+| `noise_scale/batch` | scalar | the examples of the step (global batch) |
 | custom scalars | layout | every variable's gradient norm on one chart |
 |  |  | (TensorBoard's own `custom_scalars__config__` tag) |
 
@@ -102,6 +112,17 @@ FINDINGS_DATA = f"{NAMESPACE}/findings_data"
 MISSING_STEPS = f"{NAMESPACE}/missing_steps"
 GRADIENT_FLOW = f"{NAMESPACE}/gradient_flow"
 TEMPORAL_PROFILE = f"{NAMESPACE}/temporal_profile"
+
+# The gradient noise scale (`GradientMonitor(noise_scale=True)`).
+B_SIMPLE = "b_simple"  # `b_simple/<layer>` and `b_simple/global`
+GLOBAL_B_SIMPLE = f"{B_SIMPLE}/{GLOBAL}"
+NOISE_SCALE = "noise_scale"
+NOISE_B_SIMPLE_STEP = f"{NOISE_SCALE}/b_simple_step"
+NOISE_B_SIMPLE_LAYERNORM = f"{NOISE_SCALE}/b_simple_layernorm"
+NOISE_TRACE_SIGMA = f"{NOISE_SCALE}/trace_sigma"
+NOISE_GRAD_SQ = f"{NOISE_SCALE}/grad_sq"
+NOISE_COVERED = f"{NOISE_SCALE}/covered"
+NOISE_BATCH = f"{NOISE_SCALE}/batch"
 
 _TIMESTEP = re.compile(r"t(\d+)")
 

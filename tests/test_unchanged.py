@@ -716,3 +716,53 @@ def test_distributed_example_trains_the_same_with_and_without_the_monitor(tmp_pa
                 ]
             )
     assert_same_examples(*runs)
+
+
+# -- the noise scale ---------------------------------------------------------
+def _covered_layers_model():
+    """Every layer type with a per-example rule, and a GRU without one."""
+    tokens = keras.Input((6,), dtype="int32")
+    x = keras.layers.Embedding(10, 8)(tokens)
+    x = keras.layers.MultiHeadAttention(2, 4, dropout=0.2)(x, x)
+    x = keras.layers.LayerNormalization()(x)
+    x = keras.layers.Conv1D(8, 3, activation="relu")(x)
+    x = keras.layers.GRU(4, return_sequences=True)(x)
+    x = keras.layers.Dense(8, activation="gelu")(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.BatchNormalization()(x)
+    return keras.Model(tokens, keras.layers.Dense(3)(x))
+
+
+@pytest.mark.parametrize("variant", ["default", "xla", "mixed_float16", "chunks"])
+def test_noise_scale_trains_the_same(variant, tmp_path, events):
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 10, size=(32, 6)), rng.integers(0, 3, size=32)
+
+    def scenario(monitor):
+        if variant == "mixed_float16":
+            keras.config.set_dtype_policy("mixed_float16")
+        try:
+            model = _covered_layers_model()
+            model.compile(
+                optimizer="adam",
+                loss=LOSS,
+                jit_compile=variant == "xla",
+                steps_per_execution=2 if variant == "chunks" else 1,
+            )
+            fit = model.fit(
+                x, y, batch_size=8, epochs=2, verbose=0, callbacks=callbacks(monitor)
+            )
+        finally:
+            keras.config.set_dtype_policy("float32")
+        return model, [history(fit)]
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        both(scenario, tmp_path, noise_scale=True)
+    logged = events(tmp_path / "train")
+    refused = [w for w in caught if "noise_scale is off" in str(w.message)]
+    if variant == "xla":  # XLA may fuse differently around the per-example ops
+        assert len(refused) == 1 and "noise_scale/covered" not in logged
+    else:
+        assert not refused
+        assert len(logged["noise_scale/covered"]) == len(logged["grad_norm/global"])

@@ -34,36 +34,6 @@ from kgrad.monitor.train_function.function_watch import TrainFunctionWatch
 _ON_NONFINITE = ("warn", "stop", "raise")
 
 
-# Public attributes that say what the callback really does: an argument that
-# takes effect only when a capture is built is read-only (assigning it raises
-# `AttributeError`, not silently nothing); one that may change between
-# batches forwards to the object using it, which checks the new value.
-def _read_only(attribute, doc):
-    """A property returning `self.<attribute>`; it cannot be assigned."""
-    return property(lambda self: getattr(self, attribute), doc=doc)
-
-
-def _checked(attribute, check, doc):
-    """A property storing `check(value)` in `self.<attribute>` on assignment."""
-
-    def set_(self, value):
-        setattr(self, attribute, check(value))
-
-    return property(lambda self: getattr(self, attribute), set_, doc=doc)
-
-
-def _forwarded(owner, name, doc):
-    """A property reading and setting `self.<owner>.<name>` (which checks it)."""
-
-    def get(self):
-        return getattr(getattr(self, owner), name)
-
-    def set_(self, value):
-        setattr(getattr(self, owner), name, value)
-
-    return property(get, set_, doc=doc)
-
-
 class GradientMonitor(keras.callbacks.Callback):
     """Logs the gradients a model is trained with to TensorBoard.
 
@@ -123,6 +93,10 @@ class GradientMonitor(keras.callbacks.Callback):
             attribute, in a list or in a dict (a custom `train_step` with
             several optimizers: each is logged under `log_dir/train/<name>`).
             Defaults to `None`.
+        noise_scale: Also log the gradient noise scale `B_simple`
+            (McCandlish et al. 2018) from per-example gradient norms taken in
+            the same backward pass, on logged steps (`kgrad.monitor.log.noise_scale`).
+            Read-only. Defaults to `False`.
 
     Raises:
         ValueError: On a Keras backend other than TensorFlow.
@@ -142,18 +116,23 @@ class GradientMonitor(keras.callbacks.Callback):
     ```
     """
 
-    norms_every = _forwarded("_schedule", "norms_every", "When norms are logged.")
-    histograms_every = _forwarded(
+    norms_every = checks.forwarded("_schedule", "norms_every", "When norms are logged.")
+    histograms_every = checks.forwarded(
         "_schedule", "histograms_every", "When histograms are logged."
     )
-    first_steps = _forwarded("_schedule", "first_steps", "Early doubling steps' end.")
-    verbose = _forwarded("_channel", "verbose", "0 silent, 1 prints findings.")
-    on_finding = _forwarded("_channel", "on_finding", "Called with each new finding.")
-    histogram_bins = _read_only("_histogram_bins", "Buckets per histogram.")
-    include = _read_only("_include", "Patterns of the variable paths tagged.")
-    exclude = _read_only("_exclude", "Patterns of the variable paths not tagged.")
-    per_layer = _read_only("_per_layer", "Whether tags are per layer.")
-    thresholds = _checked("_thresholds", checked_thresholds, "The diagnosis's.")
+    first_steps = checks.forwarded(
+        "_schedule", "first_steps", "Early doubling steps' end."
+    )
+    verbose = checks.forwarded("_channel", "verbose", "0 silent, 1 prints findings.")
+    on_finding = checks.forwarded(
+        "_channel", "on_finding", "Called with each new finding."
+    )
+    histogram_bins = checks.read_only("_histogram_bins", "Buckets per histogram.")
+    include = checks.read_only("_include", "Patterns of the variable paths tagged.")
+    exclude = checks.read_only("_exclude", "Patterns of the variable paths not tagged.")
+    per_layer = checks.read_only("_per_layer", "Whether tags are per layer.")
+    noise_scale = checks.read_only("_noise_scale", "Whether B_simple is logged.")
+    thresholds = checks.checked("_thresholds", checked_thresholds, "The diagnosis's.")
 
     def __init__(
         self,
@@ -171,6 +150,7 @@ class GradientMonitor(keras.callbacks.Callback):
         verbose=1,
         on_finding=None,
         optimizers=None,
+        noise_scale=False,
         **kwargs,
     ):
         schedule_lib.reject_renamed("GradientMonitor", kwargs)
@@ -186,6 +166,8 @@ class GradientMonitor(keras.callbacks.Callback):
         self._exclude = check_patterns("exclude", exclude)
         checks.boolean("per_layer", per_layer)
         self._per_layer = per_layer
+        checks.boolean("noise_scale", noise_scale)
+        self._noise_scale = noise_scale
         checks.path_like("log_dir", log_dir)
         checks.positive_int("histogram_bins", histogram_bins)
         checks.one_of("on_nonfinite", on_nonfinite, _ON_NONFINITE)
@@ -230,11 +212,17 @@ class GradientMonitor(keras.callbacks.Callback):
         self._start_logger().worker.drain()  # the previous fit's figure is written
         if self._capture is None or not self._capture.serves(self.model):
             self._capture = GradientCapture(
-                self.model, bins=self.histogram_bins, optimizers=self.optimizers
+                self.model,
+                bins=self.histogram_bins,
+                optimizers=self.optimizers,
+                noise_scale=self.noise_scale,
             )
         self._watch = TrainFunctionWatch(self.model, self._capture, self._abandon)
         self._watch.begin()
-        if self._logger.begin_fit(self.model, self._capture.channels, self._tag_filter):
+        capture = self._capture
+        if self._logger.begin_fit(
+            self.model, capture.channels, self._tag_filter, capture.per_example
+        ):
             self._seen = 0  # another model: its schedule starts from its own steps
         self._pending = None
         self._carry = None

@@ -1,4 +1,11 @@
-"""One writer and one model per run: who may write `log_dir/train`.
+"""One writer and one model per run, and steps that never go backwards in it.
+
+`StepCounter` keeps a run's steps increasing: a logged step is the update
+count of the optimizer the gradient went through (the k-th update is step
+k); Keras restarts that count at 0 for every new optimizer (a `compile()`
+after freezing or unfreezing layers), so each optimizer slot keeps an offset
+and its steps continue from the last step the slot reached. The same
+optimizer continues its own count across `fit` calls.
 
 Two monitors writing one run directory (two processes on one `log_dir`, or
 one monitor reused on a second model) would interleave their steps, and
@@ -132,3 +139,34 @@ def _write_claim(root, token, identity):
     except OSError:
         return True  # cannot be recorded: the event writer reports the failure
     return (_read_claim(root) or {}).get("token") == token
+
+
+class StepCounter:
+    """Per-slot offsets that keep steps increasing across optimizers.
+
+    Args:
+        iterations: Function from an optimizer to its update count (an int).
+    """
+
+    def __init__(self, iterations):
+        self._iterations = iterations
+        self._slots = {}  # name -> [optimizer, offset]
+        self._reached = {}  # name -> last step the slot reached
+
+    def begin(self, name, optimizer):
+        """Starts a `fit` with `optimizer` in slot `name`."""
+        slot = self._slots.get(name)
+        if slot is not None and slot[0] is optimizer:
+            return
+        reached = self._reached.get(name, 0)
+        offset = reached - self._iterations(optimizer) if name in self._reached else 0
+        self._slots[name] = [optimizer, offset]
+
+    def end(self, name):
+        """Records the step slot `name` reached at the end of a `fit`."""
+        optimizer, offset = self._slots[name]
+        self._reached[name] = offset + self._iterations(optimizer)
+
+    def step(self, name, count):
+        """The step of the `count`-th update (1-based) of slot `name`'s optimizer."""
+        return int(count) + self._slots[name][1]

@@ -37,7 +37,7 @@ import os
 from kgrad import checks, tags
 from kgrad.analysis import diagnostics
 from kgrad.analysis.history import ScalarHistory
-from kgrad.monitor.log import event_writer, run_claim, summaries
+from kgrad.monitor.log import event_writer, noise_scale, run_claim, summaries
 from kgrad.monitor.step.packed import Record
 from kgrad.monitor.step.temporal import layer_name
 from kgrad.monitor.train_function import keras_hooks
@@ -55,7 +55,7 @@ class StepLogger:
         self.log_dir = log_dir
         self.worker = worker
         self.logs = {}  # slot name -> RunLog
-        self.steps = StepCounter(lambda opt: int(opt.iterations.numpy()))
+        self.steps = run_claim.StepCounter(lambda opt: int(opt.iterations.numpy()))
         self._model = None
         self._channels = []  # the monitored optimizers' capture channels
         self._make_tags = None
@@ -63,8 +63,9 @@ class StepLogger:
         self._warned_nothing = False
         self._root = None  # the run root of the current model
         self._roots = []  # the run roots written, one per model
+        self._noise = None  # `noise_scale.RunNoiseScales` with `noise_scale=True`
 
-    def begin_fit(self, model, channels, make_tags):
+    def begin_fit(self, model, channels, make_tags, per_example=None):
         """Starts a `fit`: the optimizers' step offsets, this fit's counts.
 
         Args:
@@ -72,6 +73,8 @@ class StepLogger:
             channels: The `Channel`s of its capture, one per optimizer.
             make_tags: Makes the monitor's `kgrad.monitor.log.tag_filter.TagFilter`
                 over a record's variable names.
+            per_example: The capture's per-example probe when the noise scale
+                is logged, else `None`. Defaults to `None`.
 
         Returns:
             Whether this `fit` starts the run of another model than the last
@@ -82,6 +85,10 @@ class StepLogger:
             self._new_model_run()
         self._model, self._channels, self._make_tags = model, channels, make_tags
         self._tags = {}
+        if per_example is None:
+            self._noise = None
+        elif self._noise is None or self._noise.probe is not per_example:
+            self._noise = noise_scale.RunNoiseScales(per_example)
         for channel in channels:
             self.steps.begin(channel.name, channel.optimizer)
         for log in self.logs.values():
@@ -273,20 +280,24 @@ class StepLogger:
     def _new_model_run(self):
         """A new model: its steps, history and findings start a run of their own."""
         self.logs = {}
-        self.steps = StepCounter(lambda opt: int(opt.iterations.numpy()))
+        self.steps = run_claim.StepCounter(lambda opt: int(opt.iterations.numpy()))
         self._root = None
+        self._noise = None
 
     def _log_step(self, log, record, captured, norms, histograms, extra):
         """Writes one captured step (inline, or in the worker if it is busy)."""
         selection = self._tags_of(record)
         paths = selection.paths
+        noise = (
+            self._noise.scalars(log.run_dir, record, captured) if self._noise else []
+        )
         captured = selection.select(captured)
         layers = selection.select_layers(captured, _layers(record))
         recurrent = _recurrent(record)
         scalars = summaries.step_scalars(
             captured, paths, layers, norms=norms, recurrent=recurrent
         )
-        scalars += extra
+        scalars += extra + noise
         values = summaries.step_histograms(captured, paths) if histograms else []
         if log.run_info is None:
             log.run_info = summaries.run_info(
@@ -297,6 +308,8 @@ class StepLogger:
                 captured["batch_size"],
                 {layer_name(layer): type(layer).__name__ for layer in record.recurrent},
             )
+            if self._noise is not None:
+                log.run_info["noise_scale_not_covered"] = self._noise.missing
             values.append(summaries.run_info_value(log.run_info))
             values.append(summaries.custom_scalars_value(paths))
         log.write_step(int(captured["step"]), values, scalars)
@@ -389,37 +402,6 @@ class RunLog:
                 tags.FINDINGS, text or "No gradient problem found."
             )
             worker.submit(functools.partial(self.writer.write, self.last_step, [value]))
-
-
-class StepCounter:
-    """Per-slot offsets that keep steps increasing across optimizers.
-
-    Args:
-        iterations: Function from an optimizer to its update count (an int).
-    """
-
-    def __init__(self, iterations):
-        self._iterations = iterations
-        self._slots = {}  # name -> [optimizer, offset]
-        self._reached = {}  # name -> last step the slot reached
-
-    def begin(self, name, optimizer):
-        """Starts a `fit` with `optimizer` in slot `name`."""
-        slot = self._slots.get(name)
-        if slot is not None and slot[0] is optimizer:
-            return
-        reached = self._reached.get(name, 0)
-        offset = reached - self._iterations(optimizer) if name in self._reached else 0
-        self._slots[name] = [optimizer, offset]
-
-    def end(self, name):
-        """Records the step slot `name` reached at the end of a `fit`."""
-        optimizer, offset = self._slots[name]
-        self._reached[name] = offset + self._iterations(optimizer)
-
-    def step(self, name, count):
-        """The step of the `count`-th update (1-based) of slot `name`'s optimizer."""
-        return int(count) + self._slots[name][1]
 
 
 class _Loop:

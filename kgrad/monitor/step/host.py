@@ -68,6 +68,7 @@ from kgrad.monitor.step.forward_probes import ForwardProbes
 from kgrad.monitor.step.increments import Increments
 from kgrad.monitor.step.optimizers import find_optimizers
 from kgrad.monitor.step.packed import HEADER
+from kgrad.monitor.step.per_example import per_example_probe
 from kgrad.monitor.step.temporal import TemporalProbe
 from kgrad.monitor.step.traced import TracedStep
 from kgrad.monitor.train_function import keras_hooks
@@ -126,13 +127,16 @@ class GradientCapture:
         bins: Histogram buckets per variable. Defaults to `30`.
         optimizers: Optimizers to monitor, or `None` for every optimizer the
             model holds. Defaults to `None`.
+        noise_scale: Whether to take per-example gradient norms
+            (`kgrad.monitor.step.per_example`). Defaults to `False`.
     """
 
-    def __init__(self, model, bins=30, optimizers=None):
+    def __init__(self, model, bins=30, optimizers=None, noise_scale=False):
         self.model = model
         self.bins = bins
         self.forward = ForwardProbes(model)
         self.temporal = TemporalProbe(model)
+        self.per_example = per_example_probe(model, noise_scale, self._armed_any)
         self.trace_log = TraceLog()  # Keras's functions traced with the wrappers
         self._explicit = optimizers
         self._restore = []
@@ -142,7 +146,11 @@ class GradientCapture:
         with model.distribute_strategy.scope():
             self._flag = backend.state_variable(tf.constant(0, tf.int64), "kgrad_flag")
             self._step = TracedStep(
-                model, bins, self._flag, self.forward, self.temporal, self.trace_log
+                model,
+                bins,
+                self._flag,
+                (self.forward, self.temporal, self.per_example),
+                self.trace_log,
             )
             self.channels = [
                 Channel(name, optimizer, self.replicated)
@@ -204,6 +212,8 @@ class GradientCapture:
             wrappers += channel.increments.wrappers()
         wrappers += self.forward.wrappers()
         wrappers += self.temporal.wrappers()
+        if self.per_example is not None:
+            wrappers = self.per_example.chain(wrappers)
         return wrappers
 
     # -- arming and reading -----------------------------------------------
@@ -215,6 +225,12 @@ class GradientCapture:
         """
         self._arms += 1
         self._flag.assign(2 * self._arms + int(bool(histograms)))
+
+    def _armed_any(self):
+        """Whether a channel will capture this step (read in the forward pass)."""
+        arm = tf.convert_to_tensor(self._flag) // 2
+        last = [tf.convert_to_tensor(c.last_arm) for c in self.channels]
+        return arm > tf.reduce_min(tf.stack(last))
 
     def disarm(self):
         """Makes the steps that follow capture nothing (after a logged call)."""

@@ -113,8 +113,15 @@ def sampled_timesteps(length, points=TEMPORAL_POINTS):
     return [j * (length - 1) // max(count - 1, 1) for j in range(count)]
 
 
-def statistics_layout(n, bins, m=0, r=0):
-    """The layout for `n` variables, `m` probed and `r` recurrent layers."""
+def statistics_layout(n, bins, m=0, r=0, per_example=False):
+    """The layout for `n` variables, `m` probed and `r` recurrent layers.
+
+    With `per_example`, two more fields per variable (see
+    `kgrad.monitor.step.per_example`): `per_example_sq`, the sum over the batch of
+    the squared per-example gradient norms (NaN without a rule), and
+    `per_example_count`, the examples they were taken over.
+    """
+    extra = [("per_example_sq", (n,)), ("per_example_count", (n,))]
     return Layout(
         [(name, ()) for name in HEADER]
         + [
@@ -130,6 +137,7 @@ def statistics_layout(n, bins, m=0, r=0):
             ("temporal", (r, TEMPORAL_POINTS)),
             ("temporal_length", (r,)),
         ]
+        + (extra if per_example else [])
     )
 
 
@@ -323,6 +331,8 @@ class Record:
         increments: Positions of the variables whose update is measured on
             the optimizer's increments (`kgrad.monitor.step.increments`). Defaults
             to `()`: every update is measured on a snapshot.
+        per_example: Whether the layout holds per-example gradient norms
+            (`kgrad.monitor.step.per_example`). Defaults to `False`.
 
     Attributes:
         paths: Unique tag names of the variables.
@@ -348,6 +358,7 @@ class Record:
         batchnorm,
         bins,
         increments=(),
+        per_example=False,
     ):
         self.number = number
         self.variables = list(variables)
@@ -374,7 +385,11 @@ class Record:
         }
         self.batchnorm_paths = set()
         self.layout = statistics_layout(
-            len(self.variables), bins, len(self.probes), len(self.recurrent)
+            len(self.variables),
+            bins,
+            len(self.probes),
+            len(self.recurrent),
+            per_example,
         )
 
     @property

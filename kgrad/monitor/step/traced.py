@@ -29,8 +29,7 @@ tests/test_distribute.py and tests/test_temporal.py.
 Example:
 
 ```python
-step = TracedStep(model, bins=30, flag=flag, forward=forward, temporal=temporal,
-                  trace_log=trace_log)
+step = TracedStep(model, 30, flag, (forward, temporal, None), trace_log)
 wrapper = step.wrap_apply(channel, optimizer.apply)  # installed as optimizer.apply
 ```
 """
@@ -50,6 +49,7 @@ from kgrad.monitor.step.packed import (
     fields_of_table,
     gradient_table,
 )
+from kgrad.monitor.step.per_example import packed_per_example, taken_per_example
 from kgrad.monitor.step.temporal import norms as temporal_norms
 from kgrad.monitor.step.temporal import sampled as temporal_sampled
 from kgrad.monitor.train_function import keras_hooks
@@ -62,16 +62,15 @@ class TracedStep:
         model: The model.
         bins: Histogram buckets per variable.
         flag: The arming flag (`2 * arm + histograms`), a state variable.
-        forward: The model's `ForwardProbes`.
-        temporal: The model's `TemporalProbe`.
+        probes: The model's `(ForwardProbes, TemporalProbe, PerExampleProbe)`,
+            the last `None` without the noise scale.
         trace_log: The `kgrad.monitor.train_function.function_watch.TraceLog`
             told of each trace (and whether it holds the histogram code).
     """
 
-    def __init__(self, model, bins, flag, forward, temporal, trace_log):
+    def __init__(self, model, bins, flag, probes, trace_log):
         self.bins = bins
-        self.forward = forward
-        self.temporal = temporal
+        self.forward, self.temporal, self.per_example = probes
         self.trace_log = trace_log
         self.replicated = backend.replica_count(model) > 1
         self._flag = flag
@@ -137,6 +136,9 @@ class TracedStep:
                     lambda: _weights_before(record),
                     lambda: _no_weights_before(record),
                 )
+                per_example = taken_per_example(
+                    traced.per_example, armed, variables, traced.replicated
+                )
             with channel.increments.tracking(
                 record.increments, record.variables, armed, channel.update_sq
             ):
@@ -154,10 +156,7 @@ class TracedStep:
                         channel,
                         record,
                         header,
-                        activations,
-                        gradients,
-                        temporal,
-                        before,
+                        (activations, gradients, temporal, before, per_example),
                     ),
                     lambda: None,
                 )
@@ -190,6 +189,7 @@ class TracedStep:
                 self.forward.batchnorm_layers,
                 self.bins,
                 increments,
+                per_example=self.per_example is not None,
             )
 
         return make
@@ -258,9 +258,13 @@ class TracedStep:
         n = len(record.variables)
         return tf.zeros([n, 5 + self.bins], tf.float64), tf.constant(0.0, tf.float64)
 
-    def _assign_statistics(
-        self, channel, record, header, activations, gradients, temporal, before
-    ):
+    def _assign_statistics(self, channel, record, header, taken):
+        """Packs the step's statistics into the channel (after `apply`).
+
+        `taken` is `(activations, gradients, temporal, before, per_example)`,
+        what the branches before (and, under replicas, after) `apply` took.
+        """
+        activations, gradients, temporal, before, per_example = taken
         table, skipped = gradients
         sums, lengths = temporal
         weight_sq, update_sq = _weights_and_updates(channel, record, before)
@@ -274,6 +278,12 @@ class TracedStep:
             temporal=temporal_norms(sums, header["loss_scale"]),
             temporal_length=lengths,
         )
+        if isinstance(per_example, dict):  # one replica: packed here
+            per_example = packed_per_example(per_example, record.variables)
+        if per_example is not None:
+            values.update(
+                per_example_sq=per_example[0], per_example_count=per_example[1]
+            )
         channel.stats.assign(record.layout.pack(values))
         channel.last_arm.assign(header["capture_count"])
 

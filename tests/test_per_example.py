@@ -1,0 +1,183 @@
+"""Per-example gradient norms (kgrad.monitor.step.per_example and its rules) against
+one `tf.GradientTape` per example, for every layer type with a rule."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kgrad.monitor.step.per_example import PerExampleProbe, packed_per_example
+from kgrad.monitor.train_function import keras_hooks
+
+B = 6
+
+
+def _dense_2d():
+    inputs = keras.Input((5,))
+    x = keras.layers.Dense(7, activation="tanh")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(3)(x)), np.random.randn(B, 5)
+
+
+def _dense_sequence():
+    # ghost norm (T (p + q) < p q) in the first layer, materialised in the second
+    inputs = keras.Input((3, 16))
+    x = keras.layers.Dense(16, activation="relu")(inputs)
+    x = keras.layers.Dense(2, activation="gelu")(x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(3)(x)), np.random.randn(B, 3, 16)
+
+
+def _conv():
+    inputs = keras.Input((9, 8, 2))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.Conv2D(3, (2, 3), strides=2, padding="same")(x)
+    x = keras.layers.Conv2D(3, 2, dilation_rate=2, padding="same")(x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(3)(x)), np.random.randn(B, 9, 8, 2)
+
+
+def _conv1d():
+    inputs = keras.Input((10, 3))
+    x = keras.layers.Conv1D(4, 3, padding="causal", dilation_rate=2)(inputs)
+    x = keras.layers.Conv1D(2, 2, strides=2, activation="elu")(x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(3)(x)), np.random.randn(B, 10, 3)
+
+
+def _embedding():
+    inputs = keras.Input((7,), dtype="int32")
+    x = keras.layers.Embedding(5, 4)(inputs)  # 5 tokens in 7 places: repeats
+    x = keras.layers.Flatten()(x)
+    tokens = np.random.randint(0, 5, size=(B, 7))
+    return keras.Model(inputs, keras.layers.Dense(3)(x)), tokens
+
+
+def _norms():
+    inputs = keras.Input((4, 6))
+    x = keras.layers.Dense(6)(inputs)
+    x = keras.layers.LayerNormalization()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(5)(x)
+    x = keras.layers.BatchNormalization()(x)  # in inference: examples apart
+    return keras.Model(inputs, keras.layers.Dense(3)(x)), np.random.randn(B, 4, 6)
+
+
+def _attention():
+    inputs = keras.Input((4, 8))
+    x = keras.layers.MultiHeadAttention(2, 4)(inputs, inputs)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    return keras.Model(inputs, keras.layers.Dense(3)(x)), np.random.randn(B, 4, 8)
+
+
+MODELS = {
+    "dense_2d": _dense_2d,
+    "dense_sequence": _dense_sequence,
+    "conv2d": _conv,
+    "conv1d": _conv1d,
+    "embedding": _embedding,
+    "layernorm_batchnorm": _norms,
+    "einsum_dense": _attention,
+}
+
+
+def _loss(model, x, y, training=True):
+    out = model(x, training=training)
+    return keras.losses.sparse_categorical_crossentropy(y, out, from_logits=True)
+
+
+def per_example_sums(model, x, y, training=True):
+    """`{path: sum_i ||grad_i||^2}` with kgrad's probe, in one backward pass."""
+    probe = PerExampleProbe(model, armed=lambda: tf.constant(True))
+    restore = []
+    for obj, name, value in probe.chain([]):
+        keras_hooks.patch(obj, name, value, restore)
+    try:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(_loss(model, x, y, training))
+        tape.gradient(loss, model.trainable_variables)
+    finally:
+        while restore:
+            restore.pop()()
+    sums, counts = packed_per_example(
+        probe.take(model.trainable_variables), model.trainable_variables
+    )
+    assert set(counts.numpy()) == {B}
+    paths = [v.path for v in model.trainable_variables]
+    return dict(zip(paths, sums.numpy(), strict=True))
+
+
+def explicit_sums(model, x, y, training=True):
+    """The same, from one tape per example."""
+    total = {v.path: 0.0 for v in model.trainable_variables}
+    for i in range(len(x)):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(_loss(model, x[i : i + 1], y[i : i + 1], training))
+        grads = tape.gradient(loss, model.trainable_variables)
+        for v, g in zip(model.trainable_variables, grads, strict=True):
+            total[v.path] += float(tf.reduce_sum(tf.square(tf.convert_to_tensor(g))))
+    return total
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_per_example_norms_match_one_tape_per_example(name):
+    model, x = MODELS[name]()
+    x = x.astype("int32" if name == "embedding" else "float32")
+    y = np.arange(B) % 3
+    # BatchNorm in training couples the examples: tested apart, below
+    training = name != "layernorm_batchnorm"
+    got = per_example_sums(model, x, y, training)
+    want = explicit_sums(model, x, y, training)
+    assert sorted(got) == sorted(want)
+    # atol: attention's key bias has a zero gradient in theory (round-off only)
+    atol = 1e-9 * max(want.values())
+    for path, value in want.items():
+        np.testing.assert_allclose(got[path], value, rtol=1e-4, atol=atol, err_msg=path)
+
+
+def test_batchnorm_in_training_gives_each_example_contribution():
+    """In training, BatchNorm couples the examples: gamma/beta's norms are those
+    of each example's own loss with the batch's statistics (its contribution)."""
+    inputs = keras.Input((5,))
+    x = keras.layers.BatchNormalization()(keras.layers.Dense(4)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3)(x))
+    x_np = np.random.randn(B, 5).astype("float32")
+    y = np.arange(B) % 3
+    got = per_example_sums(model, x_np, y)
+    bn = model.layers[2]
+    want = 0.0
+    for variable in (bn.gamma, bn.beta):
+        want = 0.0
+        for i in range(B):
+            with tf.GradientTape() as tape:
+                losses = _loss(model, x_np, y)  # the whole batch, its statistics
+                loss_i = losses[i]
+            g = tape.gradient(loss_i, variable)
+            want += float(tf.reduce_sum(tf.square(g)))
+        np.testing.assert_allclose(got[variable.path], want, rtol=1e-4)
+
+
+def test_layers_without_a_rule_are_named():
+    inputs = keras.Input((4, 3))
+    x = keras.layers.GRU(2)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1)(x))
+    probe = PerExampleProbe(model, armed=lambda: tf.constant(True))
+    assert [layer.name for layer, _ in probe.layers] == [model.layers[-1].name]
+    assert list(probe.uncovered) == [model.layers[1].cell.path]
+    assert "GRUCell" in probe.uncovered[model.layers[1].cell.path]
+
+
+def test_not_armed_gives_zeros():
+    model, x = _dense_2d()
+    probe = PerExampleProbe(model, armed=lambda: tf.constant(False))
+    restore = []
+    for obj, name, value in probe.chain([]):
+        keras_hooks.patch(obj, name, value, restore)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(_loss(model, x.astype("float32"), np.zeros(B)))
+    tape.gradient(loss, model.trainable_variables)
+    while restore:
+        restore.pop()()
+    sums, _ = packed_per_example(
+        probe.take(model.trainable_variables), model.trainable_variables
+    )
+    assert sums.numpy().tolist() == [0.0] * 4
