@@ -25,6 +25,8 @@ discriminator on real and fake), or whose call runs inside a loop or a cond
 of its own (an RNN's cell), gives no sums that step; the host names it as not
 covered, as it names layers without a rule.
 
+Tested in tests/test_per_example.py and tests/test_noise_scale.py.
+
 Example:
 
 ```python
