@@ -56,6 +56,26 @@ def fit_runs(logdir):
     return {f"{name}/train": model for name, model in models.items()}
 
 
+def findings_data(diagnoses):
+    """The `tags.FINDINGS_DATA` texts the monitor writes for `diagnoses`.
+
+    Args:
+        diagnoses: `[(step, [Finding])]`, the findings of each diagnosis.
+
+    Returns:
+        `[(step, tag, text)]` for `write_run`'s `texts`.
+    """
+    from kgrad import findings_record, tags
+
+    timeline, texts = findings_record.Timeline(), []
+    for step, found in diagnoses:
+        timeline.update(found, step)
+        texts.append(
+            (step, tags.FINDINGS_DATA, findings_record.dumps(timeline.records, step))
+        )
+    return texts
+
+
 def write_run(run_dir, scalars, info, texts=()):
     """Writes a kgrad-style run: `scalars` `{tag: {step: value}}`, `texts`
     `[(step, tag, markdown)]`, and `info` as `kgrad/run_info` at step 0.
@@ -65,11 +85,12 @@ def write_run(run_dir, scalars, info, texts=()):
     """
     import json
 
+    from kgrad import tags
     from kgrad.monitor.log import summaries
     from kgrad.monitor.log.event_writer import RunWriter
 
     writer = RunWriter(str(run_dir))
-    writer.write(0, [summaries.text_value("kgrad/run_info", json.dumps(info))])
+    writer.write(0, [summaries.text_value(tags.RUN_INFO, json.dumps(info))])
     steps = sorted({s for points in scalars.values() for s in points})
     for step in steps:
         values = [

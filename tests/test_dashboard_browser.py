@@ -17,7 +17,8 @@ import re
 import numpy as np
 import pytest
 
-from tests.dashboard_logs import MLP_STEPS, fit_runs, write_run
+from kgrad.analysis.findings import Finding
+from tests.dashboard_logs import MLP_STEPS, findings_data, fit_runs, write_run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TAB = "/data/plugin/kgrad"
@@ -77,11 +78,38 @@ def runs(server, logdir):
         "layers": [],
         "batchnorm_layers": [name for name in layers if name.endswith("bn")],
     }
-    found = "- Warning: vanishing gradients in conv4_block9_1_conv. It is small."
-    texts = [(5, "kgrad/findings", found), (15, "kgrad/findings", "No problem.")]
+    found = Finding(
+        "vanishing", "warning", ("conv4_block9_1_conv",), "It is small.", ""
+    )
+    texts = findings_data([(5, [found]), (15, [])])
     write_run(logdir / "densenet" / "train", scalars, info, texts)
-    # "late" from the empty-state test, 2 fits, 2 twins, rnn_finding, densenet
-    return server.wait_for_runs(7, timeout=120)
+    _write_vanishing(logdir / "vanishing" / "train")
+    # "late" from the empty-state test, 2 fits, 2 twins, rnn_finding, densenet,
+    # vanishing
+    return server.wait_for_runs(8, timeout=120)
+
+
+def _write_vanishing(run_dir):
+    """16 layers whose gradient vanishes, judged against a healthy output."""
+    layers = [f"dense_{i:02d}" for i in range(1, 17)]
+    variables = [
+        f"{layer}/{w}" for layer in [*layers, "output"] for w in ("kernel", "bias")
+    ]
+    scalars = {
+        f"grad_norm/{p}": {s: 10.0 ** (i / 4 - 9) for s in range(1, 6)}
+        for i, p in enumerate(variables)
+    }
+    found = Finding(
+        "vanishing",
+        "warning",
+        tuple(layers),
+        "The input side is 1e-9 of the output side.",
+        "Use He initialisation.",
+        statistic="grad_norm",
+        reference_layers=("output",),
+    )
+    info = {"model": "vanishing", "variables": variables}
+    write_run(run_dir, scalars, info, findings_data([(3, [found])]))
 
 
 def _write_twins(logdir):
@@ -102,7 +130,7 @@ def _write_twins(logdir):
     for name, scalars in (("a_twin", a), ("b_twin", b)):
         variables = [tag.split("/", 1)[1] for tag in scalars]
         info = {"model": name, "variables": variables}
-        write_run(logdir / name / "train", scalars, info)
+        write_run(logdir / name / "train", scalars, info, findings_data([(1, [])]))
 
 
 def _write_rnn_finding(run_dir):
@@ -112,12 +140,15 @@ def _write_rnn_finding(run_dir):
         scalars[f"temporal_grad/rnn_01/t{t:02d}"] = {
             s: 10.0 ** (t - 5) for s in range(1, 9)
         }
-    text = (
-        "- Warning: vanishing gradients through time in rnn_01. The gradient "
-        "reaching the first timestep is 1e-5 of the last. Use LSTM or GRU cells."
+    found = Finding(
+        "vanishing_in_time",
+        "warning",
+        ("rnn_01",),
+        "The gradient reaching the first timestep is 1e-5 of the last.",
+        "Use LSTM or GRU cells.",
     )
     info = {"model": "rnn", "variables": variables, "recurrent_layers": ["rnn_01"]}
-    write_run(run_dir, scalars, info, [(4, "kgrad/findings", text)])
+    write_run(run_dir, scalars, info, findings_data([(4, [found])]))
 
 
 def open_tab(server, page, **query):
@@ -214,7 +245,7 @@ def test_refresh_lists_a_run_written_after_the_page_opened(server, page, runs, l
         {"grad_norm/d/kernel": {1: 1.0}},
         {"model": "later", "variables": ["d/kernel"]},
     )
-    server.wait_for_runs(8, timeout=30)
+    server.wait_for_runs(9, timeout=30)
     left, top, right, bottom = rect(page, ".toolbar button")
     page.click((left + right) / 2, (top + bottom) / 2)
     page.wait("document.body.dataset.ready === 'true'")
@@ -297,6 +328,15 @@ def test_marks_are_on_the_named_layers_of_the_statistic_found(server, page, runs
     assert (
         page.evaluate("document.querySelector('canvas.heatmap').dataset.marked") == ""
     )
+    # Every layer a vanishing finding names is marked, never its reference.
+    open_tab(server, page, run="vanishing/train")
+    marked = dataset(page, "canvas.heatmap")["marked"].split("\n")
+    assert len(marked) == 32 and not any(m.startswith("output/") for m in marked)
+    shot = page.pixels()
+    mark_x = int(rect(page, "canvas.heatmap")[0] + int(canvas["labelWidth"]) - 5)
+    for row, expected in (("dense_01/kernel", True), ("output/bias", False)):
+        y = int(panel_cell(page, 0, row, 1)[1])
+        assert (shot.getpixel((mark_x, y)) == MARK) == expected, row
     # The RNN finding marks the RNN's rows on the map it is about.
     open_tab(server, page, run="rnn_finding/train", statistic="temporal_grad")
     canvas = dataset(page, "canvas.heatmap")

@@ -22,10 +22,12 @@ from tensorboard.backend import application
 from tensorboard.backend.event_processing import data_ingester
 from werkzeug.test import Client
 
-from kgrad.dashboard import timeline
+from kgrad import findings_record, tags
+from kgrad.analysis.findings import Finding
+from kgrad.dashboard import series, timeline
 from kgrad.dashboard.loader import GradientsLoader
 from tests.conftest import read_events
-from tests.dashboard_logs import MLP_STEPS, fit_runs
+from tests.dashboard_logs import MLP_STEPS, findings_data, fit_runs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TAB = "/data/plugin/kgrad"
@@ -196,13 +198,18 @@ def test_histogram_is_the_logged_one_nearest_the_step(fitted):
 def test_findings_come_with_their_steps_and_layers(fitted):
     logdir, client = fitted
     answer = get_json(client, f"{TAB}/findings?run=mlp/train")
-    written = read_events(logdir / "mlp" / "train")["kgrad/findings"]
-    dead = [f for f in answer["findings"] if "dead ReLU units" in f["title"]]
-    assert len(dead) == 1
-    assert dead[0]["first_step"] == written[0][0]
+    events = read_events(logdir / "mlp" / "train")
+    prose = events[tags.FINDINGS]
+    data = [(s, v.item().decode()) for s, v in events[tags.FINDINGS_DATA]]
+    records = findings_record.records_of(data)
+    assert answer["structured"] and answer["sampling"] is None
+    assert [{k: f[k] for k in records[0]} for f in answer["findings"]] == records
+    dead = [f for f in answer["findings"] if f["kind"] == "dead_units"]
+    assert len(dead) == 1 and dead[0]["heat_map"] == tags.DEAD_UNITS
+    assert dead[0]["first_step"] == prose[0][0]  # data and prose together
+    assert dead[0]["title"] in prose[0][1].item().decode()
     assert "mlp/hidden_1" in dead[0]["layers"]
     assert "mlp/logits" not in dead[0]["layers"]
-    assert dead[0]["text"] in written[-1][1].item().decode()
 
 
 @pytest.mark.parametrize(
@@ -335,21 +342,28 @@ def test_heatmap_is_read_once_until_the_run_gains_a_step(tmp_path):
 
 
 def test_timeline_follows_a_finding_that_clears_and_returns():
-    texts = [
-        (2, "- Warning: dead ReLU units in m/a. 60% dead. Fix."),
-        (4, "- Warning: dead ReLU units in m/a. 70% dead.\n\n- Error: X in m/b. Y."),
-        (6, "No gradient problem found."),
-        (9, "- Warning: dead ReLU units in m/a. 90% dead. Fix."),
+    def dead(share):
+        return Finding("dead_units", "warning", ("m/a",), f"{share}% dead.", "Fix.")
+
+    nan = Finding("nonfinite", "error", ("m/b",), "X.", "Y.")
+    diagnoses = [(2, [dead(60)]), (4, [dead(70), nan]), (6, []), (9, [dead(90)])]
+    texts = [(s, text) for s, _, text in findings_data(diagnoses)]
+    answer = timeline.timeline(texts, series.STATISTICS)
+    found = answer["findings"]
+    assert [(f["id"], f["first_step"], f["cleared_step"]) for f in found] == [
+        ("dead_units@2", 2, 6),
+        ("nonfinite@4", 4, 6),
+        ("dead_units@9", 9, None),
     ]
-    found = timeline.timeline(texts, ["m/a", "m/b", "m/ab"])
-    assert [(f["title"], f["first_step"], f["cleared_step"]) for f in found] == [
-        ("Warning: dead ReLU units in m/a.", 2, 6),
-        ("Error: X in m/b.", 4, 6),
-        ("Warning: dead ReLU units in m/a.", 9, None),
-    ]
-    assert found[0]["text"].startswith("Warning: dead ReLU units in m/a. 70%")
-    assert [f["layers"] for f in found] == [["m/a"], ["m/b"], ["m/a"]]
-    assert found[1]["severity"] == "error"
+    assert found[0]["text"] == "Warning: dead ReLU units in m/a. 70% dead. Fix."
+    assert [f["heat_map"] for f in found] == ["dead_units", "grad_norm", "dead_units"]
+    assert found[1]["severity"] == "error" and found[0]["last_step"] == 4
+
+
+def test_a_run_without_findings_data_has_no_structured_findings():
+    prose = [(4, "- Warning: dead ReLU units in m/a. 60% dead. Fix.")]
+    answer = timeline.timeline(prose, series.STATISTICS)
+    assert answer == {"findings": [], "structured": False, "note": timeline.NO_DATA}
 
 
 def test_loader_imports_neither_tensorflow_nor_the_plugin():

@@ -76,7 +76,7 @@ def test_train_quick_with_data_and_out(tmp_path, capsys):
     for logdir in (tmp_path, tmp_path / "train"):  # what the user is told to open
         assert main(["report", str(logdir)]) == 0
         report_out = capsys.readouterr().out
-        assert report_out.startswith(f"== {logdir}/lstm\n"), report_out[:200]
+        assert report_out.startswith(f"== {logdir}/lstm: loss "), report_out[:200]
 
 
 def test_unknown_model_lists_close_matches(tmp_path, capsys):

@@ -1,7 +1,6 @@
-"""The bounded scalar record and the finding tracker the callback diagnoses with."""
+"""The bounded scalar record the callback diagnoses with."""
 
-from kgrad.analysis.diagnostics import Finding
-from kgrad.analysis.history import FindingTracker, ScalarHistory
+from kgrad.analysis.history import ScalarHistory
 
 
 def test_history_keeps_the_first_and_the_latest_values():
@@ -20,18 +19,3 @@ def test_history_keeps_the_first_and_the_latest_values():
     for step in range(1, 5):
         short.add(step, [("loss", float(step))])
     assert short.scalars()["loss"] == [(s, float(s)) for s in range(1, 5)]
-
-
-def finding(kind, *layers):
-    return Finding(kind, "warning", layers, "evidence", "advice")
-
-
-def test_tracker_reports_a_kind_once_until_it_clears():
-    tracker = FindingTracker()
-    appeared, cleared = tracker.update([finding("dead_units", "d1")])
-    assert [f.kind for f in appeared] == ["dead_units"] and cleared == []
-    # More layers affected: the same problem, nothing new to print.
-    assert tracker.update([finding("dead_units", "d1", "d2")]) == ([], [])
-    appeared, cleared = tracker.update([finding("vanishing", "d1")])
-    assert [f.kind for f in appeared] == ["vanishing"]
-    assert [f.kind for f in cleared] == ["dead_units"]

@@ -12,7 +12,7 @@ from tensorboard.util import tensor_util
 from kgrad import GradientMonitor, tags
 from kgrad.analysis import diagnostics, outcome, report
 from kgrad.analysis.findings import Thresholds
-from kgrad.dashboard import timeline
+from kgrad.dashboard import series, timeline
 
 STEPS = range(1, 401)
 
@@ -201,10 +201,14 @@ def test_a_monitored_fit_that_does_not_learn_reports_it(tmp_path, capsys):
     accumulator.Reload()
     texts = [
         (e.step, tensor_util.make_ndarray(e.tensor_proto).item().decode())
-        for e in accumulator.Tensors(tags.FINDINGS)
+        for e in accumulator.Tensors(tags.FINDINGS_DATA)
     ]
-    titles = [f["title"] for f in timeline.timeline(texts, [])]
-    assert titles == ["Warning: the loss does not fall."]
+    found = timeline.timeline(texts, series.STATISTICS)["findings"]
+    assert [f["title"] for f in found] == ["Warning: the loss does not fall."]
+    assert [(f["statistic"], f["heat_map"]) for f in found] == [
+        (tags.LOSS, tags.GRAD_NORM)
+    ]
+
 
 
 def test_the_json_report_states_the_outcome():

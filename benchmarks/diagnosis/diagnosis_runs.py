@@ -300,12 +300,14 @@ RUNS = [
         H,
         "LSTM, random inputs and targets (T=50)",
         adding_run("lstm", 50, random=True, seed=1),
+        may=("unstable",),  # after the first results: its epoch loss doubles at 750
     ),
     LabelledRun(
         "mlp_lr_small",
         H,
         "Adam 1e-5: learns slowly",
         mlp_run(optimizer=("adam", 1e-5), seed=1),
+        may=("not_learning",),  # after the first results: 2% gone at 300 steps
     ),
     LabelledRun(
         "mobilenet_v2",

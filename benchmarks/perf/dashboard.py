@@ -1,4 +1,4 @@
-"""The Gradients tab at scale, and its screenshot.
+"""The Gradients tab at scale.
 
 Sections (each prints what it measured against its target; nothing is
 written unless asked):
@@ -18,9 +18,6 @@ written unless asked):
 - `startup`: `tensorboard` start-up until it prints its port, median of 5,
   with and without the plugin (without is only measurable when kgrad's entry
   point is not installed; the with-plugin runs then add it by a shim).
-- `--screenshot PATH`: trains the zoo twins `mlp_sigmoid` and `mlp_relu_he`
-  (depth 8) on the digits with `GradientMonitor`, opens the Gradients tab's
-  page with both side by side at 1280x800, and saves a PNG.
 
 `--quick` writes 100 steps and uses one server: it checks the benchmark
 runs, its figures are not the targets'. Timings on a shared machine are not
@@ -30,14 +27,12 @@ Example:
 
     python benchmarks/perf/dashboard.py --sections route draw
     python benchmarks/perf/dashboard.py --quick --sections route draw
-    python benchmarks/perf/dashboard.py --sections --screenshot gradients_tab.png
 """
 
 import argparse
 import functools
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -204,32 +199,6 @@ def _start_stop(server):
     server.stop()
 
 
-def screenshot(path):
-    """Trains the zoo twins and saves the tab with both side by side."""
-    logdir = tempfile.mkdtemp(prefix="kgrad_tab_shot_")
-    code = (
-        "import keras; from kgrad import GradientMonitor, data, zoo\n"
-        "ds = data.digits(flat=True)\n"
-        "for name in ('mlp_sigmoid', 'mlp_relu_he'):\n"
-        "    keras.utils.set_random_seed(0)\n"
-        "    model = zoo.build(name, depth=8)\n"
-        "    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)\n"
-        "    model.compile('sgd', loss)\n"
-        f"    monitor = GradientMonitor({logdir!r} + '/' + name, norms_every=5, "
-        "verbose=0)\n"
-        "    model.fit(ds.x_train, ds.y_train, batch_size=32, epochs=6, "
-        "callbacks=[monitor], verbose=0)\n"
-    )
-    root = session.ROOT
-    env = dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="2")
-    subprocess.run([sys.executable, "-c", code], check=True, env=env)
-    with session.TensorBoardServer(logdir) as server:
-        server.wait_for_runs(2)
-        url = server.tab_url(run="mlp_sigmoid/train", compare="mlp_relu_he/train")
-        session.chromium_screenshot(url, path, size=(1280, 800))
-    print(f"wrote {path}")
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -244,14 +213,13 @@ def main(argv=None):
         default=3,
         help="fresh tensorboard processes for the cold figures (default 3)",
     )
-    parser.add_argument("--screenshot", help="save a PNG of the tab here")
     parser.add_argument(
         "--quick",
         action="store_true",
         help="100 steps, one server: checks that it runs (not the targets)",
     )
     args = parser.parse_args(argv)
-    if session.chromium() is None and ("draw" in args.sections or args.screenshot):
+    if session.chromium() is None and "draw" in args.sections:
         parser.error("Debian's chromium is needed: apt-get install chromium")
     with tempfile.TemporaryDirectory() as logdir:
         if {"route", "draw"} & set(args.sections):
@@ -259,8 +227,6 @@ def main(argv=None):
             route_and_draw(logdir, args.sections, servers, steps)
         if "startup" in args.sections:
             startup(logdir)
-    if args.screenshot:
-        screenshot(args.screenshot)
 
 
 if __name__ == "__main__":

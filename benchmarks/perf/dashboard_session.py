@@ -2,15 +2,16 @@
 
 Used by `tests/test_dashboard_browser.py` and `benchmarks/perf/dashboard.py`:
 `TensorBoardServer` starts `tensorboard --logdir X --port 0` and reads the
-port from its output; `chromium_dom` / `chromium_screenshot` load a page in
-Debian's `chromium` (virtual time, so the page's fetches finish first);
-`write_synthetic_run` writes kgrad-style events of any size in seconds.
+port from its output; `chromium` finds Debian's `chromium` (driven by
+`chromium_pipe.py`); `write_synthetic_run` writes kgrad-style events of any
+size in seconds.
 
 Example:
 
 ```python
 with TensorBoardServer("logs") as server:
-    dom = chromium_dom(server.tab_url())
+    runs = server.json(f"/data/plugin/{tags.PLUGIN_NAME}/runs")
+    url = server.tab_url(run="mlp/train")  # for chromium_pipe.Browser
 ```
 """
 
@@ -185,45 +186,10 @@ def chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def _chromium(url, *args, budget_ms=30000, size=(1400, 900)):
-    command = [
-        chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--hide-scrollbars",
-        f"--virtual-time-budget={budget_ms}",
-        f"--window-size={size[0]},{size[1]}",
-        *args,
-        url,
-    ]
-    with tempfile.TemporaryDirectory() as profile:
-        command.insert(1, f"--user-data-dir={profile}")
-        return subprocess.run(command, capture_output=True, text=True, timeout=180)
-
-
-def chromium_dom(url, budget_ms=30000):
-    """The DOM of `url` after its scripts ran (`--dump-dom`), as HTML text."""
-    result = _chromium(url, "--dump-dom", budget_ms=budget_ms)
-    if result.returncode != 0:
-        raise RuntimeError(f"chromium failed: {result.stderr[-2000:]}")
-    return result.stdout
-
-
-def chromium_screenshot(url, path, size=(1400, 900), budget_ms=30000):
-    """Saves a PNG of `url` after its scripts ran."""
-    result = _chromium(
-        url, f"--screenshot={os.path.abspath(path)}", budget_ms=budget_ms, size=size
-    )
-    if result.returncode != 0 or not os.path.exists(path):
-        raise RuntimeError(f"chromium failed: {result.stderr[-2000:]}")
-
-
 def write_synthetic_run(
     run_dir,
     variables,
     steps,
-    findings_every=0,
     paths=None,
     statistics=(tags.GRAD_NORM,),
 ):
@@ -237,8 +203,6 @@ def write_synthetic_run(
         run_dir: The run directory (`log_dir/train`).
         variables: How many variables.
         steps: How many logged steps (1 to `steps`).
-        findings_every: Write a findings text every this many steps (`0`:
-            never). Defaults to `0`.
         paths: The variable paths (`variables` of them). Defaults to
             `layer_<i>/kernel`.
         statistics: The per-variable statistics written. Defaults to
@@ -260,11 +224,7 @@ def write_synthetic_run(
             for k, name in enumerate(statistics)
             for i, p in enumerate(paths)
         ]
-        values = []
-        if findings_every and step % findings_every == 0:
-            text = f"- Warning: vanishing gradients in {paths[0].split('/')[0]}."
-            values.append(summaries.text_value(tags.FINDINGS, text))
-        writer.write(step, values, scalars)
+        writer.write(step, [], scalars)
     writer.close()
     return paths
 

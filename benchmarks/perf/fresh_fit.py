@@ -52,7 +52,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # its siblings
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from results_file import cpu_wall  # noqa: E402
+from results_file import cpu_wall, table  # noqa: E402
 from synthetic import compiled_zoo_model, random_examples  # noqa: E402
 
 from kgrad import GradientMonitor  # noqa: E402
@@ -229,18 +229,17 @@ def render(results, configs, command, info):
         "threads. `step 1`: the first step (the trace); `later`: the slowest "
         "step after step 1. Row `plain-again` is the noise floor.",
         "",
-        "| model | plain wall s | plain CPU s | plain step 1 s | config "
-        "| fit CPU / wall | step 1 CPU / wall | later CPU / wall |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in results:
-        for config in configs:
-            ratios = r["ratios"][config]
-            cells = " | ".join(cpu_wall([x[part] for x in ratios]) for part in PARTS)
-            lines.append(
-                f"| {r['model']} | {r['plain_wall']:.2f} | {r['plain_cpu']:.2f} "
-                f"| {r['plain_step1']:.2f} | {config} | {cells} |"
-            )
+    header = ["model", "plain wall s", "plain CPU s", "plain step 1 s", "config"]
+    header += ["fit CPU / wall", "step 1 CPU / wall", "later CPU / wall"]
+    rows = [
+        [r["model"], f"{r['plain_wall']:.2f}", f"{r['plain_cpu']:.2f}"]
+        + [f"{r['plain_step1']:.2f}", config]
+        + [cpu_wall([x[part] for x in r["ratios"][config]]) for part in PARTS]
+        for r in results
+        for config in configs
+    ]
+    lines += table(header, rows)
     lines += ["", "Targets (CPU time; met only when the whole spread is below):", ""]
     for r in results:
         if "defaults" in r["ratios"]:

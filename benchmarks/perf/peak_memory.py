@@ -44,6 +44,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # its siblings
+from results_file import table  # noqa: E402
+
 CONFIGS = ("plain", "plain-again", "norms", "norms+histograms")
 TARGET = 1.0  # extra peak RSS of a logged step / parameter bytes
 PHASES = {  # phase -> what its peak covers
@@ -92,7 +95,6 @@ def child(model_name, config, steps, batch_size, overrides):
     import tempfile
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import keras
     import numpy as np
     from synthetic import compiled_zoo_model, jit_compile, random_examples
@@ -226,22 +228,22 @@ def _extras(runs, key):
 
 def phase_tables(runs, param_mib):
     """The per-phase tables: peak RSS, then extra over plain (MiB and x params)."""
-    peaks = ["| phase | " + " | ".join(f"{c} MiB" for c in CONFIGS) + " |"]
-    peaks.append("|---|" + "---|" * len(CONFIGS))
     others = CONFIGS[1:]
-    extras = ["| phase | " + " | ".join(f"{c} extra" for c in others) + " |"]
-    extras.append("|---|" + "---|" * len(others))
+    peaks, extras = [], []
     for phase in PHASES:
         extra = _extras(runs, lambda run, phase=phase: run["phases"][phase])
         cells = [_spread([r["phases"][phase] for r in runs[c]], 0) for c in CONFIGS]
-        peaks.append(f"| {phase} | " + " | ".join(cells) + " |")
+        peaks.append([phase, *cells])
         cells = [
             f"{_spread(extra[c], 1)} MiB = "
             f"{_spread([e / param_mib for e in extra[c]], 2, 'x')}"
             for c in others
         ]
-        extras.append(f"| {phase} | " + " | ".join(cells) + " |")
-    return peaks, extras
+        extras.append([phase, *cells])
+    return (
+        table(["phase"] + [f"{c} MiB" for c in CONFIGS], peaks),
+        table(["phase"] + [f"{c} extra" for c in others], extras),
+    )
 
 
 def render(runs, child_result, args, command, wall_s):
@@ -260,18 +262,21 @@ def render(runs, child_result, args, command, wall_s):
         f"repeat's plain process; row `plain-again` is the noise floor. Wall time "
         f"{wall_s / 60:.1f} min.",
         "",
-        "| config | peak RSS MiB | extra over plain MiB | extra / parameter bytes |",
-        "|---|---|---|---|",
     ]
-    extras = {}
+    extras, rows = {}, []
     whole = _extras(runs, lambda run: run["peak_mib"])
     for config in CONFIGS:
         extras[config] = [e / param_mib for e in whole[config]]
         peaks = [run["peak_mib"] for run in runs[config]]
-        lines.append(
-            f"| {config} | {_spread(peaks, 0)} | {_spread(whole[config], 1)} "
-            f"| {_spread(extras[config], 2, 'x')} |"
-        )
+        rows.append([config, _spread(peaks, 0), _spread(whole[config], 1)])
+        rows[-1].append(_spread(extras[config], 2, "x"))
+    header = [
+        "config",
+        "peak RSS MiB",
+        "extra over plain MiB",
+        "extra / parameter bytes",
+    ]
+    lines += table(header, rows)
     reset = all(run["phase_reset"] for config in CONFIGS for run in runs[config])
     peaks, phase_extras = phase_tables(runs, param_mib)
     lines += [

@@ -27,7 +27,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from results_file import write_sections  # noqa: E402
+from results_file import table, write_sections  # noqa: E402
 
 from kgrad.tags import GLOBAL_GRAD_NORM, GRAD_NORM, tag  # noqa: E402
 
@@ -117,10 +117,8 @@ def render(results, command, load):
         "fresh interpreter (imports not timed), best of the repeats. Every "
         "value read back is checked against what was written.",
         "",
-        "| steps x tags | file MB | `load_run` s | `kgrad report` s "
-        "| `kgrad report --json` s | peak RSS MiB | target |",
-        "|---|---|---|---|---|---|---|",
     ]
+    rows = []
     for r in results:
         target = TARGETS.get(r["tags"])
         worst = max(s for s, _ in r["rows"].values())
@@ -130,12 +128,15 @@ def render(results, command, load):
             else f"< {target:g} s: " + ("met" if worst < target else "NOT met")
         )
         rss = max(m for _, m in r["rows"].values())
-        lines.append(
-            f"| {r['steps']:,} x {r['tags']} | {r['mb']:.1f} "
-            f"| {r['rows']['load_run'][0]:.2f} | {r['rows']['report'][0]:.2f} "
-            f"| {r['rows']['--json'][0]:.2f} | {rss:.0f} | {verdict} |"
+        times = [r["rows"][name][0] for name in ("load_run", "report", "--json")]
+        rows.append(
+            [f"{r['steps']:,} x {r['tags']}", f"{r['mb']:.1f}"]
+            + [f"{t:.2f}" for t in times]
+            + [f"{rss:.0f}", verdict]
         )
-    return "\n".join(lines)
+    header = ["steps x tags", "file MB", "`load_run` s", "`kgrad report` s"]
+    header += ["`kgrad report --json` s", "peak RSS MiB", "target"]
+    return "\n".join(lines + table(header, rows))
 
 
 def main():

@@ -1,4 +1,6 @@
-"""The layout of `benchmarks/perf/RESULTS.md`: its sections and its ratio cells.
+"""The layout of `benchmarks/perf/RESULTS.md`: its sections, tables and ratio cells.
+
+Every table of the perf benchmarks is rendered here (`table`).
 
 The file holds the six sections of `overhead.py` (`SECTIONS` and, measured
 with `jit_compile=True`, `JIT_SECTIONS`) and the `reading` section of
@@ -20,6 +22,7 @@ Example:
     write_sections("benchmarks/perf/RESULTS.md", {"memory": "## Peak memory\\n..."})
     read_section(open("benchmarks/perf/RESULTS.md").read(), "memory")  # "## Peak ..."
     spread([1.02, 0.98, 1.10])  # "1.02x (0.98-1.10)"
+    table(["model", "ratio"], [["mlp", "1.02x"]])  # ["| model | ratio |", ...]
 """
 
 import os
@@ -92,6 +95,12 @@ def write_sections(path, sections):
     with open(path, "w") as file:
         file.write(text)
     return text
+
+
+def table(header, rows):
+    """The lines of a markdown table: `header`, its rule, a line per row of cells."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
 def spread(values):

@@ -13,7 +13,7 @@ Example:
 import math
 import statistics
 
-from results_file import cpu_wall
+from results_file import cpu_wall, table
 
 CONFIGS = {
     "0": "plain fit again (noise floor)",
@@ -34,28 +34,23 @@ def fmt(value, digits=2):
     return f"{value:.{digits}f}"
 
 
-def _row(cells):
-    return "| " + " | ".join(cells) + " |"
-
-
 def main_table(results, configs):
     """Rows: one per configuration; columns: one per model and batch size."""
     header = ["config"] + [f"{r['model']} b{r['batch']}" for r in results]
-    lines = [_row(header), "|" + "---|" * len(header)]
-    for config in configs:
-        cells = [f"({config}) {CONFIGS[config]}"]
-        cells += [cpu_wall(r["pairs"][config]) for r in results]
-        lines.append(_row(cells))
-    return lines
+    rows = [
+        [f"({config}) {CONFIGS[config]}"]
+        + [cpu_wall(r["pairs"][config]) for r in results]
+        for config in configs
+    ]
+    return table(header, rows)
 
 
 def detail_table(results):
-    lines = [
-        "| model | batch | params | plain ms/step | steps/fit | (a) first steps "
-        "| (d) first steps | (a) logged in timed fits | (a) +CPU s/fit "
-        "| (e) +CPU s/epoch | host reads/logged step | warm-up s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    header = ["model", "batch", "params", "plain ms/step", "steps/fit"]
+    header += ["(a) first steps", "(d) first steps", "(a) logged in timed fits"]
+    header += ["(a) +CPU s/fit", "(e) +CPU s/epoch", "host reads/logged step"]
+    header += ["warm-up s"]
+    rows = []
     for r in results:
         first = {
             config: f"{cpu_wall(pairs)} ({n} steps)"
@@ -66,27 +61,26 @@ def detail_table(results):
             f"{logged['norms']} norm, {logged['histograms']} hist "
             f"/ {logged['steps']} steps"
         )
-        lines.append(
-            f"| {r['model']} | {r['batch']} | {r['params']:,} "
-            f"| {fmt(r['ms_per_step'], 1)} | {r['steps']} "
-            f"| {first.get('a', 'n/a')} | {first.get('d', 'n/a')} | {logged} "
-            f"| {fmt(r['extra_cpu_s'].get('a'))} | {fmt(r['extra_cpu_s'].get('e'))} "
-            f"| {fmt(r.get('host_reads'), 1)} | {fmt(r['warmup_s'], 0)} |"
+        rows.append(
+            [r["model"], r["batch"], f"{r['params']:,}", fmt(r["ms_per_step"], 1)]
+            + [r["steps"], first.get("a", "n/a"), first.get("d", "n/a"), logged]
+            + [fmt(r["extra_cpu_s"].get("a")), fmt(r["extra_cpu_s"].get("e"))]
+            + [fmt(r.get("host_reads"), 1), fmt(r["warmup_s"], 0)]
         )
-    return lines
+    return table(header, rows)
 
 
 def depth_table(results, configs):
     header = ["depth", "params", "plain ms/step", "steps/fit"]
     header += [f"({c}) CPU / wall" for c in configs]
     header += [f"({c}) +CPU ms/step" for c in configs]
-    lines = [_row(header), "|" + "---|" * len(header)]
+    rows = []
     for depth, r in results:
         cells = [str(depth), f"{r['params']:,}", fmt(r["ms_per_step"], 1)]
         cells += [str(r["steps"])] + [cpu_wall(r["pairs"][c]) for c in configs]
         cells += [fmt(1e3 * r["extra_cpu_s"][c] / r["steps"], 2) for c in configs]
-        lines.append(_row(cells))
-    return lines
+        rows.append(cells)
+    return table(header, rows)
 
 
 def _cpu(pairs):

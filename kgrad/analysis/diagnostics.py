@@ -21,7 +21,7 @@ Rules (thresholds in `Thresholds`):
 | `nonfinite` | error | NaN/Inf gradient entries at any logged step |
 | `zero_gradients` | error | every gradient exactly 0 at the last `window` steps |
 | `exploding` | warning | global norm grows `explosion_growth`-fold over the run, |
-|  |  | or a recurrent layer's first timestep gets > |
+|  |  | or a SimpleRNN layer's first timestep gets > |
 |  |  | `temporal_explosion` x its last's gradient (over any |
 |  |  | `window` logged steps of the run) |
 | `vanishing` | warning | input side < `vanishing_ratio` x output side, or its |
@@ -188,6 +188,7 @@ def _vanishing(scalars, info, t):
             ("ratio", ratio[first]),
             ("threshold", t.vanishing_ratio),
         )
+        statistic = tags.GRAD_NORM
     elif (
         update[first] < t.min_update_ratio <= update[last]
         and not loss_trend.improvement(scalars) > t.learned_drop
@@ -206,10 +207,21 @@ def _vanishing(scalars, info, t):
             ("output_update_ratio", update[last]),
             ("threshold", t.min_update_ratio),
         )
+        statistic = tags.UPDATE_RATIO
     else:
         return []
-    layers = tuple(concerned)
-    return [Finding("vanishing", "warning", layers, evidence, advice, numbers=numbers)]
+    return [
+        Finding(
+            "vanishing",
+            "warning",
+            tuple(concerned),
+            evidence,
+            advice,
+            numbers=numbers,
+            statistic=statistic,
+            reference_layers=(names[last],),
+        )
+    ]
 
 
 def _growth(values, k):
@@ -246,6 +258,7 @@ def _exploding_in_time(scalars, info, t):
             f"{_CLIP_ADVICE}; lower the gain of the recurrent initialisation "
             "(an orthogonal recurrent kernel of gain 1) or use a saturating "
             "activation (tanh).",
+            statistic=tags.TEMPORAL_GRAD,
         )
     ]
 

@@ -16,7 +16,7 @@ Example:
 import dataclasses
 from dataclasses import dataclass
 
-from kgrad import checks
+from kgrad import checks, tags
 
 SEVERITIES = ("error", "warning")
 
@@ -39,6 +39,11 @@ class Finding:
         step: The last logged step the diagnosis saw (`None` if unknown).
         numbers: The numbers behind the verdict as `(name, value)` pairs
             (`dict(finding.numbers)` for a dict), e.g. `("growth", 3.2e4)`.
+        statistic: The statistic the verdict is judged on, a `kgrad.tags`
+            statistic (`tags.LOSS` for the loss), or `None` to take the kind's
+            (`about()`).
+        reference_layers: Healthy layers the verdict compares against (the
+            output side of a vanishing gradient); never in `layers`.
     """
 
     kind: str
@@ -48,13 +53,30 @@ class Finding:
     advice: str
     step: int | None = None
     numbers: tuple[tuple[str, float], ...] = ()
+    statistic: str | None = None
+    reference_layers: tuple[str, ...] = ()
+
+    def title(self):
+        """The first sentence: severity, what and where."""
+        where = f" in {name_list(self.layers)}" if self.layers else ""
+        title = _TITLES.get(self.kind, self.kind)
+        return f"{self.severity.capitalize()}: {title}{where}."
 
     def message(self):
         """One plain-language paragraph: what, where, the numbers, the fix."""
-        where = f" in {name_list(self.layers)}" if self.layers else ""
-        title = _TITLES.get(self.kind, self.kind)
-        head = f"{self.severity.capitalize()}: {title}{where}."
-        return f"{head} {self.evidence} {self.advice}"
+        return f"{self.title()} {self.evidence} {self.advice}"
+
+    def about(self):
+        """The statistic the verdict is judged on (see `statistic`).
+
+        Example:
+
+        >>> Finding("dead_units", "warning", ("m/d",), "", "").about()
+        'dead_units'
+        """
+        if self.statistic is not None:
+            return self.statistic
+        return _STATISTICS.get(self.kind, tags.GRAD_NORM)
 
 
 _TITLES = {
@@ -70,6 +92,18 @@ _TITLES = {
     "stalled": "the loss stalled",
     "unstable": "the loss is unstable",
     "overfitting": "overfitting",
+}
+# The statistic of a kind whose rule does not say (`Finding.statistic`);
+# `None`: no logged statistic (the batch size).
+_STATISTICS = {
+    "dead_units": tags.DEAD_UNITS,
+    "saturation": tags.SATURATION,
+    "vanishing_in_time": tags.TEMPORAL_GRAD,
+    "batchnorm_small_batch": None,
+    "not_learning": tags.LOSS,
+    "stalled": tags.LOSS,
+    "unstable": tags.LOSS,
+    "overfitting": tags.LOSS,
 }
 
 

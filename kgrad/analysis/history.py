@@ -48,36 +48,3 @@ class ScalarHistory:
             head = [p for p in self._first[tag] if after is None or p[0] < after]
             out[tag] = head + list(recent)
         return out
-
-
-class FindingTracker:
-    """Remembers which kinds of finding are active, to report changes only.
-
-    Findings are tracked by kind: a vanishing-gradient finding whose list of
-    layers grows by one layer is the same problem, not a new one to print.
-
-    Example:
-
-    >>> tracker = FindingTracker()
-    >>> new, cleared = tracker.update([])
-    >>> new, cleared
-    ([], [])
-    """
-
-    def __init__(self):
-        self._active = {}
-
-    @property
-    def active(self):
-        """The findings currently active, in the order diagnosed."""
-        return list(self._active.values())
-
-    def update(self, findings):
-        """Replaces the active findings; returns `(appeared, cleared)`."""
-        current = {}
-        for finding in findings:
-            current.setdefault(finding.kind, finding)
-        appeared = [f for key, f in current.items() if key not in self._active]
-        cleared = [f for key, f in self._active.items() if key not in current]
-        self._active = current
-        return appeared, cleared

@@ -124,13 +124,7 @@ def _format_run(name, scalars, run_info, findings, width, thresholds):
     if findings:
         lines.append(f"findings ({len(findings)}):")
         for finding in findings:
-            lines += textwrap.wrap(
-                finding.message(),
-                width,
-                initial_indent="  - ",
-                subsequent_indent="    ",
-                break_on_hyphens=False,
-            )
+            lines += _bullet(finding.message(), width)
     elif said.startswith("loss fell"):
         lines.append("findings: none; the gradients look healthy.")
     else:
@@ -139,10 +133,36 @@ def _format_run(name, scalars, run_info, findings, width, thresholds):
             f"wait for {thresholds.min_outcome_steps} steps and a logged loss).",
             width,
         )
+    lines += _recorded_lines(run_info.get("recorded_findings"), width)
     note = outcome.validation_note(scalars)
     if note:
         lines += textwrap.wrap(f"note: {note}.", width)
     return "\n".join(lines)
+
+
+def _recorded_lines(records, width):
+    """The findings the monitor recorded while training, with their steps
+    (`kgrad.findings_record`; none for a run written before they were data)."""
+    if not records:
+        return []
+    lines = ["while training (the monitor's record):"]
+    for r in records:
+        span = f"steps {r.get('first_step')}-{r.get('last_step')}"
+        cleared = r.get("cleared_step")
+        end = f"cleared at step {cleared}" if cleared is not None else "still active"
+        lines += _bullet(f"{r.get('title')} {span}, {end}.", width)
+    return lines
+
+
+def _bullet(text, width):
+    """`text` as a list item wrapped at `width`."""
+    return textwrap.wrap(
+        text,
+        width,
+        initial_indent="  - ",
+        subsequent_indent="    ",
+        break_on_hyphens=False,
+    )
 
 
 def _side_mark(side):

@@ -12,23 +12,27 @@ False
 
 import json
 
+from kgrad import findings_record
 from kgrad.analysis import diagnostics, layer_profile, outcome
 
 FAIL_LEVELS = ("warning", "error")
 
 
-def finding_dict(finding):
-    """A `Finding` as plain JSON-able data."""
-    return {
-        "kind": finding.kind,
-        "severity": finding.severity,
-        "layers": list(finding.layers),
-        "step": finding.step,
-        "numbers": {name: _number(value) for name, value in finding.numbers},
-        "evidence": finding.evidence,
-        "advice": finding.advice,
-        "message": finding.message(),
-    }
+def finding_dict(finding, recorded=None):
+    """A `Finding` as a `kgrad.findings_record` record, with `step` and `message`.
+
+    Args:
+        finding: The finding, diagnosed at its `step` (the last logged step).
+        recorded: The records the monitor wrote while training
+            (`run_info["recorded_findings"]`), or `None`. A record of the same
+            kind still active gives its `id` and `first_step`; else both are
+            those of this diagnosis.
+    """
+    active = {r.get("kind"): r for r in recorded or () if r.get("cleared_step") is None}
+    first = active.get(finding.kind, {}).get("first_step", finding.step)
+    data = findings_record.record(finding, first, finding.step)
+    data.update(step=finding.step, message=finding.message())
+    return data
 
 
 def diagnose_runs(runs, thresholds=None):
@@ -48,9 +52,13 @@ def runs_json(runs, findings):
 
     Returns:
         A JSON object `{"runs": [{"name", "model", "outcome", "steps",
-        "layers", "findings"}]}`; `outcome` is the sentence of
-        `kgrad.analysis.outcome.outcome_line`, `layers` lists each layer's
-        gradient norm at the last logged step, input first.
+        "layers", "findings", "recorded_findings"}]}`; `outcome` is the
+        sentence of `kgrad.analysis.outcome.outcome_line`, `layers` lists each
+        layer's gradient norm at the last logged step, input first;
+        `findings` the diagnosis of the whole run (`finding_dict`);
+        `recorded_findings` the records the monitor wrote while training,
+        every finding with the steps it appeared and cleared (`null` for a
+        run written before findings were data: no structured findings).
     """
     out = []
     for name, (scalars, run_info) in runs.items():
@@ -62,9 +70,17 @@ def runs_json(runs, findings):
                 "outcome": outcome.outcome_line(scalars),
                 "steps": layer_profile.norm_steps(scalars),
                 "layers": [
-                    {"layer": r.layer, "grad_norm": _number(r.grad_norm)} for r in rows
+                    {
+                        "layer": r.layer,
+                        "grad_norm": findings_record.json_number(r.grad_norm),
+                    }
+                    for r in rows
                 ],
-                "findings": [finding_dict(f) for f in findings[name]],
+                "findings": [
+                    finding_dict(f, (run_info or {}).get("recorded_findings"))
+                    for f in findings[name]
+                ],
+                "recorded_findings": (run_info or {}).get("recorded_findings"),
             }
         )
     return json.dumps({"runs": out}, indent=2)
@@ -82,9 +98,3 @@ def at_or_above(findings, level):
     return any(
         rank(f.severity) <= rank(level) for found in findings.values() for f in found
     )
-
-
-def _number(value):
-    """JSON has no NaN/Inf: they become `None`."""
-    value = float(value)
-    return value if value == value and abs(value) != float("inf") else None

@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from kgrad import tags
+from kgrad import findings_record, tags
 from kgrad.analysis import events, layer_profile
 
 SUFFIX = ".kgrad"
@@ -87,6 +87,9 @@ def load_run(logdir):
     read up to the damage; `run_info["damaged_files"]` lists
     `{"file", "byte", "reason"}` of each, and `run_info["missing_steps"]` the
     steps the writer could not write (`tags.MISSING_STEPS`).
+    `run_info["recorded_findings"]` holds the findings the monitor recorded
+    while training (`kgrad.findings_record`; absent for runs written before
+    findings were data).
 
     Args:
         logdir: The run directory `X/train` or its parent `X` (the `log_dir`
@@ -171,16 +174,21 @@ def _merge(scans):
         last = np.append(tag_steps[1:] != tag_steps[:-1], True)  # last per step
         pairs = zip(tag_steps[last].tolist(), values[last].tolist(), strict=True)
         scalars[tag] = list(pairs)
-    run_info, missing = {}, set()
+    run_info, missing, findings_texts = {}, set(), []
     for scan in scans:
-        for _, tag, text in scan.texts:
+        for event, tag, text in scan.texts:
             if tag == tags.RUN_INFO:
                 run_info = _json_object(text, {})
             elif tag == tags.MISSING_STEPS:
                 missing.update(_json_object(text, {}).get("steps", []))
+            elif tag == tags.FINDINGS_DATA:
+                findings_texts.append((scan.steps[event], text))
     missing -= {step for step, _ in scalars.get(tags.GLOBAL_GRAD_NORM, [])}
     if missing:
         run_info = dict(run_info, missing_steps=sorted(missing))
+    recorded = findings_record.records_of(findings_texts)
+    if recorded is not None:
+        run_info = dict(run_info, recorded_findings=recorded)
     return scalars, run_info
 
 

@@ -167,13 +167,18 @@ def exploding_in_time(scalars, run_info, threshold, window):
     tamed (by `clipnorm`) is still told it exploded. Calibrated on
     docs/DIAGNOSIS.md: healthy SimpleRNN, LSTM and GRU layers stay below 5 at
     every window; a ReLU RNN with recurrent gain 2 peaks between 5e2 and 1e5
-    (and may sit at 7 once clipping has tamed it).
+    (and may sit at 7 once clipping has tamed it). Gated cells (LSTM, GRU)
+    are not judged: their additive cell path does not compound a recurrent
+    gain, and a large ratio there means the loss depends on early inputs (an
+    LSTM memorising temporal-order sequences sits at 14).
 
     Returns:
         `(layers, evidence)`, or `None` when no layer is above `threshold`.
     """
     concerned = []
     for layer in recurrent_layers(scalars, run_info):
+        if cell_of(run_info, layer) in GATED_CELLS:
+            continue
         series = [(s, v) for s, v in ratios(scalars, layer) if math.isfinite(v)]
         k = min(window, len(series))
         if not k:

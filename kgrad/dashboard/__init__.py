@@ -8,7 +8,7 @@ Scalars and Histograms once kgrad is installed. Its parts:
   imports the plugin only when TensorBoard loads it).
 - `plugin.py`: the plugin and its HTTP routes.
 - `series.py`: reads what kgrad wrote through `context.data_provider`.
-- `timeline.py`: findings texts into "appeared at, cleared at" intervals.
+- `timeline.py`: the findings records (`kgrad.findings_record`) for the tab.
 - `static/`: the ES-module frontend (canvas heat map), served by the plugin.
 
 Example:

@@ -8,6 +8,8 @@ Routes, under `/data/plugin/<tags.PLUGIN_NAME>/` (all JSON except `static/`):
 | `heatmap?run=&statistic=[&layer=]` | one statistic as rows x steps |
 | `histogram?run=&path=&step=` | a variable's gradient histogram near `step` |
 | `findings?run=` | the findings with the steps they appeared and cleared |
+|  | (`timeline.py`: the records of `kgrad.findings_record`; `sampling` |
+|  | is always `null`: the last record holds every finding) |
 | `loss?run=` | the loss of each logged step (`tags.LOSS`) |
 | `static/<file>` | the frontend (`index.js` is the ES module TensorBoard loads) |
 | `static/tags.js` | `kgrad.tags`'s names as an ES module (`tags_module`) |
@@ -116,11 +118,8 @@ class GradientsPlugin(base_plugin.TBPlugin):
         source = self._source(request)
         answer = series.runs(source)
         for entry in answer:
-            active = [
-                f
-                for f in _findings_of(source, entry["run"])[0]
-                if f["cleared_step"] is None
-            ]
+            found = _findings_of(source, entry["run"])["findings"]
+            active = [f for f in found if f["cleared_step"] is None]
             entry["findings"] = len(active)
             entry["errors"] = sum(f["severity"] == "error" for f in active)
         return _json(request, answer)
@@ -163,8 +162,7 @@ class GradientsPlugin(base_plugin.TBPlugin):
     def _findings(self, request):
         source = self._source(request)
         run = _argument(request, "run")
-        found, sampling = _findings_of(source, run)
-        return _json(request, {"run": run, "findings": found, "sampling": sampling})
+        return _json(request, dict(_findings_of(source, run), run=run, sampling=None))
 
     @wrappers.Request.application
     def _loss(self, request):
@@ -185,12 +183,8 @@ class GradientsPlugin(base_plugin.TBPlugin):
 
 
 def _findings_of(source, run):
-    """`(findings, sampling)` of a run, each finding with its statistic."""
-    texts, sampling = series.findings_texts(source, run)
-    found = timeline.timeline(texts, tags.model_layers(series.run_info(source, run)))
-    for finding in found:
-        finding["statistic"] = timeline.statistic_of(finding["title"])
-    return found, sampling
+    """`{"findings", "structured", "note"}` of a run (`timeline.timeline`)."""
+    return timeline.timeline(series.findings_texts(source, run), series.STATISTICS)
 
 
 def tags_module():

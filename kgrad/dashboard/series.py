@@ -343,10 +343,10 @@ def histogram(source, run, path, step):
 
 
 def findings_texts(source, run):
-    """`([(step, text)], sampling)` of the run's `tags.FINDINGS` texts."""
-    points = source.read("text", run, [tags.FINDINGS]).get(tags.FINDINGS, [])
-    texts = [(p.step, text_of(p)) for p in points]
-    return texts, source.sampling("text", [len(points)])
+    """`[(step, text)]` of the run's `tags.FINDINGS_DATA` texts (the last one
+    holds every finding: no sampling of the loader loses one)."""
+    tag = tags.FINDINGS_DATA
+    return [(p.step, text_of(p)) for p in source.read("text", run, [tag]).get(tag, [])]
 
 
 def check_choice(name, value, choices):

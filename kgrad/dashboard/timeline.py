@@ -1,91 +1,53 @@
-"""Findings on the time axis: when each appeared and when it cleared.
+"""Findings on the time axis: the records the monitor wrote, for the tab.
 
-kgrad writes the `tags.FINDINGS` text each time the diagnosis changes: the
-active findings as a markdown list, one `Finding.message()` per item, or
-"No gradient problem found.". A finding is known by its first sentence
-(severity, title and layers); its numbers may change while it stays active.
+The monitor writes its findings as data (`tags.FINDINGS_DATA`, the format of
+`kgrad.findings_record`): the last text of a run holds every finding with the
+step it appeared and the step it cleared. The tab reads those records, never
+the prose of `tags.FINDINGS`. A run written before findings were data has no
+structured findings: the route says so (`structured: false`) and the prose
+stays in TensorBoard's Text tab.
 
 Example:
 
->>> texts = [(4, "- Warning: dead ReLU units in d1. 80% dead. Use LeakyReLU."),
-...          (9, "No gradient problem found.")]
->>> [(f["title"], f["first_step"], f["cleared_step"]) for f in timeline(texts, [])]
-[('Warning: dead ReLU units in d1.', 4, 9)]
+>>> from kgrad import findings_record
+>>> record = {"id": "dead_units@4", "kind": "dead_units", "statistic": "dead_units",
+...           "severity": "warning", "first_step": 4, "cleared_step": 9}
+>>> texts = [(9, findings_record.dumps([record], 9))]
+>>> found = timeline(texts, heat_maps=("grad_norm", "dead_units"))
+>>> [(f["id"], f["heat_map"], f["cleared_step"]) for f in found["findings"]]
+[('dead_units@4', 'dead_units', 9)]
 """
 
-import re
+from kgrad import findings_record, tags
 
-from kgrad import tags
-
-_ITEM = re.compile(r"^- ", re.MULTILINE)
-_HEAD = re.compile(r"^((?:Error|Warning): .*?\.)(?:\s|$)", re.DOTALL)
-
-
-def timeline(texts, layer_names):
-    """Intervals of the findings in a run's `tags.FINDINGS` texts.
-
-    Args:
-        texts: `[(step, markdown)]`, as written, in step order.
-        layer_names: Layer names the page shows; those a finding's text names
-            are listed in its `layers`.
-
-    Returns:
-        A list of `{"title", "severity", "text", "first_step", "cleared_step",
-        "layers"}` in order of appearance: `text` is the last message seen,
-        `cleared_step` the first step whose text no longer has it (`None`
-        while active).
-    """
-    active, done = {}, []
-    for step, markdown in sorted(texts, key=lambda pair: pair[0]):
-        seen = {}
-        for message in _messages(markdown):
-            head = _HEAD.match(message)
-            seen[head.group(1) if head else message] = message
-        for title in [t for t in active if t not in seen]:
-            done.append(dict(active.pop(title), cleared_step=step))
-        for title, message in seen.items():
-            entry = active.setdefault(
-                title,
-                {
-                    "title": title,
-                    "severity": title.split(":", 1)[0].lower(),
-                    "first_step": step,
-                    "cleared_step": None,
-                },
-            )
-            entry["text"] = message
-            entry["layers"] = named_layers(message, layer_names)
-    found = done + list(active.values())
-    return sorted(found, key=lambda f: (f["first_step"], f["title"]))
-
-
-def named_layers(text, layer_names):
-    """The names among `layer_names` that `text` mentions as whole names."""
-    return [
-        name
-        for name in layer_names
-        if re.search(rf"(?<![\w/]){re.escape(name)}(?![\w/])", text)
-    ]
-
-
-def _messages(markdown):
-    """The messages of one findings text (none for "No gradient problem")."""
-    if not _ITEM.search(markdown):
-        return []
-    items = _ITEM.split(markdown)
-    return [" ".join(item.split()) for item in items if item.strip()]
-
-
-_STATISTIC_OF_TITLE = (
-    ("through time", tags.TEMPORAL_GRAD),
-    ("dead ReLU", tags.DEAD_UNITS),
-    ("saturated", tags.SATURATION),
+NO_DATA = (
+    "no structured findings: this run was written by a kgrad that wrote its "
+    "findings as prose only (see TensorBoard's Text tab)"
 )
 
 
-def statistic_of(title):
-    """The heat map a finding is about (`tags.GRAD_NORM` unless its title says)."""
-    for words, statistic in _STATISTIC_OF_TITLE:
-        if words in title:
-            return statistic
-    return tags.GRAD_NORM
+def timeline(texts, heat_maps):
+    """The findings of a run from its `tags.FINDINGS_DATA` texts.
+
+    Args:
+        texts: `[(step, text)]` of the tag, as read back.
+        heat_maps: The statistics the tab draws as heat maps
+            (`kgrad.dashboard.series.STATISTICS`).
+
+    Returns:
+        `{"findings", "structured", "note"}`: `findings` the records (every
+        field of `kgrad.findings_record`) in order of appearance, each with
+        `heat_map`, the map that shows its statistic (`tags.GRAD_NORM` when
+        none does: the loss, the batch size); `structured` whether the run
+        has records; `note` why not (else `None`).
+    """
+    records = findings_record.records_of(texts)
+    if records is None:
+        return {"findings": [], "structured": False, "note": NO_DATA}
+    found = []
+    for entry in records:
+        shown = entry.get("statistic")
+        found.append(
+            dict(entry, heat_map=shown if shown in heat_maps else tags.GRAD_NORM)
+        )
+    return {"findings": found, "structured": True, "note": None}

@@ -39,9 +39,10 @@ export function formatted(value) {
 
 /**
  * One bar per finding, from the step it appeared to the step it cleared (or
- * the last logged step), on `axis`. Returns pick(y) -> finding or null.
+ * the last logged step), on `axis`; `note` (a run without findings data)
+ * instead of "No findings". Returns pick(y) -> finding or null.
  */
-export function drawFindings(canvas, findings, axis, width, selected) {
+export function drawFindings(canvas, findings, axis, width, selected, note) {
   canvas.width = width;
   canvas.height = Math.max(1, findings.length) * (BAR + 4) + 4;
   const ctx = canvas.getContext("2d");
@@ -49,8 +50,8 @@ export function drawFindings(canvas, findings, axis, width, selected) {
   ctx.font = "11px sans-serif";
   ctx.textBaseline = "middle";
   if (!findings.length) {
-    ctx.fillStyle = "#2ca02c";
-    ctx.fillText("No findings", 4, 4 + BAR / 2);
+    ctx.fillStyle = note ? "#7f7f7f" : "#2ca02c";
+    ctx.fillText(note ? "Findings: not recorded as data" : "No findings", 4, 4 + BAR / 2);
   }
   const end = axis.ticks.length ? Infinity : 0;
   findings.forEach((finding, i) => {

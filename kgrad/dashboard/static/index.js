@@ -263,7 +263,7 @@ const WHY_MISSING = {
 
 /** The layers to mark: those the findings about this map name (the selected one's only). */
 export function markedLayers(grid, findings, selected) {
-  const about = (f) => (f.statistic || GRAD_NORM) === grid.statistic &&
+  const about = (f) => f.heat_map === grid.statistic &&
     (grid.statistic !== TEMPORAL_GRAD || f.layers.includes(grid.layer));
   const chosen = selected ? [selected].filter(about) : findings.filter(about);
   return new Set(chosen.flatMap((f) => f.layers));
@@ -289,8 +289,8 @@ function hooksFor(page, panel, data, view) {
       const id = findingId(finding);
       s.finding = s.finding === id ? "" : id;
       if (s.finding) {
-        if (finding.statistic && finding.statistic !== s.statistic) s.statistic = finding.statistic;
-        if (finding.statistic === TEMPORAL_GRAD) s.layer = finding.layers[0] || s.layer;
+        if (finding.heat_map !== s.statistic) s.statistic = finding.heat_map;
+        if (finding.heat_map === TEMPORAL_GRAD) s.layer = finding.layers[0] || s.layer;
         for (const key of groupsOf(view, finding.layers)) page.expanded.add(key);
       }
       clearDetail(page.detail);

@@ -75,11 +75,12 @@ export function drawPanel(panel, data, view, options, hooks) {
   panel.axisCanvas.dataset.tickX = axis.ticks.map((t) => t.x.toFixed(1)).join(",");
   panel.axisCanvas.dataset.breaks = axis.breaks.map((b) => grid.steps[b.column]).join(",");
   const visible = findings.findings;
-  const pick = drawFindings(panel.strip, visible, axis, options.width, options.selected);
+  const note = findings.note || "";
+  const pick = drawFindings(panel.strip, visible, axis, options.width, options.selected, note);
   drawLoss(panel.lossCanvas, loss, axis, options.width);
   panel.geometry = {map, axis, view};
   wire(panel, data, view, map, axis, pick, hooks);
-  listFindings(panel, visible, options.selected, hooks);
+  listFindings(panel, visible, note, options.selected, hooks);
   panel.cursor.style.display = panel.clicked.style.display = panel.outline.style.display = "none";
 }
 
@@ -171,10 +172,11 @@ function tooltip(grid, row, value, isUndefined, column) {
   return `${row.label}${group} · step ${grid.steps[column]} · ${text}`;
 }
 
-function listFindings(panel, findings, selected, hooks) {
+function listFindings(panel, findings, note, selected, hooks) {
   panel.list.replaceChildren();
   if (!findings.length) {
-    add("p", panel.list, "none").textContent = "No findings: the diagnosis found no gradient problem in this run.";
+    const text = note ? `This run has ${note}.` : "No findings: the diagnosis found no gradient problem in this run.";
+    add("p", panel.list, note ? "no-data" : "none").textContent = text;
     return;
   }
   for (const finding of findings) {

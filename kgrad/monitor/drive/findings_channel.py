@@ -29,7 +29,7 @@ False
 
 import collections.abc
 
-from kgrad.analysis.history import FindingTracker
+from kgrad.findings_record import Timeline
 from kgrad.monitor.train_function import keras_hooks
 
 VERBOSE = (0, 1)
@@ -85,7 +85,7 @@ class FindingsChannel:
         self.verbose = verbose
         self.on_finding = on_finding
         self.log = FindingLog()
-        self._trackers = {}
+        self._timelines = {}
 
     def __setattr__(self, name, value):
         if name == "verbose":
@@ -94,11 +94,12 @@ class FindingsChannel:
             value = check_on_finding(value)
         super().__setattr__(name, value)
 
-    def update(self, findings, monitor, run=""):
-        """Takes a new diagnosis of `run`; returns whether its findings changed."""
-        tracker = self._trackers.setdefault(run, FindingTracker())
-        appeared, cleared = tracker.update(findings)
-        self.log.runs[run] = tracker.active
+    def update(self, findings, monitor, run="", step=None):
+        """Takes a new diagnosis of `run` at logged step `step`; returns whether
+        its findings changed (one appeared or cleared)."""
+        timeline = self.timeline(run)
+        appeared, cleared = timeline.update(findings, step)
+        self.log.runs[run] = timeline.active
         self.log.current = [f for active in self.log.runs.values() for f in active]
         self.log.history.extend(appeared)
         for finding in appeared:
@@ -109,6 +110,10 @@ class FindingsChannel:
             for finding in appeared:
                 self.on_finding(finding, monitor)
         return bool(appeared or cleared)
+
+    def timeline(self, run=""):
+        """The `kgrad.findings_record.Timeline` of `run`: its findings as data."""
+        return self._timelines.setdefault(run, Timeline())
 
     def say(self, message, run=""):
         """Prints `kgrad: <message>` (`kgrad [<run>]: ...`) if `verbose`."""

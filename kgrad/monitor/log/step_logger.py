@@ -34,7 +34,7 @@ nonfinite, retry = logger.write(capture.read(), norms=True, histograms=False, du
 import functools
 import os
 
-from kgrad import checks, tags
+from kgrad import checks, findings_record, tags
 from kgrad.analysis import diagnostics
 from kgrad.analysis.history import ScalarHistory
 from kgrad.monitor.log import event_writer, noise_scale, run_claim, summaries
@@ -363,6 +363,7 @@ class RunLog:
         self.skipped_batches = 0  # loss-scale skips since the last logged step
         self.steps_this_fit = 0
         self._diagnosis_failed = False
+        self._findings_data = None  # the last `tags.FINDINGS_DATA` text written
 
     def write_step(self, step, values, scalars):
         """Writes one logged step (in the worker or inline) and remembers it."""
@@ -391,17 +392,30 @@ class RunLog:
             return None
 
     def report_findings(self, thresholds, worker, channel, monitor):
-        """Hands a new diagnosis to `channel`; writes the findings as text."""
+        """Hands a new diagnosis to `channel`; writes the findings as data
+        (`tags.FINDINGS_DATA`, every diagnosis that moved a record) and as
+        prose (`tags.FINDINGS`, when they change)."""
         found = None if self.last_step is None else self.diagnose(thresholds)
         if found is None:
             return
-        if channel.update(found, monitor, run=self.label):
+        step = self.last_step
+        changed = channel.update(found, monitor, run=self.label, step=step)
+        records = channel.timeline(self.label).records
+        data = findings_record.dumps(records, step)
+        values = []
+        if data != self._findings_data:  # each diagnosis that moved a record
+            self._findings_data = data
+            values.append(summaries.text_value(tags.FINDINGS_DATA, data))
+        if changed:
             active = channel.log.runs[self.label]
             text = "\n\n".join(f"- {f.message()}" for f in active)
-            value = summaries.text_value(
-                tags.FINDINGS, text or "No gradient problem found."
+            values.append(
+                summaries.text_value(
+                    tags.FINDINGS, text or "No gradient problem found."
+                )
             )
-            worker.submit(functools.partial(self.writer.write, self.last_step, [value]))
+        if values:
+            worker.submit(functools.partial(self.writer.write, step, values))
 
 
 class _Loop:
