@@ -20,6 +20,11 @@ applies several optimizers), at step = the optimizer's update count:
 | `grad_nonfinite/<path>` | scalar | the same for one variable, written only when > 0 |
 | `loss_scale/value` | scalar | mixed precision: the loss scale of the step |
 | `loss_scale/skipped` | scalar | mixed precision: batches skipped before the update |
+| `grad_clip/global_norm` | scalar | `clipnorm`/`global_clipnorm`: global norm of the |
+|  |  | gradients the optimizer applies, after its clipping |
+| `grad_clip/ratio` | scalar | that norm over `grad_norm/global` (1: not clipped) |
+| `grad_clip/clipped` | scalar | variables whose gradient the clipping changed (with |
+|  |  | `clipvalue`: an entry beyond the value; histogram steps) |
 | `activation_zero/<layer>` | scalar | ReLU layers: share of outputs that are zero |
 | `dead_units/<layer>` | scalar | ReLU layers: share of units zero on the whole batch |
 | `saturation/<layer>` | scalar | sigmoid/tanh layers: share of outputs near a bound |
@@ -85,6 +90,7 @@ DEAD_UNITS = "dead_units"
 SATURATION = "saturation"
 TEMPORAL_GRAD = "temporal_grad"
 LOSS_SCALE = "loss_scale"
+GRAD_CLIP = "grad_clip"
 
 # Statistics with one tag per variable, and with one tag per probed layer.
 PER_VARIABLE = (GRAD_NORM, GRAD_HIST, WEIGHT_NORM, UPDATE_RATIO, GRAD_NONFINITE)
@@ -101,6 +107,9 @@ GLOBAL_GRAD_NORM = f"{GRAD_NORM}/{GLOBAL}"
 GLOBAL_NONFINITE = f"{GRAD_NONFINITE}/{GLOBAL}"
 LOSS_SCALE_VALUE = f"{LOSS_SCALE}/value"
 LOSS_SCALE_SKIPPED = f"{LOSS_SCALE}/skipped"
+GRAD_CLIP_GLOBAL_NORM = f"{GRAD_CLIP}/global_norm"
+GRAD_CLIP_RATIO = f"{GRAD_CLIP}/ratio"
+GRAD_CLIP_CLIPPED = f"{GRAD_CLIP}/clipped"
 
 # kgrad's own tags.
 NAMESPACE = "kgrad"

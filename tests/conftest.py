@@ -1,4 +1,10 @@
-"""Shared fixtures: quiet TensorFlow, fixed seeds, reading event files back."""
+"""Shared fixtures: quiet TensorFlow, fixed seeds, reading event files back.
+
+The suite runs twice, each run in its own process: `pytest -q` runs every test
+on TensorFlow, and `KERAS_BACKEND=jax pytest -q tests/jax` the JAX suite
+(tests/jax/). Each run collects only its own tests (`pytest_ignore_collect`),
+and says so in its header.
+"""
 
 import os
 
@@ -7,12 +13,27 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
 
 # The scripts in distributed/ run in processes of their own (test_distribute.py);
 # importing them here, as `--doctest-modules` would, would set this process's devices.
 collect_ignore = ["distributed"]
+JAX = keras.backend.backend() == "jax"
+JAX_TESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jax")
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Ignores tests/jax on TensorFlow, and everything else on JAX."""
+    if str(collection_path) == os.path.dirname(JAX_TESTS):
+        return None
+    inside = str(collection_path).startswith(JAX_TESTS)
+    return True if inside != JAX else None
+
+
+def pytest_report_header(config):
+    if JAX:
+        return "kgrad: KERAS_BACKEND=jax: only tests/jax is collected"
+    return "kgrad: tests/jax is collected by `KERAS_BACKEND=jax pytest -q tests/jax`"
 
 
 @pytest.fixture(autouse=True)
@@ -32,9 +53,12 @@ def read_events(run_dir):
         str(run_dir), size_guidance={event_accumulator.TENSORS: 0}
     )
     accumulator.Reload()
+    from tensorboard.util import tensor_util
+
     return {
         tag: [
-            (e.step, tf.make_ndarray(e.tensor_proto)) for e in accumulator.Tensors(tag)
+            (e.step, tensor_util.make_ndarray(e.tensor_proto))
+            for e in accumulator.Tensors(tag)
         ]
         for tag in accumulator.Tags()["tensors"]
     }

@@ -106,3 +106,10 @@ def test_fine_tuning_example(tmp_path, events):
     head = [s for s, _ in logged[next(t for t in norms if "head/kernel" in t)]]
     base = [s for s, _ in logged[next(t for t in norms if "conv2d/kernel" in t)]]
     assert head == steps and base == steps[4:]  # the base trains in the 2nd fit
+
+
+def test_jax_fit_example(tmp_path, events):
+    out = run_example("jax_fit", tmp_path)
+    assert "backend: jax" in out and "relu_mlp" in out
+    steps = [s for s, _ in events(tmp_path / "train")["grad_norm/global"]]
+    assert steps[:3] == [1, 2, 3] and 10 in steps

@@ -210,7 +210,6 @@ def test_a_monitored_fit_that_does_not_learn_reports_it(tmp_path, capsys):
     ]
 
 
-
 def test_the_json_report_states_the_outcome():
     import json
 

@@ -73,6 +73,38 @@ def test_the_same_model_continues_its_run_with_a_new_monitor(
     assert not (tmp_path / "train_2").exists()
 
 
+def test_a_model_saved_and_loaded_again_continues_its_run_and_says_so(
+    tmp_path, classification_data
+):
+    shared = monitor(tmp_path / "logs")
+    model = mlp("saved")
+    fit(model, shared, classification_data)  # steps 1-4
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.models.load_model(tmp_path / "model.keras")
+    with pytest.warns(
+        UserWarning,
+        match=r"kgrad: model 'saved' continues its run in .*train from "
+        r"step 5",
+    ):
+        fit(reloaded, shared, classification_data)  # steps 5-8
+    with pytest.warns(
+        UserWarning, match=r"holds a run of this model by an earlier monitor"
+    ):
+        fit(reloaded, monitor(tmp_path / "logs"), classification_data)  # 9-12
+    scalars, _ = report.load_run(tmp_path / "logs" / "train")
+    assert [s for s, _ in scalars["grad_norm/global"]] == list(range(1, 13))
+    assert not (tmp_path / "logs" / "train_2").exists()
+
+
+def test_a_fresh_model_of_the_same_name_is_a_new_run(tmp_path, classification_data):
+    shared = monitor(tmp_path)
+    fit(mlp("same"), shared, classification_data)
+    with pytest.warns(UserWarning, match=r"this run goes to .*train_2"):
+        fit(mlp("same"), shared, classification_data)  # its optimizer starts at 0
+    scalars, _ = report.load_run(tmp_path / "train_2")
+    assert [s for s, _ in scalars["grad_norm/global"]] == [1, 2, 3, 4]
+
+
 def _claim_held_by(root, pid, model):
     root.mkdir(parents=True)
     held = dict(

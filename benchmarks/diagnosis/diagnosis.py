@@ -37,7 +37,8 @@ FLICKER_STEPS = 3  # a finding that clears and is back within this many logged s
 
 
 def train(run, steps, log_dir):
-    """Trains `run` for exactly `steps` steps, logging to `log_dir`."""
+    """Trains `run` for exactly `steps` steps, logging to `log_dir`; writes
+    what the peer's criteria read, the training time and the load beside."""
     import keras
 
     from kgrad import GradientMonitor
@@ -48,6 +49,7 @@ def train(run, steps, log_dir):
             if self.seen >= steps:
                 self.model.stop_training = True
 
+    began = time.monotonic()
     model, x, y, batch = run.build()
     per_epoch = max(1, int(len(x) * (1 - run.validation)) // batch)
     probe = diagnosis_peer.PeerProbe(x[:batch], y[:batch])
@@ -72,7 +74,10 @@ def train(run, steps, log_dir):
             verbose=0,
         )
     with open(os.path.join(log_dir, PEER_FILE), "w") as f:
-        json.dump({"steps_per_epoch": per_epoch, "epochs": probe.epochs}, f)
+        record = {"steps_per_epoch": per_epoch, "epochs": probe.epochs}
+        record["train_seconds"] = time.monotonic() - began
+        record["load_average"] = os.getloadavg()[0]
+        json.dump(record, f)
     keras.backend.clear_session()
 
 
@@ -137,7 +142,7 @@ def main(argv=None):
         runs = [r for r in runs if r.name in args.only]
     logs = args.logs or tempfile.mkdtemp(prefix="kgrad-diagnosis-")
     start = time.monotonic()
-    rows = []
+    rows, trained = [], []
     for run in runs:
         log_dir = os.path.join(logs, run.name)
         began = time.monotonic()
@@ -147,6 +152,7 @@ def main(argv=None):
         verdicts = {n: judge(scalars, run_info, n) for n in lengths}
         with open(os.path.join(log_dir, PEER_FILE)) as f:
             peer = json.load(f)
+        trained.append((peer.get("train_seconds"), peer.get("load_average")))
         peer = {
             n: diagnosis_peer.judge(peer["epochs"], peer["steps_per_epoch"], n)
             for n in lengths
@@ -162,7 +168,9 @@ def main(argv=None):
     command = "python benchmarks/diagnosis/diagnosis.py" + (
         " --quick" if args.quick else ""
     )
-    text = diagnosis_table.markdown(rows, lengths, seconds, command)
+    if args.reuse:
+        command += " --reuse"
+    text = diagnosis_table.markdown(rows, lengths, seconds, command, trained)
     out = args.out or os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "DIAGNOSIS.md"
     )

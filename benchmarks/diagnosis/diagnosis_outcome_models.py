@@ -60,9 +60,12 @@ def classify_run(
     batch=32,
     input_scale=1.0,
     momentum=None,
+    nan_at=None,
     seed=0,
 ):
     """An MLP classifier; `depth=0` is a linear model (softmax regression).
+
+    `nan_at=i` puts a NaN in the `i`-th example's inputs (a broken record).
 
     `schedule=(boundary, after)` drops the learning rate to `after` at step
     `boundary`.
@@ -72,6 +75,8 @@ def classify_run(
         rng = _seeded(seed)
         x, y = _task(rng, n, task, features, classes, label_noise)
         x = x * input_scale
+        if nan_at is not None:
+            x[nan_at, 0] = np.nan
         layers = [keras.Input((features,))]
         for i in range(depth):
             layers.append(

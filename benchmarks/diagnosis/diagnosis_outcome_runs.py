@@ -352,6 +352,22 @@ def more_seeds(labelled_run):
             ("nonfinite", "vanishing_in_time", "unstable", "stalled"),
         ),
         R(
+            "mlp_sgd_lr_x100_s3",
+            H,
+            "SGD at 100x a usable rate, seed 3: NaN",
+            mlp_run(optimizer=("SGD", 10.0), seed=3),
+            ("nonfinite",),
+            ("exploding", "dead_units"),
+        ),
+        R(
+            "mlp_nan_input",
+            H,
+            "one example with a NaN input: NaN",
+            classify_run(nan_at=300, seed=5),
+            ("nonfinite",),
+            ("exploding", "dead_units"),
+        ),
+        R(
             "sigmoid_depth15_s3",
             H,
             "15 sigmoid layers, seed 3",

@@ -314,6 +314,7 @@ RUNS = [
         C,
         "keras.applications MobileNetV2 (alpha 0.35)",
         applications_run(2),
+        may=("unstable",),  # after the first results: epoch loss 0.11 -> 0.49 -> 0.15
     ),
     LabelledRun(
         "mobilenet_v3_small",

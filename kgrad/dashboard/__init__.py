@@ -11,6 +11,8 @@ Scalars and Histograms once kgrad is installed. Its parts:
 - `timeline.py`: the findings records (`kgrad.findings_record`) for the tab.
 - `static/`: the ES-module frontend (canvas heat map), served by the plugin.
 
+Tested by `tests/test_dashboard_routes.py` and `tests/test_dashboard_browser.py`.
+
 Example:
 
 ```bash

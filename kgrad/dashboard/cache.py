@@ -6,6 +6,8 @@ Gradients tab keeps each encoded answer with the version of its data (see
 `series.HeatMapPlan.version`): reloading the page or polling a run that has
 not moved costs one listing, and a run that gained a step is read again.
 
+Tested by `tests/test_dashboard_cache.py`.
+
 Example:
 
 >>> cache = VersionedCache(size=2)

@@ -9,6 +9,8 @@ objects it creates hold no reference cycles, so nothing is lost by pausing
 it: reference counting still frees them, and the collector runs again as
 soon as the last build has finished.
 
+Tested by its doctest and `tests/test_dashboard_routes.py`.
+
 Example:
 
 >>> import gc

@@ -4,6 +4,8 @@ TensorBoard imports this module at start-up for every installed plugin, and
 an import error stops it from starting, so it imports nothing but
 TensorBoard's own `base_plugin`; the plugin module is imported in `load`.
 
+Tested by `tests/test_dashboard_routes.py`.
+
 Example:
 
 >>> GradientsLoader().load  # doctest: +ELLIPSIS

@@ -21,6 +21,9 @@ a poll of a run that has not moved reads nothing.
 Bad arguments answer 400 with a message naming the argument and the value
 received; what is missing answers 404.
 
+Tested by `tests/test_dashboard_routes.py` (in process) and
+`tests/test_dashboard_browser.py` (a real `tensorboard` and Chromium).
+
 Example:
 
 ```python

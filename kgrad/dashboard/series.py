@@ -7,6 +7,8 @@ input to output, in the order of `tags.RUN_INFO` (the tag scheme is
 follow, sorted. Every step the loader kept is returned; `sampling` says when
 the loader may have kept only a sample (`--samples_per_plugin`).
 
+Tested by `tests/test_dashboard_routes.py`.
+
 Example:
 
 ```python

@@ -7,6 +7,8 @@ the prose of `tags.FINDINGS`. A run written before findings were data has no
 structured findings: the route says so (`structured: false`) and the prose
 stays in TensorBoard's Text tab.
 
+Tested by `tests/test_dashboard_routes.py` and `tests/test_findings_record.py`.
+
 Example:
 
 >>> from kgrad import findings_record

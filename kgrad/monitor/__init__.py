@@ -7,9 +7,10 @@ Four rooms, arrows one way (drive -> log -> step -> train_function):
 - `step/`: the capture in Keras's train step, its statistics and packing.
 - `train_function/`: every Keras/TensorFlow internal kgrad touches
   (keras_hooks.py) and the guard around Keras's train function.
-requirements.py checks TensorFlow at import. docs/ARCHITECTURE.md draws them.
+requirements.py checks TensorFlow at import (JAX under KERAS_BACKEND=jax).
+docs/ARCHITECTURE.md draws them.
 """
 
-from kgrad.monitor.requirements import check_tensorflow
+from kgrad.monitor.requirements import check_framework
 
-check_tensorflow()
+check_framework()

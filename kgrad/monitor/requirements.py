@@ -1,4 +1,4 @@
-"""The TensorFlow kgrad's training side needs, checked once at import.
+"""The framework kgrad's training side needs, checked once at import.
 
 `require_tensorflow_backend()` also refuses another Keras backend when a
 `GradientMonitor` is made (`backend()` names it). Tested in
@@ -6,7 +6,9 @@ tests/test_install.py and tests/test_callback.py.
 
 kgrad does not make pip install TensorFlow (an environment with
 `tensorflow-cpu` or a vendor build would get a second copy), so a missing or
-too old TensorFlow is reported here, with the command that fixes it.
+too old TensorFlow is reported here, with the command that fixes it. Under
+`KERAS_BACKEND=jax` the monitor needs JAX instead (`pip install "kgrad[jax]"`),
+and no TensorFlow.
 
 Example:
 
@@ -15,6 +17,21 @@ Example:
 
 OLDEST = (2, 16, 1)
 _FIX = 'pip install "kgrad[tensorflow]" (or tensorflow-cpu>=2.16.1,<3)'
+
+
+def check_framework():
+    """Checks the framework of Keras's backend: JAX on JAX, else TensorFlow."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        try:
+            import jax  # noqa: F401
+        except ImportError as error:
+            raise ImportError(
+                'kgrad\'s GradientMonitor on JAX needs JAX: pip install "kgrad[jax]".'
+            ) from error
+        return
+    check_tensorflow()
 
 
 def check_tensorflow(version=None):

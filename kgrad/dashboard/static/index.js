@@ -8,6 +8,7 @@
 // When the maps are drawn, <body> gets data-ready="true", data-draw-ms (from
 // the switch or Refresh to drawn) and data-ready-ms (since the page opened),
 // and each map canvas data-cells, data-rows, data-steps, data-row-height.
+// Tested, with every module of static/, by tests/test_dashboard_browser.py.
 
 import {colourScale, decodeValues} from "./heatmap.js";
 import {buildDetail, clearDetail, showDetail} from "./detail.js";
@@ -96,17 +97,20 @@ function wireControls(page) {
   let timer = null;
   page.poll.onchange = () => {
     clearInterval(timer);
-    timer = page.poll.checked ? setInterval(() => relist(page), POLL_MS) : null;
+    timer = page.poll.checked ? setInterval(() => relist(page, {keepDetail: true}), POLL_MS) : null;
   };
   window.onresize = () => redraw(page);
 }
 
-/** Lists the runs again (Refresh, poll, empty state), then draws. */
-async function relist(page) {
+/**
+ * Lists the runs again (Refresh, poll, empty state), then draws. A poll keeps
+ * the detail the user opened (it names its run, row and step).
+ */
+async function relist(page, {keepDetail = false} = {}) {
   delete document.body.dataset.ready;
   clearTimeout(page.emptyTimer);
   page.answers.clear();
-  clearDetail(page.detail);
+  if (!keepDetail) clearDetail(page.detail);
   let runs;
   try {
     runs = await getJson("runs");

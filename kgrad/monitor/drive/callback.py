@@ -13,23 +13,18 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from kgrad import checks
 from kgrad.analysis.findings import checked_thresholds
-from kgrad.monitor import requirements
+from kgrad.monitor.drive import backends
 from kgrad.monitor.drive import schedule as schedule_lib
 from kgrad.monitor.drive.findings_channel import FindingsChannel
-from kgrad.monitor.log import event_writer
+from kgrad.monitor.log import event_writer, run_claim
 from kgrad.monitor.log.step_logger import StepLogger
 from kgrad.monitor.log.tag_filter import TagFilter, check_patterns
 from kgrad.monitor.log.worker import Worker
-from kgrad.monitor.step.host import GradientCapture, check_strategy, release, take_over
 from kgrad.monitor.step.loss_probe import LossProbe, epoch_scalars
 from kgrad.monitor.step.optimizers import checked_optimizers
-from kgrad.monitor.step.packed import histograms_flag, record_statistics
-from kgrad.monitor.train_function import keras_hooks
-from kgrad.monitor.train_function.function_watch import TrainFunctionWatch
 
 _ON_NONFINITE = ("warn", "stop", "raise")
 
@@ -99,7 +94,7 @@ class GradientMonitor(keras.callbacks.Callback):
             Read-only. Defaults to `False`.
 
     Raises:
-        ValueError: On a Keras backend other than TensorFlow.
+        ValueError: On a Keras backend other than TensorFlow and JAX.
         TypeError: For an argument named as in `keras.callbacks.TensorBoard` or
             kgrad's former names (`norm_freq`, `histogram_freq`).
 
@@ -155,7 +150,7 @@ class GradientMonitor(keras.callbacks.Callback):
     ):
         schedule_lib.reject_renamed("GradientMonitor", kwargs)
         super().__init__()
-        requirements.require_tensorflow_backend()
+        self._side = backends.for_backend()
         self._schedule = schedule_lib.Schedule(
             norms_every=norms_every,
             histograms_every=histograms_every,
@@ -185,7 +180,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self._logger = None  # the runs, steps and findings, across fits
         self._watch = None
         self._seen = 0  # train steps run under this monitor, across fits
-        self._loss_probe = LossProbe()  # the loss of each logged step
+        self._loss_probe = LossProbe(self._side.loss_totals)  # each logged step's
 
     # -- Keras hooks -------------------------------------------------------
     def set_model(self, model=None):
@@ -195,29 +190,29 @@ class GradientMonitor(keras.callbacks.Callback):
                 "pass `callbacks=[GradientMonitor(log_dir)]`. Received: "
                 "callbacks=[GradientMonitor]"
             )
-        requirements.require_tensorflow_backend()
+        backends.require_supported()
         if getattr(model, "optimizer", None) is None and not self.optimizers:
             raise ValueError(
                 "GradientMonitor needs a compiled model: call `model.compile()` "
                 f"first. Received: model={getattr(model, 'name', model)!r} "
                 "without an optimizer"
             )
-        check_strategy(model.distribute_strategy)
+        self._side.check_model(model)
         super().set_model(model)
+        # `Callback.model` syncs Keras's JAX state on every access: the batch
+        # hooks use the model they were given.
+        self._fitted = model
 
     def on_train_begin(self, logs=None):
-        if keras_hooks.is_chief(self.model.distribute_strategy):
+        if self._side.is_chief(self._fitted):
             event_writer.check_writable(self.log_dir)
-        take_over(self.model, self)
+        run_claim.take_over(self.model, self)
         self._start_logger().worker.drain()  # the previous fit's figure is written
         if self._capture is None or not self._capture.serves(self.model):
-            self._capture = GradientCapture(
-                self.model,
-                bins=self.histogram_bins,
-                optimizers=self.optimizers,
-                noise_scale=self.noise_scale,
+            self._capture = self._side.capture(
+                self._fitted, self.histogram_bins, self.optimizers, self.noise_scale
             )
-        self._watch = TrainFunctionWatch(self.model, self._capture, self._abandon)
+        self._watch = self._side.watch(self._fitted, self._capture, self._abandon)
         self._watch.begin()
         capture = self._capture
         if self._logger.begin_fit(
@@ -240,9 +235,9 @@ class GradientMonitor(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         # A function traced when no histogram can be due leaves their code out.
-        self._capture.trace_log.histograms = bool(self._schedule.histograms_every)
+        self._capture.trace_histograms = bool(self._schedule.histograms_every)
         first = self._epoch_base + batch + 1
-        last = first + self.model.steps_per_execution - 1
+        last = first + self._fitted.steps_per_execution - 1
         steps = (self.params or {}).get("steps")
         if steps:  # a short last chunk of `steps_per_execution`
             last = min(last, self._epoch_base + steps)
@@ -257,7 +252,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self._watch.before_call()
         if (norms or histograms) and not self._watch.blind:
             self._capture.arm(histograms=histograms)
-            self._loss_probe.begin(self.model)
+            self._loss_probe.begin(self._fitted)
             self._pending = (norms, histograms, first)
             self._armed_this_fit = True
 
@@ -303,7 +298,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self._watch.end()
         self._capture.uninstall()
         self._capture.disarm()
-        release(self.model)
+        run_claim.release(self.model)
 
     def _figure_due(self):
         logged = self._logger is not None and self._logger.logged_any()
@@ -349,6 +344,7 @@ class GradientMonitor(keras.callbacks.Callback):
 
         Raises:
             TypeError: If `histograms` is neither a bool nor a bool tensor.
+            NotImplementedError: On Keras's JAX backend (`fit` only).
 
         Example:
 
@@ -361,6 +357,15 @@ class GradientMonitor(keras.callbacks.Callback):
         optimizer.apply(grads, model.trainable_variables)
         ```
         """
+        if self._side.name != "tensorflow":
+            raise NotImplementedError(
+                "kgrad: `GradientMonitor.record` needs the TensorFlow backend; on "
+                f"{self._side.name} pass the monitor to `model.fit(callbacks=...)`."
+            )
+        import tensorflow as tf
+
+        from kgrad.monitor.step.packed import histograms_flag, record_statistics
+
         histograms = histograms_flag(histograms)
         variables = list(variables)
         packed, _ = record_statistics(
@@ -407,7 +412,7 @@ class GradientMonitor(keras.callbacks.Callback):
         norms, histograms, due = self._pending
         self._pending = None
         self._capture.disarm()
-        loss = self._loss_probe.end(self.model)
+        loss = self._loss_probe.end(self._fitted)
         captures = self._capture.read()
         nonfinite, retry = self._logger.write(
             captures, norms, histograms, due, extra=loss

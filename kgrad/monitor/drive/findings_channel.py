@@ -30,7 +30,7 @@ False
 import collections.abc
 
 from kgrad.findings_record import Timeline
-from kgrad.monitor.train_function import keras_hooks
+from kgrad.monitor.train_function import jax_hooks
 
 VERBOSE = (0, 1)
 
@@ -119,7 +119,7 @@ class FindingsChannel:
         """Prints `kgrad: <message>` (`kgrad [<run>]: ...`) if `verbose`."""
         if self.verbose:
             prefix = f"kgrad [{run}]" if run else "kgrad"
-            keras_hooks.print_msg(f"{prefix}: {message}")
+            jax_hooks.print_msg(f"{prefix}: {message}")
 
 
 def check_verbose(value):

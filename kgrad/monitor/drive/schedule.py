@@ -37,6 +37,8 @@ Example:
 
 import numbers
 
+import keras
+
 ALL_EARLY_STEPS = 8  # logged one by one; then doubling steps up to `first_steps`
 
 _WORDS = ("batch", "epoch")
@@ -187,5 +189,6 @@ def trained_steps(model, epoch, steps_per_epoch):
     by_updates = 0
     if optimizer is not None and getattr(optimizer, "built", False):
         accumulation = getattr(optimizer, "gradient_accumulation_steps", None) or 1
-        by_updates = int(optimizer.iterations.numpy()) * accumulation
+        count = keras.ops.convert_to_numpy(optimizer.iterations)
+        by_updates = int(count) * accumulation
     return max(by_epochs, by_updates)

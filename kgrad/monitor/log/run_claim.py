@@ -1,4 +1,5 @@
-"""One writer and one model per run, and steps that never go backwards in it.
+"""One writer and one model per run, steps that never go backwards in it, and
+one monitor per model (`take_over`, `release`).
 
 `StepCounter` keeps a run's steps increasing: a logged step is the update
 count of the optimizer the gradient went through (the k-th update is step
@@ -16,7 +17,8 @@ and the writer (host, process, a token). Another monitor then:
 
 - continues the run if the claim is its own, or names the same model and
   its writer is not running (a resumed run: a new process, or a new monitor
-  in this process, where `fit` calls run one at a time);
+  in this process, where `fit` calls run one at a time), and says so in the
+  second case;
 - otherwise (another model, or a writer still running) writes a new run,
   `log_dir/train_2` (then `_3`, ...), and says so once. Both runs are kept
   and `kgrad report log_dir` reports each.
@@ -36,14 +38,25 @@ import json
 import os
 import socket
 import uuid
+import weakref
 
 CLAIM_FILE = ".kgrad-run.json"
 _HOST = socket.gethostname()
 
 
 def model_identity(model):
-    """What makes two models the same model: name and variable paths."""
-    paths = sorted(getattr(v, "path", v.name) for v in model.weights)
+    """What makes two models the same model: name and variable paths.
+
+    The paths are taken without the model's name in front: Keras prefixes it
+    to the paths of a model built in the process (`mlp/dense/kernel`), not
+    to those of the same model loaded by `keras.models.load_model`
+    (`dense/kernel`).
+    """
+    prefix = f"{model.name}/"
+    paths = sorted(
+        path[len(prefix) :] if path.startswith(prefix) else path
+        for path in (getattr(v, "path", v.name) for v in model.weights)
+    )
     return {"model": model.name, "variables": paths}
 
 
@@ -72,11 +85,17 @@ def claim(log_dir, model, owner, exclude=()):
         if root in exclude:
             reasons.append(f"{root} holds this monitor's run of another model")
             continue
+        held = _read_claim(root)
         taken = _why_taken(root, token, identity)
         if taken is None and _write_claim(root, token, identity):
             note = None
             if reasons:
                 note = "; ".join(reasons) + f": this run goes to {root}"
+            elif held is not None and held.get("token") != token:
+                note = (
+                    f"{root} holds a run of this model by an earlier monitor "
+                    f"(process {held.get('pid')}): this fit continues it"
+                )
             return root, note
         reasons.append(taken or f"{root} was claimed by another writer just now")
     raise RuntimeError(f"kgrad found no free run directory in {log_dir}")
@@ -167,6 +186,84 @@ class StepCounter:
         optimizer, offset = self._slots[name]
         self._reached[name] = offset + self._iterations(optimizer)
 
+    def continues(self, name, optimizer):
+        """Whether `optimizer` resumes at the count slot `name` ended a `fit` at.
+
+        True for the optimizer of a model saved and loaded again (its
+        `iterations` are restored): its steps continue the slot's run.
+        """
+        slot = self._slots.get(name)
+        return (
+            slot is not None
+            and name in self._reached
+            and self._iterations(optimizer) == self._iterations(slot[0])
+        )
+
+    def reached(self, name):
+        """The last step slot `name` reached at the end of a `fit` (0 if none)."""
+        return self._reached.get(name, 0)
+
     def step(self, name, count):
         """The step of the `count`-th update (1-based) of slot `name`'s optimizer."""
         return int(count) + self._slots[name][1]
+
+
+class LoopModel:
+    """Stands for the model of a custom training loop: what `record` is handed.
+
+    Its identity (for the run claim) is the variables' first path component
+    and their paths, so a loop started again over the same model continues
+    its run.
+    """
+
+    def __init__(self, variables, strategy):
+        self.weights = list(variables)
+        self.key = [id(v) for v in self.weights]
+        first = getattr(self.weights[0], "path", None) if self.weights else None
+        self.name = (first or "loop").split("/")[0]
+        self.distribute_strategy = strategy
+        self.record = None
+
+
+class _LoopSlot:
+    """The slot of a custom loop's steps: one run, `log_dir/train`."""
+
+    name = "loop"
+    traced = True
+
+
+LOOP_SLOT = _LoopSlot()
+
+
+# One monitor's capture per model at a time, and none left behind: two
+# monitors in one `fit` (they hold the same `params` dict, which Keras's
+# `CallbackList` hands to all) would wrap the same optimizer twice and unwrap
+# it in the wrong order, so the second is refused, naming both `log_dir`s; a
+# capture that a stopped `fit` left installed is removed by the next monitor.
+_OWNERS = weakref.WeakKeyDictionary()  # model -> (monitor, params of its fit)
+
+
+def take_over(model, monitor):
+    """Makes `monitor` the one capturing `model`'s gradients in this `fit`.
+
+    Raises:
+        ValueError: If another monitor captures in the same `fit`.
+    """
+    owner = _OWNERS.get(model)
+    if owner is not None and owner[0] is not monitor:
+        other, params = owner
+        if other._capture is not None:
+            other._capture.uninstall()
+        if params is monitor.params:
+            _OWNERS.pop(model, None)
+            raise ValueError(
+                "Only one GradientMonitor per `fit`: this one logs to "
+                f"log_dir={os.fspath(monitor.log_dir)!r}, another to "
+                f"log_dir={os.fspath(other.log_dir)!r}. Pass one monitor."
+            )
+    _OWNERS[model] = (monitor, monitor.params)
+
+
+def release(model):
+    """Forgets the monitor of `model` (its capture is uninstalled)."""
+    _OWNERS.pop(model, None)

@@ -8,7 +8,10 @@ when a step that was due reached no monitored optimizer. The run root
 (`log_dir/train`) is claimed through `kgrad.monitor.log.run_claim` at the first
 write: a `log_dir` that holds another model's run, or that another monitor
 is writing, gets a new run root (`log_dir/train_2`), said once; a monitor
-reused on a second model starts a new run too, never a merge.
+reused on a second model starts a new run too, never a merge, unless that
+model is the first one saved and loaded again (the same name and variables,
+its optimizer resuming at the step the run reached): it continues the run,
+and the monitor says so.
 
 A capture that is not an update (a batch that only accumulates gradients, a
 step the loss-scale optimizer skips) is not written: the caller arms the next
@@ -34,13 +37,10 @@ nonfinite, retry = logger.write(capture.read(), norms=True, histograms=False, du
 import functools
 import os
 
-from kgrad import checks, findings_record, tags
-from kgrad.analysis import diagnostics
-from kgrad.analysis.history import ScalarHistory
+from kgrad import checks, tags
 from kgrad.monitor.log import event_writer, noise_scale, run_claim, summaries
-from kgrad.monitor.step.packed import Record
-from kgrad.monitor.step.temporal import layer_name
-from kgrad.monitor.train_function import keras_hooks
+from kgrad.monitor.log.run_log import RunLog
+from kgrad.monitor.step.naming import layer_name
 
 
 class StepLogger:
@@ -55,7 +55,7 @@ class StepLogger:
         self.log_dir = log_dir
         self.worker = worker
         self.logs = {}  # slot name -> RunLog
-        self.steps = run_claim.StepCounter(lambda opt: int(opt.iterations.numpy()))
+        self.steps = run_claim.StepCounter(_update_count)
         self._model = None
         self._channels = []  # the monitored optimizers' capture channels
         self._make_tags = None
@@ -81,6 +81,15 @@ class StepLogger:
             `fit` (its steps are counted from its own start).
         """
         new_model = self._model is not None and model is not self._model
+        if new_model and self._reloaded(model, channels):
+            new_model = False
+            step = min(self.steps.reached(c.name) for c in channels) + 1
+            checks.warn(
+                f"kgrad: model {model.name!r} continues its run in {self._root} "
+                f"from step {step}: it has the name and variables of the model "
+                "logged there, and its optimizer resumes at the step that run "
+                "reached (a model saved and loaded again)."
+            )
         if new_model:
             self._new_model_run()
         self._model, self._channels, self._make_tags = model, channels, make_tags
@@ -93,8 +102,19 @@ class StepLogger:
             self.steps.begin(channel.name, channel.optimizer)
         for log in self.logs.values():
             log.steps_this_fit = 0
+            log.last_skipped = None
             log.run_info = None  # written again: the variables may have changed
         return new_model
+
+    def _reloaded(self, model, channels):
+        """Whether `model` continues the last model's run (saved, loaded again)."""
+        same = run_claim.model_identity(model) == run_claim.model_identity(self._model)
+        return (
+            same
+            and self._root is not None
+            and bool(channels)
+            and all(self.steps.continues(c.name, c.optimizer) for c in channels)
+        )
 
     def end_fit(self):
         """Ends a `fit`: records the step each optimizer reached."""
@@ -124,10 +144,16 @@ class StepLogger:
             log = self._log_of(channel)
             if captured["skipped"] or not captured["applied"]:
                 log.skipped_batches += int(captured["skipped"])
+                if captured["skipped"]:
+                    log.last_skipped = (channel.name, captured)
                 retry = True
                 continue
             step = self.steps.step(channel.name, captured["step"])
-            if self._queue(log, record, captured, step, norms, histograms, extra):
+            scalars = list(extra)
+            if norms:
+                clipping = summaries.clipping_of(channel.optimizer)
+                scalars += summaries.clip_scalars(captured, clipping)
+            if self._queue(log, record, captured, step, norms, histograms, scalars):
                 nonfinite |= bool(norms and captured["nonfinite"].sum() > 0)
         return nonfinite, retry
 
@@ -139,10 +165,10 @@ class StepLogger:
             strategy: The distribution strategy of the loop.
             make_tags: As in `begin_fit`.
         """
-        loop = _Loop(variables, strategy)
-        if isinstance(self._model, _Loop) and self._model.key == loop.key:
+        loop = run_claim.LoopModel(variables, strategy)
+        if isinstance(self._model, run_claim.LoopModel) and self._model.key == loop.key:
             return
-        if keras_hooks.is_chief(strategy):
+        if _is_chief(loop):
             event_writer.check_writable(self.log_dir)
         if self._model is not None:
             self._new_model_run()
@@ -152,6 +178,8 @@ class StepLogger:
     def loop_record(self, variables, bins):
         """The `Record` of the loop's variables (made once per list)."""
         if self._model.record is None:
+            from kgrad.monitor.step.packed import Record  # `record`: TensorFlow
+
             self._model.record = Record(0, variables, None, (), (), (), bins)
         return self._model.record
 
@@ -161,7 +189,7 @@ class StepLogger:
         Returns:
             Whether it was written (a step at or before the last is not).
         """
-        log = self._log_of(_LOOP_SLOT)
+        log = self._log_of(run_claim.LOOP_SLOT)
         step = int(captured["step"])
         return self._queue(log, record, captured, step, True, histograms, ())
 
@@ -183,14 +211,57 @@ class StepLogger:
         return True
 
     def warn_if_fit_logged_nothing(self):
-        """Warns at the end of a `fit` in which no due step was written."""
+        """Warns at the end of a `fit` in which no due step was written.
+
+        When the loss-scale optimizer skipped every step due, the warning
+        names the overflow, and each such run gets its loss scale and skipped
+        batches (`tags.LOSS_SCALE_VALUE`, `tags.LOSS_SCALE_SKIPPED`) at the
+        step of its last update (0 before any).
+        """
         if any(log.steps_this_fit for log in self.logs.values()):
             return
-        checks.warn(
-            "kgrad: this `fit` logged no gradient at all to "
-            f"{os.fspath(self.log_dir)!r}: no step due to be logged reached a "
-            "monitored optimizer (see the warning above)."
+        where = os.fspath(self.log_dir)
+        skipped = [log for log in self.logs.values() if log.last_skipped]
+        if skipped:
+            batches = sum(log.skipped_batches for log in skipped)
+            scale = min(float(log.last_skipped[1]["loss_scale"]) for log in skipped)
+            written = [log.run_dir for log in skipped if self._write_skipped(log)]
+            said = f" (`{tags.LOSS_SCALE}` tags in {', '.join(written)})"
+            said = said if written else ""
+            checks.warn(
+                f"kgrad: this `fit` logged no gradient to {where!r}: the "
+                "loss-scale optimizer skipped every step due, because the "
+                f"scaled gradients overflowed (NaN/Inf); {batches} batch(es) "
+                f"skipped, the last at loss scale {scale:g}{said}. It halves the "
+                "scale at each overflow: if this persists, the loss or the "
+                "gradients are non-finite even unscaled."
+            )
+            return
+        why = (
+            "see the warning above"
+            if self._warned_nothing
+            else "they only accumulated gradients, or did not run"
         )
+        checks.warn(
+            f"kgrad: this `fit` logged no gradient at all to {where!r}: no "
+            f"step due to be logged reached a monitored optimizer ({why})."
+        )
+
+    def _write_skipped(self, log):
+        """Writes the loss scale of `log`'s last skipped step; whether it could."""
+        name, captured = log.last_skipped
+        step = self.steps.step(name, captured["step"]) - 1  # the last update
+        if log.last_step is not None and step <= log.last_step:
+            return False  # that step is written: the count goes with the next
+        captured = dict(captured, skipped_batches=log.skipped_batches)
+        scalars = summaries.step_scalars(captured, [], [], norms=False)
+
+        def write():
+            log.writer.write(step, [], scalars)
+            log.writer.flush()
+
+        self.worker.submit(write)
+        return True
 
     def _log_of(self, channel):
         log = self.logs.get(channel.name)
@@ -202,7 +273,7 @@ class StepLogger:
             if several:
                 run_dir = os.path.join(run_dir, channel.name)
                 label = f"{label}/{channel.name}" if label else channel.name
-            chief = keras_hooks.is_chief(self._model.distribute_strategy)
+            chief = _is_chief(self._model)
             writer = event_writer.RunWriter(run_dir, enabled=chief)
             log = RunLog(run_dir, writer, label=label)
             self.logs[channel.name] = log
@@ -265,7 +336,7 @@ class StepLogger:
     def _run_root(self):
         """`log_dir/train`, or a new run root if that one is another's."""
         if self._root is None:
-            chief = keras_hooks.is_chief(self._model.distribute_strategy)
+            chief = _is_chief(self._model)
             if not chief:
                 self._root = os.path.join(self.log_dir, "train")
                 return self._root
@@ -280,7 +351,7 @@ class StepLogger:
     def _new_model_run(self):
         """A new model: its steps, history and findings start a run of their own."""
         self.logs = {}
-        self.steps = run_claim.StepCounter(lambda opt: int(opt.iterations.numpy()))
+        self.steps = run_claim.StepCounter(_update_count)
         self._root = None
         self._noise = None
 
@@ -342,104 +413,18 @@ def _recurrent(record):
     return [layer_name(layer) for layer in record.recurrent]
 
 
-class RunLog:
-    """The writer, in-memory history and findings of one run directory.
+def _is_chief(model):
+    """Whether this process writes the run (always, but for TensorFlow's workers)."""
+    strategy = getattr(model, "distribute_strategy", None)  # none on JAX
+    if strategy is None:
+        return True
+    from kgrad.monitor.train_function import keras_hooks  # TensorFlow's
 
-    Args:
-        run_dir: The run directory.
-        writer: Its `kgrad.monitor.log.event_writer.RunWriter`.
-        label: The run's name in printed findings and `monitor.findings.runs`
-            (`""` for a single optimizer). Defaults to `""`.
-    """
-
-    def __init__(self, run_dir, writer, label=""):
-        self.run_dir = run_dir
-        self.writer = writer
-        self.label = label
-        self.history = ScalarHistory()
-        self.run_info = None
-        self.record = None  # the capture record last written
-        self.last_step = None
-        self.skipped_batches = 0  # loss-scale skips since the last logged step
-        self.steps_this_fit = 0
-        self._diagnosis_failed = False
-        self._findings_data = None  # the last `tags.FINDINGS_DATA` text written
-
-    def write_step(self, step, values, scalars):
-        """Writes one logged step (in the worker or inline) and remembers it."""
-        self.writer.write(step, values, scalars)
-        self.writer.flush()
-        self.history.add(step, scalars)
-
-    def diagnose(self, thresholds):
-        """The findings of everything logged so far; `None` if the diagnosis fails.
-
-        A diagnosis that raises never stops training: it is warned about once
-        per run, and the findings stay as they were.
-        """
-        try:
-            return diagnostics.diagnose(
-                self.history.scalars(), self.run_info or {}, thresholds
-            )
-        except Exception as error:  # whatever a rule raises, training goes on
-            if not self._diagnosis_failed:
-                self._diagnosis_failed = True
-                checks.warn(
-                    f"kgrad: the diagnosis of {self.run_dir} failed "
-                    f"({type(error).__name__}: {error}); training goes on, "
-                    "the findings are not updated."
-                )
-            return None
-
-    def report_findings(self, thresholds, worker, channel, monitor):
-        """Hands a new diagnosis to `channel`; writes the findings as data
-        (`tags.FINDINGS_DATA`, every diagnosis that moved a record) and as
-        prose (`tags.FINDINGS`, when they change)."""
-        found = None if self.last_step is None else self.diagnose(thresholds)
-        if found is None:
-            return
-        step = self.last_step
-        changed = channel.update(found, monitor, run=self.label, step=step)
-        records = channel.timeline(self.label).records
-        data = findings_record.dumps(records, step)
-        values = []
-        if data != self._findings_data:  # each diagnosis that moved a record
-            self._findings_data = data
-            values.append(summaries.text_value(tags.FINDINGS_DATA, data))
-        if changed:
-            active = channel.log.runs[self.label]
-            text = "\n\n".join(f"- {f.message()}" for f in active)
-            values.append(
-                summaries.text_value(
-                    tags.FINDINGS, text or "No gradient problem found."
-                )
-            )
-        if values:
-            worker.submit(functools.partial(self.writer.write, step, values))
+    return keras_hooks.is_chief(strategy)
 
 
-class _Loop:
-    """Stands for the model of a custom training loop: what `record` is handed.
+def _update_count(optimizer):
+    """The optimizer's update count, on every backend."""
+    import keras
 
-    Its identity (for the run claim) is the variables' first path component
-    and their paths, so a loop started again over the same model continues
-    its run.
-    """
-
-    def __init__(self, variables, strategy):
-        self.weights = list(variables)
-        self.key = [id(v) for v in self.weights]
-        first = getattr(self.weights[0], "path", None) if self.weights else None
-        self.name = (first or "loop").split("/")[0]
-        self.distribute_strategy = strategy
-        self.record = None
-
-
-class _LoopSlot:
-    """The slot of a custom loop's steps: one run, `log_dir/train`."""
-
-    name = "loop"
-    traced = True
-
-
-_LOOP_SLOT = _LoopSlot()
+    return int(keras.ops.convert_to_numpy(optimizer.iterations))

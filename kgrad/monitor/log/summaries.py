@@ -14,7 +14,7 @@ contract the reader and the tab import too).
 `<path>` is the Keras 3 `variable.path` (e.g. `dense_01/kernel`), `<layer>`
 the layer's path, or its name when the path is `None` (keras.applications);
 a name that repeats gets `_2`, `_3`, ... (two weights named `w` in one layer),
-see `kgrad.monitor.step.packed.variable_names`. One value per tag and step: with
+see `kgrad.monitor.step.naming`. One value per tag and step: with
 `gradient_accumulation_steps` the step is the update and its gradient the
 average the optimizer applies; a step that the loss-scale optimizer skips is
 not written, the next batch is logged instead and `tags.LOSS_SCALE_SKIPPED`
@@ -67,7 +67,7 @@ from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.plugins.text import summary_v2 as text_summary
 
 from kgrad import tags
-from kgrad.monitor.step.packed import sampled_timesteps
+from kgrad.monitor.step.layout import sampled_timesteps
 
 _SCALAR = scalar_metadata.create_summary_metadata(display_name=None, description=None)
 _HISTOGRAM = histogram_metadata.create_summary_metadata(
@@ -246,6 +246,79 @@ def step_histograms(captured, paths):
             tag = tags.tag(tags.GRAD_HIST, paths[i])
             values.append(histogram_value(tag, low, high, counts))
     return values
+
+
+def clipping_of(optimizer):
+    """`(kind, limit)` of the clipping `optimizer` applies, or `None`.
+
+    The first of `clipnorm`, `global_clipnorm` and `clipvalue` that is set, as
+    Keras's `_clip_gradients` takes them (of the inner optimizer under a
+    `LossScaleOptimizer`).
+    """
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    for kind in ("clipnorm", "global_clipnorm", "clipvalue"):
+        limit = getattr(optimizer, kind, None)
+        if limit and limit > 0:
+            return kind, float(limit)
+    return None
+
+
+def clip_scalars(captured, clipping):
+    """What the optimizer's gradient clipping did to a captured step.
+
+    The logged gradients are those the optimizer receives, before it clips
+    them. Keras's `clipnorm` scales each gradient to a norm of at most
+    `clipnorm`, `global_clipnorm` all of them together to a global norm of at
+    most `global_clipnorm`: both are functions of the norms kgrad captures,
+    so the norm after clipping is exact. `clipvalue` clips each entry: kgrad
+    says which variables had an entry beyond it, from the extremes of the
+    histogram steps (no norm after clipping).
+
+    Args:
+        captured: Dict of numpy arrays, as returned by `GradientCapture.read`,
+            over every variable of the record (before any tag selection).
+        clipping: `(kind, limit)` with kind `"clipnorm"`, `"global_clipnorm"`
+            or `"clipvalue"`, or `None` when the optimizer does not clip.
+
+    Returns:
+        `(tag, value)` pairs (`tags.GRAD_CLIP_*`); none without clipping or
+        with non-finite gradients.
+
+    Example:
+
+    >>> captured = {"has_grad": np.ones(2), "grad_sq": np.array([9.0, 16.0])}
+    >>> [value for _, value in clip_scalars(captured, ("global_clipnorm", 1.0))]
+    [1.0, 0.2, 2.0]
+    >>> [value for _, value in clip_scalars(captured, ("clipnorm", 4.0))]
+    [5.0, 1.0, 0.0]
+    """
+    if clipping is None:
+        return []
+    kind, limit = clipping
+    present = captured["has_grad"] > 0
+    if kind == "clipvalue":
+        low, high = captured.get("hist_min"), captured.get("hist_max")
+        if low is None or not (np.any(low[present]) or np.any(high[present])):
+            return []  # extremes are taken on histogram steps only
+        beyond = (high[present] > limit) | (low[present] < -limit)
+        return [(tags.GRAD_CLIP_CLIPPED, float(beyond.sum()))]
+    squares = captured["grad_sq"][present]
+    if not np.isfinite(squares).all():
+        return []
+    norms = np.sqrt(squares)
+    total = float(np.sqrt(squares.sum()))
+    if kind == "clipnorm":
+        after = float(np.sqrt((np.minimum(norms, limit) ** 2).sum()))
+        clipped = int((norms > limit).sum())
+    else:
+        after = min(total, limit)
+        clipped = int(present.sum()) if total > limit else 0
+    ratio = after / total if total > 0 else 1.0
+    return [
+        (tags.GRAD_CLIP_GLOBAL_NORM, after),
+        (tags.GRAD_CLIP_RATIO, ratio),
+        (tags.GRAD_CLIP_CLIPPED, float(clipped)),
+    ]
 
 
 def _norm_items(captured, paths, present):

@@ -21,8 +21,8 @@ How it works, and why:
   that trace, behind conds on a flag the callback arms. A step that is not
   logged skips them; training computes exactly what it computes without the
   monitor. A train function Keras traced before the monitor was attached is
-  retraced once, when that cannot change what it trains
-  (`kgrad.monitor.train_function.function_watch`).
+  retraced once, when that provably trains the same
+  (`kgrad.monitor.train_function.same_trace`).
 - The variables an optimizer updates are known when `apply` is traced (a model
   may build its layers in that very trace): each distinct list makes a
   `kgrad.monitor.step.packed.Record`, with its own layout and tag names. Each
@@ -58,16 +58,13 @@ capture.uninstall()
 ```
 """
 
-import os
-import weakref
-
 import tensorflow as tf
 
 from kgrad.monitor.step import backend_tensorflow as backend
 from kgrad.monitor.step.forward_probes import ForwardProbes
 from kgrad.monitor.step.increments import Increments
+from kgrad.monitor.step.layout import HEADER
 from kgrad.monitor.step.optimizers import find_optimizers
-from kgrad.monitor.step.packed import HEADER
 from kgrad.monitor.step.per_example import per_example_probe
 from kgrad.monitor.step.temporal import TemporalProbe
 from kgrad.monitor.step.traced import TracedStep
@@ -156,6 +153,20 @@ class GradientCapture:
                 Channel(name, optimizer, self.replicated)
                 for name, optimizer in find_optimizers(model, optimizers)
             ]
+
+    def own_variables(self):
+        """kgrad's variables in the train step: the flag and each channel's."""
+        channels = [(c.stats, c.update_sq, c.last_arm) for c in self.channels]
+        return [self._flag, *(v for variables in channels for v in variables)]
+
+    @property
+    def trace_histograms(self):
+        """Whether functions traced from now on hold the histogram code."""
+        return self.trace_log.histograms
+
+    @trace_histograms.setter
+    def trace_histograms(self, value):
+        self.trace_log.histograms = value
 
     @property
     def traced_channels(self):
@@ -270,37 +281,3 @@ def check_strategy(strategy):
             "and MultiWorkerMirroredStrategy. Received: a model trained under "
             f"{type(strategy).__name__}"
         )
-
-
-# One monitor's capture per model at a time, and none left behind: two
-# monitors in one `fit` (they hold the same `params` dict, which Keras's
-# `CallbackList` hands to all) would wrap the same optimizer twice and unwrap
-# it in the wrong order, so the second is refused, naming both `log_dir`s; a
-# capture that a stopped `fit` left installed is removed by the next monitor.
-_OWNERS = weakref.WeakKeyDictionary()  # model -> (monitor, params of its fit)
-
-
-def take_over(model, monitor):
-    """Makes `monitor` the one capturing `model`'s gradients in this `fit`.
-
-    Raises:
-        ValueError: If another monitor captures in the same `fit`.
-    """
-    owner = _OWNERS.get(model)
-    if owner is not None and owner[0] is not monitor:
-        other, params = owner
-        if other._capture is not None:
-            other._capture.uninstall()
-        if params is monitor.params:
-            _OWNERS.pop(model, None)
-            raise ValueError(
-                "Only one GradientMonitor per `fit`: this one logs to "
-                f"log_dir={os.fspath(monitor.log_dir)!r}, another to "
-                f"log_dir={os.fspath(other.log_dir)!r}. Pass one monitor."
-            )
-    _OWNERS[model] = (monitor, monitor.params)
-
-
-def release(model):
-    """Forgets the monitor of `model` (its capture is uninstalled)."""
-    _OWNERS.pop(model, None)

@@ -28,7 +28,6 @@ probe.end(model)    # [(tags.LOSS, 0.693)] in on_train_batch_end
 """
 
 from kgrad import checks, tags
-from kgrad.monitor.train_function.keras_hooks import loss_totals
 
 
 class LossProbe:
@@ -36,15 +35,24 @@ class LossProbe:
 
     A failure to read the tracker warns once and logs no loss: it never
     stops training. Costs two host reads of two scalars per logged step.
+
+    Args:
+        totals: `model -> (total, count)` of the backend's loss tracker, or
+            `None`: `keras_hooks.loss_totals` (TensorFlow). Defaults to `None`.
     """
 
-    def __init__(self):
+    def __init__(self, totals=None):
+        self._read = totals
         self._start = None
         self._warned = False
 
     def _totals(self, model):
         try:
-            return loss_totals(model)
+            if self._read is None:
+                from kgrad.monitor.train_function.keras_hooks import loss_totals
+
+                self._read = loss_totals
+            return self._read(model)
         except Exception as error:  # logging never stops training
             if not self._warned:
                 self._warned = True

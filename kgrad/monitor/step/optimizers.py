@@ -23,7 +23,7 @@ find_optimizers(gan)  # a keras.io GAN after compile(d_optimizer=..., g_optimize
 
 import keras
 
-from kgrad.monitor.step.packed import unique_names
+from kgrad.monitor.step.naming import unique_names
 
 
 def find_optimizers(model, explicit=None):

@@ -1,8 +1,9 @@
-"""The packed statistics vector: its layout, its records, the fields that fill it.
+"""The packed statistics vector: its records, and the fields that fill it.
 
 The capture assigns one float64 vector per optimizer on a logged step, so
-that the host reads everything with a single transfer; `Layout` says where
-each field lies (`Layout.unpack` is numpy: the host side needs no backend).
+that the host reads everything with a single transfer; `Layout`
+(`kgrad.monitor.step.layout`, shared with the JAX capture, no TensorFlow)
+says where each field lies.
 `gradient_table` turns a list of gradients into the per-variable fields with
 a handful of fused ops (see `kgrad.monitor.step.stats`), and
 `record_statistics` packs the statistics of gradients handed over by a
@@ -10,8 +11,9 @@ custom training loop (`GradientMonitor.record`, `histograms_flag` its
 argument).
 
 A `Record` is what one traced `optimizer.apply` captures: the variables it
-received, their unique tag names (`variable_names`: `variable.path`, or the
-name, with `_2`, `_3`, ... for repeats), the layers that go with them
+received, their unique tag names (`kgrad.monitor.step.naming`:
+`variable.path`, or the name, with `_2`, `_3`, ... for repeats), the layers
+that go with them
 (`LayerOwners`: a layer without variables goes with its closest enclosing
 layer that has some) and the `Layout`. Its number travels in the vector's
 `record` field, so the host unpacks each capture with the layout it was
@@ -30,115 +32,17 @@ import numpy as np
 import tensorflow as tf
 
 from kgrad import checks
+from kgrad.monitor.step import naming
 from kgrad.monitor.step import stats as stats_lib
 from kgrad.monitor.step.backend_tensorflow import all_reduce_present
-from kgrad.monitor.train_function import keras_hooks
-
-
-class Layout:
-    """Fixed layout of the packed statistics vector.
-
-    Args:
-        fields: List of `(name, shape)`.
-
-    Example:
-
-    >>> layout = Layout([("a", (2,)), ("b", (2, 3))])
-    >>> layout.size
-    8
-    >>> layout.unpack(np.arange(8.0))["b"].shape
-    (2, 3)
-    """
-
-    def __init__(self, fields):
-        self.fields = [(name, tuple(shape)) for name, shape in fields]
-        self.size = sum(int(np.prod(shape)) for _, shape in self.fields)
-
-    def pack(self, values):
-        """Concatenates a dict of tensors into one float64 vector."""
-        parts = [
-            tf.reshape(tf.cast(values[name], tf.float64), [int(np.prod(shape))])
-            for name, shape in self.fields
-        ]
-        return tf.concat(parts, 0)
-
-    def unpack(self, vector):
-        """Splits a packed numpy vector into a dict of arrays."""
-        out, start = {}, 0
-        for name, shape in self.fields:
-            size = int(np.prod(shape))
-            out[name] = np.asarray(vector[start : start + size]).reshape(shape)
-            start += size
-        return out
-
-
-HEADER = (
-    "capture_count",
-    "record",
-    "step",
-    "skipped",
-    "applied",
-    "loss_scale",
-    "batch_size",
+from kgrad.monitor.step.layout import (  # noqa: F401  (the layout's home)
+    HEADER,
+    TEMPORAL_POINTS,
+    Layout,
+    sampled_timesteps,
+    statistics_layout,
 )
-"""The scalar fields of every capture, in the order they are packed:
-
-- `capture_count`: the arming the capture answers (see
-  `kgrad.monitor.step.host`); the host reads a capture when it changed.
-- `record`: the number of the `kgrad.monitor.step.packed.Record` whose layout
-  packed the vector (0 for `record_statistics`).
-- `step`: the optimizer's update count at the step, plus one.
-- `skipped`: 1.0 when a loss-scale optimizer skips the step.
-- `applied`: 0.0 when the optimizer only accumulates the gradient (with
-  `gradient_accumulation_steps`, all batches but the one that updates).
-- `loss_scale`: the factor the gradients were divided by (1.0 without one).
-- `batch_size`: the batch the first layer kgrad wraps saw in the step, per
-  replica (NaN when no wrapped layer ran).
-"""
-
-
-TEMPORAL_POINTS = 16
-"""Timesteps kept per recurrent layer in the temporal profile (`sampled_timesteps`)."""
-
-
-def sampled_timesteps(length, points=TEMPORAL_POINTS):
-    """The timesteps a temporal profile of `length` steps keeps, first to last.
-
-    Example:
-
-    >>> sampled_timesteps(50, 4)
-    [0, 16, 32, 49]
-    """
-    count = min(length, points)
-    return [j * (length - 1) // max(count - 1, 1) for j in range(count)]
-
-
-def statistics_layout(n, bins, m=0, r=0, per_example=False):
-    """The layout for `n` variables, `m` probed and `r` recurrent layers.
-
-    With `per_example`, two more fields per variable (see
-    `kgrad.monitor.step.per_example`): `per_example_sq`, the sum over the batch of
-    the squared per-example gradient norms (NaN without a rule), and
-    `per_example_count`, the examples they were taken over.
-    """
-    extra = [("per_example_sq", (n,)), ("per_example_count", (n,))]
-    return Layout(
-        [(name, ()) for name in HEADER]
-        + [
-            ("has_grad", (n,)),
-            ("grad_sq", (n,)),
-            ("nonfinite", (n,)),
-            ("weight_sq", (n,)),
-            ("update_sq", (n,)),
-            ("hist_min", (n,)),
-            ("hist_max", (n,)),
-            ("hist_counts", (n, bins)),
-            ("activations", (m, 2)),
-            ("temporal", (r, TEMPORAL_POINTS)),
-            ("temporal_length", (r,)),
-        ]
-        + (extra if per_example else [])
-    )
+from kgrad.monitor.train_function import keras_hooks
 
 
 def gradient_table(grads, variables, index, bins, histograms):
@@ -368,7 +272,7 @@ class Record:
             i for i in range(len(self.variables)) if i not in measured
         ]
         self.snapshot_variables = [self.variables[i] for i in self.snapshot_positions]
-        self.paths = variable_names(self.variables)
+        self.paths = naming.variable_names(self.variables)
         self.index = {id(v): i for i, v in enumerate(self.variables)}
         mine = set(self.index)
 
@@ -376,7 +280,7 @@ class Record:
             return bool(owners.variable_ids(layer) & mine)
 
         self.probes = [(layer, kind) for layer, kind in probes if goes_with_me(layer)]
-        self.layer_names = layer_names([layer for layer, _ in self.probes])
+        self.layer_names = naming.layer_names([layer for layer, _ in self.probes])
         self.recurrent = [layer for layer in recurrent if goes_with_me(layer)]
         self.batchnorm_ids = {
             id(layer)
@@ -396,36 +300,6 @@ class Record:
     def layer_ids(self):
         """`id`s of the probed and BatchNorm layers whose forward pass it takes."""
         return {id(layer) for layer, _ in self.probes} | self.batchnorm_ids
-
-
-def unique_names(names):
-    """`names` with repeats renamed `<name>_2`, `<name>_3`, ..., never clashing."""
-    taken, out = set(names), []
-    seen = set()
-    for name in names:
-        if name in seen:
-            k = 2
-            while f"{name}_{k}" in taken:
-                k += 1
-            name = f"{name}_{k}"
-            taken.add(name)
-        seen.add(name)
-        out.append(name)
-    return out
-
-
-def variable_names(variables):
-    """Unique tag names of `variables`: their paths (their names if none)."""
-    return unique_names(
-        [getattr(v, "path", None) or getattr(v, "name", "variable") for v in variables]
-    )
-
-
-def layer_names(layers):
-    """Unique tag names of `layers`: `layer.path`, or `layer.name` when it is `None`."""
-    return unique_names(
-        [getattr(layer, "path", None) or layer.name for layer in layers]
-    )
 
 
 def histograms_flag(value):

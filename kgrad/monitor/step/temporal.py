@@ -58,7 +58,8 @@ import numpy as np
 import tensorflow as tf
 
 from kgrad import checks
-from kgrad.monitor.step.packed import TEMPORAL_POINTS as POINTS
+from kgrad.monitor.step.layout import TEMPORAL_POINTS as POINTS
+from kgrad.monitor.step.naming import layer_name
 from kgrad.monitor.train_function import keras_hooks
 
 
@@ -69,11 +70,6 @@ def recurrent_layers(model):
         for layer in keras_hooks.all_layers(model)
         if isinstance(layer, keras.layers.RNN)
     ]
-
-
-def layer_name(layer):
-    """The name used in the layer's tags: its path (or its name)."""
-    return layer.path or layer.name
 
 
 class TemporalProbe:

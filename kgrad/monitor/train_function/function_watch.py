@@ -7,14 +7,22 @@ through the wrappers the capture installs, when Keras traces it during a
 monitored `fit`. `TrainFunctionWatch` covers what that leaves:
 
 - A function Keras traced before the monitor was attached has no statistics
-  in it. It is retraced once when that trains the same
-  (`keras_hooks.retrace_keeps_training`); otherwise the monitor says so once
-  and logs nothing in that `fit` (`blind`), leaving training untouched.
+  in it. A new trace would have them, but it may train differently: it
+  starts legacy stateful random ops (`tf.random.normal` in a custom layer)
+  from the beginning of their streams, and reads again the Python state
+  Keras had frozen into the function (a `Dropout.rate` set since, an
+  attribute a custom `train_step` reads, the `trainable` flags). So kgrad
+  retraces it only when `kgrad.monitor.train_function.same_trace` proves
+  that a trace made now is the same graph over the same variables, without
+  such random ops. Otherwise Keras's function stays, the monitor logs nothing
+  in that `fit` (`blind`; a function without statistics has nothing to give)
+  and says in one warning what to do: call `model.compile(...)` or
+  `model.make_train_function(force=True)` before `fit`, which retraces with
+  or without the monitor alike.
 - A fresh function (traced at its first call, under the wrappers) gets its
-  optimizer built first when Keras would build it inside the trace, so that
-  `tf.function` traces once instead of twice
-  (`keras_hooks.build_optimizer_before_tracing`; the same variables, the same
-  initial values).
+  optimizer built first when Keras would build it inside the trace and an
+  eager build gives the same values, so that `tf.function` traces once
+  instead of twice (`keras_hooks.build_optimizer_before_tracing`).
 - While the `fit` runs, the function is wrapped in a guard that calls it
   unchanged, with the capture's wrappers in place for the duration of the
   call only: outside a train step (validation, `predict` in a callback, an
@@ -26,9 +34,8 @@ monitored `fit`. `TrainFunctionWatch` covers what that leaves:
   aside for good.
 - A function traced while no histogram could be due (`histograms_every`
   off) has no histogram code in it: when histograms are due later, it is
-  retraced if that trains the same (`histograms_ready`).
-
-Tested in tests/test_one_function.py and tests/test_histogram_code.py.
+  retraced under the same proof (`histograms_ready`); otherwise norms go on
+  and the monitor says why, once.
 
 Example:
 
@@ -45,9 +52,31 @@ import weakref
 import tensorflow as tf
 
 from kgrad import checks
-from kgrad.monitor.train_function import keras_hooks
+from kgrad.monitor.train_function import keras_hooks, same_trace
 
 _END_OF_DATA = (StopIteration, tf.errors.OutOfRangeError)
+
+
+class _Traced:
+    """What kgrad's wrappers put into a function Keras traced under them.
+
+    The capture's own variables (kept, so that their handles stay what the
+    function captured, even after the monitor is gone) and whether its
+    traces hold the histogram code (`{False}`, `{True}` or both).
+    """
+
+    def __init__(self, variables):
+        self.variables = variables
+        self.histograms = set()
+
+
+# Keras's functions traced under kgrad's wrappers -> their `_Traced`.
+_TRACED_UNDER = weakref.WeakKeyDictionary()
+
+_WHAT_TO_DO = (
+    "Call `model.compile(...)` or `model.make_train_function(force=True)` "
+    "before `fit` to log them."
+)
 
 
 class TraceLog:
@@ -111,25 +140,22 @@ class TrainFunctionWatch:
         self._guard = None
         self._expecting = False
         self._warned_histograms = False
+        self._refused = None  # the function a histogram retrace was refused
 
     def begin(self):
         """Adopts the function `fit` is about to call; guards it."""
         model = self.model
         self.blind = False
         remove_stale_guard(model)  # a fit stopped outside its step
-        traced = keras_hooks.train_function_traced(model.train_function)
-        if traced and not self._ours():
-            if keras_hooks.retrace_keeps_training(model):
-                keras_hooks.retrace_train_function(model)
-            else:
+        if keras_hooks.train_function_traced(model.train_function) and not self._ours():
+            why = self._retrace_if_same()
+            if why is not None:
                 self.blind = True
                 checks.warn(
-                    "kgrad: Keras traced this model's train function "
-                    "before the monitor was attached, and the trainable "
-                    "variables changed since without a recompile. Keras keeps "
-                    "training with that function (it updates the variables it "
-                    "was traced with), so kgrad leaves it as it is and logs "
-                    "nothing in this fit. Call `model.compile(...)` to log it."
+                    "kgrad: Keras traced this model's train function before the "
+                    f"monitor was attached, and a new trace could train differently "
+                    f"({why}): kgrad keeps Keras's function and logs no gradients "
+                    f"in this fit. {_WHAT_TO_DO}"
                 )
         if not keras_hooks.train_function_traced(model.train_function):
             keras_hooks.build_optimizer_before_tracing(model)
@@ -152,26 +178,83 @@ class TrainFunctionWatch:
 
         Call it with `capture.trace_log.histograms` set. A function traced without
         the histogram code is made anew by Keras (traced at its next call)
-        when that trains the same; otherwise histograms wait for the next
-        compile, and the monitor says so once.
+        when `same_trace` proves that trains the same; otherwise histograms
+        wait for the next compile, and the monitor says so once.
         """
-        function = self.model.train_function
-        if not self.capture.trace_log.lacks_histograms(unguarded(function)):
+        function = unguarded(self.model.train_function)
+        if not self.capture.trace_log.lacks_histograms(function):
             return True
-        if keras_hooks.retrace_keeps_training(self.model):
-            keras_hooks.retrace_train_function(self.model)
-            self._install_guard()
-            return True
-        if not self._warned_histograms:
-            self._warned_histograms = True
-            checks.warn(
-                "kgrad: Keras traced this model's train function "
-                "while `histograms_every` was off, and the trainable variables "
-                "changed since without a recompile, so kgrad cannot retrace it "
-                "to add the histograms: they are logged after the next "
-                "`model.compile(...)`. Norms are logged as due."
-            )
+        if function is not self._refused:
+            why = self._retrace_if_same()
+            if why is None:
+                self._install_guard()
+                return True
+            self._refused = function
+            if not self._warned_histograms:
+                self._warned_histograms = True
+                checks.warn(
+                    "kgrad: histograms are due, but this train function was "
+                    "traced while `histograms_every` was off, and a new trace "
+                    f"with their code could train differently ({why}): norms "
+                    "go on without histograms. Set `histograms_every` before "
+                    "the first `fit`, or call `model.compile(...)`, to log them."
+                )
         return False
+
+    def _retrace_if_same(self):
+        """Has Keras make its function anew if that provably trains the same.
+
+        Returns:
+            `None` when Keras's function was made anew (traced at its next
+            call, under the wrappers); else why not, Keras's function kept.
+        """
+        model = self.model
+        old = unguarded(model.train_function)
+        try:
+            random_ops = same_trace.kernel_random_ops(old)
+        except Exception:  # traces that cannot be read prove nothing
+            return "its traces could not be read"
+        if random_ops:
+            names = ", ".join(random_ops[:3])
+            return f"stateful random ops would restart their streams: {names}"
+        traced = _TRACED_UNDER.get(old)
+        capture = self.capture
+        # Traced as `old` was: under kgrad's wrappers (with or without the
+        # histogram code: a function may hold traces of both) or without.
+        variants = (None,) if traced is None else tuple(sorted(traced.histograms))
+        probes = []
+        for variant in variants:
+            keras_hooks.retrace_train_function(model)
+            functions = keras_hooks.train_tf_functions(model.train_function)
+            probes.append((functions, variant))
+
+        def candidates(index, args, kwargs):
+            for functions, variant in probes:
+                if variant is not None:
+                    capture.trace_log.histograms = variant
+                yield functions[index].get_concrete_function(*args, **kwargs)
+
+        histograms = capture.trace_log.histograms
+        try:
+            if traced is not None:
+                capture.install()
+            own = _handles(capture.own_variables())
+            own |= _handles(traced.variables if traced else ())
+            same = same_trace.same_traces(old, candidates, interchangeable=own)
+        except Exception:  # a trace that fails to compare proves nothing
+            same = False
+        finally:
+            capture.uninstall()
+            capture.trace_log.histograms = histograms
+        if not same:
+            model.train_function = old
+            return (
+                "the Python state it was traced with changed: a layer's "
+                "attribute, a `trainable` flag, or what a custom `train_step` "
+                "reads"
+            )
+        keras_hooks.retrace_train_function(model)
+        return None
 
     def _ours(self):
         """Whether the function ran under this capture's wrappers before."""
@@ -198,9 +281,27 @@ class TrainFunctionWatch:
             raise
         finally:
             self.capture.uninstall()
+        if self.blind:  # Keras's function without statistics, kept as is
+            return outputs
         # Traced (if at all) under the wrappers: its statistics are in it.
-        self.capture.trace_log.ran(inner, self.capture.trace_log.traces != traces)
+        log = self.capture.trace_log
+        traced_now = log.traces != traces
+        log.ran(inner, traced_now)
+        traced = _TRACED_UNDER.get(inner)
+        if traced is None:
+            traced = _TRACED_UNDER[inner] = _Traced(self.capture.own_variables())
+        if traced_now:
+            traced.histograms.add(bool(log.histograms))
         return outputs
+
+
+def _handles(variables):
+    """`id`s of the resource handles of `variables` (each replica's, if any)."""
+    return {
+        id(component.handle)
+        for variable in variables
+        for component in getattr(variable, "values", (variable,))
+    }
 
 
 def guard_train_function(model, on_call):

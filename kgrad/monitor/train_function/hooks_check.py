@@ -22,16 +22,17 @@ from kgrad.monitor.train_function import keras_hooks
 from kgrad.monitor.train_function.keras_hooks import (
     _SWITCH,
     _lowering_module,
-    _tf_functions,
     applied_gradients,
     build_optimizer,
     build_optimizer_before_tracing,
     builtin_update_step,
+    concrete_functions,
     decays,
     is_loss_scaled,
     loss_scale,
     skipped_by_loss_scaling,
     train_function_traced,
+    train_tf_functions,
     updates_now,
 )
 
@@ -76,7 +77,18 @@ def _traced_functions_found():
     model = _compiled_model()
     model.make_train_function()
     function = model.train_function
-    return bool(_tf_functions(function)) and not train_function_traced(function)
+    return bool(train_tf_functions(function)) and not train_function_traced(function)
+
+
+def _concrete_functions_hold():
+    step = tf.function(lambda x: x + 1.0)
+    step(tf.constant(1.0))
+
+    def keras_like(iterator):  # a closure over its tf.function, as Keras's
+        return step(iterator)
+
+    (found,) = train_tf_functions(keras_like)
+    return found is step and len(concrete_functions(step)) == 1
 
 
 def _loss_tracker_holds():
@@ -186,6 +198,7 @@ INTERNALS = (
     ("model._flatten_layers", _has(lambda: keras.layers.Layer, "_flatten_layers")),
     ("model.make_train_function", _has(lambda: keras.Model, "make_train_function")),
     ("model.train_function's tf.functions", _traced_functions_found),
+    ("tf.function._list_all_concrete_functions", _concrete_functions_hold),
     ("model._loss_tracker", _loss_tracker_holds),
     ("model.steps_per_execution", _has(_compiled_model, "steps_per_execution")),
     ("io_utils.print_msg", _print_msg_holds),

@@ -56,8 +56,14 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
   know whether it was traced before the monitor was attached; else a
   function traced before the monitor logs nothing.
 - `model.make_train_function(force=True)`: retraces a function traced
-  before the monitor was attached (when `retrace_keeps_training`); else that
-  fit logs nothing (and says so).
+  before the monitor was attached, or traced without the histogram code,
+  when `kgrad.monitor.train_function.same_trace` proves that the new trace
+  trains the same; else that fit logs nothing, or norms only (and says so).
+- The closure Keras's train function makes over its `tf.function`s
+  (`train_tf_functions`) and TensorFlow's
+  `Function._list_all_concrete_functions()` (`concrete_functions`): the
+  traces `same_trace` compares; else no retrace is proven, nothing is
+  logged by a function traced before the monitor.
 - `optimizer._all_reduce_sum_gradients`: under several replicas, wrapped to
   read the gradients Keras all-reduced; else no gradient statistics there.
 - `model._loss_tracker.total` and `.count` (set by `Trainer.compile`, updated
@@ -75,6 +81,7 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
 - `keras.src.utils.io_utils.print_msg`: prints findings the way Keras's own
   callbacks print (stdout, or absl logging after
   `keras.config.disable_interactive_logging()`); else no finding is printed.
+  Called through `jax_hooks.print_msg`, which needs no TensorFlow.
 
 Example:
 
@@ -210,11 +217,17 @@ def train_function_traced(function):
     """
     if function is None:
         return False
-    return any(f.experimental_get_tracing_count() > 0 for f in _tf_functions(function))
+    return any(
+        f.experimental_get_tracing_count() > 0 for f in train_tf_functions(function)
+    )
 
 
-def _tf_functions(function):
-    """The `tf.function`s of Keras's train function: itself, or its closure's."""
+def train_tf_functions(function):
+    """The `tf.function`s Keras's train function `function` calls directly.
+
+    `TensorFlowTrainer._make_function` returns a closure over
+    `multi_step_on_iterator` (a `tf.function` that calls the step).
+    """
     inner = [function]
     for cell in getattr(inner[0], "__closure__", None) or ():
         try:
@@ -224,24 +237,9 @@ def _tf_functions(function):
     return [f for f in inner if hasattr(f, "experimental_get_tracing_count")]
 
 
-def retrace_keeps_training(model):
-    """Whether a retrace of Keras's train function would train the same.
-
-    Keras keeps a traced train function when `trainable` changes without a
-    recompile, and that function still updates the variables it was traced
-    with. For a model on Keras's own `train_step`, those are the variables
-    its optimizer was built for: a retrace keeps training the same exactly
-    when they are still `model.trainable_variables`. A custom `train_step`
-    chooses its variables itself; it is retraced.
-    """
-    optimizer = getattr(model, "optimizer", None)
-    own_step = "train_step" not in vars(model) and (
-        type(model).train_step is _keras_train_step()
-    )
-    if not own_step or optimizer is None or not optimizer.built:
-        return True
-    built_for = [id(v) for v in optimizer_variables(optimizer)]
-    return built_for == [id(v) for v in model.trainable_variables]
+def concrete_functions(tf_function):
+    """Every trace (concrete function) of `tf_function` (TensorFlow internal)."""
+    return list(tf_function._list_all_concrete_functions())
 
 
 def retrace_train_function(model):
@@ -338,13 +336,6 @@ def skipped_by_loss_scaling(optimizer, grads):
         return tf.constant(0.0, tf.float64)
     finite = optimizer.check_finite(grads)
     return tf.cast(tf.logical_not(finite), tf.float64)
-
-
-def print_msg(message):
-    """Prints `message` through the channel Keras's own callbacks use."""
-    from keras.src.utils import io_utils
-
-    io_utils.print_msg(message)
 
 
 def is_chief(strategy):

@@ -1,0 +1,441 @@
+"""Takes the statistics of the real training gradients out of Keras's JAX step.
+
+How it works, and why:
+
+- On JAX, Keras's train step is a pure function, jitted with its state
+  donated: `jax.value_and_grad` of the loss, then
+  `optimizer.stateless_apply(optimizer_variables, grads, trainable_variables)`,
+  which calls `optimizer.apply(grads)` in a `StatelessScope` and returns the
+  new value of *every* variable the optimizer owns. The gradients never leave
+  the jit; the optimizer's state does.
+- So kgrad gives the optimizer three variables of its own for the duration of
+  a monitored `fit` (`kgrad_flag`, `kgrad_last_arm`, `kgrad_stats`, added in
+  `on_train_begin` and removed in `on_train_end`), and wraps its `apply` on the
+  instance. The wrapper receives the gradients Keras applies, computes their
+  statistics under `jax.lax.cond` on the flag (a step that is not logged
+  skips them), and assigns them to `kgrad_stats`: they leave the jit with the
+  optimizer's state, and the host reads them from `model._jax_state` after
+  the step (`kgrad.monitor.jax_hooks`), without syncing the model.
+- **Keras owns its train function**: kgrad neither makes nor replaces it.
+  The state gains three entries, so Keras's jitted step traces once more
+  with the wrapper in it, at the first step of the `fit` (a fresh `fit`
+  traces once, as without kgrad).
+- The gradients are those `apply` unscales (`loss_scale_factor`, or the
+  inner optimizer of a `LossScaleOptimizer`, which receives them unscaled),
+  before clipping (`_backend_apply_gradients` clips after); under
+  `gradient_accumulation_steps`, the average applied at the update step.
+- The weights are read in the same scope before and after `apply`: their
+  norms and the update norms give the update ratios.
+- The flag holds `2 * arm + histograms`; the channel captures when `arm` is
+  newer than the last it captured (once per arming: the first step of a
+  `steps_per_execution` chunk), as on TensorFlow.
+
+The packed vector has the TensorFlow path's layout (`kgrad.monitor.packed`)
+in float32, with norms where TensorFlow packs squared norms (see
+`kgrad.monitor.jax_stats`); `read()` squares them in float64, so that the step
+logger, the tags and the findings are the TensorFlow path's.
+
+Not captured on JAX: activation statistics and the temporal profile (the
+layer outputs and the gradient with respect to a recurrent layer's input
+exist only inside `jax.value_and_grad`, which Keras's `train_step` closes
+before the optimizer runs); a step a `LossScaleOptimizer` skips (its inner
+`apply` does not run) is not captured, and the next batch is logged instead.
+
+Tested in tests/jax/test_jax_capture.py.
+
+Example:
+
+```python
+capture = JaxCapture(model, bins=30)
+capture.install()  # GradientMonitor does it in on_train_begin
+capture.arm(histograms=True)
+model.fit(x, y, epochs=1, steps_per_epoch=1)
+[(channel.name, record.paths, values) for channel, record, values in capture.read()]
+capture.uninstall()
+```
+"""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+
+from kgrad.monitor.step import jax_stats as stats
+from kgrad.monitor.step import naming
+from kgrad.monitor.step.layout import HEADER, TEMPORAL_POINTS, statistics_layout
+from kgrad.monitor.train_function import jax_hooks
+
+_RECORD = HEADER.index("record")
+_COUNT = HEADER.index("capture_count")
+_NORM_FIELDS = ("grad_sq", "weight_sq", "update_sq")  # packed as norms
+
+
+class JaxRecord:
+    """The variables one optimizer updates, their tag names and layout.
+
+    The layer statistics of `kgrad.monitor.records.Record` are empty on JAX.
+
+    Args:
+        variables: The variables `apply` updates, in its order.
+        bins: Histogram buckets.
+    """
+
+    number = 1
+    probes = ()
+    layer_names = ()
+    recurrent = ()
+
+    def __init__(self, variables, bins):
+        self.variables = list(variables)
+        self.paths = naming.variable_names(self.variables)
+        self.batchnorm_paths = set()
+        self.layout = statistics_layout(len(self.variables), bins)
+
+
+class JaxChannel:
+    """The monitored optimizer, its record and its three kgrad variables.
+
+    Args:
+        name: Slot name (`"optimizer"`).
+        optimizer: `model.optimizer`.
+        bins: Histogram buckets.
+    """
+
+    def __init__(self, name, optimizer, bins):
+        self.name = name
+        self.optimizer = optimizer
+        self.owner = getattr(optimizer, "inner_optimizer", optimizer)
+        self.record = JaxRecord(jax_hooks.applied_variables(self.owner), bins)
+        self.records = {self.record.number: self.record}
+        self.traced = False
+        self.captures_read = 0.0
+        self.dynamic_scale = None  # a LossScaleOptimizer's, read at arming
+        self.variables = []
+
+    def add_variables(self):
+        """Gives the optimizer kgrad's variables (undone by `remove_variables`)."""
+        add = self.owner.add_variable
+        size = self.record.layout.size
+        self.flag = add((), initializer="zeros", dtype="int32", name="kgrad_flag")
+        self.last_arm = add((), initializer="zeros", dtype="int32", name="kgrad_arm")
+        self.stats = add((size,), initializer="zeros", dtype="float32", name="kgrad")
+        self.variables = [self.flag, self.last_arm, self.stats]
+
+    def remove_variables(self):
+        for variable in self.variables:
+            jax_hooks.untrack(self.owner, variable)
+        self.variables = []
+
+
+class JaxCapture:
+    """Installs the capture of gradient statistics into Keras's JAX step.
+
+    Args:
+        model: A compiled `keras.Model` whose optimizer is built (`fit` builds
+            it before `on_train_begin`).
+        bins: Histogram buckets per variable. Defaults to `30`.
+    """
+
+    per_example = None  # the noise scale's per-example norms: TensorFlow only
+
+    def __init__(self, model, bins=30):
+        self.model = model
+        self.bins = bins
+        self.trace_histograms = True
+        self.channels = [JaxChannel("optimizer", model.optimizer, bins)]
+        self._arms = 0
+        self._restore = []
+        self._pending = None
+        self._armed_unread = False
+        self._positions = []
+        self._warned = set()
+
+    @property
+    def traced_channels(self):
+        """The channels whose `apply` ran under the wrapper."""
+        return [c for c in self.channels if c.traced]
+
+    def serves(self, model):
+        """Whether this capture fits `model`: the same model, optimizer, variables."""
+        channel = self.channels[0]
+        return (
+            model is self.model
+            and model.optimizer is channel.optimizer
+            and jax_hooks.applied_variables(channel.owner) == channel.record.variables
+        )
+
+    def install(self):
+        """Adds kgrad's variables, wraps `apply` and guards Keras's function.
+
+        Undone by `uninstall`. The guard calls Keras's own train function with
+        the same arguments; on an armed call it first puts the flag's new
+        value into the optimizer state Keras passes (see `arm`).
+        """
+        self.uninstall()
+        for channel in self.channels:
+            channel.add_variables()
+            original = channel.owner.apply
+            channel.owner.apply = self._wrap_apply(channel, original)
+            self._restore.append(lambda c=channel: c.remove_variables())
+            self._restore.append(lambda c=channel: vars(c.owner).pop("apply", None))
+        self._positions = [
+            jax_hooks.state_position(self.model, c.flag) for c in self.channels
+        ]
+        self._restore.append(self._unguard)
+        self._guard_function()
+        self._pending = None
+
+    def installed(self):
+        """Whether the wrapper and the variables are in place."""
+        return bool(self._restore)
+
+    def uninstall(self):
+        """Restores the optimizer (its `apply`, its variables) and the function."""
+        while self._restore:
+            self._restore.pop()()
+
+    def _guard_function(self):
+        function = self.model.train_function
+        if function is None or getattr(function, "kgrad_guard", False):
+            return
+        pending = self
+
+        def guarded(state, iterator):
+            if pending._pending is not None:
+                jax_hooks.put_optimizer_values(
+                    state, pending._positions, pending._pending
+                )
+                pending._pending = None
+            return function(state, iterator)
+
+        guarded.kgrad_guard = True
+        guarded.keras_function = function
+        self.model.train_function = guarded
+
+    def _unguard(self):
+        function = self.model.train_function
+        if getattr(function, "kgrad_guard", False):
+            self.model.train_function = function.keras_function
+
+    # -- arming and reading -----------------------------------------------
+    def arm(self, histograms):
+        """Makes the next train step capture statistics (histograms too).
+
+        The flag's value goes into the state of Keras's next call (through the
+        guard): no model sync. Each channel captures once per arming, so
+        nothing needs disarming.
+        """
+        self._arms += 1
+        self._guard_function()  # a function Keras made anew mid-fit
+        value = np.int32(2 * self._arms + int(bool(histograms)))
+        self._pending = [value] * len(self.channels)
+        self._armed_unread = True
+        for channel in self.channels:
+            if channel.owner is not channel.optimizer:  # the scale of this step
+                scale = jax_hooks.state_value(
+                    self.model, channel.optimizer.dynamic_scale
+                )
+                channel.dynamic_scale = float(scale)
+
+    def disarm(self):
+        """Drops an arming that no train step took (nothing else to undo)."""
+        self._pending = None
+
+    def read(self):
+        """`[(channel, record, statistics)]` of the channels that captured.
+
+        One host transfer per channel; squared norms in float64, as the
+        TensorFlow capture reads them.
+        """
+        out = []
+        armed, self._armed_unread = self._armed_unread, False
+        for channel in self.traced_channels:
+            vector = jax_hooks.state_value(self.model, channel.stats)
+            if vector[_COUNT] == channel.captures_read:
+                if channel.dynamic_scale is not None and armed:
+                    out.append((channel, channel.record, _skipped(channel, vector)))
+                continue
+            channel.captures_read = vector[_COUNT]
+            values = channel.record.layout.unpack(vector.astype(np.float64))
+            for name in _NORM_FIELDS:
+                values[name] = np.square(values[name])
+            if channel.dynamic_scale is not None:
+                values["loss_scale"] = np.float64(channel.dynamic_scale)
+            out.append((channel, channel.record, values))
+        return out
+
+    # -- in the traced train step -----------------------------------------
+    def _wrap_apply(self, channel, apply):
+        capture = self
+        record = channel.record
+        owner = channel.owner
+
+        def apply_and_capture(grads, trainable_variables=None):
+            grads = list(grads)
+            variables = (
+                jax_hooks.applied_variables(owner)
+                if trainable_variables is None
+                else list(trainable_variables)
+            )
+            if [id(v) for v in variables] != [id(v) for v in record.variables]:
+                capture._warn_once("variables")
+                return apply(grads, trainable_variables)
+            channel.traced = True
+            flag = channel.flag.value
+            last = channel.last_arm.value
+            arm = flag // 2
+            armed = arm > last
+            histograms = flag % 2 == 1
+            header = capture._header(owner)
+            taken = capture._gradients(owner, grads, variables)
+            before = [v.value for v in variables]
+            result = apply(grads, trainable_variables)
+            after = [v.value for v in variables]
+            previous = channel.stats.value
+
+            def compute(operands):
+                taken, before, after, header, histograms = operands
+                return capture._pack(record, taken, before, after, header, histograms)
+
+            vector = jax.lax.cond(
+                armed,
+                compute,
+                lambda operands: previous,
+                (taken, before, after, dict(header, capture_count=arm), histograms),
+            )
+            channel.stats.assign(vector)
+            channel.last_arm.assign(jnp.where(armed, arm, last))
+            return result
+
+        return apply_and_capture
+
+    def _header(self, optimizer):
+        """The header fields known before `apply` (see `packed.HEADER`)."""
+        applied = 1.0
+        accumulation = jax_hooks.accumulation(optimizer, [])
+        if accumulation is not None:
+            steps, _, iterations = accumulation
+            applied = ((iterations.value + 1) % steps == 0).astype(jnp.float32)
+        scale = 1.0  # a LossScaleOptimizer's: read by the host when arming
+        if optimizer.loss_scale_factor is not None:
+            scale = optimizer.loss_scale_factor
+        return dict(
+            record=1.0,
+            step=keras.ops.convert_to_tensor(optimizer.iterations) + 1,
+            skipped=0.0,
+            applied=applied,
+            loss_scale=scale,
+            batch_size=np.nan,
+        )
+
+    def _gradients(self, optimizer, grads, variables):
+        """The gradients `apply` uses, unscaled and before clipping."""
+        scale = optimizer.loss_scale_factor
+        if scale is not None:
+            grads = [g if g is None else g / scale for g in grads]
+        accumulation = jax_hooks.accumulation(optimizer, variables)
+        if accumulation is not None:
+            steps, accumulators, _ = accumulation
+            grads = [
+                g if g is None else (g + acc.value) / steps
+                for g, acc in zip(grads, accumulators, strict=True)
+            ]
+        missing = [v.path for g, v in zip(grads, variables, strict=True) if g is None]
+        if missing:
+            self._warn_once("missing", missing)
+        return grads
+
+    def _pack(self, record, grads, before, after, header, histograms):
+        """The float32 packed vector of one armed step."""
+        n, bins = len(record.variables), self.bins
+        present = [g is not None for g in grads]
+        zero = jnp.float32(0.0)
+        grad_norm = [zero if g is None else stats.scaled_norm(g) for g in grads]
+        nonfinite = [zero if g is None else stats.nonfinite_count(g) for g in grads]
+
+        def with_histograms(grads):
+            rows = [
+                stats.histogram(g, bins)
+                if g is not None
+                else (zero, zero, jnp.zeros([bins], jnp.float32))
+                for g in grads
+            ]
+            return (
+                jnp.stack([r[0] for r in rows]),
+                jnp.stack([r[1] for r in rows]),
+                jnp.stack([r[2] for r in rows]),
+            )
+
+        def without(grads):
+            return (
+                jnp.zeros([n], jnp.float32),
+                jnp.zeros([n], jnp.float32),
+                jnp.zeros([n, bins], jnp.float32),
+            )
+
+        hist_min, hist_max, hist_counts = (
+            jax.lax.cond(histograms, with_histograms, without, grads)
+            if self.trace_histograms
+            else without(grads)
+        )
+        values = dict(header)
+        values.update(
+            has_grad=jnp.asarray(present, jnp.float32),
+            grad_sq=jnp.stack(grad_norm),
+            nonfinite=jnp.stack(nonfinite),
+            weight_sq=jnp.stack([stats.scaled_norm(w) for w in before]),
+            update_sq=jnp.stack(
+                [stats.scaled_norm(a - b) for a, b in zip(after, before, strict=True)]
+            ),
+            hist_min=hist_min,
+            hist_max=hist_max,
+            hist_counts=hist_counts,
+            activations=jnp.zeros([0, 2], jnp.float32),
+            temporal=jnp.zeros([0, TEMPORAL_POINTS], jnp.float32),
+            temporal_length=jnp.zeros([0], jnp.float32),
+        )
+        return jnp.concatenate(
+            [
+                jnp.ravel(jnp.asarray(values[name], jnp.float32))
+                for name, _ in record.layout.fields
+            ]
+        )
+
+    def _warn_once(self, cause, names=()):
+        if cause in self._warned:
+            return
+        self._warned.add(cause)
+        if cause == "missing":
+            message = (
+                f"kgrad: no gradient for {len(names)} variable(s), skipped: "
+                + ", ".join(names)
+            )
+        else:
+            message = (
+                "kgrad: the optimizer was applied to other variables than it was "
+                "built with (a custom `train_step`?): this step is not logged."
+            )
+        warnings.warn(message, stacklevel=3)
+
+
+def _skipped(channel, vector):
+    """A step the `LossScaleOptimizer` skipped (its inner `apply` did not run)."""
+    values = channel.record.layout.unpack(vector.astype(np.float64))
+    values.update(skipped=np.float64(1.0), loss_scale=np.float64(channel.dynamic_scale))
+    return values
+
+
+def unsupported(model):
+    """`None`, or why kgrad cannot see this model's gradients on JAX."""
+    if jax_hooks.custom_train_step(model):
+        return (
+            f"{type(model).__name__} overrides `train_step`: on JAX kgrad sees the "
+            "gradients only when it calls `self.optimizer.stateless_apply` with "
+            "the optimizer variables of its state, as Keras's own `train_step` "
+            "does"
+        )
+    if not isinstance(getattr(model, "optimizer", None), keras.optimizers.Optimizer):
+        return "the model has no Keras optimizer"
+    return None
