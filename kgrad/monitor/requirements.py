@@ -1,8 +1,6 @@
 """The framework kgrad's training side needs, checked once at import.
 
-`require_tensorflow_backend()` also refuses another Keras backend when a
-`GradientMonitor` is made (`backend()` names it). Tested in
-tests/test_install.py and tests/test_callback.py.
+`backend()` names Keras's backend. Tested in tests/test_install.py.
 
 kgrad does not make pip install TensorFlow (an environment with
 `tensorflow-cpu` or a vendor build would get a second copy), so a missing or
@@ -71,14 +69,3 @@ def backend():
     import keras
 
     return keras.backend.backend()
-
-
-def require_tensorflow_backend():
-    """Raises `ValueError` naming the backend unless it is TensorFlow."""
-    name = backend()
-    if name != "tensorflow":
-        raise ValueError(
-            "GradientMonitor captures gradients with the TensorFlow backend only "
-            "(set KERAS_BACKEND=tensorflow before importing keras). Received: "
-            f"Keras backend {name!r}"
-        )

@@ -13,12 +13,12 @@ from this module only:
   across replicas, outside any cond;
 - `replica_count(model)`, `in_current_graph(tensors)`.
 
-Everything else stays backend-free: `kgrad.monitor.step.packed` (the layout,
-its records, `Layout.unpack` on numpy), what `GradientCapture.read` hands the
-step logger (`(channel, record, dict of numpy arrays)`) and the whole
-`kgrad.monitor.log` room. A capture for another Keras backend (JAX) provides
-the same names in `backend_<name>.py` and its own traced step
-(`kgrad.monitor.step.traced` is the TensorFlow one); see docs/ARCHITECTURE.md.
+Everything else stays backend-free: `kgrad.monitor.step.layout` (the
+layout, `Layout.unpack` on numpy), what `GradientCapture.read` hands the step
+logger (`(channel, record, dict of numpy arrays)`) and the whole
+`kgrad.monitor.log` room. The JAX capture (`kgrad.monitor.step.jax_capture`)
+has its own parts (`jax.lax.cond`, variables lent to the optimizer);
+`kgrad.monitor.drive.backends` picks the capture; see docs/ARCHITECTURE.md.
 Tested in tests/test_backend_tensorflow.py (both sides of the seam), and
 through tests/test_callback.py and tests/test_distribute.py.
 
