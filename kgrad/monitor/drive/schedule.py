@@ -37,7 +37,7 @@ Example:
 
 import numbers
 
-import keras
+import numpy as np
 
 ALL_EARLY_STEPS = 8  # logged one by one; then doubling steps up to `first_steps`
 
@@ -189,6 +189,7 @@ def trained_steps(model, epoch, steps_per_epoch):
     by_updates = 0
     if optimizer is not None and getattr(optimizer, "built", False):
         accumulation = getattr(optimizer, "gradient_accumulation_steps", None) or 1
-        count = keras.ops.convert_to_numpy(optimizer.iterations)
+        value = optimizer.iterations.value  # the backend's tensor
+        count = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
         by_updates = int(count) * accumulation
     return max(by_epochs, by_updates)

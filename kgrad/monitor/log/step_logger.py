@@ -37,6 +37,8 @@ nonfinite, retry = logger.write(capture.read(), norms=True, histograms=False, du
 import functools
 import os
 
+import numpy as np
+
 from kgrad import checks, tags
 from kgrad.monitor.log import event_writer, noise_scale, run_claim, summaries
 from kgrad.monitor.log.run_log import RunLog
@@ -424,7 +426,6 @@ def _is_chief(model):
 
 
 def _update_count(optimizer):
-    """The optimizer's update count, on every backend."""
-    import keras
-
-    return int(keras.ops.convert_to_numpy(optimizer.iterations))
+    """The optimizer's update count, on every backend (TensorFlow, JAX)."""
+    value = optimizer.iterations.value  # the backend's tensor
+    return int(value.numpy() if hasattr(value, "numpy") else np.asarray(value))
