@@ -17,7 +17,7 @@ sample of a tag's texts, always with the last). A record:
 | `id` | `<kind>@<first_step>`: stable while the finding stays active, its |
 |  | layers or numbers changing; a finding that clears and comes back is new |
 | `kind` | `Finding.kind` (`"vanishing"`, `"dead_units"`, `"stalled"`, ...) |
-| `severity` | `"error"` or `"warning"` |
+| `severity` | `"error"`, `"warning"` or `"advice"` |
 | `title` | the first sentence of the message (`Finding.title()`) |
 | `statistic` | what it is judged on: a `kgrad.tags` statistic |
 |  | (`tags.GRAD_NORM`, `tags.UPDATE_RATIO`, `tags.TEMPORAL_GRAD`, ...), |

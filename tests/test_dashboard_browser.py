@@ -119,6 +119,7 @@ def _write_twins(logdir):
     special = {s: 1e-3 for s in TWIN_STEPS if s != 4}
     special.update({2: 0.0, 3: float("nan")})
     a = {
+        "dead_units/relu": {s: float(s >= 10) for s in TWIN_STEPS},
         "grad_norm/same/kernel": same,
         "grad_norm/tiny/kernel": {s: 1e-12 for s in TWIN_STEPS},
         "grad_norm/special/kernel": special,
@@ -128,8 +129,8 @@ def _write_twins(logdir):
         "grad_norm/huge/kernel": {s: 1e2 for s in TWIN_STEPS},
     }
     for name, scalars in (("a_twin", a), ("b_twin", b)):
-        variables = [tag.split("/", 1)[1] for tag in scalars]
-        info = {"model": name, "variables": variables}
+        variables = [t.split("/", 1)[1] for t in scalars if t.startswith("grad")]
+        info = {"model": name, "variables": variables, "layers": [["relu", "relu"]]}
         write_run(logdir / name / "train", scalars, info, findings_data([(1, [])]))
 
 
@@ -313,6 +314,15 @@ def test_legend_colours_are_the_colours_of_zero_undefined_and_missing_cells(
     # A share's exact 0 is the bottom of its colour bar, which has no 0 swatch.
     open_tab(server, page, run="mlp/train", statistic="dead_units")
     assert not page.evaluate("document.querySelectorAll('[data-swatch=zero]').length")
+    open_tab(server, page, run="a_twin/train", statistic="dead_units")
+    shot = page.pixels()
+    left, top = rect(page, ".colour-bar")[:2]
+    # A share of 0, then of 1: the two ends of viridis, and of the colour bar.
+    for step, bar_x, end in ((1, 22, (68, 1, 84)), (10, 217, (253, 231, 37))):
+        x, y = panel_cell(page, 0, "relu", step)
+        assert shot.getpixel((int(x), int(y))) == end
+        bar = shot.getpixel((int(left) + bar_x, int(top) + 5))
+        assert max(abs(a - b) for a, b in zip(bar, end, strict=True)) <= 12
 
 
 def test_marks_are_on_the_named_layers_of_the_statistic_found(server, page, runs):

@@ -390,3 +390,43 @@ def test_setup_cfg_registers_the_plugin_and_ships_its_files():
     static = ROOT / "kgrad" / "dashboard" / "static"
     assert sorted(p.name for p in static.iterdir()) == sorted(plugin.STATIC_FILES)
     assert patterns == "static/*.js"
+
+
+def test_noise_scale_is_a_heat_map_of_layers(tmp_path):
+    """`GradientMonitor(noise_scale=True)`: `b_simple/<layer>` as rows, read back."""
+    import keras
+
+    from kgrad import GradientMonitor
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    x = keras.layers.Dense(8, activation="relu", name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="out")(x), name="m")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x_np = rng.normal(size=(64, 6)).astype("float32")
+    y = rng.choice(3, size=64, p=[0.8, 0.1, 0.1])
+    monitor = GradientMonitor(
+        tmp_path / "m",
+        norms_every="batch",
+        noise_scale=True,
+        verbose=0,
+        figure_secs=None,
+    )
+    model.fit(x_np, y, batch_size=16, epochs=2, verbose=0, callbacks=[monitor])
+    monitor.flush()
+    client = tensorboard_client(tmp_path)
+    runs = {r["run"]: r for r in get_json(client, f"{TAB}/runs")}
+    assert tags.B_SIMPLE in runs["m/train"]["statistics"]
+    answer = get_json(client, f"{TAB}/heatmap?run=m/train&statistic={tags.B_SIMPLE}")
+    events = read_events(tmp_path / "m" / "train")
+    rows = [r for r in ("hidden", "out") if tags.tag(tags.B_SIMPLE, r) in events]
+    assert answer["rows"] == rows and answer["scale"] == "log10"
+    expected = [
+        [
+            dict(events[tags.tag(tags.B_SIMPLE, row)]).get(step, np.nan)
+            for step in answer["steps"]
+        ]
+        for row in rows
+    ]
+    np.testing.assert_allclose(grid_of(answer), np.float32(expected), rtol=1e-6)

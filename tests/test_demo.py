@@ -49,6 +49,9 @@ def test_demo_quick_end_to_end(tmp_path, capsys, events):
         assert f"## {experiment.title}" in markdown
         assert f"]({experiment.name}.png)" in markdown
         _assert_png(tmp_path / f"{experiment.name}.png")
+    sweep = markdown.split("## Row 16: batch-size sweep and the gradient noise scale")
+    assert len(sweep) == 2 and "| 64 |" in sweep[1]
+    assert (tmp_path / "batch_sweep" / "train").is_dir()
 
 
 def test_compare_quick(tmp_path, capsys):

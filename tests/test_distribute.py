@@ -140,3 +140,19 @@ def test_mirrored_activation_statistics_average_each_replicas_own_share(tmp_path
     # Outputs pooled across replicas (a race between the replicas' threads)
     # would give other numbers: every unit lives on the first half.
     assert out["pooled"][1] != pytest.approx(out["replica_mean"][1], abs=0.1)
+
+
+def test_mirrored_noise_scale_sums_per_example_norms_over_replicas(tmp_path):
+    """Each replica's per-example norms, summed over the replicas, give the
+    estimator of one device (examples, not replicas, as the small batches)."""
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "mirrored_noise_scale.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=ENV,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == 2 and out["batch"] == 16
+    assert out["logged"] == pytest.approx(out["expected"], rel=1e-4)

@@ -93,7 +93,7 @@ def test_verbose_prints_through_keras_channel(tmp_path, capsys, caplog):
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"verbose": 2}, ValueError, "Received: verbose=2"),
+        ({"verbose": 3}, ValueError, "Received: verbose=3"),
         ({"on_finding": "stop"}, TypeError, "Received: on_finding='stop'"),
         (
             {"thresholds": {"vanishing_orders": 2.0}},

@@ -59,6 +59,7 @@ import numpy as np
 
 from kgrad import tags
 from kgrad.analysis import (
+    batch_advice,
     layer_profile,
     layer_rules,
     loss_trend,
@@ -109,6 +110,7 @@ def diagnose(scalars, run_info, thresholds=None):
         + _vanishing_in_time(finite, info, t)
     )
     findings += outcome.findings(scalars, info, t, {f.kind for f in findings})
+    findings += batch_advice.batch_size(scalars, t.window)
     findings = [dataclasses.replace(f, step=last) for f in findings]
     return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))
 

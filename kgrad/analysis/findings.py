@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from kgrad import checks, tags
 
-SEVERITIES = ("error", "warning")
+SEVERITIES = ("error", "warning", "advice")
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,9 @@ class Finding:
             `"dead_units"`, `"saturation"`, `"batchnorm_small_batch"`,
             `"vanishing_in_time"`, or one of the outcome kinds
             (`kgrad.analysis.outcome`): `"not_learning"`, `"stalled"`,
-            `"unstable"`, `"overfitting"`.
-        severity: `"error"` or `"warning"`.
+            `"unstable"`, `"overfitting"`; `"batch_size"` (advice).
+        severity: `"error"`, `"warning"` or `"advice"` (below a warning: the
+            batch size against the noise scale, `kgrad.analysis.batch_advice`).
         layers: Layer paths concerned, input side first (for `nonfinite`: the
             layer where non-finite values first appear in backpropagation).
         evidence: The numbers behind the verdict.
@@ -92,6 +93,7 @@ _TITLES = {
     "stalled": "the loss stalled",
     "unstable": "the loss is unstable",
     "overfitting": "overfitting",
+    "batch_size": "batch size against the gradient noise scale",
 }
 # The statistic of a kind whose rule does not say (`Finding.statistic`);
 # `None`: no logged statistic (the batch size).
@@ -104,6 +106,7 @@ _STATISTICS = {
     "stalled": tags.LOSS,
     "unstable": tags.LOSS,
     "overfitting": tags.LOSS,
+    "batch_size": tags.B_SIMPLE,
 }
 
 

@@ -20,6 +20,7 @@ import textwrap
 
 from kgrad import tags
 from kgrad.analysis import (
+    batch_advice,
     diagnostics,
     layer_profile,
     loss_trend,
@@ -121,6 +122,7 @@ def _format_run(name, scalars, run_info, findings, width, thresholds):
     lines.append("")
     temporal = temporal_profile.report_lines(scalars, run_info)
     lines += temporal + ([""] if temporal else [])
+    lines += batch_advice.report_lines(scalars)
     if findings:
         lines.append(f"findings ({len(findings)}):")
         for finding in findings:

@@ -38,6 +38,7 @@ STATISTICS = {
     tags.DEAD_UNITS: ("layers", "linear"),
     tags.SATURATION: ("layers", "linear"),
     tags.TEMPORAL_GRAD: ("timesteps", "log10"),
+    tags.B_SIMPLE: ("layers", "log10"),  # `GradientMonitor(noise_scale=True)`
 }
 # What TensorBoard's loaders keep per tag when `--samples_per_plugin` does not
 # say (the same in the Python loader and in the Rust data server).

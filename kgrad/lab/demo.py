@@ -14,6 +14,7 @@ and the table as markdown with one gradient-flow PNG per experiment.
 | `adding_lengths` | 10 | `rnn_simple`, `lstm`, `gru`: adding problem, growing length |
 | `clipping` | 11 | `rnn_exploding` with SGD, without and with `clipnorm=1.0` |
 | `transformer_norm` | 13 | `transformer_small` with pre-, post- and no LayerNorm |
+| `batch_sweep` | 16 | batches 8 ... 1024 to a loss: critical batch vs `B_simple` |
 
 Example:
     ```python
@@ -28,7 +29,7 @@ import os
 import sys
 import time
 
-from kgrad.lab import data, experiments, results_markdown
+from kgrad.lab import batch_sweep, data, experiments, results_markdown
 from kgrad.lab.experiments import Experiment, RunConfig
 
 ADDING_LENGTHS = (10, 50)
@@ -195,10 +196,18 @@ def run_demo(logdir="logs", out=None, seed=0, quick=False, stream=None, full=Fal
             `False`.
 
     Returns:
-        The `RunResult`s of all runs.
+        The `RunResult`s of all runs (the batch-size sweep of
+        `kgrad.lab.batch_sweep` runs last and appends its own section).
     """
     command = _command("demo", logdir, out, seed, quick) + (" --full" if full else "")
-    return _run(demo_experiments(quick, full), command, logdir, out, seed, stream)
+
+    def sweep(stream):
+        folder = os.path.join(logdir, "batch_sweep")
+        found = batch_sweep.run_sweep(folder, quick=quick, seed=seed, stream=stream)
+        return batch_sweep.markdown(found)
+
+    experiments_ = demo_experiments(quick, full)
+    return _run(experiments_, command, logdir, out, seed, stream, after=sweep)
 
 
 def run_compare(
@@ -248,7 +257,8 @@ def run_compare(
     return _run([found], command, logdir, out, seed, stream)
 
 
-def _run(found, command, logdir, out, seed, stream):
+def _run(found, command, logdir, out, seed, stream, after=None):
+    """Runs `found`, then `after(stream)` (a markdown section, or `None`)."""
     stream = stream or sys.stdout
     out = out or os.path.join(logdir, "RESULTS.md")
     for experiment in found:
@@ -261,11 +271,17 @@ def _run(found, command, logdir, out, seed, stream):
             experiment, logdir, seed=seed, stream=stream
         )
         sections.append((experiment, results))
+    extra = after(stream) if after is not None else None
     every = [r for _, results in sections for r in results]
     table = results_markdown.results_table(every)
     print(f"\n{table}\n", file=stream)
+    if extra:
+        print(f"{extra}\n", file=stream)
     header = results_markdown.header(command, time.perf_counter() - start, table)
     pngs = results_markdown.write_markdown(out, sections, header)
+    if extra:
+        with open(out, "a") as file:
+            file.write(f"\n{extra}")
     seconds = time.perf_counter() - start
     print(f"Wrote {out} and {len(pngs)} plot(s) next to it.", file=stream)
     wall = results_markdown.duration(seconds)

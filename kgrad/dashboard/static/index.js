@@ -15,7 +15,7 @@ import {buildDetail, clearDetail, showDetail} from "./detail.js";
 import {buildPanel, drawPanel, markColumn, panelMessage, revealMarked} from "./panel.js";
 import {defaultGrouping, GROUPINGS, viewRows} from "./rows.js";
 import {layout, STYLE} from "./style.js";
-import {DEAD_UNITS, GRAD_NORM, SATURATION, TEMPORAL_GRAD, UPDATE_RATIO, WEIGHT_NORM} from "./tags.js";
+import {B_SIMPLE, DEAD_UNITS, GRAD_NORM, SATURATION, TEMPORAL_GRAD, UPDATE_RATIO, WEIGHT_NORM} from "./tags.js";
 
 const STATISTIC_LABELS = {
   [GRAD_NORM]: "gradient norm (log10)",
@@ -24,6 +24,7 @@ const STATISTIC_LABELS = {
   [DEAD_UNITS]: "dead-unit share",
   [SATURATION]: "saturated share",
   [TEMPORAL_GRAD]: "gradient through time (log10)",
+  [B_SIMPLE]: "noise scale B_simple per layer (log10)",
 };
 const ZOOMS = {auto: "auto", fit: "fit all", 4: "4 px", 8: "8 px", 12: "12 px", 18: "18 px"};
 const KEYS = ["run", "compare", "statistic", "layer", "group", "filter", "bn", "shared", "zoom", "finding"];
@@ -263,6 +264,7 @@ const WHY_MISSING = {
   [DEAD_UNITS]: "kgrad measures dead units on ReLU layers only.",
   [SATURATION]: "kgrad measures saturation on sigmoid and tanh layers only.",
   [UPDATE_RATIO]: "the update ratio needs the weights before and after a step.",
+  [B_SIMPLE]: "the noise scale is logged with GradientMonitor(noise_scale=True).",
 };
 
 /** The layers to mark: those the findings about this map name (the selected one's only). */

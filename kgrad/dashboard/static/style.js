@@ -28,6 +28,7 @@ body { font: 12px sans-serif; margin: 6px; color: #333; }
 .title { font-weight: bold; height: ${TITLE}px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .legend { height: ${LEGEND}px; display: flex; align-items: flex-start; flex-wrap: wrap; gap: 0 2px; overflow: hidden; font-size: 11px; }
 .swatch { white-space: nowrap; }
+.colour-bar { flex: none; }
 .legend > span:first-child { margin: 0 6px 0 0; max-width: 210px; overflow: hidden; text-overflow: ellipsis; }
 .plot { position: relative; }
 .viewport { position: relative; overflow-y: auto; overflow-x: hidden; }

@@ -77,8 +77,8 @@ class GradientMonitor(keras.callbacks.Callback):
         per_layer: One norm and one histogram per layer instead of per
             variable. Read-only. Defaults to `False`.
         verbose: `1` prints findings as they appear and clear, through the
-            channel Keras's own callbacks print with; `0` prints nothing.
-            Defaults to `1`.
+            channel Keras's own callbacks print with; `2` also prints advice
+            (batch size, with `noise_scale`); `0` nothing. Defaults to `1`.
         on_finding: `None` or a callable `(finding, monitor)` called with each
             new `kgrad.analysis.diagnostics.Finding`; it may set
             `monitor.model.stop_training = True`. Defaults to `None`.
@@ -118,7 +118,7 @@ class GradientMonitor(keras.callbacks.Callback):
     first_steps = checks.forwarded(
         "_schedule", "first_steps", "Early doubling steps' end."
     )
-    verbose = checks.forwarded("_channel", "verbose", "0 silent, 1 prints findings.")
+    verbose = checks.forwarded("_channel", "verbose", "0 silent, 1 findings, 2 advice.")
     on_finding = checks.forwarded(
         "_channel", "on_finding", "Called with each new finding."
     )

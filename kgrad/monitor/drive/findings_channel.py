@@ -3,7 +3,9 @@
 - `verbose=1` prints each finding when it appears and when it clears, through
   the channel Keras's own callbacks print with (`io_utils.print_msg`: stdout,
   or absl logging after `keras.config.disable_interactive_logging()`);
-  `verbose=0` prints nothing.
+  `verbose=0` prints nothing; `verbose=2` also prints advice (the batch size
+  against the noise scale, `kgrad.analysis.batch_advice`), which `1` keeps
+  in `monitor.findings` only.
 - `FindingLog` keeps them as data: a sequence of the findings active now
   (also `current`), and `history`
   (every finding in the order it appeared, with its step), over every `fit`
@@ -32,7 +34,7 @@ import collections.abc
 from kgrad.findings_record import Timeline
 from kgrad.monitor.train_function import jax_hooks
 
-VERBOSE = (0, 1)
+VERBOSE = (0, 1, 2)
 
 
 class FindingLog(collections.abc.Sequence):
@@ -77,7 +79,7 @@ class FindingsChannel:
     """Prints, records and dispatches findings as the diagnosis changes.
 
     Args:
-        verbose: `0` (silent) or `1` (print findings).
+        verbose: `0` (silent), `1` (print findings) or `2` (advice too).
         on_finding: `None` or a callable `(finding, monitor)`.
     """
 
@@ -103,9 +105,10 @@ class FindingsChannel:
         self.log.current = [f for active in self.log.runs.values() for f in active]
         self.log.history.extend(appeared)
         for finding in appeared:
-            self.say(finding.message(), run)
+            self.say(finding.message(), run, finding.severity)
         for finding in cleared:
-            self.say(f"cleared: {finding.kind.replace('_', ' ')}.", run)
+            message = f"cleared: {finding.kind.replace('_', ' ')}."
+            self.say(message, run, finding.severity)
         if self.on_finding is not None:
             for finding in appeared:
                 self.on_finding(finding, monitor)
@@ -115,17 +118,18 @@ class FindingsChannel:
         """The `kgrad.findings_record.Timeline` of `run`: its findings as data."""
         return self._timelines.setdefault(run, Timeline())
 
-    def say(self, message, run=""):
-        """Prints `kgrad: <message>` (`kgrad [<run>]: ...`) if `verbose`."""
-        if self.verbose:
+    def say(self, message, run="", severity="warning"):
+        """Prints `kgrad: <message>` (`kgrad [<run>]: ...`) if `verbose`
+        (advice only with `verbose=2`)."""
+        if self.verbose >= (2 if severity == "advice" else 1):
             prefix = f"kgrad [{run}]" if run else "kgrad"
             jax_hooks.print_msg(f"{prefix}: {message}")
 
 
 def check_verbose(value):
-    """Checks `verbose`: 0, 1 (or a bool)."""
+    """Checks `verbose`: 0, 1, 2 (or a bool)."""
     if not isinstance(value, int) or value not in VERBOSE:
-        raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={value!r}")
+        raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={value!r}")
     return int(value)
 
 

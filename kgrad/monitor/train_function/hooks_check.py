@@ -91,6 +91,15 @@ def _concrete_functions_hold():
     return found is step and len(concrete_functions(step)) == 1
 
 
+def _activation_read_holds():
+    """Dense, EinsumDense and Conv's `call` apply `self.activation` last."""
+    import inspect
+
+    layers = keras.layers
+    calls = [layers.Dense.call, layers.EinsumDense.call, layers.Conv2D.call]
+    return all("self.activation(" in inspect.getsource(call) for call in calls)
+
+
 def _loss_tracker_holds():
     tracker = _compiled_model()._loss_tracker
     return hasattr(tracker, "total") and hasattr(tracker, "count")
@@ -200,6 +209,7 @@ INTERNALS = (
     ("model.train_function's tf.functions", _traced_functions_found),
     ("tf.function._list_all_concrete_functions", _concrete_functions_hold),
     ("model._loss_tracker", _loss_tracker_holds),
+    ("call applies self.activation (noise_scale)", _activation_read_holds),
     ("model.steps_per_execution", _has(_compiled_model, "steps_per_execution")),
     ("io_utils.print_msg", _print_msg_holds),
     ("keras.backend.backend", lambda: requirements.backend() == "tensorflow"),

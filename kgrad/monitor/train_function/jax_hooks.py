@@ -21,7 +21,7 @@ names it):
 - `optimizer._accumulated_gradients`, `_get_variable_index`, `_iterations`:
   the gradient applied under `gradient_accumulation_steps`.
 - `model._loss_tracker` (`total`, `count`): the loss of a logged step, read
-  in the metrics state (without it, no `tags.LOSS`).
+  in the metrics state (without it, no `kgrad.tags.LOSS`).
 - `JAXTrainer.train_step`: tells a custom `train_step` apart (warned about).
 - `keras.src.utils.io_utils.print_msg`: prints findings as Keras's callbacks
   print (on every backend; it needs no TensorFlow).

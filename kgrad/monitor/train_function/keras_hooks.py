@@ -43,6 +43,14 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
   output (and which BatchNorm layers train, at which batch size) in the same
   forward pass; `layer.activation` and everything `get_config` and saving
   read stay untouched; else no activation statistics, no BatchNorm list.
+- With `noise_scale=True` (`kgrad.monitor.step.per_example`): `Layer.call`
+  of Dense, EinsumDense, Conv1D/2D, Embedding, LayerNormalization and
+  BatchNormalization wrapped on the instance, and, for the duration of one
+  call of the first four, `layer.activation` swapped on the instance for
+  `activation(identity(z))`: their `call` must apply `self.activation` to the
+  affine output (checked on each class's source); their weights read as
+  `kernel`, `bias`, `embeddings`, `gamma`, `beta`, `moving_mean`,
+  `moving_variance`; else those layers get no per-example norms (named).
 - `RNN.call(sequences, initial_state, mask, training)` (SimpleRNN, LSTM,
   GRU, `RNN` with any cell): wrapped to pass the input through an identity
   whose gradient gives the temporal profile; else no temporal tags (`tags.temporal`).
