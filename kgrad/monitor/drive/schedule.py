@@ -189,7 +189,7 @@ def trained_steps(model, epoch, steps_per_epoch):
     by_updates = 0
     if optimizer is not None and getattr(optimizer, "built", False):
         accumulation = getattr(optimizer, "gradient_accumulation_steps", None) or 1
-        value = optimizer.iterations.value  # the backend's tensor
+        value = getattr(optimizer.iterations, "value", optimizer.iterations)
         count = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
         by_updates = int(count) * accumulation
     return max(by_epochs, by_updates)

@@ -427,5 +427,5 @@ def _is_chief(model):
 
 def _update_count(optimizer):
     """The optimizer's update count, on every backend (TensorFlow, JAX)."""
-    value = optimizer.iterations.value  # the backend's tensor
+    value = getattr(optimizer.iterations, "value", optimizer.iterations)
     return int(value.numpy() if hasattr(value, "numpy") else np.asarray(value))
