@@ -25,11 +25,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "benchmarks", "perf"))
-import chromium_pipe  # noqa: E402
-import dashboard_session as session  # noqa: E402
-
+sys.path.insert(0, ROOT)
 from kgrad import tags  # noqa: E402
+from tests.support import chromium_pipe  # noqa: E402
+from tests.support import dashboard_session as session  # noqa: E402
 
 SIZE = (1280, 800)
 TRAIN = {

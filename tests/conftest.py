@@ -1,4 +1,5 @@
-"""Shared fixtures: quiet TensorFlow, fixed seeds, reading event files back.
+"""Shared fixtures: quiet TensorFlow, fixed seeds, reading event files back
+(`tests.support.events`).
 
 The suite runs twice, each run in its own process: `pytest -q` runs every test
 on TensorFlow, and `KERAS_BACKEND=jax pytest -q tests/jax` the JAX suite
@@ -13,7 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
+
+from tests.support.events import read_events  # noqa: E402
 
 # The scripts in distributed/ run in processes of their own (test_distribute.py);
 # importing them here, as `--doctest-modules` would, would set this process's devices.
@@ -41,27 +43,6 @@ def _seed():
     keras.utils.set_random_seed(0)
     yield
     keras.config.set_dtype_policy("float32")
-
-
-def read_events(run_dir):
-    """Reads a run directory with TensorBoard's own reader.
-
-    Returns:
-        Dict from tag to a list of `(step, numpy value)`, in step order.
-    """
-    accumulator = event_accumulator.EventAccumulator(
-        str(run_dir), size_guidance={event_accumulator.TENSORS: 0}
-    )
-    accumulator.Reload()
-    from tensorboard.util import tensor_util
-
-    return {
-        tag: [
-            (e.step, tensor_util.make_ndarray(e.tensor_proto))
-            for e in accumulator.Tensors(tag)
-        ]
-        for tag in accumulator.Tags()["tensors"]
-    }
 
 
 @pytest.fixture

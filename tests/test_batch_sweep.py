@@ -20,6 +20,7 @@ def test_markdown_names_the_measured_and_predicted_batch():
         b_crit=30.0,
         b_simple=60.0,
         trend=[(2.3, 10.0), (1.0, 20.0), (0.5, 40.0)],
+        layernorm=45.0,
     )
     text = batch_sweep.markdown(sweep)
     assert "| 8 | 400 | 3,200 |  |" in text
@@ -27,3 +28,4 @@ def test_markdown_names_the_measured_and_predicted_batch():
     assert "| 32 | not reached |" in text
     assert "**30**" in text and "**60**, 2.00x the measured" in text
     assert "10 at loss 2.30, 20 at loss 1.00, 40 at loss 0.50" in text
+    assert "(Gray et al. 2024), same steps: **45**, 0.75x the estimate" in text

@@ -1,7 +1,7 @@
 """Smoke tests of the benchmarks with `--quick`: tables read back from the file.
 
 No timing assertion: the machine is shared. What is checked is what the
-written `RESULTS.md` says: its three sections, a finite CPU ratio and wall
+written `RESULTS.md` says: its sections, a finite CPU ratio and wall
 ratio in every cell with its median inside its spread, target lines that
 agree with the spreads they quote, and sections rewritten one at a time.
 """
@@ -37,7 +37,7 @@ def overhead():
 
 @pytest.fixture(scope="module")
 def results(overhead, tmp_path_factory):
-    """The file a quick run of all three sections writes."""
+    """The file a quick run of the default sections writes."""
     output = tmp_path_factory.mktemp("bench") / "RESULTS.md"
     sections = overhead.main(["--quick", "--output", str(output)])
     return output, sections
@@ -79,13 +79,13 @@ def check_targets(section, pattern):
     return checked
 
 
-def test_quick_run_writes_three_sections_in_order(overhead, results):
+def test_quick_run_writes_its_sections_in_order(overhead, results):
     output, sections = results
     text = output.read_text()
     results_file = sys.modules["results_file"]
     assert text.startswith(results_file.TITLE)
     positions = [text.index(results_file.begin_marker(s)) for s in sections]
-    assert list(sections) == list(results_file.SECTIONS)
+    assert list(sections) == [*results_file.SECTIONS, results_file.JAX_SECTION]
     assert positions == sorted(positions)
     for name, section in sections.items():
         assert results_file.read_section(text, name) == section.strip()
@@ -254,3 +254,23 @@ def test_logged_step_profile_times_every_piece(capsys):
     inside = module.in_fit("mlp_relu_he", depth=3, batch_size=8, steps=3)
     assert set(inside) == set(module.IN_FIT)
     assert all(math.isfinite(v) and v > 0 for v in inside.values())
+
+
+def test_jax_section_measures_both_monitored_configs_on_jax(results):
+    _, sections = results
+    section = sections["jax"]
+    assert "on JAX" in section
+    assert "Command: `python benchmarks/perf/overhead.py --quick" in section
+    table = {row[0]: row[1:] for row in rows(section)[1:]}
+    assert list(table) == ["mlp_relu_he"]
+    for cell in table["mlp_relu_he"]:
+        cpu_wall(cell)
+    targets = [line for line in section.splitlines() if line.startswith("- ")]
+    assert len(targets) == 2
+    for line in targets:
+        match = re.search(
+            r"CPU (\S+) \((\S+)-(\S+)\) against <= (\S+)x: (met|not)", line
+        )
+        highest, bound = float(match.group(3).rstrip("x")), float(match.group(4))
+        if highest != bound:
+            assert (match.group(5) == "met") == (highest < bound), line

@@ -10,21 +10,7 @@ import tensorflow as tf
 from tensorboard.plugins.histogram import summary_v2 as histogram_summary
 
 from kgrad import GradientMonitor
-
-LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-BATCH = 8
-
-
-def mlp(name="mlp"):
-    inputs = keras.Input((6,))
-    hidden = keras.layers.Dense(5, activation="relu", name="hidden")(inputs)
-    outputs = keras.layers.Dense(3, name="out")(hidden)
-    return keras.Model(inputs, outputs, name=name)
-
-
-def compiled(model, lr=0.1, **kwargs):
-    model.compile(optimizer=keras.optimizers.SGD(lr), loss=LOSS, **kwargs)
-    return model
+from tests.support.models import BATCH, LOSS, compiled, mlp
 
 
 def replay(model, x, y, steps, lr=0.1):
@@ -418,6 +404,10 @@ def test_record_from_custom_loop_eager_and_in_tf_function(tmp_path, events):
         ({"figure_secs": "soon"}, TypeError, "Received: figure_secs='soon'"),
         ({"log_dir": 3}, TypeError, "Received: log_dir=3"),
         ({"first_steps": None}, TypeError, "Received: first_steps=None"),
+        ({"on_nonfinite": "ignore"}, ValueError, "Received: on_nonfinite='ignore'"),
+        ({"figure_secs": -1}, ValueError, "Received: figure_secs=-1"),
+        ({"optimizers": "adam"}, TypeError, "Received: optimizers='adam'"),
+        ({"optimizers": []}, ValueError, "Received: optimizers=\\[\\]"),
     ],
 )
 def test_invalid_arguments_are_rejected(kwargs, error, message):

@@ -10,38 +10,9 @@ import matplotlib.image
 import pytest
 
 from kgrad.cli import main
-from kgrad.monitor.log import event_writer, summaries
+from tests.support.runs import write_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def write_run(log_dir, input_norm, model="m", steps=range(1, 6)):
-    """A synthetic kgrad run of three Dense layers, written like the callback."""
-    layers = [f"{model}/dense_1", f"{model}/dense_2", f"{model}/output"]
-    info = {
-        "model": model,
-        "variables": [f"{layer}/{v}" for layer in layers for v in ("kernel", "bias")],
-        "layers": [[layers[0], "relu"], [layers[1], "relu"]],
-        "batchnorm_layers": [],
-        "batch_size": 16,
-    }
-    writer = event_writer.RunWriter(str(log_dir / "train"))
-    for step in steps:
-        values = [summaries.run_info_value(info)] if step == steps[0] else []
-        for layer, norm in zip(layers, [input_norm, 0.5, 1.0], strict=True):
-            values += [
-                summaries.scalar_value(f"grad_norm/{layer}/kernel", norm),
-                summaries.scalar_value(f"weight_norm/{layer}/kernel", 2.0),
-                summaries.scalar_value(f"update_ratio/{layer}/kernel", 1e-3),
-            ]
-        values += [
-            summaries.scalar_value("grad_norm/global", 1.2),
-            summaries.scalar_value("grad_nonfinite/global", 0.0),
-            summaries.scalar_value(f"dead_units/{layers[0]}", 0.1),
-        ]
-        writer.write(step, values)
-    writer.close()
-    return str(log_dir)
 
 
 @pytest.fixture

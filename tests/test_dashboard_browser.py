@@ -4,39 +4,25 @@ One `tensorboard` (the default fast loader; the plugin found through the
 `tensorboard_plugins` entry point) started on an empty log directory, one
 Chromium driven over the DevTools pipe at 1280x800, as a user would: it
 clicks, switches and looks at pixels. Runs are written while the page is
-open: two real fits (`tests/dashboard_logs.fit_runs`), runs written value by
+open: two real fits (`tests/support/dashboard_logs.fit_runs`), runs written value by
 value (twins with one shared row, exact zeros, NaN, a missing step, an RNN
 finding) and a DenseNet121-shaped run of 364 variables.
 """
 
 import base64
-import importlib.util
-import pathlib
 import re
 
 import numpy as np
 import pytest
 
 from kgrad.analysis.findings import Finding
-from tests.dashboard_logs import MLP_STEPS, findings_data, fit_runs, write_run
+from tests.support import chromium_pipe
+from tests.support import dashboard_session as session
+from tests.support.dashboard_logs import MLP_STEPS, findings_data, fit_runs, write_run
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 TAB = "/data/plugin/kgrad"
 MARK = (214, 39, 40)  # heatmap.js MARK
 TWIN_STEPS = [*range(1, 9), *range(10, 101, 10)]  # every step, then every 10
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(
-        f"kgrad_bench_{name}", ROOT / "benchmarks" / "perf" / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-session = _load("dashboard_session")
-chromium_pipe = _load("chromium_pipe")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ are checked against the event files read back with TensorBoard's reader.
 import base64
 import configparser
 import gzip
-import importlib.util
 import json
 import pathlib
 import subprocess
@@ -26,21 +25,12 @@ from kgrad import findings_record, tags
 from kgrad.analysis.findings import Finding
 from kgrad.dashboard import series, timeline
 from kgrad.dashboard.loader import GradientsLoader
-from tests.conftest import read_events
-from tests.dashboard_logs import MLP_STEPS, findings_data, fit_runs
+from tests.support import dashboard_session
+from tests.support.dashboard_logs import MLP_STEPS, findings_data, fit_runs
+from tests.support.events import read_events, read_texts
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TAB = "/data/plugin/kgrad"
-
-
-def _session():
-    spec = importlib.util.spec_from_file_location(
-        "kgrad_bench_dashboard_session",
-        ROOT / "benchmarks" / "perf" / "dashboard_session.py",
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tensorboard_client(logdir, *flags, wrap_provider=None):
@@ -200,8 +190,8 @@ def test_findings_come_with_their_steps_and_layers(fitted):
     answer = get_json(client, f"{TAB}/findings?run=mlp/train")
     events = read_events(logdir / "mlp" / "train")
     prose = events[tags.FINDINGS]
-    data = [(s, v.item().decode()) for s, v in events[tags.FINDINGS_DATA]]
-    records = findings_record.records_of(data)
+    texts = read_texts(logdir / "mlp" / "train", tags.FINDINGS_DATA)
+    records = findings_record.records_of(texts)
     assert answer["structured"] and answer["sampling"] is None
     assert [{k: f[k] for k in records[0]} for f in answer["findings"]] == records
     dead = [f for f in answer["findings"] if f["kind"] == "dead_units"]
@@ -267,7 +257,7 @@ def test_static_route_serves_javascript_as_javascript(fitted):
 @pytest.fixture(scope="module")
 def long_run(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("long")
-    paths = _session().write_synthetic_run(logdir / "long" / "train", 3, 1200)
+    paths = dashboard_session.write_synthetic_run(logdir / "long" / "train", 3, 1200)
     return logdir, paths
 
 
@@ -278,7 +268,7 @@ def test_a_long_run_returns_every_step_when_the_loader_keeps_them(long_run):
     assert answer["rows"] == paths
     assert answer["steps"] == list(range(1, 1201))
     assert answer["sampling"] is None
-    value = _session().synthetic_value
+    value = dashboard_session.synthetic_value
     expected = [[value(3, i, s) for s in range(1, 1201)] for i in range(3)]
     np.testing.assert_allclose(grid_of(answer), np.float32(expected), rtol=1e-7)
 
@@ -312,7 +302,7 @@ class CountingProvider:
 
 def test_heatmap_is_read_once_until_the_run_gains_a_step(tmp_path):
     run_dir = tmp_path / "grow" / "train"
-    paths = _session().write_synthetic_run(run_dir, 2, 5)
+    paths = dashboard_session.write_synthetic_run(run_dir, 2, 5)
     counting = []
 
     def wrap(data_provider):
@@ -336,7 +326,7 @@ def test_heatmap_is_read_once_until_the_run_gains_a_step(tmp_path):
     grown = get_json(client, path)
     assert counting[0].scalar_reads == 2
     assert grown["steps"] == [1, 2, 3, 4, 5, 6, 7]
-    value = _session().synthetic_value
+    value = dashboard_session.synthetic_value
     expected = [[value(2, i, s) for s in range(1, 6)] + [3.0, 3.5] for i in range(2)]
     np.testing.assert_allclose(grid_of(grown), np.float32(expected), rtol=1e-7)
 
@@ -383,7 +373,7 @@ def test_setup_cfg_registers_the_plugin_and_ships_its_files():
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
     entry = config["options.entry_points"]["tensorboard_plugins"].strip()
-    assert entry == _session().ENTRY_POINT
+    assert entry == dashboard_session.ENTRY_POINT
     patterns = config["options.package_data"]["kgrad.dashboard"]
     from kgrad.dashboard import plugin
 

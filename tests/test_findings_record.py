@@ -8,13 +8,12 @@ import math
 import keras
 import numpy as np
 import pytest
-from tensorboard.backend.event_processing import event_accumulator
-from tensorboard.util import tensor_util
 
 from kgrad import GradientMonitor, findings_record, tags, zoo
 from kgrad.analysis import report
 from kgrad.analysis.findings import Finding
 from kgrad.cli import main
+from tests.support.events import read_texts
 
 
 def finding(kind, *layers, share=80, reference=()):
@@ -125,14 +124,7 @@ def test_tensorboards_reader_and_kgrad_analysis_read_the_monitors_records(
 ):
     log_dir, monitor = vanishing_run
     written = monitor._channel.timeline().records
-    run = event_accumulator.EventAccumulator(
-        str(log_dir / "train"), size_guidance={event_accumulator.TENSORS: 0}
-    )
-    run.Reload()
-    texts = [
-        (e.step, tensor_util.make_ndarray(e.tensor_proto).item().decode())
-        for e in run.Tensors(tags.FINDINGS_DATA)
-    ]
+    texts = read_texts(log_dir / "train", tags.FINDINGS_DATA)
     assert len(texts) == 3  # one per epoch-end diagnosis: last_step moved
     assert findings_record.records_of(texts) == json.loads(json.dumps(written))
     _, info = report.load_run(str(log_dir))

@@ -6,13 +6,12 @@ import math
 import keras
 import numpy as np
 import pytest
-from tensorboard.backend.event_processing import event_accumulator
-from tensorboard.util import tensor_util
 
 from kgrad import GradientMonitor, tags
 from kgrad.analysis import diagnostics, outcome, report
 from kgrad.analysis.findings import Thresholds
 from kgrad.dashboard import series, timeline
+from tests.support.events import read_texts
 
 STEPS = range(1, 401)
 
@@ -195,14 +194,7 @@ def test_a_monitored_fit_that_does_not_learn_reports_it(tmp_path, capsys):
     scalars, info = report.load_run(str(tmp_path / "train"))
     assert [f.kind for f in diagnostics.diagnose(scalars, info)] == ["not_learning"]
     # the tab's timeline sees it in the findings the monitor wrote
-    accumulator = event_accumulator.EventAccumulator(
-        str(tmp_path / "train"), size_guidance={event_accumulator.TENSORS: 0}
-    )
-    accumulator.Reload()
-    texts = [
-        (e.step, tensor_util.make_ndarray(e.tensor_proto).item().decode())
-        for e in accumulator.Tensors(tags.FINDINGS_DATA)
-    ]
+    texts = read_texts(tmp_path / "train", tags.FINDINGS_DATA)
     found = timeline.timeline(texts, series.STATISTICS)["findings"]
     assert [f["title"] for f in found] == ["Warning: the loss does not fall."]
     assert [(f["statistic"], f["heat_map"]) for f in found] == [

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from kgrad import GradientMonitor
-from tests.test_workflows import (
+from tests.support.gan import (
     GAN,
     discriminator_step,
     gan_data,

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from kgrad import GradientMonitor
 from kgrad.monitor.log.tag_filter import TagFilter, merge_histograms
-from tests.test_callback import BATCH, LOSS, compiled, mlp
+from tests.support.models import BATCH, LOSS, compiled, mlp
 
 
 def model_and_tape_gradients():

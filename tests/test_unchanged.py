@@ -18,9 +18,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from example_runner import IN_PROCESS, assert_same_examples, run_example
 
 from kgrad import GradientMonitor
+from tests.support.example_runner import (
+    IN_PROCESS,
+    assert_same_examples,
+    run_example,
+)
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 SEED = 3

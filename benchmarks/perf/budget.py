@@ -21,6 +21,7 @@ Example:
 import math
 
 import fresh_fit
+import jax_fresh_fit
 import peak_memory
 
 # mode -> model -> (trace s, step s at batch 64), in the steady section's shapes
@@ -135,6 +136,13 @@ def estimate(args, plan):
             what = (
                 f"{len(models)} models x {len(args.fresh_configs)} configs x "
                 f"{args.fresh_pairs} pairs"
+            )
+        elif kind == "jax":
+            # A fresh 200-step fit on JAX: ~3 s of trace and steps on 2 cores.
+            seconds = len(models) * len(jax_fresh_fit.CONFIGS) * args.jax_pairs * 2 * 3
+            what = (
+                f"Keras on JAX: {len(models)} models x "
+                f"{len(jax_fresh_fit.CONFIGS)} configs x {args.jax_pairs} pairs"
             )
         else:
             seconds = memory_seconds(args, mode, peak_memory.CONFIGS)

@@ -37,11 +37,11 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(__file__))
-import chromium_pipe  # noqa: E402
-import dashboard_session as session  # noqa: E402
-
+# The TensorBoard server and the browser are the browser tests' (tests/support/).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 from kgrad import tags  # noqa: E402
+from tests.support import chromium_pipe  # noqa: E402
+from tests.support import dashboard_session as session  # noqa: E402
 
 VARIABLES = 364
 RUNS = ("densenet121_like/train", "densenet121_twin/train")

@@ -35,17 +35,20 @@ This script also writes the other sections of `benchmarks/perf/RESULTS.md`,
 measured by its siblings: fresh-model fits (`fresh_fit.py`: a new model's
 first fit, trace included) and the peak memory of logged steps, per phase
 (`peak_memory.py`); and each of the three again with every model compiled
-with `jit_compile=True` (the `_jit` sections, `--jit-models`). `--sections`
-chooses the sections that run; the file keeps the others' last text
-(`results_file.py`), and each section is written as soon as it is measured.
-Before it starts, the script prints what will run and an estimate of how
-long it takes (`budget.py`); `--estimate` prints only that.
+with `jit_compile=True` (the `_jit` sections, `--jit-models`); and the same
+fresh fits on Keras's JAX backend (the `jax` section, `jax_fresh_fit.py`, in a
+process of its own: one run measures both backends). `--sections` chooses the
+sections that run (by default steady, fresh, memory and jax); the file keeps
+the others' last text (`results_file.py`), and each section is written as
+soon as it is measured. Before it starts, the script prints what will run
+and an estimate of how long it takes (`budget.py`); `--estimate` prints only
+that.
 
 Usage:
 
-    python benchmarks/perf/overhead.py --all           # all six sections, ~25 min
+    python benchmarks/perf/overhead.py --all           # all seven sections, ~30 min
     python benchmarks/perf/overhead.py --all --estimate  # the plan, nothing measured
-    python benchmarks/perf/overhead.py                 # steady, fresh, memory
+    python benchmarks/perf/overhead.py                 # steady, fresh, memory, jax
     python benchmarks/perf/overhead.py --sections steady
     python benchmarks/perf/overhead.py --sections fresh --fresh-pairs 3
     python benchmarks/perf/overhead.py --sections memory memory_jit
@@ -69,13 +72,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # its siblings
 
 import budget  # noqa: E402
 import fresh_fit  # noqa: E402
+import jax_fresh_fit  # noqa: E402
 import keras  # noqa: E402
 import peak_memory  # noqa: E402
 import steady_report  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from host_reads import host_reads_per_logged_step  # noqa: E402
 from probe_callback import ProbeGradientCallback  # noqa: E402
-from results_file import JIT_SECTIONS, SECTIONS, write_sections  # noqa: E402
+from results_file import (  # noqa: E402
+    JAX_SECTION,
+    JIT_SECTIONS,
+    SECTIONS,
+    write_sections,
+)
 from synthetic import (  # noqa: E402
     compiled_zoo_model,
     jit_compile,
@@ -94,7 +103,7 @@ MODELS = ("mlp_relu_he", "cnn_bn", "resnet18", "lstm", "transformer_small")
 JIT_MODELS = ("mlp_relu_he", "cnn_bn")
 # `--all`: every section of issue 25 in about 25 minutes on 2 idle cores.
 ALL_RUN = {
-    "sections": [*SECTIONS, *JIT_SECTIONS],
+    "sections": [*SECTIONS, *JIT_SECTIONS, JAX_SECTION],
     "configs": ["0", "a", "b", "c"],
     "repeats": 3,
     "batch_sizes": [64],
@@ -382,10 +391,14 @@ def make_parser():
     parser.add_argument(
         "--sections",
         nargs="+",
-        choices=[*SECTIONS, *JIT_SECTIONS],
-        default=list(SECTIONS),
+        choices=[*SECTIONS, *JIT_SECTIONS, JAX_SECTION],
+        default=[*SECTIONS, JAX_SECTION],
         help="the sections to measure (_jit: every model compiled with "
-        "jit_compile=True); the file keeps the others' last text",
+        "jit_compile=True; jax: Keras on JAX, in a process of its own); the "
+        "file keeps the others' last text",
+    )
+    parser.add_argument(
+        "--jax-pairs", type=int, default=5, help="pairs per Keras-on-JAX cell"
     )
     parser.add_argument(
         "--fresh-pairs", type=int, default=5, help="pairs per fresh-fit cell"
@@ -506,7 +519,18 @@ def memory_section(args, models, command):
     return peak_memory.run(memory_args, command)
 
 
-RUNNERS = {"steady": steady_section, "fresh": fresh_section, "memory": memory_section}
+def jax_section(args, models, command):
+    """Measures Keras-on-JAX fresh fits (`jax_fresh_fit.py`); returns its section."""
+    argv = ["--quick"] if args.quick else ["--pairs", str(args.jax_pairs)]
+    return jax_fresh_fit.run(jax_fresh_fit.parse_args(argv), command)
+
+
+RUNNERS = {
+    "steady": steady_section,
+    "fresh": fresh_section,
+    "memory": memory_section,
+    JAX_SECTION: jax_section,
+}
 
 
 def plan_of(args):
@@ -517,6 +541,8 @@ def plan_of(args):
             kind = name.removesuffix("_jit")
             models = args.jit_models if name.endswith("_jit") else args.models
             plan[name] = None if kind == "memory" else list(models)
+    if JAX_SECTION in args.sections:
+        plan[JAX_SECTION] = list(jax_fresh_fit.MODELS)
     return plan
 
 

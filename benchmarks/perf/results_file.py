@@ -31,14 +31,16 @@ import statistics
 
 SECTIONS = ("steady", "fresh", "memory")  # written by overhead.py
 JIT_SECTIONS = tuple(f"{name}_jit" for name in SECTIONS)  # the same with XLA
-ALL_SECTIONS = SECTIONS + JIT_SECTIONS + ("reading",)  # reading.py writes the last
+JAX_SECTION = "jax"  # written by overhead.py through jax_fresh_fit.py (Keras on JAX)
+ALL_SECTIONS = SECTIONS + JIT_SECTIONS + (JAX_SECTION, "reading")  # reading.py: last
 TITLE = "# GradientMonitor overhead"
 INTRO = (
-    "Written by `python benchmarks/perf/overhead.py --all` (all six sections, about "
-    "25 min on 2 idle cores): one section per scenario, each between "
+    "Written by `python benchmarks/perf/overhead.py --all` (all seven sections, "
+    "about 30 min on 2 idle cores): one section per scenario, each between "
     "`<!-- section NAME -->` and `<!-- end NAME -->`; the `_jit` sections measure "
-    "the same with every model compiled with `jit_compile=True`. `--sections` "
-    "chooses the sections that run (without `--all`: steady fresh memory); the "
+    "the same with every model compiled with `jit_compile=True`, the `jax` section "
+    "fresh fits on Keras's JAX backend. `--sections` chooses the sections that run "
+    "(without `--all`: steady fresh memory jax); the "
     "others keep their last text, and so does text outside the markers."
 )
 

@@ -54,6 +54,8 @@ class SweepResult:
         b_simple: `B_simple` of the smallest-batch run near the target.
         trend: `[(loss, b_simple)]` of that run at its logged steps.
         target: The loss the runs trained to.
+        layernorm: `B_simple` of the LayerNorm weights alone, measured as
+            `b_simple` (Gray et al. 2024).
     """
 
     batches: tuple
@@ -62,6 +64,7 @@ class SweepResult:
     b_simple: float
     trend: list
     target: float = TARGET
+    layernorm: float = float("nan")
 
     @property
     def ratio(self):
@@ -142,15 +145,15 @@ def fit_critical_batch(batches, steps):
     return float(slope / intercept)
 
 
-def _b_simple_near_target(log_dir, losses, target):
-    """Median `B_simple` at logged steps whose loss is within 2x of the target,
-    and `[(loss, b_simple)]` over the run (loss: the nearest evaluation)."""
+def _b_simple_near_target(log_dir, losses, target, tag=tags.GLOBAL_B_SIMPLE):
+    """Median `B_simple` (`tag`) at logged steps whose loss is within 2x of the
+    target, and `[(loss, b_simple)]` over the run (loss: the nearest evaluation)."""
     from kgrad.analysis import runs
 
     scalars, _ = runs.load_run(os.path.join(log_dir, "train"))
     evaluated = np.array(sorted(losses))
     trend = []
-    for step, value in scalars.get(tags.GLOBAL_B_SIMPLE, []):
+    for step, value in scalars.get(tag, []):
         nearest = evaluated[np.argmin(np.abs(evaluated - step))]
         trend.append((losses[int(nearest)], float(value)))
     near = [b for loss, b in trend if loss <= 2 * target]
@@ -185,7 +188,10 @@ def run_sweep(logdir="logs/batch_sweep", quick=False, seed=0, stream=None):
     done = [(b, s) for b, s in zip(batches, steps, strict=True) if s]
     b_crit = fit_critical_batch(*zip(*done, strict=True)) if len(done) > 1 else np.nan
     b_simple, trend = _b_simple_near_target(logdir, losses0, target)
-    return SweepResult(batches, steps, b_crit, b_simple, trend, target)
+    layernorm, _ = _b_simple_near_target(
+        logdir, losses0, target, tags.NOISE_B_SIMPLE_LAYERNORM
+    )
+    return SweepResult(batches, steps, b_crit, b_simple, trend, target, layernorm)
 
 
 def markdown(sweep):
@@ -207,6 +213,7 @@ def markdown(sweep):
         f"{np.median(part[:, 1]):,.0f} at loss {np.median(part[:, 0]):.2f}"
         for part in thirds
     )
+    share = sweep.layernorm / sweep.b_simple
     return "\n".join(
         [
             "## Row 16: batch-size sweep and the gradient noise scale",
@@ -224,6 +231,9 @@ def markdown(sweep):
             f"(median, loss within 2x): **{sweep.b_simple:,.0f}**, "
             f"{sweep.ratio:.2f}x the measured critical batch",
             f"- `B_simple` as the loss falls (medians of thirds of the run): {trend}",
+            f"- `B_simple` of the LayerNorm weights alone (Gray et al. 2024), same "
+            f"steps: **{sweep.layernorm:,.0f}**, {share:.2f}x the estimate over "
+            "every weight",
             "",
         ]
     )

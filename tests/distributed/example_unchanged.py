@@ -14,9 +14,9 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))  # the checkout
 
-from example_runner import EXAMPLES, run_example  # noqa: E402
+from tests.support.example_runner import EXAMPLES, run_example  # noqa: E402
 
 # examples/distributed.py sets two logical CPUs at import, before TF starts.
 sys.path.insert(0, str(EXAMPLES))

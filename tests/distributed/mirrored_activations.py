@@ -23,7 +23,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from kgrad import GradientMonitor  # noqa: E402
-from tests.conftest import read_events  # noqa: E402
+from tests.support.events import read_events  # noqa: E402
 
 
 def shares(hidden):

@@ -12,7 +12,7 @@ import pytest
 
 from kgrad.monitor.step import jax_stats
 from kgrad.monitor.train_function import jax_hooks
-from tests.conftest import read_events
+from tests.support.events import read_events
 from tests.support.jax_fits import data, mlp, monitor
 
 
@@ -175,3 +175,18 @@ def test_the_monitor_needs_no_tensorflow(tmp_path):
     histograms = [tag for tag in events if tag.startswith("grad_hist/")]
     assert len(histograms) == 4
     assert [s for s, _ in events[histograms[0]]] == [1, 2, 4, 6, 8]
+
+
+def test_a_failure_to_read_the_state_never_stops_training(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("state gone")
+
+    monkeypatch.setattr(jax_hooks, "state_value", broken)
+    x, y = data(16)
+    model = mlp()
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.warns(UserWarning, match="could not be read.*state gone"):
+        history = model.fit(
+            x, y, batch_size=8, epochs=2, verbose=0, callbacks=[monitor(tmp_path)]
+        )
+    assert len(history.history["loss"]) == 2

@@ -13,7 +13,7 @@ from werkzeug.test import Client
 from kgrad import zoo
 from kgrad.cli import main
 from kgrad.dashboard.loader import GradientsLoader
-from tests.conftest import read_events
+from tests.support.events import read_events
 from tests.support.jax_fits import monitor
 
 FAMILIES = {  # one model per zoo family, at a tiny size

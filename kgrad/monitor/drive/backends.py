@@ -7,7 +7,7 @@ watch), where the loss tracker is read, and who writes under a distribution
 strategy. Each backend's side imports only its own framework, so that Keras on
 JAX needs no TensorFlow. Other backends are refused by name.
 
-Tested in tests/test_field.py (the refusal) and tests/jax/ (the JAX side).
+Tested in tests/test_never_silent.py (the refusal) and tests/jax/ (the JAX side).
 
 Example:
 

@@ -24,7 +24,7 @@ a `TypeError` naming the argument to use: a Keras habit costs nothing.
 A fresh monitor counts steps from where training resumes (`trained_steps`):
 after `keras.callbacks.BackupAndRestore` or `fit(initial_epoch=k)` the grid
 and the early steps are those of the uninterrupted run. Tested in
-tests/test_frequencies.py and tests/test_resume.py.
+tests/test_schedule.py and tests/test_resume.py.
 
 Example:
 

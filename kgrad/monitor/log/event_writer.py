@@ -6,7 +6,7 @@ TensorFlow's C++ record writer (`EventFile`) in the same format and with the
 same file names as TensorBoard's own `EventFileWriter`. The run's other files:
 `check_writable(log_dir)` before anything is written, and the gradient-flow
 figure (`write_gradient_flow`) at the end of a `fit`. Tested in
-tests/test_events.py, tests/test_faults.py and tests/test_tensorboard.py.
+tests/test_events.py, tests/test_write_failures.py and tests/test_tensorboard.py.
 
 Example:
 

@@ -15,7 +15,7 @@ predict functions into different graphs, and `MirroredStrategy` traces each
 replica in its own thread, so a validation pass never mixes into a train
 step and each replica summarises its own share of the batch.
 
-Tested in tests/test_callback.py and tests/test_attribution.py.
+Tested in tests/test_callback.py and tests/test_optimizers.py.
 
 Example:
 

@@ -44,7 +44,7 @@ How it works, and why:
 
 The backend's parts (state variables, replica count) come from
 `kgrad.monitor.step.backend_tensorflow`. Tested in tests/test_callback.py,
-tests/test_temporal.py and tests/test_one_function.py.
+tests/test_temporal.py and tests/test_train_function.py.
 
 Example:
 

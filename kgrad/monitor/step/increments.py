@@ -27,7 +27,7 @@ overwrites its weights with their moving average (`use_ema` with
 `ema_overwrite_frequency`) or that runs under several replicas keep the
 snapshot of the weights before `apply` (`kgrad.monitor.step.host`).
 
-Tested in tests/test_update_norms.py.
+Tested in tests/test_increments.py.
 
 Example:
 

@@ -2,44 +2,33 @@
 
 How it works, and why:
 
-- On JAX, Keras's train step is a pure function, jitted with its state
-  donated: `jax.value_and_grad` of the loss, then
-  `optimizer.stateless_apply(optimizer_variables, grads, trainable_variables)`,
-  which calls `optimizer.apply(grads)` in a `StatelessScope` and returns the
-  new value of *every* variable the optimizer owns. The gradients never leave
-  the jit; the optimizer's state does.
-- So kgrad gives the optimizer three variables of its own for the duration of
-  a monitored `fit` (`kgrad_flag`, `kgrad_last_arm`, `kgrad_stats`, added in
-  `on_train_begin` and removed in `on_train_end`), and wraps its `apply` on the
-  instance. The wrapper receives the gradients Keras applies, computes their
-  statistics under `jax.lax.cond` on the flag (a step that is not logged
-  skips them), and assigns them to `kgrad_stats`: they leave the jit with the
-  optimizer's state, and the host reads them from `model._jax_state` after
-  the step (`kgrad.monitor.jax_hooks`), without syncing the model.
-- **Keras owns its train function**: kgrad neither makes nor replaces it.
-  The state gains three entries, so Keras's jitted step traces once more
-  with the wrapper in it, at the first step of the `fit` (a fresh `fit`
-  traces once, as without kgrad).
-- The gradients are those `apply` unscales (`loss_scale_factor`, or the
-  inner optimizer of a `LossScaleOptimizer`, which receives them unscaled),
-  before clipping (`_backend_apply_gradients` clips after); under
-  `gradient_accumulation_steps`, the average applied at the update step.
-- The weights are read in the same scope before and after `apply`: their
-  norms and the update norms give the update ratios.
-- The flag holds `2 * arm + histograms`; the channel captures when `arm` is
-  newer than the last it captured (once per arming: the first step of a
-  `steps_per_execution` chunk), as on TensorFlow.
+- Keras's JAX train step is a pure function, jitted with its state donated:
+  `jax.value_and_grad` of the loss, then `optimizer.stateless_apply`, which
+  calls `optimizer.apply(grads)` in a `StatelessScope` and returns the new
+  value of *every* variable the optimizer owns. The gradients never leave the
+  jit; the optimizer's state does.
+- So, for a monitored `fit`, kgrad lends the optimizer three variables
+  (`kgrad_flag`, `kgrad_arm`, `kgrad`) and wraps its `apply` on the instance.
+  Under `jax.lax.cond` on the flag (a step that is not logged skips them),
+  the wrapper computes the statistics of the gradients `apply` uses
+  (unscaled: `loss_scale_factor`, or the inner optimizer of a
+  `LossScaleOptimizer`; before clipping; under `gradient_accumulation_steps`
+  the average applied), of the weights before `apply` and of the update, and
+  assigns them to `kgrad`. The host reads it from `model._jax_state` after the
+  step, without syncing the model (`train_function.jax_hooks`).
+- **Keras owns its train function**: kgrad neither makes nor replaces it. A
+  guard calls it with the same arguments, after putting the flag's new value
+  (`2 * arm + histograms`) into the state Keras passes it. A channel captures
+  when `arm` is newer than the last it captured: once per arming, the first
+  step of a `steps_per_execution` chunk, as on TensorFlow.
+- The vector has the TensorFlow path's layout (`step.layout`) in float32,
+  with norms where TensorFlow packs squared norms (`step.jax_stats`); `read()`
+  squares them in float64: the step logger, tags and findings are shared.
 
-The packed vector has the TensorFlow path's layout (`kgrad.monitor.packed`)
-in float32, with norms where TensorFlow packs squared norms (see
-`kgrad.monitor.jax_stats`); `read()` squares them in float64, so that the step
-logger, the tags and the findings are the TensorFlow path's.
-
-Not captured on JAX: activation statistics and the temporal profile (the
-layer outputs and the gradient with respect to a recurrent layer's input
-exist only inside `jax.value_and_grad`, which Keras's `train_step` closes
-before the optimizer runs); a step a `LossScaleOptimizer` skips (its inner
-`apply` does not run) is not captured, and the next batch is logged instead.
+Not captured on JAX: activation statistics and the temporal profile (layer
+outputs and the gradient with respect to a recurrent layer's input exist only
+inside `jax.value_and_grad`, closed before the optimizer runs). A step a
+`LossScaleOptimizer` skips is counted as skipped; the next batch is logged.
 
 Tested in tests/jax/test_jax_capture.py.
 
@@ -51,7 +40,6 @@ capture.install()  # GradientMonitor does it in on_train_begin
 capture.arm(histograms=True)
 model.fit(x, y, epochs=1, steps_per_epoch=1)
 [(channel.name, record.paths, values) for channel, record, values in capture.read()]
-capture.uninstall()
 ```
 """
 
@@ -70,12 +58,13 @@ from kgrad.monitor.train_function import jax_hooks
 _RECORD = HEADER.index("record")
 _COUNT = HEADER.index("capture_count")
 _NORM_FIELDS = ("grad_sq", "weight_sq", "update_sq")  # packed as norms
+_VERB = {"arm": "armed", "read": "read"}
 
 
 class JaxRecord:
-    """The variables one optimizer updates, their tag names and layout.
+    """The variables the optimizer updates, their tag names and layout.
 
-    The layer statistics of `kgrad.monitor.records.Record` are empty on JAX.
+    A `kgrad.monitor.step.records.Record` without layer statistics.
 
     Args:
         variables: The variables `apply` updates, in its order.
@@ -187,10 +176,6 @@ class JaxCapture:
         self._guard_function()
         self._pending = None
 
-    def installed(self):
-        """Whether the wrapper and the variables are in place."""
-        return bool(self._restore)
-
     def uninstall(self):
         """Restores the optimizer (its `apply`, its variables) and the function."""
         while self._restore:
@@ -204,10 +189,13 @@ class JaxCapture:
 
         def guarded(state, iterator):
             if pending._pending is not None:
-                jax_hooks.put_optimizer_values(
-                    state, pending._positions, pending._pending
+                values, pending._pending = pending._pending, None
+                pending._safely(
+                    "arm",
+                    lambda: jax_hooks.put_optimizer_values(
+                        state, pending._positions, values
+                    ),
                 )
-                pending._pending = None
             return function(state, iterator)
 
         guarded.kgrad_guard = True
@@ -234,10 +222,13 @@ class JaxCapture:
         self._armed_unread = True
         for channel in self.channels:
             if channel.owner is not channel.optimizer:  # the scale of this step
-                scale = jax_hooks.state_value(
-                    self.model, channel.optimizer.dynamic_scale
+                scale = self._safely(
+                    "read",
+                    lambda c=channel: jax_hooks.state_value(
+                        self.model, c.optimizer.dynamic_scale
+                    ),
                 )
-                channel.dynamic_scale = float(scale)
+                channel.dynamic_scale = np.nan if scale is None else float(scale)
 
     def disarm(self):
         """Drops an arming that no train step took (nothing else to undo)."""
@@ -252,7 +243,11 @@ class JaxCapture:
         out = []
         armed, self._armed_unread = self._armed_unread, False
         for channel in self.traced_channels:
-            vector = jax_hooks.state_value(self.model, channel.stats)
+            vector = self._safely(
+                "read", lambda c=channel: jax_hooks.state_value(self.model, c.stats)
+            )
+            if vector is None:
+                continue
             if vector[_COUNT] == channel.captures_read:
                 if channel.dynamic_scale is not None and armed:
                     out.append((channel, channel.record, _skipped(channel, vector)))
@@ -403,6 +398,14 @@ class JaxCapture:
             ]
         )
 
+    def _safely(self, what, action):
+        """`action()`, or `None` after one warning: logging never stops training."""
+        try:
+            return action()
+        except Exception as error:  # noqa: BLE001 (any failure of kgrad's own)
+            self._warn_once(what, [repr(error)])
+            return None
+
     def _warn_once(self, cause, names=()):
         if cause in self._warned:
             return
@@ -411,6 +414,11 @@ class JaxCapture:
             message = (
                 f"kgrad: no gradient for {len(names)} variable(s), skipped: "
                 + ", ".join(names)
+            )
+        elif cause in ("arm", "read"):
+            message = (
+                f"kgrad: the training state could not be {_VERB[cause]} ({names[0]}); "
+                "training goes on, the steps it concerns are not logged."
             )
         else:
             message = (

@@ -266,13 +266,6 @@ def test_other_backends_are_refused_by_name(monkeypatch):
         GradientMonitor("runs")
 
 
-def test_optimizers_argument_is_checked():
-    with pytest.raises(TypeError, match="Received: optimizers='adam'"):
-        GradientMonitor("runs", optimizers="adam")
-    with pytest.raises(ValueError, match="Received: optimizers=\\[\\]"):
-        GradientMonitor("runs", optimizers=[])
-
-
 def test_all_zero_gradients_are_an_error_finding(tmp_path, classification_data, capsys):
     x, y = classification_data
     keras.utils.set_random_seed(0)

@@ -2,7 +2,7 @@
 
 `fit_runs` trains two tiny models with `GradientMonitor`: a ReLU MLP whose
 first layer mostly dies, so a finding is written, and a SimpleRNN, so
-`temporal_grad` is written. (`benchmarks/perf/dashboard_session.py` writes long
+`temporal_grad` is written. (`dashboard_session.py` beside it writes long
 synthetic runs.)
 """
 

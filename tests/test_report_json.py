@@ -5,7 +5,7 @@ import json
 import pytest
 
 from kgrad.cli import main
-from tests.test_cli import write_run
+from tests.support.runs import write_run
 
 
 @pytest.fixture

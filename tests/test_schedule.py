@@ -5,7 +5,7 @@ import pytest
 
 from kgrad import GradientMonitor
 from kgrad.monitor.drive.schedule import Schedule
-from tests.test_callback import BATCH, compiled, mlp
+from tests.support.models import BATCH, compiled, mlp
 
 
 def logged_steps(schedule, steps_per_epoch, epochs):

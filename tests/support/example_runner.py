@@ -21,7 +21,7 @@ import numpy as np
 
 from kgrad import GradientMonitor
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 IN_PROCESS = [
     "custom_loop",
     "fine_tuning",

@@ -10,7 +10,7 @@ import pytest
 
 from kgrad import GradientMonitor
 from kgrad.monitor.step import stats
-from tests.test_callback import compiled, mlp
+from tests.support.models import compiled, mlp
 
 FIT = dict(batch_size=4, shuffle=False, verbose=0)  # 32 examples: 8 steps
 
