@@ -27,10 +27,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from kgrad.monitor.step.host import GradientCapture  # noqa: E402
 from overhead import MODELS  # noqa: E402
 
 from kgrad import zoo  # noqa: E402
+from kgrad.monitor.step.host import GradientCapture  # noqa: E402
 
 
 def timed(action, calls):
