@@ -297,3 +297,33 @@ def warn(message, category=UserWarning):
     ):
         level, frame = level + 1, frame.f_back
     warnings.warn(message, category, stacklevel=level + 1)
+
+
+# Public attributes that say what an object really does: an argument that
+# takes effect only when it is used first is read-only (assigning it raises
+# `AttributeError`, not silently nothing); one that may change later is checked
+# on assignment, or forwards to the object using it, which checks the value.
+def read_only(attribute, doc):
+    """A property returning `self.<attribute>`; it cannot be assigned."""
+    return property(lambda self: getattr(self, attribute), doc=doc)
+
+
+def checked(attribute, check, doc):
+    """A property storing `check(value)` in `self.<attribute>` on assignment."""
+
+    def set_(self, value):
+        setattr(self, attribute, check(value))
+
+    return property(lambda self: getattr(self, attribute), set_, doc=doc)
+
+
+def forwarded(owner, name, doc):
+    """A property reading and setting `self.<owner>.<name>` (which checks it)."""
+
+    def get(self):
+        return getattr(getattr(self, owner), name)
+
+    def set_(self, value):
+        setattr(getattr(self, owner), name, value)
+
+    return property(get, set_, doc=doc)

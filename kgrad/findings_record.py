@@ -7,8 +7,9 @@ English. Tested by `tests/test_findings_record.py`.
 
 The text of `tags.FINDINGS_DATA` at step `s` is a JSON object in a markdown
 code block (so that the Text tab shows it as code): `{"version": 1, "step":
-s, "findings": [record, ...]}`, every finding of the run so far, in the order
-they appeared, cleared ones included. The last text is therefore the whole
+s, "findings": [record, ...]}`, every finding its monitor has seen in the run
+so far, in the order they appeared, cleared ones included (a new monitor on
+the same run directory starts a new timeline). The last text is therefore the whole
 timeline: a reader never needs an earlier one (TensorBoard keeps only a
 sample of a tag's texts, always with the last). A record:
 

@@ -1,11 +1,11 @@
-"""`monitor.record(..., histograms=...)`: a bool tensor in tf.function, or TypeError."""
+"""`monitor.record(...)`: arguments checked, and written through the step logger."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from kgrad import GradientMonitor
+from kgrad import GradientMonitor, tags
 
 
 def _model_and_gradients():
@@ -95,3 +95,31 @@ def test_a_negative_step_tensor_inside_tf_function_fails_when_run(tmp_path):
     step_fn(tf.constant(0, tf.int64))
     with pytest.raises(tf.errors.InvalidArgumentError, match="must be non-negative"):
         step_fn(tf.constant(-1, tf.int64))
+
+
+def test_record_goes_through_the_step_logger_like_fit(tmp_path, events):
+    """Run claim, steps written once, the run described, and findings."""
+    model, gradients = _model_and_gradients()
+    monitor = GradientMonitor(tmp_path, verbose=0)
+    for step in (1, 2, 2, 1, 3):  # a step at or before the last is not written again
+        monitor.record(gradients(), model.trainable_variables, step)
+    logged = events(tmp_path / "train")
+    assert [s for s, _ in logged["grad_norm/m/d/kernel"]] == [1, 2, 3]
+    assert tags.RUN_INFO in logged
+    assert monitor.findings.current == []  # diagnosed: a healthy run
+
+    nan = [tf.fill(tf.shape(g), float("nan")) for g in gradients()]
+    monitor.record(nan, model.trainable_variables, 4)
+    assert [f.kind for f in monitor.findings.current] == ["nonfinite"]
+    assert tags.FINDINGS in events(tmp_path / "train")
+
+    other = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(2, name="e")], name="other"
+    )
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(other(np.ones((2, 6), "float32")) ** 2)
+    grads = tape.gradient(loss, other.trainable_variables)
+    second = GradientMonitor(tmp_path, verbose=0)
+    with pytest.warns(UserWarning, match="kgrad: .*another model"):
+        second.record(grads, other.trainable_variables, 1)
+    assert "grad_norm/other/e/kernel" in events(tmp_path / "train_2")

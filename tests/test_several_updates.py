@@ -25,18 +25,7 @@ CRITIC_UPDATES = 3
 class WGAN(GAN):
     """The WGAN-GP schedule: the critic is updated 3 times per train step."""
 
-    def train_step(self, data):
-        real, noise = data
-        for _ in range(CRITIC_UPDATES):
-            d_loss, d_grads = discriminator_step(self, real, noise)
-            self.d_optimizer.apply_gradients(
-                zip(d_grads, self.discriminator.trainable_weights, strict=True)
-            )
-        g_loss, g_grads = generator_step(self, noise)
-        self.g_optimizer.apply_gradients(
-            zip(g_grads, self.generator.trainable_weights, strict=True)
-        )
-        return {"d_loss": d_loss, "g_loss": g_loss}
+    critic_updates = CRITIC_UPDATES
 
 
 def replay(gan, real, noise, steps, batch=8):

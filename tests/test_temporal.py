@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from kgrad import GradientMonitor
 from kgrad.analysis import report, temporal_profile
-from kgrad.monitor.step.capture import GradientCapture
+from kgrad.monitor.step.host import GradientCapture
 from kgrad.monitor.step.packed import TEMPORAL_POINTS, sampled_timesteps
 
 BATCH, FEATURES = 8, 3

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from kgrad import GradientMonitor
-from kgrad.monitor.step import branch
+from kgrad.monitor.step import backend_tensorflow
 from kgrad.monitor.train_function import keras_hooks
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -111,7 +111,7 @@ def lowered(function, *args):
 def test_branch_cond_keeps_its_if_op_where_tf_cond_lowers_it():
     @tf.function
     def kept(flag, x):
-        return branch.cond(flag, lambda: x * 2.0, lambda: x)
+        return backend_tensorflow.cond(flag, lambda: x * 2.0, lambda: x)
 
     @tf.function
     def inlined(flag, x):

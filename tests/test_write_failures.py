@@ -11,7 +11,7 @@ import pytest
 from kgrad import GradientMonitor
 from kgrad.analysis import atomic, report
 from kgrad.cli import main
-from kgrad.monitor.log import event_writer, run_files
+from kgrad.monitor.log import event_writer
 
 
 class Disk:
@@ -102,10 +102,10 @@ def test_a_figure_that_cannot_be_written_is_not_left_empty(tmp_path, monkeypatch
     monkeypatch.setattr(atomic, "_write_all", half_then_full)
     writer = event_writer.RunWriter(str(tmp_path / "train"))
     scalars = {"grad_norm/global": [(1, 1.0)], "grad_norm/m/d/kernel": [(1, 1.0)]}
-    run_files.write_gradient_flow(writer, str(path), scalars, {}, 1, "m")
+    event_writer.write_gradient_flow(writer, str(path), scalars, {}, 1, "m")
     assert path.read_bytes() == b"the previous figure"
     assert sorted(os.listdir(tmp_path)) == ["gradient_flow.png", "train"]
     path.unlink()
-    run_files.write_gradient_flow(writer, str(path), scalars, {}, 1, "m")
+    event_writer.write_gradient_flow(writer, str(path), scalars, {}, 1, "m")
     assert not path.exists()
     writer.close()

@@ -50,7 +50,7 @@ import tensorflow as tf  # noqa: E402
 
 from kgrad import GradientMonitor, zoo  # noqa: E402
 from kgrad.monitor.log import event_writer, summaries  # noqa: E402
-from kgrad.monitor.step.capture import GradientCapture  # noqa: E402
+from kgrad.monitor.step.host import GradientCapture  # noqa: E402
 from kgrad.monitor.step.temporal import layer_name  # noqa: E402
 
 PIECES = (

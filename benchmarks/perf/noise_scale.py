@@ -30,7 +30,7 @@ import tensorflow as tf  # noqa: E402
 from overhead import MODELS  # noqa: E402
 
 from kgrad import zoo  # noqa: E402
-from kgrad.monitor.step.capture import GradientCapture  # noqa: E402
+from kgrad.monitor.step.host import GradientCapture  # noqa: E402
 
 
 def timed(action, calls):

@@ -3,7 +3,7 @@
 No training and no TensorFlow: the event files are read by
 `kgrad.analysis.events` (checksums with numpy, scalars through byte templates,
 the rest with TensorBoard's protocol buffers); `kgrad.analysis.runs` finds the
-runs below a folder and loads each.
+runs below a folder and loads each. Tested by `tests/test_report.py`.
 
 Example:
 

@@ -1,5 +1,8 @@
 """`kgrad report --json` and `--fail-on`: the diagnosis of runs for scripts.
 
+Findings are `kgrad.findings_record` records. Tested by `tests/test_report_json.py`
+and `tests/test_findings_record.py`.
+
 Example:
 
 >>> from kgrad.analysis.diagnostics import Finding

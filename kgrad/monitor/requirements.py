@@ -1,5 +1,7 @@
 """The framework kgrad's training side needs, checked once at import.
 
+`backend()` names Keras's backend. Tested in tests/test_install.py.
+
 kgrad does not make pip install TensorFlow (an environment with
 `tensorflow-cpu` or a vendor build would get a second copy), so a missing or
 too old TensorFlow is reported here, with the command that fixes it. Under
@@ -60,3 +62,10 @@ def _release(version):
             break
         digits += char
     return digits.rstrip(".") or "0"
+
+
+def backend():
+    """The name of the Keras backend (`"tensorflow"`, `"jax"`, `"torch"`, ...)."""
+    import keras
+
+    return keras.backend.backend()

@@ -19,7 +19,7 @@ tf.config.set_logical_device_configuration(
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kgrad.monitor.step.capture import GradientCapture  # noqa: E402
+from kgrad.monitor.step.host import GradientCapture  # noqa: E402
 
 LENGTH, FEATURES, BATCH = 7, 3, 16
 

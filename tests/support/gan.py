@@ -10,7 +10,13 @@ LATENT = 3
 
 
 class GAN(keras.Model):
-    """The keras.io DCGAN pattern: `compile()` without an optimizer, two inside."""
+    """The keras.io DCGAN pattern: `compile()` without an optimizer, two inside.
+
+    The discriminator is updated `critic_updates` times per train step (WGAN-GP
+    updates its critic 3 times).
+    """
+
+    critic_updates = 1
 
     def __init__(self, discriminator, generator):
         super().__init__()
@@ -25,10 +31,11 @@ class GAN(keras.Model):
 
     def train_step(self, data):
         real, noise = data  # x, y: the noise comes with the data, replayable
-        d_loss, d_grads = discriminator_step(self, real, noise)
-        self.d_optimizer.apply_gradients(
-            zip(d_grads, self.discriminator.trainable_weights, strict=True)
-        )
+        for _ in range(self.critic_updates):  # unrolled when traced
+            d_loss, d_grads = discriminator_step(self, real, noise)
+            self.d_optimizer.apply_gradients(
+                zip(d_grads, self.discriminator.trainable_weights, strict=True)
+            )
         g_loss, g_grads = generator_step(self, noise)
         self.g_optimizer.apply_gradients(
             zip(g_grads, self.generator.trainable_weights, strict=True)

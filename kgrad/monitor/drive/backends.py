@@ -51,23 +51,17 @@ class TensorFlowSide:
 
     def check_model(self, model):
         """Refuses the distribution strategies kgrad does not support."""
-        from kgrad.monitor.step import replicas
+        from kgrad.monitor.step.host import check_strategy
 
-        strategy = model.distribute_strategy
-        if isinstance(strategy, replicas.UNSUPPORTED_STRATEGIES):
-            raise ValueError(
-                "GradientMonitor supports the default strategy, MirroredStrategy "
-                "and MultiWorkerMirroredStrategy. Received: a model trained under "
-                f"{type(strategy).__name__}"
-            )
+        check_strategy(model.distribute_strategy)
 
     def is_chief(self, model):
-        from kgrad.monitor.step import replicas
+        from kgrad.monitor.train_function import keras_hooks
 
-        return replicas.is_chief(model.distribute_strategy)
+        return keras_hooks.is_chief(model.distribute_strategy)
 
     def capture(self, model, bins, optimizers, noise_scale):
-        from kgrad.monitor.step.capture import GradientCapture
+        from kgrad.monitor.step.host import GradientCapture
 
         return GradientCapture(
             model, bins=bins, optimizers=optimizers, noise_scale=noise_scale

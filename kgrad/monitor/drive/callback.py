@@ -1,7 +1,14 @@
-"""`GradientMonitor`: the Keras callback that logs real training gradients."""
+"""`GradientMonitor`: the Keras callback that logs real training gradients.
 
-import functools
-import os
+It drives the other rooms: at each batch it asks the schedule whether the
+step is due, arms the capture (`kgrad.monitor.step.host`), and after the
+batch hands what the capture read to the step logger
+(`kgrad.monitor.log.step_logger`); at epoch ends it hands the findings to the
+user (`findings_channel`). `record()` sends a custom loop's gradients through
+the same step logger. Tested in tests/test_callback.py and
+tests/test_unchanged.py.
+"""
+
 import time
 
 import keras
@@ -9,11 +16,10 @@ import numpy as np
 
 from kgrad import checks
 from kgrad.analysis.findings import checked_thresholds
-from kgrad.monitor.drive import backends, ownership, resume
+from kgrad.monitor.drive import backends
 from kgrad.monitor.drive import schedule as schedule_lib
-from kgrad.monitor.drive.attributes import checked, forwarded, read_only
 from kgrad.monitor.drive.findings_channel import FindingsChannel
-from kgrad.monitor.log import run_files, summaries
+from kgrad.monitor.log import event_writer, run_claim
 from kgrad.monitor.log.step_logger import StepLogger
 from kgrad.monitor.log.tag_filter import TagFilter, check_patterns
 from kgrad.monitor.log.worker import Worker
@@ -105,19 +111,23 @@ class GradientMonitor(keras.callbacks.Callback):
     ```
     """
 
-    norms_every = forwarded("_schedule", "norms_every", "When norms are logged.")
-    histograms_every = forwarded(
+    norms_every = checks.forwarded("_schedule", "norms_every", "When norms are logged.")
+    histograms_every = checks.forwarded(
         "_schedule", "histograms_every", "When histograms are logged."
     )
-    first_steps = forwarded("_schedule", "first_steps", "Early doubling steps' end.")
-    verbose = forwarded("_channel", "verbose", "0 silent, 1 findings, 2 advice.")
-    on_finding = forwarded("_channel", "on_finding", "Called with each new finding.")
-    histogram_bins = read_only("_histogram_bins", "Buckets per histogram.")
-    include = read_only("_include", "Patterns of the variable paths tagged.")
-    exclude = read_only("_exclude", "Patterns of the variable paths not tagged.")
-    per_layer = read_only("_per_layer", "Whether tags are per layer.")
-    noise_scale = read_only("_noise_scale", "Whether B_simple is logged.")
-    thresholds = checked("_thresholds", checked_thresholds, "The diagnosis's.")
+    first_steps = checks.forwarded(
+        "_schedule", "first_steps", "Early doubling steps' end."
+    )
+    verbose = checks.forwarded("_channel", "verbose", "0 silent, 1 findings, 2 advice.")
+    on_finding = checks.forwarded(
+        "_channel", "on_finding", "Called with each new finding."
+    )
+    histogram_bins = checks.read_only("_histogram_bins", "Buckets per histogram.")
+    include = checks.read_only("_include", "Patterns of the variable paths tagged.")
+    exclude = checks.read_only("_exclude", "Patterns of the variable paths not tagged.")
+    per_layer = checks.read_only("_per_layer", "Whether tags are per layer.")
+    noise_scale = checks.read_only("_noise_scale", "Whether B_simple is logged.")
+    thresholds = checks.checked("_thresholds", checked_thresholds, "The diagnosis's.")
 
     def __init__(
         self,
@@ -165,7 +175,6 @@ class GradientMonitor(keras.callbacks.Callback):
         self.thresholds = thresholds
         self.optimizers = checked_optimizers(optimizers)
         self._capture = None
-        self._writer = None
         self._worker = None
         self._last_figure = None
         self._logger = None  # the runs, steps and findings, across fits
@@ -196,20 +205,19 @@ class GradientMonitor(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         if self._side.is_chief(self._fitted):
-            run_files.check_writable(self.log_dir)
-        ownership.take_over(self.model, self)
-        if self._worker is None:
-            self._worker = Worker()
-        self._worker.drain()  # the previous fit's figure, if any, is written
-        if self._logger is None:
-            self._logger = StepLogger(self.log_dir, self._worker)
+            event_writer.check_writable(self.log_dir)
+        run_claim.take_over(self.model, self)
+        self._start_logger().worker.drain()  # the previous fit's figure is written
         if self._capture is None or not self._capture.serves(self.model):
             self._capture = self._side.capture(
                 self._fitted, self.histogram_bins, self.optimizers, self.noise_scale
             )
         self._watch = self._side.watch(self._fitted, self._capture, self._abandon)
         self._watch.begin()
-        if self._logger.begin_fit(self.model, self._capture, self._tag_filter):
+        capture = self._capture
+        if self._logger.begin_fit(
+            self.model, capture.channels, self._tag_filter, capture.per_example
+        ):
             self._seen = 0  # another model: its schedule starts from its own steps
         self._pending = None
         self._carry = None
@@ -221,7 +229,7 @@ class GradientMonitor(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if self._seen == 0:  # a fresh monitor: count from where training resumes
             steps = (self.params or {}).get("steps")
-            self._seen = resume.trained_steps(self.model, epoch, steps)
+            self._seen = schedule_lib.trained_steps(self.model, epoch, steps)
         self._epoch_base = self._seen
         self._epoch_start = True
 
@@ -260,8 +268,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self._logger.write_epoch_end(epoch_scalars(logs))
         self._worker.drain()
         self._report_findings()
-        for log in self._logger.logs.values():
-            self._worker.submit(log.writer.flush)
+        self._logger.flush()
 
     def on_train_end(self, logs=None):
         try:
@@ -277,36 +284,24 @@ class GradientMonitor(keras.callbacks.Callback):
             figures = self._figure_due()
             if figures:
                 self._last_figure = time.monotonic()
-            for log in self._logger.logs.values():
-                if figures and log.last_step is not None:
-                    self._submit_figure(log)
-                self._worker.submit(log.writer.close)
+            self._logger.close(figures)
+
+    def _start_logger(self):
+        """The step logger (and its worker), made at the first use."""
+        if self._logger is None:
+            self._worker = Worker()
+            self._logger = StepLogger(self.log_dir, self._worker)
+        return self._logger
 
     def _abandon(self):
         """Removes everything of kgrad from the model (the end of a `fit`)."""
         self._watch.end()
         self._capture.uninstall()
         self._capture.disarm()
-        ownership.release(self.model)
-
-    def _submit_figure(self, log):
-        name = "gradient_flow.png"
-        if log.label:
-            name = f"gradient_flow_{log.label}.png"
-        figure = functools.partial(
-            run_files.write_gradient_flow,
-            log.writer,
-            os.path.join(self.log_dir, name),
-            log.history.scalars(),
-            log.run_info,
-            log.last_step,
-            self.model.name,
-        )
-        self._worker.submit(figure)
+        run_claim.release(self.model)
 
     def _figure_due(self):
-        logs = self._logger.logs.values() if self._logger else []
-        logged = any(log.last_step is not None for log in logs)
+        logged = self._logger is not None and self._logger.logged_any()
         if self.figure_secs is None or not logged:
             return False
         last = self._last_figure
@@ -369,25 +364,23 @@ class GradientMonitor(keras.callbacks.Callback):
             )
         import tensorflow as tf
 
-        from kgrad.monitor.step.packed import record_statistics
+        from kgrad.monitor.step.packed import histograms_flag, record_statistics
 
-        histograms = _histograms_flag(histograms)
+        histograms = histograms_flag(histograms)
         variables = list(variables)
-        packed, layout = record_statistics(
+        packed, _ = record_statistics(
             grads, variables, step, self.histogram_bins, histograms is not False
         )
-        tags = self._tag_filter([getattr(v, "path", v.name) for v in variables])
-        paths = tags.paths
-        strategy = tf.distribute.get_strategy()
+        logger = self._start_logger()
+        logger.begin_loop(variables, tf.distribute.get_strategy(), self._tag_filter)
+        record = logger.loop_record(variables, self.histogram_bins)
 
         def write(vector, wanted):
-            captured = tags.select(layout.unpack(vector))
-            scalars = summaries.step_scalars(captured, paths, [])
-            values = summaries.step_histograms(captured, paths) if wanted else []
-            if self._writer is None:
-                self._writer = run_files.open_writer(self.log_dir, strategy)
-            self._writer.write(int(captured["step"]), values, scalars)
-            self._writer.flush()
+            captured = record.layout.unpack(vector)
+            if logger.write_recorded(record, captured, bool(wanted)):
+                self._report_findings()
+                logger.flush()
+                self._worker.drain()
             return np.int32(0)
 
         if tf.executing_eagerly():
@@ -420,7 +413,10 @@ class GradientMonitor(keras.callbacks.Callback):
         self._pending = None
         self._capture.disarm()
         loss = self._loss_probe.end(self._fitted)
-        nonfinite, retry = self._logger.write(norms, histograms, due, extra=loss)
+        captures = self._capture.read()
+        nonfinite, retry = self._logger.write(
+            captures, norms, histograms, due, extra=loss
+        )
         if retry:  # an optimizer did not update: the next batch is logged
             self._carry = (norms, histograms)
         if nonfinite:
@@ -428,18 +424,15 @@ class GradientMonitor(keras.callbacks.Callback):
 
     # -- diagnosis (main thread, after the worker is drained) ---------------
     def _report_findings(self):
-        for log in self._logger.logs.values():
-            log.report_findings(self.thresholds, self._worker, self._channel, self)
+        self._logger.report_findings(self.thresholds, self._channel, self)
 
     def _handle_nonfinite(self):
         self._worker.drain()
         if self.on_nonfinite == "raise":
             self._abandon()
-            for log in self._logger.logs.values():
-                found = log.diagnose(self.thresholds) or ()
-                finding = next((f for f in found if f.kind == "nonfinite"), None)
-                if finding is not None:
-                    raise FloatingPointError(f"kgrad: {finding.message()}")
+            finding = self._logger.nonfinite_finding(self.thresholds)
+            if finding is not None:
+                raise FloatingPointError(f"kgrad: {finding.message()}")
         self._report_findings()
         if self.on_nonfinite == "stop" and not self._stopping:
             self._stopping = True
@@ -447,17 +440,3 @@ class GradientMonitor(keras.callbacks.Callback):
             self._channel.say(
                 "non-finite gradients: training stops (on_nonfinite='stop')."
             )
-
-
-def _histograms_flag(value):
-    """`histograms` of `record`: a Python bool or a scalar bool tensor."""
-    import tensorflow as tf
-
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if tf.is_tensor(value) and value.dtype == tf.bool and value.shape.rank == 0:
-        return value
-    raise TypeError(
-        "`histograms` must be True, False or a scalar bool tensor (e.g. "
-        f"`step % 500 == 0` inside tf.function). Received: histograms={value!r}"
-    )

@@ -18,6 +18,8 @@
   after a logged step with NaN/Inf gradients); it may set
   `monitor.model.stop_training = True` or change the learning rate.
 
+Tested in tests/test_findings.py.
+
 Example:
 
 >>> channel = FindingsChannel(verbose=0, on_finding=None)

@@ -21,6 +21,11 @@ made a fresh 200-step ResNet-18 fit about 10% slower. `keras.callbacks.TensorBoa
 so GradientMonitor refuses those names (and its own former `norm_freq`) with
 a `TypeError` naming the argument to use: a Keras habit costs nothing.
 
+A fresh monitor counts steps from where training resumes (`trained_steps`):
+after `keras.callbacks.BackupAndRestore` or `fit(initial_epoch=k)` the grid
+and the early steps are those of the uninterrupted run. Tested in
+tests/test_schedule.py and tests/test_resume.py.
+
 Example:
 
 >>> early = Schedule(norms_every=100, histograms_every=500, first_steps=50)
@@ -31,6 +36,8 @@ Example:
 """
 
 import numbers
+
+import numpy as np
 
 ALL_EARLY_STEPS = 8  # logged one by one; then doubling steps up to `first_steps`
 
@@ -160,3 +167,29 @@ def _due(every, first, last, epoch_start):
 def _holds_power_of_two(first, last):
     """Whether some power of two (1, 2, 4, ...) lies in `first..last`."""
     return first <= last and 1 << max(first - 1, 0).bit_length() <= last
+
+
+def trained_steps(model, epoch, steps_per_epoch):
+    """Train steps already run when a `fit` starts its epoch `epoch`.
+
+    Args:
+        model: The model, after any restore.
+        epoch: The first epoch of the `fit` (0-based; `initial_epoch`).
+        steps_per_epoch: Steps per epoch (`params["steps"]`), or `None`.
+
+    The larger of the epochs already run times the steps per epoch and the
+    optimizer's update count (times its gradient accumulation), read after
+    `BackupAndRestore` restored the model in its `on_train_begin`.
+
+    Returns:
+        An int >= 0.
+    """
+    by_epochs = epoch * steps_per_epoch if steps_per_epoch else 0
+    optimizer = getattr(model, "optimizer", None)
+    by_updates = 0
+    if optimizer is not None and getattr(optimizer, "built", False):
+        accumulation = getattr(optimizer, "gradient_accumulation_steps", None) or 1
+        value = getattr(optimizer.iterations, "value", optimizer.iterations)
+        count = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+        by_updates = int(count) * accumulation
+    return max(by_epochs, by_updates)

@@ -1,9 +1,12 @@
 """Writes TensorBoard event files; a failure to write never stops training.
 
-`RunWriter` is what the callback talks to: one event per logged step, the
+`RunWriter` is what the step logger talks to: one event per logged step, the
 scalars serialized from cached bytes (`ScalarEncoder`), the records written by
 TensorFlow's C++ record writer (`EventFile`) in the same format and with the
-same file names as TensorBoard's own `EventFileWriter`.
+same file names as TensorBoard's own `EventFileWriter`. The run's other files:
+`check_writable(log_dir)` before anything is written, and the gradient-flow
+figure (`write_gradient_flow`) at the end of a `fit`. Tested in
+tests/test_events.py, tests/test_write_failures.py and tests/test_tensorboard.py.
 
 Example:
 
@@ -21,6 +24,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -28,7 +32,7 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 from kgrad import tags
-from kgrad.analysis import runs
+from kgrad.analysis import atomic, plots, runs
 from kgrad.monitor.log import summaries
 from kgrad.monitor.log.summaries import scalar_value
 
@@ -138,7 +142,7 @@ class RunWriter:
         if self._failing:
             self._failing = self._failed = False  # a new failure is reported
             logger.warning(
-                "kgrad writes to %s again, in a new event file; %s.",
+                "kgrad: writing to %s again, in a new event file; %s.",
                 self.log_dir,
                 _steps_note(self.missing_steps),
             )
@@ -185,7 +189,7 @@ class RunWriter:
             if not self._failed:
                 self._failed = True
                 logger.error(
-                    "kgrad could not write summaries to %s (%s: %s); training goes "
+                    "kgrad: could not write summaries to %s (%s: %s); training goes "
                     "on, and kgrad writes the later steps to a new event file "
                     "once writing works again.",
                     self.log_dir,
@@ -290,3 +294,39 @@ def _varint(n):
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+def write_gradient_flow(writer, path, scalars, run_info, step, title):
+    """Draws the gradient-flow figure (a TensorBoard image and a PNG file) and,
+    for models with recurrent layers, the `tags.TEMPORAL_PROFILE` heat map.
+
+    Runs in the worker thread at the end of `fit`.
+    """
+    if not writer.enabled:
+        return
+    figure = plots.gradient_flow_figure(scalars, run_info, title=title)
+    png = plots.figure_png(figure)
+    width, height = (int(v) for v in figure.canvas.get_width_height())
+    value = summaries.image_value(tags.GRADIENT_FLOW, png, width, height)
+    writer.write(step, [value])
+    if not writer.guard(lambda: atomic.write_bytes(path, png)):
+        logger.error("kgrad: %s was not written (the figure stays as it was).", path)
+    heat_map = plots.temporal_heat_map(scalars, run_info, title=title)
+    if heat_map is not None:
+        width, height = (int(v) for v in heat_map.canvas.get_width_height())
+        png = plots.figure_png(heat_map)
+        value = summaries.image_value(tags.TEMPORAL_PROFILE, png, width, height)
+        writer.write(step, [value])
+
+
+def check_writable(log_dir):
+    """Raises a `ValueError` naming `log_dir` when it cannot be written."""
+    try:
+        os.makedirs(log_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=log_dir):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"`log_dir` cannot be written ({error.strerror}). "
+            f"Received: log_dir={os.fspath(log_dir)!r}"
+        ) from None

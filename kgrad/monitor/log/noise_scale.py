@@ -48,7 +48,7 @@ import collections
 
 import numpy as np
 
-from kgrad import tags
+from kgrad import checks, tags
 
 DECAY = 0.9
 """EMA decay per logged step of `tr(Sigma)` and `|G|^2`."""
@@ -156,3 +156,46 @@ def not_covered(captured, paths, uncovered):
             "the batch axis",
         )
     return out
+
+
+class RunNoiseScales:
+    """The `NoiseScale` of each run of a monitor, and the layers they leave out.
+
+    Args:
+        probe: The capture's per-example probe
+            (`kgrad.monitor.step.per_example`).
+
+    Attributes:
+        missing: `{layer: why}` of the layers the last step's noise scale left
+            out (written into `kgrad.tags.RUN_INFO`).
+    """
+
+    def __init__(self, probe):
+        self.probe = probe
+        self.missing = {}
+        self._by_run = {}  # run directory -> its NoiseScale
+        self._warned = False
+
+    def scalars(self, run_dir, record, captured):
+        """The noise scale's `(tag, value)` scalars of a step of `run_dir`."""
+        if "per_example_sq" not in captured:
+            return []
+        estimator = self._by_run.get(run_dir)
+        if estimator is None:
+            ids = self.probe.variable_ids("layernorm")
+            estimator = self._by_run[run_dir] = NoiseScale(
+                p
+                for p, v in zip(record.paths, record.variables, strict=True)
+                if id(v) in ids
+            )
+        missing = not_covered(captured, record.paths, self.probe.uncovered)
+        if missing and not self._warned:
+            self._warned = True
+            named = "; ".join(f"{layer} ({why})" for layer, why in missing.items())
+            checks.warn(
+                "kgrad: the noise scale leaves out the layers without per-example "
+                f"gradient norms: {named}. `{tags.NOISE_COVERED}` is the share of "
+                "the squared gradient norm it is taken over."
+            )
+        self.missing = missing
+        return estimator.scalars(captured, record.paths)

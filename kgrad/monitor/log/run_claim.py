@@ -1,4 +1,12 @@
-"""One writer and one model per run: who may write `log_dir/train`.
+"""One writer and one model per run, steps that never go backwards in it, and
+one monitor per model (`take_over`, `release`).
+
+`StepCounter` keeps a run's steps increasing: a logged step is the update
+count of the optimizer the gradient went through (the k-th update is step
+k); Keras restarts that count at 0 for every new optimizer (a `compile()`
+after freezing or unfreezing layers), so each optimizer slot keeps an offset
+and its steps continue from the last step the slot reached. The same
+optimizer continues its own count across `fit` calls.
 
 Two monitors writing one run directory (two processes on one `log_dir`, or
 one monitor reused on a second model) would interleave their steps, and
@@ -17,6 +25,8 @@ and the writer (host, process, a token). Another monitor then:
 
 A writer on another host is taken as running: its process cannot be seen.
 
+Tested in tests/test_run_claim.py.
+
 Example:
 
 ```python
@@ -28,6 +38,7 @@ import json
 import os
 import socket
 import uuid
+import weakref
 
 CLAIM_FILE = ".kgrad-run.json"
 _HOST = socket.gethostname()
@@ -147,3 +158,112 @@ def _write_claim(root, token, identity):
     except OSError:
         return True  # cannot be recorded: the event writer reports the failure
     return (_read_claim(root) or {}).get("token") == token
+
+
+class StepCounter:
+    """Per-slot offsets that keep steps increasing across optimizers.
+
+    Args:
+        iterations: Function from an optimizer to its update count (an int).
+    """
+
+    def __init__(self, iterations):
+        self._iterations = iterations
+        self._slots = {}  # name -> [optimizer, offset]
+        self._reached = {}  # name -> last step the slot reached
+
+    def begin(self, name, optimizer):
+        """Starts a `fit` with `optimizer` in slot `name`."""
+        slot = self._slots.get(name)
+        if slot is not None and slot[0] is optimizer:
+            return
+        reached = self._reached.get(name, 0)
+        offset = reached - self._iterations(optimizer) if name in self._reached else 0
+        self._slots[name] = [optimizer, offset]
+
+    def end(self, name):
+        """Records the step slot `name` reached at the end of a `fit`."""
+        optimizer, offset = self._slots[name]
+        self._reached[name] = offset + self._iterations(optimizer)
+
+    def continues(self, name, optimizer):
+        """Whether `optimizer` resumes at the count slot `name` ended a `fit` at.
+
+        True for the optimizer of a model saved and loaded again (its
+        `iterations` are restored): its steps continue the slot's run.
+        """
+        slot = self._slots.get(name)
+        return (
+            slot is not None
+            and name in self._reached
+            and self._iterations(optimizer) == self._iterations(slot[0])
+        )
+
+    def reached(self, name):
+        """The last step slot `name` reached at the end of a `fit` (0 if none)."""
+        return self._reached.get(name, 0)
+
+    def step(self, name, count):
+        """The step of the `count`-th update (1-based) of slot `name`'s optimizer."""
+        return int(count) + self._slots[name][1]
+
+
+class LoopModel:
+    """Stands for the model of a custom training loop: what `record` is handed.
+
+    Its identity (for the run claim) is the variables' first path component
+    and their paths, so a loop started again over the same model continues
+    its run.
+    """
+
+    def __init__(self, variables, strategy):
+        self.weights = list(variables)
+        self.key = [id(v) for v in self.weights]
+        first = getattr(self.weights[0], "path", None) if self.weights else None
+        self.name = (first or "loop").split("/")[0]
+        self.distribute_strategy = strategy
+        self.record = None
+
+
+class _LoopSlot:
+    """The slot of a custom loop's steps: one run, `log_dir/train`."""
+
+    name = "loop"
+    traced = True
+
+
+LOOP_SLOT = _LoopSlot()
+
+
+# One monitor's capture per model at a time, and none left behind: two
+# monitors in one `fit` (they hold the same `params` dict, which Keras's
+# `CallbackList` hands to all) would wrap the same optimizer twice and unwrap
+# it in the wrong order, so the second is refused, naming both `log_dir`s; a
+# capture that a stopped `fit` left installed is removed by the next monitor.
+_OWNERS = weakref.WeakKeyDictionary()  # model -> (monitor, params of its fit)
+
+
+def take_over(model, monitor):
+    """Makes `monitor` the one capturing `model`'s gradients in this `fit`.
+
+    Raises:
+        ValueError: If another monitor captures in the same `fit`.
+    """
+    owner = _OWNERS.get(model)
+    if owner is not None and owner[0] is not monitor:
+        other, params = owner
+        if other._capture is not None:
+            other._capture.uninstall()
+        if params is monitor.params:
+            _OWNERS.pop(model, None)
+            raise ValueError(
+                "Only one GradientMonitor per `fit`: this one logs to "
+                f"log_dir={os.fspath(monitor.log_dir)!r}, another to "
+                f"log_dir={os.fspath(other.log_dir)!r}. Pass one monitor."
+            )
+    _OWNERS[model] = (monitor, monitor.params)
+
+
+def release(model):
+    """Forgets the monitor of `model` (its capture is uninstalled)."""
+    _OWNERS.pop(model, None)

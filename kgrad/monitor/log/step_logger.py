@@ -18,12 +18,19 @@ step the loss-scale optimizer skips) is not written: the caller arms the next
 batch instead, and skipped batches are counted into `tags.LOSS_SCALE_SKIPPED`.
 A step already written is never written again: one value per tag and step.
 
+A custom training loop's `GradientMonitor.record` goes the same way
+(`begin_loop`, `write_recorded`): the same run claim, steps, history and
+findings, its run named after the variables' first path component.
+
+Tested in tests/test_callback.py, tests/test_record.py and
+tests/test_several_updates.py.
+
 Example:
 
 ```python
 logger = StepLogger("logs/exp1", worker)
-logger.begin_fit(model, capture, lambda paths: TagFilter(paths))
-nonfinite, retry = logger.write(norms=True, histograms=False, due=1)
+logger.begin_fit(model, capture.channels, lambda paths: TagFilter(paths))
+nonfinite, retry = logger.write(capture.read(), norms=True, histograms=False, due=1)
 ```
 """
 
@@ -35,7 +42,6 @@ import numpy as np
 from kgrad import checks, tags
 from kgrad.monitor.log import event_writer, noise_scale, run_claim, summaries
 from kgrad.monitor.log.run_log import RunLog
-from kgrad.monitor.log.steps import StepCounter
 from kgrad.monitor.step.naming import layer_name
 
 
@@ -51,35 +57,35 @@ class StepLogger:
         self.log_dir = log_dir
         self.worker = worker
         self.logs = {}  # slot name -> RunLog
-        self.steps = StepCounter(_update_count)
+        self.steps = run_claim.StepCounter(_update_count)
         self._model = None
-        self._capture = None
+        self._channels = []  # the monitored optimizers' capture channels
         self._make_tags = None
         self._tags = {}  # id(record) -> its TagFilter
         self._warned_nothing = False
         self._root = None  # the run root of the current model
         self._roots = []  # the run roots written, one per model
-        self._noise = {}  # run directory -> its NoiseScale
-        self._warned_uncovered = False
-        self._missing = {}  # layers left out of the last step's noise scale
+        self._noise = None  # `noise_scale.RunNoiseScales` with `noise_scale=True`
 
-    def begin_fit(self, model, capture, make_tags):
+    def begin_fit(self, model, channels, make_tags, per_example=None):
         """Starts a `fit`: the optimizers' step offsets, this fit's counts.
 
         Args:
             model: The model being fit.
-            capture: Its installed `GradientCapture`.
+            channels: The `Channel`s of its capture, one per optimizer.
             make_tags: Makes the monitor's `kgrad.monitor.log.tag_filter.TagFilter`
                 over a record's variable names.
+            per_example: The capture's per-example probe when the noise scale
+                is logged, else `None`. Defaults to `None`.
 
         Returns:
             Whether this `fit` starts the run of another model than the last
             `fit` (its steps are counted from its own start).
         """
         new_model = self._model is not None and model is not self._model
-        if new_model and self._reloaded(model, capture):
+        if new_model and self._reloaded(model, channels):
             new_model = False
-            step = min(self.steps.reached(c.name) for c in capture.channels) + 1
+            step = min(self.steps.reached(c.name) for c in channels) + 1
             checks.warn(
                 f"kgrad: model {model.name!r} continues its run in {self._root} "
                 f"from step {step}: it has the name and variables of the model "
@@ -88,9 +94,13 @@ class StepLogger:
             )
         if new_model:
             self._new_model_run()
-        self._model, self._capture, self._make_tags = model, capture, make_tags
+        self._model, self._channels, self._make_tags = model, channels, make_tags
         self._tags = {}
-        for channel in capture.channels:
+        if per_example is None:
+            self._noise = None
+        elif self._noise is None or self._noise.probe is not per_example:
+            self._noise = noise_scale.RunNoiseScales(per_example)
+        for channel in channels:
             self.steps.begin(channel.name, channel.optimizer)
         for log in self.logs.values():
             log.steps_this_fit = 0
@@ -98,25 +108,27 @@ class StepLogger:
             log.run_info = None  # written again: the variables may have changed
         return new_model
 
-    def _reloaded(self, model, capture):
+    def _reloaded(self, model, channels):
         """Whether `model` continues the last model's run (saved, loaded again)."""
         same = run_claim.model_identity(model) == run_claim.model_identity(self._model)
         return (
             same
             and self._root is not None
-            and bool(capture.channels)
-            and all(self.steps.continues(c.name, c.optimizer) for c in capture.channels)
+            and bool(channels)
+            and all(self.steps.continues(c.name, c.optimizer) for c in channels)
         )
 
     def end_fit(self):
         """Ends a `fit`: records the step each optimizer reached."""
-        for channel in self._capture.channels:
+        for channel in self._channels:
             self.steps.end(channel.name)
 
-    def write(self, norms, histograms, due, extra=()):
-        """Reads the capture of an armed call and queues its writing.
+    def write(self, captures, norms, histograms, due, extra=()):
+        """Queues the writing of the captures of an armed call.
 
         Args:
+            captures: `[(channel, record, statistics)]`, what the capture read
+                (`GradientCapture.read`).
             norms: Whether norms were due.
             histograms: Whether histograms were due.
             due: The training step that was due (for the warning).
@@ -127,11 +139,10 @@ class StepLogger:
             `(nonfinite, retry)`: whether a written step has NaN/Inf gradients,
             and whether an optimizer did not update (arm the next batch).
         """
-        results = self._capture.read()
-        if not results:
+        if not captures:
             self._warn_nothing_captured(due)
         nonfinite = retry = False
-        for channel, record, captured in results:
+        for channel, record, captured in captures:
             log = self._log_of(channel)
             if captured["skipped"] or not captured["applied"]:
                 log.skipped_batches += int(captured["skipped"])
@@ -140,25 +151,66 @@ class StepLogger:
                 retry = True
                 continue
             step = self.steps.step(channel.name, captured["step"])
-            if log.last_step is not None and step <= log.last_step:
-                continue  # this step is written already
-            captured["step"] = step
-            captured["skipped_batches"] = log.skipped_batches
-            log.skipped_batches = 0
-            log.last_step = step
-            log.steps_this_fit += 1
-            if log.record is not record:  # new variables: describe the run again
-                log.record, log.run_info = record, None
-            extra_scalars = list(extra)
+            scalars = list(extra)
             if norms:
-                clipping = _clipping(channel.optimizer)
-                extra_scalars += summaries.clip_scalars(captured, clipping)
-            job = functools.partial(
-                self._log_step, log, record, captured, norms, histograms, extra_scalars
-            )
-            self.worker.submit(job, inline=True)
-            nonfinite |= bool(norms and captured["nonfinite"].sum() > 0)
+                clipping = summaries.clipping_of(channel.optimizer)
+                scalars += summaries.clip_scalars(captured, clipping)
+            if self._queue(log, record, captured, step, norms, histograms, scalars):
+                nonfinite |= bool(norms and captured["nonfinite"].sum() > 0)
         return nonfinite, retry
+
+    def begin_loop(self, variables, strategy, make_tags):
+        """Starts (or goes on) logging the `record` calls of a custom loop.
+
+        Args:
+            variables: The variables `record` is handed.
+            strategy: The distribution strategy of the loop.
+            make_tags: As in `begin_fit`.
+        """
+        loop = run_claim.LoopModel(variables, strategy)
+        if isinstance(self._model, run_claim.LoopModel) and self._model.key == loop.key:
+            return
+        if _is_chief(loop):
+            event_writer.check_writable(self.log_dir)
+        if self._model is not None:
+            self._new_model_run()
+        self._model, self._channels, self._make_tags = loop, [], make_tags
+        self._tags = {}
+
+    def loop_record(self, variables, bins):
+        """The `Record` of the loop's variables (made once per list)."""
+        if self._model.record is None:
+            from kgrad.monitor.step.packed import Record  # `record`: TensorFlow
+
+            self._model.record = Record(0, variables, None, (), (), (), bins)
+        return self._model.record
+
+    def write_recorded(self, record, captured, histograms):
+        """Queues one step a custom loop handed to `record`, as `write` does.
+
+        Returns:
+            Whether it was written (a step at or before the last is not).
+        """
+        log = self._log_of(run_claim.LOOP_SLOT)
+        step = int(captured["step"])
+        return self._queue(log, record, captured, step, True, histograms, ())
+
+    def _queue(self, log, record, captured, step, norms, histograms, extra):
+        """Queues the writing of one step to `log`; `False` if written already."""
+        if log.last_step is not None and step <= log.last_step:
+            return False  # this step is written already
+        captured["step"] = step
+        captured["skipped_batches"] = log.skipped_batches
+        log.skipped_batches = 0
+        log.last_step = step
+        log.steps_this_fit += 1
+        if log.record is not record:  # new variables: describe the run again
+            log.record, log.run_info = record, None
+        job = functools.partial(
+            self._log_step, log, record, captured, norms, histograms, list(extra)
+        )
+        self.worker.submit(job, inline=True)
+        return True
 
     def warn_if_fit_logged_nothing(self):
         """Warns at the end of a `fit` in which no due step was written.
@@ -216,7 +268,7 @@ class StepLogger:
     def _log_of(self, channel):
         log = self.logs.get(channel.name)
         if log is None:
-            several = len(self._capture.traced_channels) > 1
+            several = sum(c.traced for c in self._channels) > 1
             run_dir = self._run_root()
             default = run_dir == os.path.join(self.log_dir, "train")
             label = "" if default else os.path.basename(run_dir)
@@ -236,11 +288,52 @@ class StepLogger:
                 job = functools.partial(log.write_step, log.last_step, [], scalars)
                 self.worker.submit(job)
 
+    def flush(self):
+        """Queues a flush of every run's event file."""
+        for log in self.logs.values():
+            self.worker.submit(log.writer.flush)
+
+    def logged_any(self):
+        """Whether any run has a logged step (across the monitor's fits)."""
+        return any(log.last_step is not None for log in self.logs.values())
+
+    def report_findings(self, thresholds, channel, monitor):
+        """Diagnoses each run; hands new findings to `channel`, writes them."""
+        for log in self.logs.values():
+            log.report_findings(thresholds, self.worker, channel, monitor)
+
+    def nonfinite_finding(self, thresholds):
+        """The first run's `nonfinite` finding, or `None`."""
+        for log in self.logs.values():
+            for finding in log.diagnose(thresholds) or ():
+                if finding.kind == "nonfinite":
+                    return finding
+        return None
+
+    def close(self, figures):
+        """Queues each run's gradient-flow figure (if `figures`) and its close."""
+        for log in self.logs.values():
+            if figures and log.last_step is not None:
+                name = "gradient_flow.png"
+                if log.label:
+                    name = f"gradient_flow_{log.label}.png"
+                figure = functools.partial(
+                    event_writer.write_gradient_flow,
+                    log.writer,
+                    os.path.join(self.log_dir, name),
+                    log.history.scalars(),
+                    log.run_info,
+                    log.last_step,
+                    self._model.name,
+                )
+                self.worker.submit(figure)
+            self.worker.submit(log.writer.close)
+
     def _tags_of(self, record):
-        tags = self._tags.get(id(record))
-        if tags is None:
-            tags = self._tags[id(record)] = self._make_tags(record.paths)
-        return tags
+        found = self._tags.get(id(record))
+        if found is None:
+            found = self._tags[id(record)] = self._make_tags(record.paths)
+        return found
 
     def _run_root(self):
         """`log_dir/train`, or a new run root if that one is another's."""
@@ -260,17 +353,19 @@ class StepLogger:
     def _new_model_run(self):
         """A new model: its steps, history and findings start a run of their own."""
         self.logs = {}
-        self.steps = StepCounter(_update_count)
+        self.steps = run_claim.StepCounter(_update_count)
         self._root = None
-        self._noise = {}
+        self._noise = None
 
     def _log_step(self, log, record, captured, norms, histograms, extra):
         """Writes one captured step (inline, or in the worker if it is busy)."""
-        tags = self._tags_of(record)
-        paths = tags.paths
-        noise = self._noise_scalars(log, record, captured)
-        captured = tags.select(captured)
-        layers = tags.select_layers(captured, _layers(record))
+        selection = self._tags_of(record)
+        paths = selection.paths
+        noise = (
+            self._noise.scalars(log.run_dir, record, captured) if self._noise else []
+        )
+        captured = selection.select(captured)
+        layers = selection.select_layers(captured, _layers(record))
         recurrent = _recurrent(record)
         scalars = summaries.step_scalars(
             captured, paths, layers, norms=norms, recurrent=recurrent
@@ -278,82 +373,35 @@ class StepLogger:
         scalars += extra + noise
         values = summaries.step_histograms(captured, paths) if histograms else []
         if log.run_info is None:
-            log.run_info = self._describe_run(record, tags, captured)
-            if self._capture.per_example is not None:
-                log.run_info["noise_scale_not_covered"] = self._missing
+            log.run_info = summaries.run_info(
+                self._model.name,
+                paths,
+                _layers(record),
+                record.batchnorm_paths,
+                captured["batch_size"],
+                {layer_name(layer): type(layer).__name__ for layer in record.recurrent},
+            )
+            if self._noise is not None:
+                log.run_info["noise_scale_not_covered"] = self._noise.missing
             values.append(summaries.run_info_value(log.run_info))
             values.append(summaries.custom_scalars_value(paths))
         log.write_step(int(captured["step"]), values, scalars)
-
-    def _noise_scalars(self, log, record, captured):
-        """The noise scale's scalars of a step (`kgrad.monitor.log.noise_scale`)."""
-        probe = self._capture.per_example
-        if probe is None or "per_example_sq" not in captured:
-            return []
-        estimator = self._noise.get(log.run_dir)
-        if estimator is None:
-            ids = probe.variable_ids("layernorm")
-            estimator = self._noise[log.run_dir] = noise_scale.NoiseScale(
-                p
-                for p, v in zip(record.paths, record.variables, strict=True)
-                if id(v) in ids
-            )
-        missing = noise_scale.not_covered(captured, record.paths, probe.uncovered)
-        if missing and not self._warned_uncovered:
-            self._warned_uncovered = True
-            named = "; ".join(f"{layer} ({why})" for layer, why in missing.items())
-            checks.warn(
-                "kgrad: the noise scale leaves out the layers without per-example "
-                f"gradient norms: {named}. `noise_scale/covered` is the share of "
-                "the squared gradient norm it is taken over."
-            )
-        self._missing = missing
-        return estimator.scalars(captured, record.paths)
-
-    def _describe_run(self, record, tags, captured):
-        batch_size = captured["batch_size"]
-        return {
-            "model": self._model.name,
-            "variables": tags.paths,
-            "layers": [[name, kind] for name, kind in _layers(record)],
-            "batchnorm_layers": sorted(record.batchnorm_paths),
-            "batch_size": None if np.isnan(batch_size) else int(batch_size),
-            "recurrent_layers": _recurrent(record),
-            "recurrent_cells": {
-                layer_name(layer): type(layer).__name__ for layer in record.recurrent
-            },
-        }
 
     def _warn_nothing_captured(self, step):
         if self._warned_nothing:
             return
         self._warned_nothing = True
-        names = ", ".join(f"`{c.name}`" for c in self._capture.channels)
+        names = ", ".join(f"`{c.name}`" for c in self._channels)
         checks.warn(
-            f"GradientMonitor: training step {step} was due to be logged, but no "
+            f"kgrad: training step {step} was due to be logged, but no "
             f"gradient reached a monitored optimizer (monitored: {names}). kgrad "
             "sees the gradients in `optimizer.apply`/`apply_gradients`: if the "
             "train step applies another optimizer, pass it with "
             "`GradientMonitor(..., optimizers=[...])`; if it applies one of "
             "these, this Keras version may not route through the hooks kgrad "
-            "uses (`kgrad.monitor.train_function.keras_hooks.check()` names the "
+            "uses (`kgrad.monitor.train_function.hooks_check.check()` names the "
             "broken one)."
         )
-
-
-def _clipping(optimizer):
-    """`(kind, limit)` of the clipping `optimizer` applies, or `None`.
-
-    The first of `clipnorm`, `global_clipnorm` and `clipvalue` that is set, as
-    Keras's `_clip_gradients` takes them (of the inner optimizer under a
-    `LossScaleOptimizer`).
-    """
-    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
-    for kind in ("clipnorm", "global_clipnorm", "clipvalue"):
-        limit = getattr(optimizer, kind, None)
-        if limit and limit > 0:
-            return kind, float(limit)
-    return None
 
 
 def _layers(record):
@@ -372,17 +420,12 @@ def _is_chief(model):
     strategy = getattr(model, "distribute_strategy", None)  # none on JAX
     if strategy is None:
         return True
-    from kgrad.monitor.step import replicas  # TensorFlow's
+    from kgrad.monitor.train_function import keras_hooks  # TensorFlow's
 
-    return replicas.is_chief(strategy)
+    return keras_hooks.is_chief(strategy)
 
 
 def _update_count(optimizer):
-    """The optimizer's update count, on every backend.
-
-    `Variable.numpy()` (TensorFlow reads its value, JAX converts its array):
-    `keras.ops.convert_to_numpy` of a TensorFlow variable warns (NumPy 2's
-    `copy` keyword), which a `warnings.simplefilter("error")` turns into an
-    error.
-    """
-    return int(optimizer.iterations.numpy())
+    """The optimizer's update count, on every backend (TensorFlow, JAX)."""
+    value = getattr(optimizer.iterations, "value", optimizer.iterations)
+    return int(value.numpy() if hasattr(value, "numpy") else np.asarray(value))

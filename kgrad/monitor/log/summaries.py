@@ -41,6 +41,8 @@ is normal while the scale settles) is not an explosion.
 Summaries are built as protocol buffers, so that writing costs no TensorFlow
 op dispatch; `kgrad.monitor.log.event_writer` writes them.
 
+Tested in tests/test_tensorboard.py and tests/test_events.py.
+
 Example:
 
 >>> list(scalar_value(tags.LOSS, 0.5).tensor.float_val)
@@ -167,6 +169,28 @@ def custom_scalars_value(paths):
     )
 
 
+def run_info(model, paths, layers, batchnorm_paths, batch_size, recurrent):
+    """The `tags.RUN_INFO` record of a run: what its tags are about.
+
+    Args:
+        model: The model's name.
+        paths: The variables' tag names.
+        layers: `(tag name, kind)` of each probed layer.
+        batchnorm_paths: Paths of the BatchNorm layers seen training.
+        batch_size: The batch size (NaN when unknown).
+        recurrent: Dict `tag name -> cell class name` of each recurrent layer.
+    """
+    return {
+        "model": model,
+        "variables": list(paths),
+        "layers": [[name, kind] for name, kind in layers],
+        "batchnorm_layers": sorted(batchnorm_paths),
+        "batch_size": None if np.isnan(batch_size) else int(batch_size),
+        "recurrent_layers": list(recurrent),
+        "recurrent_cells": dict(recurrent),
+    }
+
+
 def run_info_value(info):
     """The `tags.RUN_INFO` text summary: a JSON object describing the run.
 
@@ -222,6 +246,21 @@ def step_histograms(captured, paths):
             tag = tags.tag(tags.GRAD_HIST, paths[i])
             values.append(histogram_value(tag, low, high, counts))
     return values
+
+
+def clipping_of(optimizer):
+    """`(kind, limit)` of the clipping `optimizer` applies, or `None`.
+
+    The first of `clipnorm`, `global_clipnorm` and `clipvalue` that is set, as
+    Keras's `_clip_gradients` takes them (of the inner optimizer under a
+    `LossScaleOptimizer`).
+    """
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    for kind in ("clipnorm", "global_clipnorm", "clipvalue"):
+        limit = getattr(optimizer, kind, None)
+        if limit and limit > 0:
+            return kind, float(limit)
+    return None
 
 
 def clip_scalars(captured, clipping):

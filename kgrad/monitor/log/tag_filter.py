@@ -17,6 +17,8 @@ largest. The per-variable histograms are merged on the host: the count and the
 range are exact; within the range, each variable's bucket is spread evenly
 over the merged buckets it overlaps, so the shape is exact to one bucket.
 
+Tested in tests/test_tag_filter.py.
+
 Example:
 
 >>> selection = TagFilter(["m/d1/kernel", "m/d1/bias", "m/d2/kernel"], exclude="*bias")

@@ -10,6 +10,8 @@ norms on every step: 2.99x plain `fit` through the thread, 2.27x inline).
 The worker drains its queue at interpreter exit, so a script that ends right
 after `fit` (or is stopped by Ctrl-C) loses nothing that was logged.
 
+Tested in tests/test_worker.py.
+
 Example:
 
 >>> worker = Worker()

@@ -1,9 +1,10 @@
 """In the step: what runs inside Keras's train step and the host side around it.
 
-The capture (capture.py) installs the traced statistics into the optimizer's
-apply, computes them in the graph (stats.py, increments.py, temporal.py,
-forward_probes.py), packs them into one vector per optimizer (packed.py,
-records.py) and reads it once per logged step on the host. On Keras's JAX
-backend, jax_capture.py does the same in Keras's jitted step, with the JAX
-statistics of jax_stats.py; both pack with layout.py.
+host.py installs the TensorFlow capture into the optimizers' `apply`, arms a
+step and reads it; traced.py is what the trace of `apply` computes (statistics
+from stats.py, increments.py, temporal.py, forward_probes.py and
+per_example.py), packed into one vector per optimizer (packed.py, laid out by
+layout.py, named by naming.py). The backend's parts sit behind
+backend_tensorflow.py; jax_capture.py and jax_stats.py are the JAX capture.
+optimizers.py finds the optimizers, loss_probe.py reads the loss of a step.
 """

@@ -21,10 +21,13 @@ assignment, so the increment is read where Keras already holds it.
   change up to the rounding of that assignment.
 
 The small variables, those with a constraint (applied after the update), and
-every variable of an optimizer that is not one of `KERAS_OPTIMIZERS`, that
+every variable of an optimizer that is not one of
+`keras_hooks.KERAS_OPTIMIZERS`, that
 overwrites its weights with their moving average (`use_ema` with
 `ema_overwrite_frequency`) or that runs under several replicas keep the
-snapshot of the weights before `apply` (`kgrad.monitor.step.capture`).
+snapshot of the weights before `apply` (`kgrad.monitor.step.host`).
+
+Tested in tests/test_increments.py.
 
 Example:
 
@@ -44,28 +47,9 @@ import numpy as np
 import tensorflow as tf
 
 from kgrad import checks
-from kgrad.monitor.step import branch
+from kgrad.monitor.step import backend_tensorflow as backend
 from kgrad.monitor.step import stats as stats_lib
-
-# Keras optimizers whose `update_step` changes each variable with one call of
-# `assign_sub`, `assign_add` or `assign`, and whose weight decay is Keras's own.
-KERAS_OPTIMIZERS = frozenset(
-    {
-        "Adadelta",
-        "Adafactor",
-        "Adagrad",
-        "Adam",
-        "AdamW",
-        "Adamax",
-        "Ftrl",
-        "Lamb",
-        "Lion",
-        "Nadam",
-        "RMSprop",
-        "SGD",
-    }
-)
-_ASSIGNS = ("assign", "assign_add", "assign_sub")
+from kgrad.monitor.train_function import keras_hooks
 
 
 def innermost(optimizer):
@@ -78,17 +62,10 @@ def innermost(optimizer):
 def measurable(optimizer, replicated):
     """Whether the updates of `optimizer` can be measured on its increments."""
     inner = innermost(optimizer)
-    kind = type(inner)
     overwrites = getattr(inner, "use_ema", False) and getattr(
         inner, "ema_overwrite_frequency", None
     )
-    return (
-        not replicated
-        and not overwrites
-        and kind.__name__ in KERAS_OPTIMIZERS
-        and kind.__module__.startswith("keras.src.optimizers.")
-        and all(hasattr(inner, name) for name in _ASSIGNS + ("_backend_update_step",))
-    )
+    return not replicated and not overwrites and keras_hooks.builtin_update_step(inner)
 
 
 def _underlying(variable):
@@ -163,15 +140,9 @@ class Increments:
         inner = self.optimizer
         out = [
             (inner, name, self._wrap_assign(name, getattr(inner, name)))
-            for name in _ASSIGNS
+            for name in keras_hooks.ASSIGNS
         ]
-        out.append(
-            (
-                inner,
-                "_backend_update_step",
-                self._wrap_update(inner._backend_update_step),
-            )
-        )
+        out.append(keras_hooks.update_step_wrapper(inner, self._wrap_update))
         return out
 
     def _wrap_assign(self, kind, assign):
@@ -183,7 +154,7 @@ class Increments:
             if state is not None:
                 position = state.position_of.get(id(_underlying(variable)))
             if position is not None:
-                norm = branch.cond(
+                norm = backend.cond(
                     state.armed,
                     lambda: increments._squared_update(kind, variable, value),
                     lambda: tf.constant(0.0, tf.float64),
@@ -232,7 +203,7 @@ class Increments:
     def _decay(self, tensor):
         """`c / (1 - c)` of the weight decay applied to `tensor`, or `None`."""
         inner = self.optimizer
-        if inner.weight_decay is None or not inner._use_weight_decay(tensor):
+        if not keras_hooks.decays(inner, tensor):
             return None
         c = tf.cast(inner.learning_rate, tf.float64) * tf.cast(
             inner.weight_decay, tf.float64

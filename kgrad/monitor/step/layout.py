@@ -71,8 +71,8 @@ HEADER = (
 """The scalar fields of every capture, in the order they are packed:
 
 - `capture_count`: the arming the capture answers (see
-  `kgrad.monitor.step.capture`); the host reads a capture when it changed.
-- `record`: the number of the `kgrad.monitor.step.records.Record` whose layout
+  `kgrad.monitor.step.traced`); the host reads a capture when it changed.
+- `record`: the number of the `kgrad.monitor.step.packed.Record` whose layout
   packed the vector (0 for `record_statistics`).
 - `step`: the optimizer's update count at the step, plus one.
 - `skipped`: 1.0 when a loss-scale optimizer skips the step.

@@ -15,6 +15,8 @@ The tracker is a Keras internal, read through
 `kgrad.monitor.train_function.keras_hooks.loss_totals` (a custom
 `train_step` that does not update the tracker logs no loss).
 
+Tested in tests/test_loss_probe.py.
+
 Example:
 
 ```python
@@ -55,8 +57,8 @@ class LossProbe:
             if not self._warned:
                 self._warned = True
                 checks.warn(
-                    f"GradientMonitor: the loss tracker could not be read ({error!r}); "
-                    "`tags.LOSS` is not logged."
+                    f"kgrad: the loss tracker could not be read ({error!r}); "
+                    f"`{tags.LOSS}` is not logged."
                 )
             return None
 

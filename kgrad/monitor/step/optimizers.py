@@ -3,9 +3,11 @@
 Keras's own `train_step` applies `model.optimizer`. A custom `train_step`
 (the keras.io GAN pattern) applies optimizers the model holds as attributes,
 in lists or in dicts, while `model.optimizer` is an unused default. All of
-them are wrapped; the ones the train step really calls are found when the
-logging twin of the train function is traced. Optimizers held elsewhere are
-passed explicitly (`GradientMonitor(..., optimizers=[...])`).
+them are wrapped; the ones the train step really calls are found when Keras
+traces its train function with the wrappers in place (`Channel.traced`).
+Optimizers held elsewhere are passed explicitly
+(`GradientMonitor(..., optimizers=[...])`). Tested in tests/test_callback.py
+and tests/test_several_updates.py.
 
 Slot names say where the optimizer was found: `optimizer` (`model.optimizer`),
 the attribute name (`d_optimizer`), `<attribute>_<index or key>` for lists

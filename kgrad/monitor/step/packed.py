@@ -1,12 +1,25 @@
-"""The packed statistics vector: its layout, and the fused fields that fill it.
+"""The packed statistics vector: its records, and the fields that fill it.
 
-GradientCapture assigns one float64 vector per logged step, so that the host
-reads everything with a single transfer; `Layout` (in
-`kgrad.monitor.step.layout`, shared with the JAX capture) says where each
-field lies. `gradient_table` turns a list of gradients into the per-variable fields with
+The capture assigns one float64 vector per optimizer on a logged step, so
+that the host reads everything with a single transfer; `Layout`
+(`kgrad.monitor.step.layout`, shared with the JAX capture, no TensorFlow)
+says where each field lies.
+`gradient_table` turns a list of gradients into the per-variable fields with
 a handful of fused ops (see `kgrad.monitor.step.stats`), and
 `record_statistics` packs the statistics of gradients handed over by a
-custom training loop.
+custom training loop (`GradientMonitor.record`, `histograms_flag` its
+argument).
+
+A `Record` is what one traced `optimizer.apply` captures: the variables it
+received, their unique tag names (`kgrad.monitor.step.naming`:
+`variable.path`, or the name, with `_2`, `_3`, ... for repeats), the layers
+that go with them
+(`LayerOwners`: a layer without variables goes with its closest enclosing
+layer that has some) and the `Layout`. Its number travels in the vector's
+`record` field, so the host unpacks each capture with the layout it was
+packed with.
+
+Tested in tests/test_temporal.py, tests/test_callback.py and tests/test_record.py.
 
 Example:
 
@@ -19,7 +32,9 @@ import numpy as np
 import tensorflow as tf
 
 from kgrad import checks
+from kgrad.monitor.step import naming
 from kgrad.monitor.step import stats as stats_lib
+from kgrad.monitor.step.backend_tensorflow import all_reduce_present
 from kgrad.monitor.step.layout import (  # noqa: F401  (the layout's home)
     HEADER,
     TEMPORAL_POINTS,
@@ -27,7 +42,7 @@ from kgrad.monitor.step.layout import (  # noqa: F401  (the layout's home)
     sampled_timesteps,
     statistics_layout,
 )
-from kgrad.monitor.step.replicas import all_reduce_present
+from kgrad.monitor.train_function import keras_hooks
 
 
 def gradient_table(grads, variables, index, bins, histograms):
@@ -173,4 +188,127 @@ def _packed_histograms(blocks, bins):
     return tf.concat(
         [hist["hist_min"][:, None], hist["hist_max"][:, None], hist["hist_counts"]],
         axis=1,
+    )
+
+
+class LayerOwners:
+    """Which variables a layer's statistics go with.
+
+    A layer that holds trainable variables goes with them; one that holds
+    none (an `Activation` or `ReLU` layer) goes with those of the closest
+    enclosing layer or model that does.
+
+    Args:
+        model: The `keras.Model` (its layers may not be built yet).
+    """
+
+    def __init__(self, model):
+        self._parent = {}
+        stack = [model]
+        while stack:
+            layer = stack.pop()
+            for child in keras_hooks.child_layers(layer):
+                self._parent.setdefault(id(child), layer)
+                stack.append(child)
+
+    def variable_ids(self, layer):
+        """`id`s of the trainable variables `layer`'s statistics go with."""
+        while layer is not None:
+            found = {id(v) for v in layer.trainable_variables}
+            if found:
+                return found
+            layer = self._parent.get(id(layer))
+        return set()
+
+
+class Record:
+    """The capture of one optimizer applied to one list of variables.
+
+    Args:
+        number: The record's number (>= 1), packed in the `record` field.
+        variables: The variables `apply` received, in its order.
+        owners: The model's `LayerOwners`.
+        probes: `[(layer, kind)]` of every activation probe of the model.
+        recurrent: Every recurrent layer with a temporal profile.
+        batchnorm: Every BatchNormalization layer of the model.
+        bins: Histogram buckets.
+        increments: Positions of the variables whose update is measured on
+            the optimizer's increments (`kgrad.monitor.step.increments`). Defaults
+            to `()`: every update is measured on a snapshot.
+        per_example: Whether the layout holds per-example gradient norms
+            (`kgrad.monitor.step.per_example`). Defaults to `False`.
+
+    Attributes:
+        paths: Unique tag names of the variables.
+        index: `id(variable) -> row` of the statistics table.
+        probes: `[(layer, kind)]` of the probes that go with the variables.
+        layer_names: Tag names of those probes, in the same order.
+        recurrent: The recurrent layers that go with the variables.
+        batchnorm_ids: `id`s of the BatchNorm layers that go with them.
+        batchnorm_paths: Paths of those seen training in a traced step.
+        layout: The packed vector's `Layout`.
+        snapshot_positions: Positions of the other variables, whose update
+            is the difference with a copy taken before `apply`.
+        snapshot_variables: Those variables.
+    """
+
+    def __init__(
+        self,
+        number,
+        variables,
+        owners,
+        probes,
+        recurrent,
+        batchnorm,
+        bins,
+        increments=(),
+        per_example=False,
+    ):
+        self.number = number
+        self.variables = list(variables)
+        self.increments = list(increments)
+        measured = set(self.increments)
+        self.snapshot_positions = [
+            i for i in range(len(self.variables)) if i not in measured
+        ]
+        self.snapshot_variables = [self.variables[i] for i in self.snapshot_positions]
+        self.paths = naming.variable_names(self.variables)
+        self.index = {id(v): i for i, v in enumerate(self.variables)}
+        mine = set(self.index)
+
+        def goes_with_me(layer):
+            return bool(owners.variable_ids(layer) & mine)
+
+        self.probes = [(layer, kind) for layer, kind in probes if goes_with_me(layer)]
+        self.layer_names = naming.layer_names([layer for layer, _ in self.probes])
+        self.recurrent = [layer for layer in recurrent if goes_with_me(layer)]
+        self.batchnorm_ids = {
+            id(layer)
+            for layer in batchnorm
+            if goes_with_me(layer) or not layer.trainable_variables
+        }
+        self.batchnorm_paths = set()
+        self.layout = statistics_layout(
+            len(self.variables),
+            bins,
+            len(self.probes),
+            len(self.recurrent),
+            per_example,
+        )
+
+    @property
+    def layer_ids(self):
+        """`id`s of the probed and BatchNorm layers whose forward pass it takes."""
+        return {id(layer) for layer, _ in self.probes} | self.batchnorm_ids
+
+
+def histograms_flag(value):
+    """`histograms` of `record`: a Python bool or a scalar bool tensor."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if tf.is_tensor(value) and value.dtype == tf.bool and value.shape.rank == 0:
+        return value
+    raise TypeError(
+        "`histograms` must be True, False or a scalar bool tensor (e.g. "
+        f"`step % 500 == 0` inside tf.function). Received: histograms={value!r}"
     )

@@ -25,6 +25,8 @@ discriminator on real and fake), or whose call runs inside a loop or a cond
 of its own (an RNN's cell), gives no sums that step; the host names it as not
 covered, as it names layers without a rule.
 
+Tested in tests/test_per_example.py and tests/test_noise_scale.py.
+
 Example:
 
 ```python
@@ -40,9 +42,8 @@ import numpy as np
 import tensorflow as tf
 
 from kgrad import checks
-from kgrad.monitor.step import branch
+from kgrad.monitor.step import backend_tensorflow as backend
 from kgrad.monitor.step.per_example_rules import rule_of
-from kgrad.monitor.step.replicas import all_reduce
 from kgrad.monitor.train_function import keras_hooks
 
 
@@ -173,7 +174,7 @@ class PerExampleProbe:
             ]
             return sums, count
 
-        sums, count = branch.cond(armed, norms, lambda: ([zero for _ in ids], zero))
+        sums, count = backend.cond(armed, norms, lambda: ([zero for _ in ids], zero))
         self._kept[key] = {i: (s, count) for i, s in zip(ids, sums, strict=True)}
 
     def take(self, variables):
@@ -227,12 +228,12 @@ def taken_per_example(probe, armed, variables, replicated):
     if not replicated:
         return taken
     n = len(variables)
-    sums, counts = branch.cond(
+    sums, counts = backend.cond(
         armed,
         lambda: packed_per_example(taken, variables),
         lambda: (tf.zeros([n], tf.float64), tf.zeros([n], tf.float64)),
     )
-    return tuple(all_reduce([sums, counts]))
+    return tuple(backend.all_reduce([sums, counts]))
 
 
 def packed_per_example(taken, variables):

@@ -15,6 +15,8 @@ by its largest entry before it is squared in its own dtype, so that no
 float64 copy of it is made. Histograms are bucketed in float64, as
 TensorBoard's own `histogram_pb` does, and counted with `bincount`.
 
+Tested in tests/test_stats.py.
+
 Example:
 
 >>> import tensorflow as tf

@@ -41,6 +41,8 @@ Edge cases:
   traces each replica in its own thread); under mixed precision the norms
   are divided by the loss scale.
 
+Tested in tests/test_temporal.py.
+
 Example:
 
 ```python
@@ -56,8 +58,8 @@ import numpy as np
 import tensorflow as tf
 
 from kgrad import checks
+from kgrad.monitor.step.layout import TEMPORAL_POINTS as POINTS
 from kgrad.monitor.step.naming import layer_name
-from kgrad.monitor.step.packed import TEMPORAL_POINTS as POINTS
 from kgrad.monitor.train_function import keras_hooks
 
 

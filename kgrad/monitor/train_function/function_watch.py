@@ -47,6 +47,8 @@ watch.end()  # in on_train_end
 ```
 """
 
+import weakref
+
 import tensorflow as tf
 
 from kgrad import checks
@@ -75,12 +77,55 @@ _WHAT_TO_DO = (
 )
 
 
+class TraceLog:
+    """What kgrad knows of the traces of Keras's train functions.
+
+    Lives as long as the capture; the traced step calls `traced()` at each
+    trace of a wrapped `optimizer.apply` and reads `histograms`; the watch
+    records which functions ran under the wrappers and which lack the
+    histogram code.
+
+    Attributes:
+        histograms: Whether functions traced from now on hold the histogram
+            code (set by the monitor before each call).
+        traces: `apply` calls traced under the wrappers.
+    """
+
+    def __init__(self):
+        self.histograms = True
+        self.traces = 0
+        self._known = weakref.WeakSet()  # ran under the wrappers
+        self._without_histograms = weakref.WeakSet()
+
+    def traced(self):
+        """Counts one trace of a wrapped `apply` (called while tracing)."""
+        self.traces += 1
+
+    def ran(self, function, traced_now):
+        """Records that `function` ran under the wrappers (traced if `traced_now`).
+
+        A function with one trace (input signature) without the histogram
+        code stays without it: only a new function (a retrace) has it again.
+        """
+        self._known.add(function)
+        if traced_now and not self.histograms:
+            self._without_histograms.add(function)
+
+    def known(self, function):
+        """Whether `function` ran under the wrappers before."""
+        return function in self._known
+
+    def lacks_histograms(self, function):
+        """Whether a trace of `function` left the histogram code out."""
+        return function in self._without_histograms
+
+
 class TrainFunctionWatch:
     """Keeps a monitored `fit` on Keras's own train function.
 
     Args:
         model: The model being fit.
-        capture: Its installed `kgrad.monitor.step.capture.GradientCapture`.
+        capture: Its installed `kgrad.monitor.step.host.GradientCapture`.
         on_abandon: Called without arguments to remove everything of kgrad
             from the model (the step raised, or the fit ended elsewhere).
     """
@@ -99,8 +144,8 @@ class TrainFunctionWatch:
         """Adopts the function `fit` is about to call; guards it."""
         model = self.model
         self.blind = False
-        keras_hooks.remove_stale_guard(model)  # a fit stopped outside its step
-        if keras_hooks.train_function_traced(model) and not self._ours():
+        remove_stale_guard(model)  # a fit stopped outside its step
+        if keras_hooks.train_function_traced(model.train_function) and not self._ours():
             why = self._retrace_if_same()
             if why is not None:
                 self.blind = True
@@ -110,32 +155,32 @@ class TrainFunctionWatch:
                     f"({why}): kgrad keeps Keras's function and logs no gradients "
                     f"in this fit. {_WHAT_TO_DO}"
                 )
-        if not keras_hooks.train_function_traced(model):
+        if not keras_hooks.train_function_traced(model.train_function):
             keras_hooks.build_optimizer_before_tracing(model)
         self._install_guard()
 
     def before_call(self):
         """Marks the next call as this monitor's; guards a function Keras remade."""
-        if not keras_hooks.guarded(self.model, self._guard):
+        if not guarded(self.model, self._guard):
             self._install_guard()
         self._expecting = True
 
     def end(self):
         """Puts Keras's function back as it is now (the guard goes)."""
-        keras_hooks.unguard_train_function(self.model, self._guard)
+        unguard_train_function(self.model, self._guard)
         self._guard = None
         self._expecting = False
 
     def histograms_ready(self):
         """Whether the next call can compute histograms; retraces it if need be.
 
-        Call it with `capture.trace_histograms` set. A function traced without
+        Call it with `capture.trace_log.histograms` set. A function traced without
         the histogram code is made anew by Keras (traced at its next call)
         when `same_trace` proves that trains the same; otherwise histograms
         wait for the next compile, and the monitor says so once.
         """
-        function = _inner(self.model.train_function)
-        if function not in self.capture.without_histograms:
+        function = unguarded(self.model.train_function)
+        if not self.capture.trace_log.lacks_histograms(function):
             return True
         if function is not self._refused:
             why = self._retrace_if_same()
@@ -162,7 +207,7 @@ class TrainFunctionWatch:
             call, under the wrappers); else why not, Keras's function kept.
         """
         model = self.model
-        old = _inner(model.train_function)
+        old = unguarded(model.train_function)
         try:
             random_ops = same_trace.kernel_random_ops(old)
         except Exception:  # traces that cannot be read prove nothing
@@ -187,10 +232,10 @@ class TrainFunctionWatch:
         def candidates(index, args, kwargs):
             for functions, variant in probes:
                 if variant is not None:
-                    capture.trace_histograms = variant
+                    capture.trace_log.histograms = variant
                 yield functions[index].get_concrete_function(*args, **kwargs)
 
-        histograms = capture.trace_histograms
+        histograms = capture.trace_log.histograms
         try:
             if traced is not None:
                 capture.install()
@@ -199,7 +244,7 @@ class TrainFunctionWatch:
             same = False
         finally:
             capture.uninstall()
-            capture.trace_histograms = histograms
+            capture.trace_log.histograms = histograms
         if not same:
             model.train_function = old
             return (
@@ -212,19 +257,19 @@ class TrainFunctionWatch:
 
     def _ours(self):
         """Whether the function ran under this capture's wrappers before."""
-        return self.model.train_function in self.capture.known_functions
+        return self.capture.trace_log.known(self.model.train_function)
 
     def _install_guard(self):
         if self.model.train_function is None:
             return
-        self._guard = keras_hooks.guard_train_function(self.model, self._call)
+        self._guard = guard_train_function(self.model, self._call)
 
     def _call(self, inner, call):
         if not self._expecting:  # called outside this monitor's fit
             self.on_abandon()
             return call()
         self._expecting = False
-        traces = self.capture.traces
+        traces = self.capture.trace_log.traces
         self.capture.install()
         try:
             outputs = call()
@@ -238,7 +283,9 @@ class TrainFunctionWatch:
         if self.blind:  # Keras's function without statistics, kept as is
             return outputs
         # Traced (if at all) under the wrappers: its statistics are in it.
-        self.capture.known_functions.add(inner)
+        log = self.capture.trace_log
+        traced_now = log.traces != traces
+        log.ran(inner, traced_now)
         traced = getattr(inner, "_kgrad_traced", None)
         if traced is None:
             traced = _Traced(self.capture)
@@ -246,15 +293,50 @@ class TrainFunctionWatch:
                 inner._kgrad_traced = traced
             except AttributeError:  # not a Python function: never proven
                 pass
-        # A function with one trace (input signature) without the histogram
-        # code stays without it: only a new function (a retrace) has it again.
-        if self.capture.traces != traces:
-            traced.histograms.add(bool(self.capture.trace_histograms))
-            if not self.capture.trace_histograms:
-                self.capture.without_histograms.add(inner)
+        if traced_now:
+            traced.histograms.add(bool(log.histograms))
         return outputs
 
 
-def _inner(function):
-    """Keras's function behind a guard (or `function` itself)."""
+def guard_train_function(model, on_call):
+    """Wraps Keras's current train function in `guard` (same results).
+
+    `on_call(inner, call)` runs `call()` (Keras's function `inner` on the
+    iterator) and may catch what it raises. Keras may replace the function at any time
+    (`make_train_function(force=True)`, a compile): `guarded` says whether
+    the guard is still the one in place.
+
+    Returns:
+        The guard installed as `model.train_function`.
+    """
+    inner = model.train_function
+
+    def guard(iterator):
+        return on_call(inner, lambda: inner(iterator))
+
+    guard._kgrad_inner = inner
+    model.train_function = guard
+    return guard
+
+
+def guarded(model, guard):
+    """Whether `guard` is still `model.train_function`."""
+    return guard is not None and model.train_function is guard
+
+
+def unguard_train_function(model, guard):
+    """Puts Keras's function back if `guard` is still in place."""
+    if guarded(model, guard):
+        model.train_function = guard._kgrad_inner
+
+
+def remove_stale_guard(model):
+    """Puts Keras's function back from a guard a stopped `fit` left behind."""
+    inner = getattr(model.train_function, "_kgrad_inner", None)
+    if inner is not None:
+        model.train_function = inner
+
+
+def unguarded(function):
+    """Keras's own train function: `function`, or the one a kgrad guard wraps."""
     return getattr(function, "_kgrad_inner", function)

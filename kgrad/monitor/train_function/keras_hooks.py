@@ -2,9 +2,11 @@
 
 Keras gives callbacks no access to gradients, so the capture reaches into the
 trainer. Each touch point below is a function or constant of this module; no
-other module of kgrad touches these attributes. Checked against Keras 3.15.1
-(TensorFlow backend, TensorFlow 2.21); `check()` verifies them on the
-installed Keras and `tests/test_keras_hooks.py` fails naming the broken one.
+other module of kgrad touches these attributes (of Keras or of TensorFlow).
+Checked against Keras 3.15.1 (TensorFlow backend, TensorFlow 2.21):
+`kgrad.monitor.train_function.hooks_check.check()` probes every one on the
+installed versions, and tests/test_keras_hooks.py fails naming the broken one
+(and removes each in turn to see it named).
 
 Each hook: what kgrad does with it; what breaks if Keras changes it.
 
@@ -19,8 +21,12 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
   seen), `optimizer._accumulated_gradients`, `optimizer._get_variable_index`:
   with gradient accumulation, which batch updates and the average gradient it
   applies; else the accumulating batches are logged as steps.
-- `keras.backend.backend()`: kgrad captures with TensorFlow only; other
-  backends are refused.
+- `optimizer._backend_update_step`, its `assign`, `assign_add`,
+  `assign_sub`, `optimizer._use_weight_decay`, and the class being defined
+  under `keras.src.optimizers.` (`builtin_update_step`, `decays`): the update
+  of each large variable is measured on the increment Keras's own optimizers
+  assign (`kgrad.monitor.step.increments`); else the update ratio falls back
+  to a copy of the weights (`KERAS_OPTIMIZERS` only).
 - `optimizer.built`, `optimizer.build`: builds the optimizer before the
   statistics' first trace; else the first logged step fails to trace.
 - `TensorFlowTrainer.train_step` and `model._symbolic_build`'s habit of
@@ -52,11 +58,11 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
   nested ones included, and which layer holds which; else no activation
   statistics, no BatchNorm list.
 - `model.train_function` is Keras's, made and cached by Keras: kgrad never
-  makes one. It wraps the current one in a guard for the duration of `fit`
-  (same calls, same results) to remove its wrappers if the step raises, and
-  reads its `tf.function`s' `experimental_get_tracing_count()` through the
-  closure Keras makes, to know whether it was traced before the monitor was
-  attached; else a function traced before the monitor logs nothing.
+  makes one (`kgrad.monitor.train_function.function_watch` wraps it in a
+  guard for the duration of `fit`). kgrad reads its `tf.function`s'
+  `experimental_get_tracing_count()` through the closure Keras makes, to
+  know whether it was traced before the monitor was attached; else a
+  function traced before the monitor logs nothing.
 - `model.make_train_function(force=True)`: retraces a function traced
   before the monitor was attached, or traced without the histogram code,
   when `kgrad.monitor.train_function.same_trace` proves that the new trace
@@ -74,6 +80,12 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
   no `tags.LOSS` tag.
 - `model.steps_per_execution`: the steps one call of the train function runs;
   else off-schedule steps are logged.
+- `control_flow_util_v2._DISABLE_LOWER_USING_SWITCH_MERGE` (TensorFlow): set
+  while kgrad builds its conds (`conds_kept_as_functions`) so that a step not
+  logged calls one branch instead of visiting both; else those steps cost a
+  little more.
+- `strategy.extended.should_save_summary` (TensorFlow): only the chief of a
+  multi-worker run writes event files (`is_chief`); else every worker writes.
 - `keras.src.utils.io_utils.print_msg`: prints findings the way Keras's own
   callbacks print (stdout, or absl logging after
   `keras.config.disable_interactive_logging()`); else no finding is printed.
@@ -81,13 +93,14 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
 
 Example:
 
->>> import keras
->>> check()  # [] when every hook holds on the installed Keras
-[]
+>>> restore = []
+>>> class Thing: pass
+>>> patch(Thing(), "x", 1, restore)  # set on the instance, undone by restore
 """
 
+import contextlib
+
 import keras
-import numpy as np
 import tensorflow as tf
 
 CHECKED_WITH = "3.15.1"
@@ -171,21 +184,9 @@ def build_optimizer_before_tracing(model):
     return True
 
 
-_CONSTANT_BUILDS = (
-    "Optimizer",
-    "SGD",
-    "Adam",
-    "AdamW",
-    "Adamax",
-    "Adagrad",
-    "Adadelta",
-    "Adafactor",
-    "Ftrl",
-    "Lamb",
-    "Lion",
-    "Muon",
-    "Nadam",
-    "RMSprop",
+_CONSTANT_BUILDS = tuple(
+    "Optimizer SGD Adam AdamW Adamax Adagrad Adadelta Adafactor Ftrl Lamb Lion "
+    "Muon Nadam RMSprop".split()
 )
 
 
@@ -216,16 +217,14 @@ def recurrent_call_of(layer):
     return "call"
 
 
-def train_function_traced(model):
-    """Whether `model.train_function` exists and Keras has traced it.
+def train_function_traced(function):
+    """Whether Keras's train function `function` exists and was traced.
 
     Keras's train function is a closure over its `tf.function`s (none with
     `run_eagerly=True`); it is traced at its first call.
     """
-    function = model.train_function
     if function is None:
         return False
-    function = getattr(function, "_kgrad_inner", function)
     return any(
         f.experimental_get_tracing_count() > 0 for f in train_tf_functions(function)
     )
@@ -237,13 +236,13 @@ def train_tf_functions(function):
     `TensorFlowTrainer._make_function` returns a closure over
     `multi_step_on_iterator` (a `tf.function` that calls the step).
     """
-    functions = [function]
-    for cell in getattr(function, "__closure__", None) or ():
+    inner = [function]
+    for cell in getattr(inner[0], "__closure__", None) or ():
         try:
-            functions.append(cell.cell_contents)
+            inner.append(cell.cell_contents)
         except ValueError:  # an empty cell
             continue
-    return [f for f in functions if hasattr(f, "experimental_get_tracing_count")]
+    return [f for f in inner if hasattr(f, "experimental_get_tracing_count")]
 
 
 def concrete_functions(tf_function):
@@ -254,45 +253,6 @@ def concrete_functions(tf_function):
 def retrace_train_function(model):
     """Makes Keras make its train function anew (traced at its next call)."""
     model.make_train_function(force=True)
-
-
-def guard_train_function(model, on_call):
-    """Wraps Keras's current train function in `guard` (same results).
-
-    `on_call(inner, call)` runs `call()` (Keras's function `inner` on the
-    iterator) and may catch what it raises. Keras may replace the function at any time
-    (`make_train_function(force=True)`, a compile): `guarded` says whether
-    the guard is still the one in place.
-
-    Returns:
-        The guard installed as `model.train_function`.
-    """
-    inner = model.train_function
-
-    def guard(iterator):
-        return on_call(inner, lambda: inner(iterator))
-
-    guard._kgrad_inner = inner
-    model.train_function = guard
-    return guard
-
-
-def guarded(model, guard):
-    """Whether `guard` is still `model.train_function`."""
-    return guard is not None and model.train_function is guard
-
-
-def unguard_train_function(model, guard):
-    """Puts Keras's function back if `guard` is still in place."""
-    if guarded(model, guard):
-        model.train_function = guard._kgrad_inner
-
-
-def remove_stale_guard(model):
-    """Puts Keras's function back from a guard a stopped `fit` left behind."""
-    inner = getattr(model.train_function, "_kgrad_inner", None)
-    if inner is not None:
-        model.train_function = inner
 
 
 def loss_totals(model):
@@ -386,189 +346,80 @@ def skipped_by_loss_scaling(optimizer, grads):
     return tf.cast(tf.logical_not(finite), tf.float64)
 
 
-def check():
-    """Names the hooks that do not hold on the installed Keras (`[]` if all do).
+def is_chief(strategy):
+    """Whether this process writes summaries (the chief of a multi-worker run).
 
-    Trains a tiny model for one step with each hook in place and checks that
-    Keras went through it, and that the loss-scale internals answer as
-    expected. A hook that raises counts as broken. Takes about a second.
+    Reads `strategy.extended.should_save_summary` (a TensorFlow internal of
+    the multi-worker strategies); a strategy without it writes.
     """
-    broken = []
-
-    def verify(hook, condition):
-        try:
-            holds = condition()
-        except Exception:  # whatever Keras raises, the hook does not hold
-            holds = False
-        if not holds:
-            broken.append(hook)
-
-    model, calls = _fit_once_through_hooks(broken)
-    optimizer = model.optimizer
-    for hook, name in (
-        ("optimizer.apply", "apply"),
-        ("model.train_function", "train_function"),
-        ("Layer.call", "call"),
-        ("BatchNormalization.call", "bn"),
-        ("RNN.call", "rnn"),
-    ):
-        verify(hook, lambda name=name: calls[name] > 0)
-    verify(
-        "model._flatten_layers",
-        lambda: (
-            {id(layer) for layer in model.layers}
-            <= {id(layer) for layer in all_layers(model)}
-        ),
-    )
-    verify(
-        "optimizer._trainable_variables",
-        lambda: (
-            {id(v) for v in optimizer_variables(optimizer)}
-            == {id(v) for v in model.trainable_variables}
-        ),
-    )
-    verify("optimizer.iterations", lambda: int(optimizer.iterations.numpy()) == 1)
-    verify("model.steps_per_execution", lambda: model.steps_per_execution == 1)
-    verify("model.jit_compile", lambda: model.jit_compile in (True, False, "auto"))
-    verify("LossScaleOptimizer.dynamic_scale/check_finite", _loss_scaling_holds)
-    verify("io_utils.print_msg", _print_msg_holds)
-    verify("optimizer gradient accumulation internals", _accumulation_holds)
-    verify("keras.backend.backend", lambda: keras.backend.backend() == "tensorflow")
-    verify("TensorFlowTrainer.train_step", _prebuild_holds)
-    verify("optimizer.build of _CONSTANT_BUILDS", constant_builds_hold)
-    verify("tf.function._list_all_concrete_functions", _concrete_functions_hold)
-    verify("model._loss_tracker", lambda: loss_totals(model)[1] > 0)
-    verify("call applies self.activation (noise_scale)", _activation_read_holds)
-    return broken
+    return getattr(strategy.extended, "should_save_summary", True)
 
 
-def constant_builds_hold():
-    """Whether each of `_CONSTANT_BUILDS` builds eagerly as in a dropped trace.
+@contextlib.contextmanager
+def conds_kept_as_functions():
+    """Keeps the `tf.cond`s built inside as `If` ops (not lowered to Switch/Merge).
 
-    Builds two of each on the same weights: one eagerly (as kgrad does), one
-    inside a `tf.function` trace that never runs (as a plain `fit` does), and
-    compares every optimizer variable's value.
+    Sets TensorFlow's module-level switch
+    `control_flow_util_v2._DISABLE_LOWER_USING_SWITCH_MERGE` while they are
+    built; if a TensorFlow release drops it, the conds are lowered as usual
+    (the same results, a little slower on the steps not logged).
     """
-    weights = [keras.Variable(np.arange(6.0).reshape(2, 3) + 1, name="w")]
-    weights.append(keras.Variable(np.ones(3) * 2, name="b"))
-    classes = [getattr(keras.optimizers, name, None) for name in _CONSTANT_BUILDS]
-    classes = [cls for cls in classes[1:] if cls is not None]
-    eager, traced = [cls() for cls in classes], [cls() for cls in classes]
-    for optimizer in eager:
-        optimizer.build(weights)
-
-    def build_all():
-        for optimizer in traced:
-            optimizer.build(weights)
-
-    tf.function(build_all).get_concrete_function()
-    return all(
-        np.array_equal(np.asarray(a), np.asarray(b))
-        for one, other in zip(eager, traced, strict=True)
-        for a, b in zip(one.variables, other.variables, strict=True)
-    )
-
-
-def _concrete_functions_hold():
-    step = tf.function(lambda x: x + 1.0)
-    step(tf.constant(1.0))
-
-    def keras_like(iterator):  # a closure over its tf.function, as Keras's
-        return step(iterator)
-
-    (found,) = train_tf_functions(keras_like)
-    return found is step and len(concrete_functions(step)) == 1
-
-
-def _prebuild_holds():
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(optimizer="adam", loss="mse")
-    built = build_optimizer_before_tracing(model)
-    return built and len(model.optimizer.variables) > 1
-
-
-def _fit_once_through_hooks(broken):
-    """A small model fit for one step with every wrapper kgrad installs."""
-    x, y = np.ones((4, 3, 2), "float32"), np.ones((4, 2), "float32")
-    rnn = keras.layers.SimpleRNN(2)
-    batchnorm = keras.layers.BatchNormalization()
-    layers = [rnn, keras.layers.Dense(2, activation="relu"), batchnorm]
-    model = keras.Sequential([keras.Input((3, 2)), *layers, keras.layers.ReLU()])
-    model.compile(optimizer="sgd", loss="mse")
-    calls = {name: 0 for name in ("apply", "train_function", "call", "rnn", "bn")}
-    restore = []
-
-    def counting(name, function):
-        def wrapper(*args, **kwargs):
-            calls[name] += 1
-            return function(*args, **kwargs)
-
-        return wrapper
-
+    lowering = _lowering_module()
+    if lowering is None or not hasattr(lowering, _SWITCH):
+        yield
+        return
+    before = getattr(lowering, _SWITCH)
+    setattr(lowering, _SWITCH, True)
     try:
-        _, dense, _ = layers
-        optimizer = model.optimizer
-        attribute = recurrent_call_of(rnn)
-        patch(rnn, attribute, counting("rnn", getattr(rnn, attribute)), restore)
-        patch(optimizer, "apply", counting("apply", optimizer.apply), restore)
-        patch(dense, "call", counting("call", dense.call), restore)
-        patch(batchnorm, "call", counting("bn", batchnorm.call), restore)
-        model.make_train_function()
-        if train_function_traced(model):
-            broken.append("train function traced at its first call")
-        guard = guard_train_function(
-            model, lambda inner, call: counting("train_function", call)()
-        )
-        model.fit(x, y, batch_size=4, epochs=1, verbose=0)
-        if not guarded(model, guard) or not train_function_traced(model):
-            broken.append("model.train_function kept by fit")
-        retrace_train_function(model)
-        if train_function_traced(model):
-            broken.append("model.make_train_function(force=True)")
-    except Exception as error:
-        broken.append(f"model.fit through the hooks ({type(error).__name__})")
+        yield
     finally:
-        while restore:
-            restore.pop()()
-    return model, calls
+        setattr(lowering, _SWITCH, before)
 
 
-def _loss_scaling_holds():
-    scaled = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD())
-    variable = keras.Variable([1.0])
-    build_optimizer(scaled, [variable])
-    skipped = skipped_by_loss_scaling(scaled, [tf.constant([float("inf")])])
+_SWITCH = "_DISABLE_LOWER_USING_SWITCH_MERGE"
+
+
+def _lowering_module():
+    try:
+        from tensorflow.python.ops import control_flow_util_v2
+    except ImportError:  # a TensorFlow without the module
+        return None
+    return control_flow_util_v2
+
+
+# Keras optimizers whose `update_step` changes each variable with one call of
+# `assign_sub`, `assign_add` or `assign`, and whose weight decay is Keras's own.
+KERAS_OPTIMIZERS = frozenset(
+    "Adadelta Adafactor Adagrad Adam AdamW Adamax Ftrl Lamb Lion Nadam RMSprop "
+    "SGD".split()
+)
+ASSIGNS = ("assign", "assign_add", "assign_sub")
+
+
+def builtin_update_step(optimizer):
+    """Whether `optimizer` is one of Keras's own `KERAS_OPTIMIZERS`.
+
+    Its class is defined under `keras.src.optimizers.` and it has the
+    `assign*` methods and `_backend_update_step`, which applies the update of
+    each variable with one assignment.
+    """
+    kind = type(optimizer)
     return (
-        float(loss_scale(scaled)) > 1.0
-        and float(skipped) == 1.0
-        and is_loss_scaled(scaled)
+        kind.__name__ in KERAS_OPTIMIZERS
+        and kind.__module__.startswith("keras.src.optimizers.")
+        and all(
+            hasattr(optimizer, name) for name in ASSIGNS + ("_backend_update_step",)
+        )
     )
 
 
-def _activation_read_holds():
-    """Dense, EinsumDense and Conv's `call` apply `self.activation` last."""
-    import inspect
-
-    layers = keras.layers
-    calls = [layers.Dense.call, layers.EinsumDense.call, layers.Conv2D.call]
-    return all("self.activation(" in inspect.getsource(call) for call in calls)
+def update_step_wrapper(optimizer, wrap):
+    """`(optimizer, "_backend_update_step", wrapper)`, the wrapper `wrap(step)`."""
+    return optimizer, "_backend_update_step", wrap(optimizer._backend_update_step)
 
 
-def _print_msg_holds():
-    from keras.src.utils import io_utils
-
-    return callable(io_utils.print_msg) and callable(
-        io_utils.is_interactive_logging_enabled
-    )
-
-
-def _accumulation_holds():
-    optimizer = keras.optimizers.SGD(1.0, gradient_accumulation_steps=2)
-    variable = keras.Variable([0.0])
-    build_optimizer(optimizer, [variable])
-    grad = tf.constant([2.0])
-    first = float(updates_now(optimizer))
-    optimizer.apply([grad], [variable])
-    second = float(updates_now(optimizer))
-    average = applied_gradients(optimizer, [tf.constant([4.0])], [variable])[0]
-    return (first, second, float(average[0])) == (0.0, 1.0, 3.0)
+def decays(optimizer, tensor):
+    """Whether `optimizer` applies weight decay to `tensor` (`_use_weight_decay`)."""
+    if optimizer.weight_decay is None:
+        return False
+    return bool(optimizer._use_weight_decay(tensor))
