@@ -213,14 +213,15 @@ def test_a_step_that_reaches_no_monitored_optimizer_warns_once_and_at_the_end(
         model.fit(
             x, y, batch_size=8, epochs=2, verbose=0, callbacks=[monitor(tmp_path)]
         )
-    prefixes = ("GradientMonitor:", "kgrad:")
-    messages = [str(w.message) for w in caught if str(w.message).startswith(prefixes)]
+    messages = [str(w.message) for w in caught if str(w.message).startswith("kgrad:")]
     assert len(messages) == 2
     assert (
         "training step 1 was due" in messages[0] and "optimizers=[...]" in messages[0]
     )
     assert "logged no gradient at all" in messages[1]
-    # Passed explicitly, the foreign optimizer is monitored.
+    # Passed explicitly, the foreign optimizer is monitored (Keras's function,
+    # traced before this monitor, is made anew as the refusal's warning says).
+    model.make_train_function(force=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.fit(
@@ -231,9 +232,7 @@ def test_a_step_that_reaches_no_monitored_optimizer_warns_once_and_at_the_end(
             verbose=0,
             callbacks=[monitor(tmp_path / "x", optimizers=FOREIGN)],
         )
-    assert not [
-        w for w in caught if str(w.message).startswith(("GradientMonitor", "kgrad:"))
-    ]
+    assert not [w for w in caught if str(w.message).startswith("kgrad:")]
     scalars, _ = report.load_run(tmp_path / "x")
     assert [s for s, _ in scalars["grad_norm/global"]] == [9, 10, 11, 12]
 
