@@ -7,6 +7,7 @@ import tensorflow as tf
 from tensorflow.python.ops import control_flow_util_v2
 
 from kgrad.monitor.train_function import function_watch, hooks_check, keras_hooks
+from tests.support import optimizers
 
 
 def test_every_keras_hook_holds():
@@ -34,11 +35,15 @@ def test_patch_restores_the_instance():
     assert "call" not in vars(layer)
 
 
-def test_the_constant_builds_are_checked_against_a_dropped_trace(monkeypatch):
+@pytest.mark.parametrize("name, make", optimizers.assigning_builds())
+def test_the_constant_builds_are_checked_against_a_dropped_trace(
+    monkeypatch, name, make
+):
     assert hooks_check.constant_builds_hold()
-    # ScheduleFreeAdamW assigns the weights to its momentum in `build`: an
-    # eager build differs from the trace a plain fit drops, and check() says so.
-    names = (*keras_hooks._CONSTANT_BUILDS, "ScheduleFreeAdamW")
+    # These copy the weights into a slot in `build`: an eager build differs
+    # from the trace a plain fit drops, and check() says so.
+    monkeypatch.setattr(keras.optimizers, name, type(make()), raising=False)
+    names = (*keras_hooks._CONSTANT_BUILDS, name)
     monkeypatch.setattr(keras_hooks, "_CONSTANT_BUILDS", names)
     assert not hooks_check.constant_builds_hold()
 

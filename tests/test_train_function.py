@@ -7,6 +7,7 @@ import tensorflow as tf
 from kgrad import GradientMonitor
 from kgrad.monitor.step import backend_tensorflow
 from kgrad.monitor.train_function import keras_hooks
+from tests.support import optimizers
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -148,13 +149,11 @@ def test_optimizer_is_built_before_tracing_only_for_keras_own_train_step():
         (lambda: keras.optimizers.Muon(), True),
         (lambda: keras.optimizers.LossScaleOptimizer(keras.optimizers.Ftrl()), True),
         (lambda: type("MyAdam", (keras.optimizers.Adam,), {})(), True),
-        (lambda: keras.optimizers.ScheduleFreeAdamW(), False),  # build assigns
-        (
-            lambda: keras.optimizers.LossScaleOptimizer(
-                keras.optimizers.ScheduleFreeAdamW()
-            ),
-            False,
-        ),
+        *[(make, False) for _, make in optimizers.assigning_builds()],
+        *[
+            (lambda make=make: keras.optimizers.LossScaleOptimizer(make()), False)
+            for _, make in optimizers.assigning_builds()
+        ],
     ],
 )
 def test_only_optimizers_whose_build_makes_constants_are_built_before_tracing(

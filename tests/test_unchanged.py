@@ -20,6 +20,7 @@ import pytest
 import tensorflow as tf
 
 from kgrad import GradientMonitor
+from tests.support import optimizers
 from tests.support.example_runner import (
     IN_PROCESS,
     assert_same_examples,
@@ -481,17 +482,18 @@ def test_gradient_accumulation(tmp_path, events):
     ]
 
 
-def test_an_optimizer_whose_build_assigns_values(tmp_path, events):
-    # ScheduleFreeAdamW copies the weights into its momentum in `build`; a plain
-    # fit builds it in a trace that never runs, so the momentum starts at zero.
+@pytest.mark.parametrize("name, make", optimizers.assigning_builds())
+def test_an_optimizer_whose_build_assigns_values(tmp_path, events, name, make):
+    # These copy the weights into a slot in `build`; a plain fit builds them in
+    # a trace that never runs, so the slot starts at zero.
     x, y = data()
 
     def scenario(monitor):
         model = mlp()
-        model.compile(optimizer=keras.optimizers.ScheduleFreeAdamW(), loss=LOSS)
+        model.compile(optimizer=make(), loss=LOSS)
         fit = model.fit(x, y, batch_size=8, verbose=0, callbacks=callbacks(monitor))
-        momenta = [v for v in model.optimizer.variables if "momentum" in v.path]
-        return model, [history(fit), [float(np.abs(v).sum()) for v in momenta]]
+        slots = model.optimizer.variables[2:]  # past iterations and learning rate
+        return model, [history(fit), [float(np.abs(v).sum()) for v in slots]]
 
     both(scenario, tmp_path)
     assert [s for s, _ in events(tmp_path / "train")["grad_norm/global"]] == [

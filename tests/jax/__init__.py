@@ -1,0 +1,1 @@
+"""The JAX suite: `KERAS_BACKEND=jax pytest -q tests/jax`."""
