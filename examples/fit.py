@@ -47,7 +47,8 @@ def main(log_dir, quick=False):
     run.Reload()
 
     def step_one_norm(variable):
-        event = run.Tensors(tags.tag(tags.GRAD_NORM, variable.path))[0]
+        name = tags.in_model(variable.path, model.name)  # the variable's tag name
+        event = run.Tensors(tags.tag(tags.GRAD_NORM, name))[0]
         return float(tensor_util.make_ndarray(event.tensor_proto))
 
     first, last = model.layers[0].kernel, model.layers[-2].kernel

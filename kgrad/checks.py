@@ -273,6 +273,19 @@ def _library_roots():
     return tuple(roots)
 
 
+def _generated_code():
+    """Tells the files of code TensorFlow generated while tracing.
+
+    Only TensorFlow's autograph generates code: without TensorFlow imported
+    there is none (and TensorFlow is not imported for it).
+    """
+    if "tensorflow" not in sys.modules:
+        return lambda filename: False
+    from kgrad.monitor.train_function import keras_hooks
+
+    return keras_hooks.autograph_generated
+
+
 def warn(message, category=UserWarning):
     """`warnings.warn(message)` attributed to the first frame of the user's code.
 
@@ -289,11 +302,11 @@ def warn(message, category=UserWarning):
     >>> caught[0].filename.endswith("checks.py")  # a doctest is no user code
     False
     """
-    roots = _library_roots()
+    roots, generated = _library_roots(), _generated_code()
     level, frame = 1, sys._getframe(1)
     while frame is not None and (
         frame.f_code.co_filename.startswith(roots)
-        or "__autograph_generated" in frame.f_code.co_filename
+        or generated(frame.f_code.co_filename)
     ):
         level, frame = level + 1, frame.f_back
     warnings.warn(message, category, stacklevel=level + 1)

@@ -54,11 +54,12 @@ applies several optimizers), at step = the optimizer's update count:
 | custom scalars | layout | every variable's gradient norm on one chart |
 |  |  | (TensorBoard's own `custom_scalars__config__` tag) |
 
-`<path>` is a variable's tag name (its Keras 3 `variable.path`, or its name
-when the path is `None`, made unique by the monitor); with `per_layer=True`
-it is `<layer>/(all)` for a whole layer (`whole_layer`). `<layer>` is a
-layer's path, `<rnn>` a recurrent layer's path; `<k>` is zero-padded to the
-digits of the last timestep (`temporal`).
+`<path>` is a variable's tag name (its Keras 3 `variable.path` without the
+model's name in front (`in_model`), or its name when the path is `None`,
+made unique by the monitor); with `per_layer=True` it is `<layer>/(all)` for
+a whole layer (`whole_layer`). `<layer>` is a layer's path, `<rnn>` a
+recurrent layer's path, both without the model's name; `<k>` is zero-padded
+to the digits of the last timestep (`temporal`).
 
 Example:
 
@@ -145,6 +146,27 @@ def tag(statistic, name):
     'grad_norm/global'
     """
     return f"{statistic}/{name}"
+
+
+def in_model(path, model_name):
+    """A variable's or layer's Keras `path` without `<model_name>/` in front.
+
+    Keras puts the model's name in front of the paths of a `Sequential` or
+    subclassed model built in the process (`mlp/dense/kernel`), not of the
+    same model loaded by `keras.saving.load_model` (`dense/kernel`): tags
+    name both `dense/kernel`, so a reloaded model continues its series.
+
+    Example:
+
+    >>> in_model("mlp/dense/kernel", "mlp"), in_model("dense/kernel", "mlp")
+    ('dense/kernel', 'dense/kernel')
+    >>> tag(GRAD_NORM, in_model("mlp/dense/kernel", "mlp"))
+    'grad_norm/dense/kernel'
+    """
+    prefix = f"{model_name}/"
+    if model_name and path.startswith(prefix) and len(path) > len(prefix):
+        return path[len(prefix) :]
+    return path
 
 
 def name_of(tag_, statistic):

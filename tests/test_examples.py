@@ -44,7 +44,7 @@ def test_fit_example(tmp_path, events):
     first, last = (float(line.rsplit(" ", 1)[1]) for line in norms)
     assert 0 < first < 1e-3 * last  # vanishing through the sigmoid stack
     logged = events(tmp_path / "train")
-    assert float(logged["grad_norm/sigmoid_mlp/dense/kernel"][0][1]) == pytest.approx(
+    assert float(logged["grad_norm/dense/kernel"][0][1]) == pytest.approx(
         first, rel=1e-3
     )
 

@@ -98,6 +98,11 @@ def test_check_names_each_internal_that_is_gone(monkeypatch, name):
     assert name in hooks_check.check()
 
 
+def test_check_names_autograph_files_named_otherwise(monkeypatch):
+    monkeypatch.setattr(keras_hooks, "AUTOGRAPH_FILE_MARK", "__converted_by_tf")
+    assert hooks_check.check() == ["autograph's __autograph_generated files"]
+
+
 def test_check_names_an_optimizer_that_moved_out_of_keras_src(monkeypatch):
     monkeypatch.setattr(keras.optimizers.SGD, "__module__", "elsewhere.sgd")
     assert "optimizer._backend_update_step" in hooks_check.check()

@@ -70,7 +70,7 @@ def test_load_run_matches_tensorboards_reader(trained, events):
     assert [s for s, _ in scalars["grad_norm/global"]] == list(range(1, 9))
     assert run_info["model"] == "mlp_sigmoid"
     assert run_info["batch_size"] == 32
-    assert run_info["variables"][0] == "mlp_sigmoid/dense_01/kernel"
+    assert run_info["variables"][0] == "dense_01/kernel"
 
 
 def test_load_run_accepts_the_run_dir_and_its_parent(trained):
@@ -85,7 +85,7 @@ def test_sigmoid_mlp_vanishes_relu_he_does_not(trained):
     relu = report.diagnostics.diagnose(*runs["relu"])
     assert "vanishing" in [f.kind for f in sigmoid]
     (vanishing,) = [f for f in sigmoid if f.kind == "vanishing"]
-    assert vanishing.layers[0] == "mlp_sigmoid/dense_01"
+    assert vanishing.layers[0] == "dense_01"
     assert "vanishing" not in [f.kind for f in relu]
     rows = layer_profile.layer_profile(*runs["relu"])
     assert len(rows) == DEPTH + 1
@@ -98,7 +98,7 @@ def test_kgrad_report_command_on_trained_runs(trained, capsys):
     out = capsys.readouterr().out
     assert out.count("layer (input -> output)") == 2
     assert "dense_01 [in]" in out and "output [out]" in out
-    assert "vanishing gradients in mlp_sigmoid/dense_01" in out
+    assert "vanishing gradients in dense_01" in out
     assert "== comparison" in out
     assert max(len(line) for line in out.splitlines()) <= 100
     # the loss beside the gradients: the logged values, at the first and last step

@@ -40,6 +40,8 @@ import socket
 import uuid
 import weakref
 
+from kgrad import tags
+
 CLAIM_FILE = ".kgrad-run.json"
 _HOST = socket.gethostname()
 
@@ -47,15 +49,13 @@ _HOST = socket.gethostname()
 def model_identity(model):
     """What makes two models the same model: name and variable paths.
 
-    The paths are taken without the model's name in front: Keras prefixes it
-    to the paths of a model built in the process (`mlp/dense/kernel`), not
-    to those of the same model loaded by `keras.models.load_model`
-    (`dense/kernel`).
+    The paths are taken without the model's name in front, as the tags are
+    (`kgrad.tags.in_model`): Keras prefixes it to the paths of
+    a model built in the process (`mlp/dense/kernel`), not to those of the
+    same model loaded by `keras.models.load_model` (`dense/kernel`).
     """
-    prefix = f"{model.name}/"
     paths = sorted(
-        path[len(prefix) :] if path.startswith(prefix) else path
-        for path in (getattr(v, "path", v.name) for v in model.weights)
+        tags.in_model(getattr(v, "path", v.name), model.name) for v in model.weights
     )
     return {"model": model.name, "variables": paths}
 

@@ -42,7 +42,6 @@ import numpy as np
 from kgrad import checks, tags
 from kgrad.monitor.log import event_writer, noise_scale, run_claim, summaries
 from kgrad.monitor.log.run_log import RunLog
-from kgrad.monitor.step.naming import layer_name
 
 
 class StepLogger:
@@ -379,7 +378,12 @@ class StepLogger:
                 _layers(record),
                 record.batchnorm_paths,
                 captured["batch_size"],
-                {layer_name(layer): type(layer).__name__ for layer in record.recurrent},
+                {
+                    name: type(layer).__name__
+                    for name, layer in zip(
+                        record.recurrent_names, record.recurrent, strict=True
+                    )
+                },
             )
             if self._noise is not None:
                 log.run_info["noise_scale_not_covered"] = self._noise.missing
@@ -412,7 +416,7 @@ def _layers(record):
 
 def _recurrent(record):
     """Tag name of each recurrent layer of `record` with a temporal profile."""
-    return [layer_name(layer) for layer in record.recurrent]
+    return list(record.recurrent_names)
 
 
 def _is_chief(model):

@@ -272,7 +272,12 @@ def clip_scalars(captured, clipping):
     most `global_clipnorm`: both are functions of the norms kgrad captures,
     so the norm after clipping is exact. `clipvalue` clips each entry: kgrad
     says which variables had an entry beyond it, from the extremes of the
-    histogram steps (no norm after clipping).
+    histogram steps. It logs no norm after `clipvalue`: that norm,
+    `sqrt(sum(min(g^2, clipvalue^2)))`, is not a function of any statistic
+    kgrad takes (norms, extremes, histogram counts), but one more pass over
+    every gradient entry, with the limit inside the traced step, on both
+    backends; the histograms already show how much of each gradient lies
+    beyond the limit.
 
     Args:
         captured: Dict of numpy arrays, as returned by `GradientCapture.read`,

@@ -69,16 +69,18 @@ class JaxRecord:
     Args:
         variables: The variables `apply` updates, in its order.
         bins: Histogram buckets.
+        model_name: The model's name, taken off the tag names.
     """
 
     number = 1
     probes = ()
     layer_names = ()
     recurrent = ()
+    recurrent_names = ()
 
-    def __init__(self, variables, bins):
+    def __init__(self, variables, bins, model_name):
         self.variables = list(variables)
-        self.paths = naming.variable_names(self.variables)
+        self.paths = naming.variable_names(self.variables, model_name)
         self.batchnorm_paths = set()
         self.layout = statistics_layout(len(self.variables), bins)
 
@@ -90,13 +92,16 @@ class JaxChannel:
         name: Slot name (`"optimizer"`).
         optimizer: `model.optimizer`.
         bins: Histogram buckets.
+        model_name: The model's name, taken off the tag names.
     """
 
-    def __init__(self, name, optimizer, bins):
+    def __init__(self, name, optimizer, bins, model_name):
         self.name = name
         self.optimizer = optimizer
         self.owner = getattr(optimizer, "inner_optimizer", optimizer)
-        self.record = JaxRecord(jax_hooks.applied_variables(self.owner), bins)
+        self.record = JaxRecord(
+            jax_hooks.applied_variables(self.owner), bins, model_name
+        )
         self.records = {self.record.number: self.record}
         self.traced = False
         self.captures_read = 0.0
@@ -133,7 +138,7 @@ class JaxCapture:
         self.model = model
         self.bins = bins
         self.trace_histograms = True
-        self.channels = [JaxChannel("optimizer", model.optimizer, bins)]
+        self.channels = [JaxChannel("optimizer", model.optimizer, bins, model.name)]
         self._arms = 0
         self._restore = []
         self._pending = None

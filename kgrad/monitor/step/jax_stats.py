@@ -16,7 +16,7 @@ values in the last bucket when they are all equal, NaN/Inf not counted. The
 bucket edges are computed in float32 (float64 on TensorFlow), so a value on
 an edge may fall in the neighbouring bucket.
 
-Tested in tests/jax/test_jax_stats.py.
+Tested in tests/jax/test_jax_capture.py.
 
 Example:
 

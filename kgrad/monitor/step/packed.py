@@ -237,6 +237,8 @@ class Record:
             to `()`: every update is measured on a snapshot.
         per_example: Whether the layout holds per-example gradient norms
             (`kgrad.monitor.step.per_example`). Defaults to `False`.
+        model_name: The name of the model, taken off the front of the tag
+            names (`kgrad.monitor.step.naming`). Defaults to `None`: none is.
 
     Attributes:
         paths: Unique tag names of the variables.
@@ -244,6 +246,7 @@ class Record:
         probes: `[(layer, kind)]` of the probes that go with the variables.
         layer_names: Tag names of those probes, in the same order.
         recurrent: The recurrent layers that go with the variables.
+        recurrent_names: Their tag names, in the same order.
         batchnorm_ids: `id`s of the BatchNorm layers that go with them.
         batchnorm_paths: Paths of those seen training in a traced step.
         layout: The packed vector's `Layout`.
@@ -263,6 +266,7 @@ class Record:
         bins,
         increments=(),
         per_example=False,
+        model_name=None,
     ):
         self.number = number
         self.variables = list(variables)
@@ -272,7 +276,7 @@ class Record:
             i for i in range(len(self.variables)) if i not in measured
         ]
         self.snapshot_variables = [self.variables[i] for i in self.snapshot_positions]
-        self.paths = naming.variable_names(self.variables)
+        self.paths = naming.variable_names(self.variables, model_name)
         self.index = {id(v): i for i, v in enumerate(self.variables)}
         mine = set(self.index)
 
@@ -280,8 +284,11 @@ class Record:
             return bool(owners.variable_ids(layer) & mine)
 
         self.probes = [(layer, kind) for layer, kind in probes if goes_with_me(layer)]
-        self.layer_names = naming.layer_names([layer for layer, _ in self.probes])
+        self.layer_names = naming.layer_names(
+            [layer for layer, _ in self.probes], model_name
+        )
         self.recurrent = [layer for layer in recurrent if goes_with_me(layer)]
+        self.recurrent_names = naming.layer_names(self.recurrent, model_name)
         self.batchnorm_ids = {
             id(layer)
             for layer in batchnorm

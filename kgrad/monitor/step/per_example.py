@@ -43,6 +43,7 @@ import tensorflow as tf
 
 from kgrad import checks
 from kgrad.monitor.step import backend_tensorflow as backend
+from kgrad.monitor.step import naming
 from kgrad.monitor.step.per_example_rules import rule_of
 from kgrad.monitor.train_function import keras_hooks
 
@@ -55,11 +56,6 @@ def own_trainable(layer):
         for v in child.trainable_variables
     }
     return [v for v in layer.trainable_variables if id(v) not in below]
-
-
-def layer_name(layer):
-    """The name used in messages and tags: the layer's path (or its name)."""
-    return layer.path or layer.name
 
 
 class PerExampleProbe:
@@ -85,7 +81,7 @@ class PerExampleProbe:
             if rule.norms is not None:
                 self.layers.append((layer, rule))
             elif own_trainable(layer):
-                self.uncovered[layer_name(layer)] = rule.reason
+                self.uncovered[naming.layer_name(layer, model.name)] = rule.reason
         self._kept = {}  # key -> {id(variable): (sum, count)}, or None if repeated
         self._calls = {}  # key -> calls of the layer in this step
 

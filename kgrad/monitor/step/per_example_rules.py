@@ -84,7 +84,7 @@ def rule_of(layer):
             return Rule("none", reason="rms_scaling=True")
         return Rule("layernorm", _layer_norm)
     if issubclass(kind, keras.layers.BatchNormalization):
-        if layer.synchronized or layer.renorm:
+        if layer.synchronized or getattr(layer, "renorm", False):  # none in Keras 3.13
             return Rule("none", reason="synchronized or renorm BatchNormalization")
         return Rule("batchnorm", _batch_norm)
     return Rule("none", reason=f"no per-example rule for {kind.__name__}")

@@ -75,6 +75,7 @@ class TracedStep:
         self.replicated = backend.replica_count(model) > 1
         self._flag = flag
         self._owners = LayerOwners(model)
+        self._model_name = model.name
         self._reduced = {}  # thread -> gradients all-reduced by Keras
         self._warned = set()
 
@@ -190,6 +191,7 @@ class TracedStep:
                 self.bins,
                 increments,
                 per_example=self.per_example is not None,
+                model_name=self._model_name,
             )
 
         return make

@@ -13,6 +13,8 @@ Example:
 []
 """
 
+import sys
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -23,6 +25,7 @@ from kgrad.monitor.train_function.keras_hooks import (
     _SWITCH,
     _lowering_module,
     applied_gradients,
+    autograph_generated,
     build_optimizer,
     build_optimizer_before_tracing,
     builtin_update_step,
@@ -169,6 +172,25 @@ def _loss_scaling_holds():
     )
 
 
+def _autograph_frames_hold():
+    """Code autograph converts runs from files `autograph_generated` tells."""
+    seen = []
+
+    def look():
+        frame = sys._getframe(1)
+        while frame is not None:
+            seen.append(autograph_generated(frame.f_code.co_filename))
+            frame = frame.f_back
+
+    def traced(x):
+        look()
+        return x + 1.0
+
+    spec = tf.TensorSpec((), tf.float32)
+    tf.function(traced, autograph=True).get_concrete_function(spec)
+    return any(seen)
+
+
 def _print_msg_holds():
     from keras.src.utils import io_utils
 
@@ -215,4 +237,5 @@ INTERNALS = (
     ("keras.backend.backend", lambda: requirements.backend() == "tensorflow"),
     ("control_flow_util_v2._DISABLE_LOWER_USING_SWITCH_MERGE", _lowering_holds),
     ("strategy.extended.should_save_summary", _summary_flag_holds),
+    ("autograph's __autograph_generated files", _autograph_frames_hold),
 )

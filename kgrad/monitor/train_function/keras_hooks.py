@@ -90,6 +90,11 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
   callbacks print (stdout, or absl logging after
   `keras.config.disable_interactive_logging()`); else no finding is printed.
   Called through `jax_hooks.print_msg`, which needs no TensorFlow.
+- TensorFlow's autograph runs the code it converts from files it writes,
+  named `__autograph_generated_file*.py` (`autograph_generated`):
+  `kgrad.checks.warn` skips their frames, with kgrad's, Keras's and
+  TensorFlow's, to attribute a warning raised while Keras traces to the
+  user's `model.fit(...)` line; else such a warning points at generated code.
 
 Example:
 
@@ -344,6 +349,14 @@ def skipped_by_loss_scaling(optimizer, grads):
         return tf.constant(0.0, tf.float64)
     finite = optimizer.check_finite(grads)
     return tf.cast(tf.logical_not(finite), tf.float64)
+
+
+AUTOGRAPH_FILE_MARK = "__autograph_generated"
+
+
+def autograph_generated(filename):
+    """Whether `filename` is a file autograph wrote the code it converts to."""
+    return AUTOGRAPH_FILE_MARK in filename
 
 
 def is_chief(strategy):
