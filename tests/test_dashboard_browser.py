@@ -295,7 +295,7 @@ def test_legend_colours_are_the_colours_of_zero_undefined_and_missing_cells(
     # An update ratio of a weight of norm 0 (a bias at step 1) is undefined.
     open_tab(server, page, run="mlp/train", statistic="update_ratio")
     shot = page.pixels()
-    x, y = panel_cell(page, 0, "mlp/hidden_2/bias", 1)
+    x, y = panel_cell(page, 0, "hidden_2/bias", 1)
     assert shot.getpixel((int(x), int(y))) == swatches["undefined"]
     # A share's exact 0 is the bottom of its colour bar, which has no 0 swatch.
     open_tab(server, page, run="mlp/train", statistic="dead_units")
@@ -314,12 +314,12 @@ def test_legend_colours_are_the_colours_of_zero_undefined_and_missing_cells(
 def test_marks_are_on_the_named_layers_of_the_statistic_found(server, page, runs):
     open_tab(server, page, run="mlp/train", statistic="dead_units")
     canvas = dataset(page, "canvas.heatmap")
-    assert canvas["marked"] == "mlp/hidden_1"
+    assert canvas["marked"] == "hidden_1"
     shot = page.pixels()
     for row in canvas["rowKeys"].split("\n"):
         x, y = panel_cell(page, 0, row, 1)
         mark_x = rect(page, "canvas.heatmap")[0] + int(canvas["labelWidth"]) - 5
-        assert (shot.getpixel((int(mark_x), int(y))) == MARK) == (row == "mlp/hidden_1")
+        assert (shot.getpixel((int(mark_x), int(y))) == MARK) == (row == "hidden_1")
     open_tab(server, page, run="mlp/train", statistic="grad_norm")
     assert (
         page.evaluate("document.querySelector('canvas.heatmap').dataset.marked") == ""
@@ -361,13 +361,13 @@ def test_click_shows_the_detail_beside_the_map_and_a_switch_clears_it(
     line = rect(page, ".cursor")
     assert line[1] <= rect(page, ".viewport")[1]
     assert line[3] >= rect(page, ".loss-strip")[3] - 1
-    x, y = panel_cell(page, 0, "mlp/hidden_1/kernel", 6)
+    x, y = panel_cell(page, 0, "hidden_1/kernel", 6)
     page.click(x, y)
     page.wait("document.querySelector('.detail-histogram').dataset.step")
     detail = dataset(page, ".detail")
     assert (detail["run"], detail["row"], detail["step"]) == (
         "mlp/train",
-        "mlp/hidden_1/kernel",
+        "hidden_1/kernel",
         "6",
     )
     histogram = dataset(page, ".detail-histogram")

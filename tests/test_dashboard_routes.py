@@ -103,7 +103,7 @@ def test_runs_lists_what_each_run_can_show(fitted):
         "dead_units",
     ]
     assert runs["mlp/train"]["recurrent"] == []
-    assert runs["rnn/train"]["recurrent"] == ["rnn/recurrent"]
+    assert runs["rnn/train"]["recurrent"] == ["recurrent"]
 
 
 @pytest.mark.parametrize("statistic", ["grad_norm", "update_ratio", "dead_units"])
@@ -145,7 +145,7 @@ def test_heatmap_names_each_rows_layer_and_its_undefined_cells(fitted):
     ]
     assert expected and answer["undefined"] == expected
     rnn = get_json(client, f"{TAB}/heatmap?run=rnn/train&statistic=grad_norm")
-    assert set(rnn["layers"]) == {"rnn/recurrent", "rnn/out"}
+    assert set(rnn["layers"]) == {"recurrent", "out"}
 
 
 def test_loss_is_the_logged_loss_and_runs_count_active_findings(fitted):
@@ -163,12 +163,12 @@ def test_temporal_map_has_a_row_per_timestep(fitted):
     logdir, client = fitted
     answer = get_json(
         client,
-        f"{TAB}/heatmap?run=rnn/train&statistic=temporal_grad&layer=rnn/recurrent",
+        f"{TAB}/heatmap?run=rnn/train&statistic=temporal_grad&layer=recurrent",
     )
     assert answer["rows"] == ["t0", "t1", "t2", "t3", "t4"]
     events = read_events(logdir / "rnn" / "train")
     grid = grid_of(answer)
-    first = dict((s, float(v)) for s, v in events["temporal_grad/rnn/recurrent/t0"])
+    first = dict((s, float(v)) for s, v in events["temporal_grad/recurrent/t0"])
     assert [float(x) for x in grid[0]] == pytest.approx(
         [first[s] for s in answer["steps"]], rel=1e-6
     )
@@ -177,7 +177,7 @@ def test_temporal_map_has_a_row_per_timestep(fitted):
 
 def test_histogram_is_the_logged_one_nearest_the_step(fitted):
     logdir, client = fitted
-    path = "mlp/logits/kernel"
+    path = "logits/kernel"
     answer = get_json(client, f"{TAB}/histogram?run=mlp/train&path={path}&step=7")
     events = dict(read_events(logdir / "mlp" / "train")[f"grad_hist/{path}"])
     assert answer["steps"] == sorted(events) == [1, 4, 8, 12]
@@ -198,8 +198,8 @@ def test_findings_come_with_their_steps_and_layers(fitted):
     assert len(dead) == 1 and dead[0]["heat_map"] == tags.DEAD_UNITS
     assert dead[0]["first_step"] == prose[0][0]  # data and prose together
     assert dead[0]["title"] in prose[0][1].item().decode()
-    assert "mlp/hidden_1" in dead[0]["layers"]
-    assert "mlp/logits" not in dead[0]["layers"]
+    assert "hidden_1" in dead[0]["layers"]
+    assert "logits" not in dead[0]["layers"]
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kgrad import GradientMonitor
+from kgrad import GradientMonitor, tags
 from tests.support import optimizers
 from tests.support.example_runner import (
     IN_PROCESS,
@@ -98,7 +98,9 @@ def test_sequential_without_input_builds_in_its_first_trace(tmp_path, events):
     plain, model, _ = both(scenario, tmp_path)
     logged = events(tmp_path / "train")
     for variable in model.trainable_variables:
-        assert f"grad_norm/{variable.path}" in logged
+        assert (
+            tags.tag(tags.GRAD_NORM, tags.in_model(variable.path, model.name)) in logged
+        )
     assert [s for s, _ in logged["grad_norm/global"]] == list(range(1, 9))
 
 
@@ -124,7 +126,10 @@ def test_subclassed_model_never_called_before_fit(tmp_path, events):
     _, model, _ = both(scenario, tmp_path)
     logged = events(tmp_path / "train")
     assert len([t for t in logged if t.startswith("grad_norm/")]) == 5  # 4 + global
-    assert "saturation/" + model.hidden.path in logged
+    assert (
+        tags.tag(tags.SATURATION, tags.in_model(model.hidden.path, model.name))
+        in logged
+    )
 
 
 class WithEncoder(keras.Model):

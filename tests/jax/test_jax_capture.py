@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from kgrad import tags
 from kgrad.monitor.step import jax_stats
 from kgrad.monitor.train_function import jax_hooks
 from tests.support.events import read_events
@@ -31,7 +32,9 @@ def _first_step_gradients(model, x, y, loss_fn):
 
     grads = jax.grad(loss)([v.value for v in variables])
     return {
-        v.path: float(np.linalg.norm(np.asarray(g, np.float64)))
+        tags.in_model(v.path, model.name): float(
+            np.linalg.norm(np.asarray(g, np.float64))
+        )
         for v, g in zip(variables, grads, strict=True)
     }
 
@@ -85,7 +88,8 @@ def test_update_ratios_are_the_weight_changes(tmp_path):
         change = np.linalg.norm(np.asarray(v.value, np.float64) - before[v.path])
         weight = np.linalg.norm(before[v.path].astype(np.float64))
         if weight > 0:
-            logged = float(events[f"update_ratio/{v.path}"][0][1])
+            name = tags.in_model(v.path, model.name)
+            logged = float(events[tags.tag(tags.UPDATE_RATIO, name)][0][1])
             np.testing.assert_allclose(logged, change / weight, rtol=1e-4)
 
 
@@ -103,7 +107,7 @@ def test_histograms_count_every_finite_entry(tmp_path):
     )
     events = read_events(tmp_path / "train")
     for v in model.trainable_variables:
-        histogram = events[f"grad_hist/{v.path}"]
+        histogram = events[tags.tag(tags.GRAD_HIST, tags.in_model(v.path, model.name))]
         assert [step for step, _ in histogram] == [1, 2]
         assert histogram[0][1][:, 2].sum() == np.prod(v.shape)
 

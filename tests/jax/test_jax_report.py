@@ -10,7 +10,7 @@ from tensorboard.backend import application
 from tensorboard.backend.event_processing import data_ingester
 from werkzeug.test import Client
 
-from kgrad import zoo
+from kgrad import tags, zoo
 from kgrad.cli import main
 from kgrad.dashboard.loader import GradientsLoader
 from tests.support.events import read_events
@@ -52,7 +52,8 @@ def runs(tmp_path_factory):
 def test_every_family_logs_every_variable(runs, name):
     root, models = runs
     events = read_events(root / name / "train")
-    paths = [v.path for v in models[name].trainable_variables]
+    model = models[name]
+    paths = [tags.in_model(v.path, model.name) for v in model.trainable_variables]
     assert {f"grad_norm/{p}" for p in paths} <= set(events)
     assert [s for s, _ in events["grad_norm/global"]] == [1, 2, 3, 4]
     info = json.loads(events["kgrad/run_info"][-1][1].item())
