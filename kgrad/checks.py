@@ -273,17 +273,16 @@ def _library_roots():
     return tuple(roots)
 
 
-def _generated_code():
-    """Tells the files of code TensorFlow generated while tracing.
+# `is_generated(filename)` of code a framework generates while tracing, whose
+# frames `warn` skips: `kgrad.monitor.train_function.keras_hooks` adds
+# TensorFlow autograph's when imported (it holds every TensorFlow internal).
+_GENERATED_CODE = []
 
-    Only TensorFlow's autograph generates code: without TensorFlow imported
-    there is none (and TensorFlow is not imported for it).
-    """
-    if "tensorflow" not in sys.modules:
-        return lambda filename: False
-    from kgrad.monitor.train_function import keras_hooks
 
-    return keras_hooks.autograph_generated
+def skip_generated_code(is_generated):
+    """Has `warn` skip the frames of the files `is_generated(filename)` tells."""
+    if is_generated not in _GENERATED_CODE:
+        _GENERATED_CODE.append(is_generated)
 
 
 def warn(message, category=UserWarning):
@@ -302,11 +301,11 @@ def warn(message, category=UserWarning):
     >>> caught[0].filename.endswith("checks.py")  # a doctest is no user code
     False
     """
-    roots, generated = _library_roots(), _generated_code()
+    roots = _library_roots()
     level, frame = 1, sys._getframe(1)
     while frame is not None and (
         frame.f_code.co_filename.startswith(roots)
-        or generated(frame.f_code.co_filename)
+        or any(generated(frame.f_code.co_filename) for generated in _GENERATED_CODE)
     ):
         level, frame = level + 1, frame.f_back
     warnings.warn(message, category, stacklevel=level + 1)

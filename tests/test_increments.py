@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from kgrad import GradientMonitor
+from kgrad import GradientMonitor, tags
 from kgrad.monitor.step import stats
 
 BATCH = 16
@@ -34,7 +34,8 @@ class WeightSnapshots(keras.callbacks.Callback):
         for v, before in zip(self._variables(), self._before, strict=True):
             change = np.linalg.norm(v.numpy().astype("float64") - before)
             if np.linalg.norm(before) > 0:  # kgrad logs no ratio of zero weights
-                ratios[v.path] = change / np.linalg.norm(before)
+                name = tags.in_model(v.path, self.model.name)
+                ratios[name] = change / np.linalg.norm(before)
         self.ratios.append(ratios)
 
     def _variables(self):

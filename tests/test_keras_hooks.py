@@ -1,11 +1,15 @@
 """Every Keras internal kgrad relies on still holds on the installed Keras."""
 
+import inspect
+import warnings
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.python.ops import control_flow_util_v2
 
+from kgrad import checks
 from kgrad.monitor.train_function import function_watch, hooks_check, keras_hooks
 from tests.support import optimizers
 
@@ -101,6 +105,20 @@ def test_check_names_each_internal_that_is_gone(monkeypatch, name):
 def test_check_names_autograph_files_named_otherwise(monkeypatch):
     monkeypatch.setattr(keras_hooks, "AUTOGRAPH_FILE_MARK", "__converted_by_tf")
     assert hooks_check.check() == ["autograph's __autograph_generated files"]
+
+
+def test_a_warning_from_code_autograph_converted_points_at_the_users_line():
+    @tf.function  # autograph runs `step` from a file it generates
+    def step(x):
+        checks.warn("kgrad: example")
+        return x
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1
+        step(tf.constant(1.0))
+    ((warning,),) = [caught]
+    assert (warning.filename, warning.lineno) == (__file__, line)
 
 
 def test_check_names_an_optimizer_that_moved_out_of_keras_src(monkeypatch):

@@ -30,7 +30,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.distribution import compressor
 
-from kgrad import GradientMonitor, zoo
+from kgrad import GradientMonitor, tags, zoo
 from kgrad.monitor.log import summaries
 
 STARTUP_SECONDS = 60
@@ -86,7 +86,7 @@ def run(tmp_path_factory):
     return SimpleNamespace(
         log_dir=log_dir,
         train_dir=log_dir / "train",
-        paths=[v.path for v in model.trainable_variables],
+        paths=[tags.in_model(v.path, model.name) for v in model.trainable_variables],
         layers=[f"dense_{i:02d}" for i in range(1, DEPTH + 1)],
     )
 

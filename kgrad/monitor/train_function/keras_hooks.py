@@ -91,10 +91,11 @@ Each hook: what kgrad does with it; what breaks if Keras changes it.
   `keras.config.disable_interactive_logging()`); else no finding is printed.
   Called through `jax_hooks.print_msg`, which needs no TensorFlow.
 - TensorFlow's autograph runs the code it converts from files it writes,
-  named `__autograph_generated_file*.py` (`autograph_generated`):
-  `kgrad.checks.warn` skips their frames, with kgrad's, Keras's and
-  TensorFlow's, to attribute a warning raised while Keras traces to the
-  user's `model.fit(...)` line; else such a warning points at generated code.
+  named `__autograph_generated_file*.py` (`autograph_generated`, handed to
+  `kgrad.checks.skip_generated_code`): `kgrad.checks.warn` skips their
+  frames, with kgrad's, Keras's and TensorFlow's, to attribute a warning
+  raised while Keras traces to the user's `model.fit(...)` line; else such a
+  warning points at generated code.
 
 Example:
 
@@ -107,6 +108,8 @@ import contextlib
 
 import keras
 import tensorflow as tf
+
+from kgrad import checks
 
 CHECKED_WITH = "3.15.1"
 
@@ -357,6 +360,9 @@ AUTOGRAPH_FILE_MARK = "__autograph_generated"
 def autograph_generated(filename):
     """Whether `filename` is a file autograph wrote the code it converts to."""
     return AUTOGRAPH_FILE_MARK in filename
+
+
+checks.skip_generated_code(autograph_generated)
 
 
 def is_chief(strategy):
