@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kgrad.monitor.step import per_example_rules
 from kgrad.monitor.step.per_example import PerExampleProbe, packed_per_example
 from kgrad.monitor.train_function import keras_hooks
 
@@ -132,6 +133,56 @@ def test_per_example_norms_match_one_tape_per_example(name):
     atol = 1e-9 * max(want.values())
     for path, value in want.items():
         np.testing.assert_allclose(got[path], value, rtol=1e-4, atol=atol, err_msg=path)
+
+
+@pytest.mark.parametrize("name", ["dense_sequence", "conv2d", "conv1d"])
+def test_traced_with_an_unknown_batch_the_norms_are_the_same(name):
+    """Keras traces its step with an unknown batch: the rules still see the
+    positions `T` (they pick the cheaper form by them) and give the same norms."""
+    model, x = MODELS[name]()
+    x, y = x.astype("float32"), np.arange(B) % 3
+    variables = model.trainable_variables
+    probe = PerExampleProbe(model, armed=lambda: tf.constant(True))
+    seen = []
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *x.shape[1:]])])
+    def sums_of(inputs):
+        restore = []
+        for obj, attribute, value in probe.chain([]):
+            keras_hooks.patch(obj, attribute, value, restore)
+        try:
+            with tf.GradientTape() as tape:
+                out = model(inputs, training=True)
+                seen.append(out.shape[0])
+                loss = tf.reduce_mean(
+                    keras.losses.sparse_categorical_crossentropy(
+                        y, out, from_logits=True
+                    )
+                )
+            tape.gradient(loss, variables)
+        finally:
+            while restore:
+                restore.pop()()
+        return packed_per_example(probe.take(variables), variables)[0]
+
+    got = dict(zip([v.path for v in variables], sums_of(x).numpy(), strict=True))
+    assert seen == [None]
+    want = explicit_sums(model, x, y)
+    for path, value in want.items():
+        np.testing.assert_allclose(got[path], value, rtol=1e-4, err_msg=path)
+
+
+def test_sequences_keep_their_positions_under_an_unknown_batch():
+    static = []
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4, 3, 2])])
+    def as_sequence(x):
+        out = per_example_rules._as_sequence(x)
+        static.append(out.shape.as_list())
+        return out
+
+    as_sequence.get_concrete_function()
+    assert static == [[None, 12, 2]]
 
 
 def test_batchnorm_in_training_gives_each_example_contribution():
