@@ -18,6 +18,7 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import diagnosis  # noqa: E402
 import diagnosis_peer  # noqa: E402
+import diagnosis_plan  # noqa: E402
 import diagnosis_table  # noqa: E402
 from diagnosis_runs import RUNS  # noqa: E402
 
@@ -79,6 +80,18 @@ def test_runs_are_labelled_and_split_in_halves():
 def test_a_run_builds_a_compiled_model_and_its_data(run):
     model, x, y, batch = run.build()
     assert model.optimizer is not None and len(x) == len(y) and batch > 0
+
+
+def test_the_plan_hands_out_the_longest_runs_first(monkeypatch):
+    recorded = {"a": 60.0, "b": 120.0, "c": 60.0, "d": 30.0}
+    monkeypatch.setattr(diagnosis_plan, "estimates", lambda: recorded)
+    order, minutes = diagnosis_plan.plan(["a", "b", "c", "d", "new"], 1000, 2)
+    assert order == ["b", "a", "c", "d", "new"]  # ties keep their order
+    # b on one worker (120 s), a and c on the other (120 s), then d and the
+    # unknown run (30 s) one each: 150 s
+    assert minutes == 150 / 60
+    _, one = diagnosis_plan.plan(["a", "b", "c", "d", "new"], 500, 1)
+    assert one == (60 + 120 + 60 + 30 + 30) / 2 / 60  # scaled to 500 steps
 
 
 def test_unknown_run_name_is_refused(capsys):
