@@ -348,6 +348,31 @@ def _input_over_output(row, length):
     return _median_at(values, length)
 
 
+def _first_over_last(row, length):
+    """Median over the last 5 logged steps `<= length` of the first recurrent
+    layer's first/last timestep gradient ratio."""
+    layers = temporal_profile.recurrent_layers(row.scalars, row.run_info)
+    series = temporal_profile.ratios(row.scalars, layers[0]) if layers else []
+    return _median_at(series, length)
+
+
+def _per_length(by_name, names, lengths, last, value, fmt):
+    """A table: one row per run of `names` that was judged, `value(row,
+    length)` per length in `fmt`, and the loss's first and last values."""
+    out = [
+        "| run | " + " | ".join(f"{n} steps" for n in lengths) + f" | {last} |",
+        "|---|" + "---|" * (len(lengths) + 1),
+    ]
+    for name in names:
+        row = by_name.get(name)
+        if row is not None:
+            cells = [fmt.format(value(row, n)) for n in lengths]
+            out.append(
+                f"| `{name}` | " + " | ".join(cells) + f" | {_loss_span(row.scalars)} |"
+            )
+    return out
+
+
 def _reading(rows, lengths):
     """The measured numbers behind the verdicts the rules cannot make."""
     by_name = {row.run.name: row for row in rows}
@@ -365,16 +390,10 @@ def _reading(rows, lengths):
         "large. Median input/output gradient-norm ratio over the last 5 logged "
         "steps, per length:",
         "",
-        "| run | " + " | ".join(f"{n} steps" for n in lengths) + " | loss at the end |",
-        "|---|" + "---|" * (len(lengths) + 1),
     ]
-    for name in DEPTH_RUNS:
-        row = by_name.get(name)
-        if row is not None:
-            cells = [f"{_input_over_output(row, n):.2g}" for n in lengths]
-            out.append(
-                f"| `{name}` | " + " | ".join(cells) + f" | {_loss_span(row.scalars)} |"
-            )
+    out += _per_length(
+        by_name, DEPTH_RUNS, lengths, "loss at the end", _input_over_output, "{:.2g}"
+    )
     out += [
         "",
         "So the no-norm Transformers are labelled healthy (they learn), and no rule "
@@ -390,21 +409,8 @@ def _reading(rows, lengths):
         "loss). Median first/last ratio over the last 5 logged steps, and the "
         "loss:",
         "",
-        "| run | " + " | ".join(f"{n} steps" for n in lengths) + " | loss |",
-        "|---|" + "---|" * (len(lengths) + 1),
     ]
-    for name in GATED_RUNS:
-        row = by_name.get(name)
-        if row is None:
-            continue
-        layer = (temporal_profile.recurrent_layers(row.scalars, row.run_info) or [""])[
-            0
-        ]
-        series = temporal_profile.ratios(row.scalars, layer)
-        cells = [f"{_median_at(series, n):.1e}" for n in lengths]
-        out.append(
-            f"| `{name}` | " + " | ".join(cells) + f" | {_loss_span(row.scalars)} |"
-        )
+    out += _per_length(by_name, GATED_RUNS, lengths, "loss", _first_over_last, "{:.1e}")
     out += [
         "",
         "## Not in the benchmark",
