@@ -2,12 +2,14 @@
 on how many worker processes, and how long it should take
 (`benchmarks/diagnosis/diagnosis.py` prints it before it starts).
 
-Each run's estimate is the time it took to train and judge in the last full run
-(`run_seconds.json` beside this file, rewritten by every run that trains all
-the runs, all to `RECORDED_STEPS`), scaled to the steps asked for; a run it
-does not know is estimated at `UNKNOWN_SECONDS`. The runs
-are handed out longest first to the first free worker, which is also how the
-estimate of the wall time is made.
+Each run's estimate is the CPU time it took to train and judge in the last
+full run (`run_seconds.json` beside this file, rewritten by every run that
+trains all the runs to `RECORDED_STEPS`), scaled to the steps asked for; a
+run it does not know is estimated at `UNKNOWN_SECONDS`. Each worker runs one
+TensorFlow thread, so on idle cores a run's wall time is about its CPU time,
+which the load of other processes does not stretch. The runs are handed out
+longest first to the first free worker, which is also how the estimate of
+the wall time is made.
 
 Example:
 
@@ -48,14 +50,14 @@ def plan(names, steps, workers):
 
 
 def record(seconds, workers, load):
-    """Writes the measured `{run name: seconds}` of a full run on `workers`
-    processes, and the 1-minute load average at its end."""
+    """Writes the measured `{run name: CPU seconds}` of a full run on
+    `workers` processes, and the 1-minute load average at its end."""
     with open(SECONDS_FILE, "w") as f:
         json.dump(
             {
-                "what": "seconds to train and judge each run, measured by the "
-                "last full run of benchmarks/diagnosis/diagnosis.py (its plan's "
-                "estimates)",
+                "what": "CPU seconds to train and judge each run (one "
+                "TensorFlow thread per worker), measured by the last full run of "
+                "benchmarks/diagnosis/diagnosis.py: its plan's estimates",
                 "workers": workers,
                 "load_average_at_end": round(load, 1),
                 "seconds": {n: round(s, 1) for n, s in sorted(seconds.items())},
