@@ -140,7 +140,7 @@ def sections(rows, lengths):
         "",
         "## Changes of 2026-12-08, made knowing the held-out results",
         "",
-        "Rules (`kgrad/analysis`):",
+        "Rules (`kgrad.analysis`):",
         "",
         "- `loss_trend.stalled` (used by `vanishing_in_time` on SimpleRNN "
         "layers) cuts the steps run in thirds, not the losses logged: the "
