@@ -40,7 +40,7 @@ import os
 import numpy as np
 
 from kgrad import checks, tags
-from kgrad.monitor.log import event_writer, noise_scale, run_claim, summaries
+from kgrad.monitor.log import chance, event_writer, noise_scale, run_claim, summaries
 from kgrad.monitor.log.run_log import RunLog
 
 
@@ -384,6 +384,7 @@ class StepLogger:
                         record.recurrent_names, record.recurrent, strict=True
                     )
                 },
+                chance.chance_loss(self._model),
             )
             if self._noise is not None:
                 log.run_info["noise_scale_not_covered"] = self._noise.missing

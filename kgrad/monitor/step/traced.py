@@ -41,6 +41,7 @@ import tensorflow as tf
 
 from kgrad import checks
 from kgrad.monitor.step import backend_tensorflow as backend
+from kgrad.monitor.step import naming
 from kgrad.monitor.step import stats as stats_lib
 from kgrad.monitor.step.packed import (
     TEMPORAL_POINTS,
@@ -101,7 +102,8 @@ class TracedStep:
             channel.traced = True
             seen = traced.forward.take(record.layer_ids)
             record.batchnorm_paths.update(
-                layer.path or layer.name for layer in seen.batchnorm.values()
+                naming.layer_name(layer, traced._model_name)
+                for layer in seen.batchnorm.values()
             )
             with tf.name_scope("kgrad"):  # profiles tell kgrad's ops apart
                 arm, armed, histograms = traced._arming(channel)
@@ -280,7 +282,7 @@ class TracedStep:
             temporal=temporal_norms(sums, header["loss_scale"]),
             temporal_length=lengths,
         )
-        if isinstance(per_example, dict):  # one replica: packed here
+        if isinstance(per_example, list):  # one replica: packed here
             per_example = packed_per_example(per_example, record.variables)
         if per_example is not None:
             values.update(
