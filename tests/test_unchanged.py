@@ -273,7 +273,7 @@ def test_trainable_toggled_without_recompile_keeps_the_compiled_function(
 
     _, model, _ = both(scenario, tmp_path)
     # Keras's kept function still trains the first layer; kgrad logs it.
-    frozen = model.layers[0].kernel.path
+    frozen = tags.in_model(model.layers[0].kernel.path, model.name)
     logged = events(tmp_path / "train")
     assert [s for s, _ in logged[f"grad_norm/{frozen}"]] == list(range(1, 9))
 
@@ -292,9 +292,9 @@ def test_trainable_toggled_with_recompile(tmp_path, events):
 
     _, model, _ = both(scenario, tmp_path)
     logged = events(tmp_path / "train")
-    frozen = model.layers[0].kernel.path
+    frozen = tags.in_model(model.layers[0].kernel.path, model.name)
     assert [s for s, _ in logged[f"grad_norm/{frozen}"]] == [1, 2, 3, 4]
-    head = model.layers[1].kernel.path
+    head = tags.in_model(model.layers[1].kernel.path, model.name)
     assert [s for s, _ in logged[f"grad_norm/{head}"]] == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
