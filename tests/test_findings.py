@@ -71,7 +71,7 @@ def test_without_hook_training_runs_on_and_findings_are_data(tmp_path):
     kinds = [f.kind for f in monitor.findings.history]
     assert kinds[0] == "exploding"
     finding = monitor.findings.history[0]
-    assert finding.severity == "warning" and finding.layers == ("reg/d",)
+    assert finding.severity == "warning" and finding.layers == ("d",)
     assert finding.advice and isinstance(finding.step, int)
 
 
