@@ -17,7 +17,9 @@ BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "diagn
 sys.path.insert(0, str(BENCHMARKS))
 
 import diagnosis  # noqa: E402
+import diagnosis_labels  # noqa: E402
 import diagnosis_peer  # noqa: E402
+import diagnosis_plan  # noqa: E402
 import diagnosis_table  # noqa: E402
 from diagnosis_runs import RUNS  # noqa: E402
 
@@ -37,7 +39,7 @@ def test_quick_run_judges_every_run_at_every_length(tmp_path):
     assert found["batchnorm_batch2"] == {"batchnorm_small_batch"}
     text = out.read_text()
     assert "| `relu_bias_minus5` | calibration |" in text
-    assert "## held-out runs: per finding kind" in text
+    assert "## calibration runs: per finding kind" in text  # the 4 runs' half
 
 
 def _row(name, half, must, found, may=()):
@@ -59,6 +61,20 @@ def test_score_counts_true_false_positives_and_negatives():
     assert shortest["dead_units"] == {"tp": 1, "fp": 1, "fn": 0}
 
 
+def test_a_run_written_to_nan_is_labelled_by_what_its_logs_show():
+    run = SimpleNamespace(
+        name="n", half="fresh", must=("nonfinite",), may=("exploding",)
+    )
+    finite = {tags.LOSS: [(1, 2.0), (300, 1.5)], tags.GLOBAL_GRAD_NORM: [(1, 1.0)]}
+    row = diagnosis_table.Row(run, {}, finite, {})
+    must, may = diagnosis_labels.labels(row, 300)
+    assert must == () and set(may) == {"exploding", *diagnosis_labels.TOO_FAST}
+    nan_late = {**finite, tags.GLOBAL_GRAD_NORM: [(1, 1.0), (200, float("nan"))]}
+    row = diagnosis_table.Row(run, {}, nan_late, {})
+    assert diagnosis_labels.labels(row, 300) == (("nonfinite",), ("exploding",))
+    assert diagnosis_labels.labels(row, 100)[0] == ()  # not yet at step 100
+
+
 def test_truncate_keeps_the_steps_up_to_the_length():
     scalars = {"a": [(1, 1.0), (8, 2.0), (25, 3.0)], "b": [(25, 4.0)]}
     assert diagnosis.truncate(scalars, 8) == {"a": [(1, 1.0), (8, 2.0)]}
@@ -68,9 +84,9 @@ def test_runs_are_labelled_and_split_in_halves():
     names = [r.name for r in RUNS]
     assert len(names) == len(set(names)) >= 24
     halves = {r.half for r in RUNS}
-    assert halves == {"calibration", "held_out"}
-    for kind in diagnosis_table.KINDS:  # each kind must be found in both halves
-        for half in halves:
+    assert halves == set(diagnosis_table.HALVES)
+    for kind in diagnosis_table.KINDS:  # each kind in calibration and held-out
+        for half in ("calibration", "held_out"):
             assert any(kind in r.must and r.half == half for r in RUNS), (kind, half)
     assert sum(not r.must for r in RUNS) >= 12  # healthy twins and silent runs
 
@@ -79,6 +95,18 @@ def test_runs_are_labelled_and_split_in_halves():
 def test_a_run_builds_a_compiled_model_and_its_data(run):
     model, x, y, batch = run.build()
     assert model.optimizer is not None and len(x) == len(y) and batch > 0
+
+
+def test_the_plan_hands_out_the_longest_runs_first(monkeypatch):
+    recorded = {"a": 60.0, "b": 120.0, "c": 60.0, "d": 30.0}
+    monkeypatch.setattr(diagnosis_plan, "estimates", lambda: recorded)
+    order, minutes = diagnosis_plan.plan(["a", "b", "c", "d", "new"], 1000, 2)
+    assert order == ["b", "a", "c", "d", "new"]  # ties keep their order
+    # b on one worker (120 s), a and c on the other (120 s), then d and the
+    # unknown run (30 s) one each: 150 s
+    assert minutes == 150 / 60
+    _, one = diagnosis_plan.plan(["a", "b", "c", "d", "new"], 500, 1)
+    assert one == (60 + 120 + 60 + 30 + 30) / 2 / 60  # scaled to 500 steps
 
 
 def test_unknown_run_name_is_refused(capsys):

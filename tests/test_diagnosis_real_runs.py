@@ -29,6 +29,23 @@ def _kgrad_train(tmp_path, name, capsys):
     return out, scalars, run_info, old_rule_ratio
 
 
+def _fit_monitored(tmp_path, model, x, y, batch_size, epochs, steps_per_epoch):
+    """`(monitor, scalars read back)` of a fit logging every 5th step."""
+    monitor = GradientMonitor(
+        tmp_path, norms_every=5, histograms_every=None, figure_secs=None, verbose=0
+    )
+    model.fit(
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=[monitor],
+        verbose=0,
+    )
+    return monitor, report.load_run(tmp_path)[0]
+
+
 def test_simple_rnn_stuck_at_the_mean_gets_vanishing_in_time(tmp_path, capsys):
     out, scalars, run_info, old_rule_ratio = _kgrad_train(
         tmp_path, "rnn_simple", capsys
@@ -59,19 +76,7 @@ def test_lstm_on_random_data_gets_no_gradient_finding(tmp_path):
     y = rng.normal(size=(512, 1)).astype("float32")
     model = zoo.build("lstm")
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
-    monitor = GradientMonitor(
-        tmp_path, norms_every=5, histograms_every=None, figure_secs=None, verbose=0
-    )
-    model.fit(
-        x,
-        y,
-        batch_size=32,
-        epochs=13,
-        steps_per_epoch=16,
-        callbacks=[monitor],
-        verbose=0,
-    )
-    scalars, _ = report.load_run(tmp_path)
+    monitor, scalars = _fit_monitored(tmp_path, model, x, y, 32, 13, 16)
     ratios = [v for _, v in temporal_profile.ratios(scalars, "rnn_01")]
     windows = [np.median(ratios[k : k + 5]) for k in range(len(ratios) - 4)]
     assert min(windows) < 1e-3  # main's rule fired during the fit
@@ -97,18 +102,6 @@ def test_transformer_without_layernorm_is_not_yet_learned_not_broken(tmp_path):
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    monitor = GradientMonitor(
-        tmp_path, norms_every=5, histograms_every=None, figure_secs=None, verbose=0
-    )
-    model.fit(
-        x,
-        y,
-        batch_size=16,
-        epochs=6,
-        steps_per_epoch=32,
-        callbacks=[monitor],
-        verbose=0,
-    )
-    scalars, _ = report.load_run(tmp_path)
+    monitor, scalars = _fit_monitored(tmp_path, model, x, y, 16, 6, 32)
     assert loss_trend.improvement(scalars) > 0.8  # it learns
     assert monitor.findings.history == []  # and no finding at any epoch end

@@ -76,6 +76,52 @@ def test_a_loss_that_fell_then_stopped_far_from_fitted_has_stalled():
     assert _kinds(_run(lambda s: max(0.05, 2.3 - 0.02 * s))) == []
 
 
+def test_a_fall_to_chance_level_only_is_not_learning():
+    # from 1.70 (an untrained model worse than uniform) to 1.33 and flat: 20%
+    # of its start gone, but only 4% of ln(4) = 1.386, predicting 4 classes
+    # equally likely
+    def loss(s):
+        return max(1.33, 1.70 - 0.01 * s)
+
+    chance = {"chance_loss": math.log(4)}
+    found = {f.kind: f for f in diagnostics.diagnose(_run(loss), chance)}
+    assert sorted(found) == ["not_learning"]
+    finding = found["not_learning"]
+    assert dict(finding.numbers)["fell"] == pytest.approx(1 - 1.33 / math.log(4))
+    assert "of the chance level gone" in finding.evidence
+    assert "Chance level (every class predicted equally likely) is 1.39" in (
+        finding.evidence
+    )
+    assert "the loss is at it" in finding.evidence
+    # without the chance level the same fall is 20% of the start: stalled
+    assert _kinds(_run(loss)) == ["stalled"]
+    # a run that learned below chance is told how far below
+    low = _finding(_run(lambda s: max(1.0, 2.3 - 0.02 * s)), "stalled")
+    assert "Chance" not in low.evidence
+    low = next(
+        f
+        for f in diagnostics.diagnose(_run(lambda s: max(1.0, 2.3 - 0.02 * s)), chance)
+        if f.kind == "stalled"
+    )
+    assert "the loss is 28% below it" in low.evidence
+
+
+def test_a_loss_that_rose_back_is_unstable_not_stalled():
+    epochs = [max(0.2, 2.3 - 0.4 * i) for i in range(20)]
+    epochs[14:] = [1.2] * 6  # the last third (steps > 267) back up at 1.2
+
+    def steps(s):
+        return 1.2 if s > 280 else max(0.2, 2.3 - 0.01 * s)
+
+    # the last third (1.2) is above the middle one (0.2) and 52% of the start:
+    # the stall rule's numbers, but the loss went back up
+    assert _kinds(_run(steps, epochs={"loss": epochs})) == ["unstable"]
+    # a plateau that did not rise stays `stalled`
+    flat = [max(1.0, 2.3 - 0.4 * i) for i in range(20)]
+    plateau = _run(lambda s: max(1.0, 2.3 - 0.02 * s), epochs={"loss": flat})
+    assert _kinds(plateau) == ["stalled"]
+
+
 def test_a_stall_with_collapsed_updates_blames_the_schedule():
     scalars = _run(lambda s: max(1.0, 2.3 - 0.02 * s))
     for layer in ("m/d1", "m/d2"):

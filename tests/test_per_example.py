@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kgrad.monitor.step import per_example, per_example_rules
 from kgrad.monitor.step.per_example import PerExampleProbe, packed_per_example
 from kgrad.monitor.train_function import keras_hooks
 
@@ -118,8 +119,16 @@ def explicit_sums(model, x, y, training=True):
     return total
 
 
+@pytest.fixture(params=["grouped", "own_cond"])
+def place(request, monkeypatch):
+    """Where the rules run: grouped in the logged branch, or each in its cond."""
+    if request.param == "own_cond":
+        monkeypatch.setattr(per_example, "GROUPED_VALUES", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_per_example_norms_match_one_tape_per_example(name):
+def test_per_example_norms_match_one_tape_per_example(name, place):
     model, x = MODELS[name]()
     x = x.astype("int32" if name == "embedding" else "float32")
     y = np.arange(B) % 3
@@ -132,6 +141,56 @@ def test_per_example_norms_match_one_tape_per_example(name):
     atol = 1e-9 * max(want.values())
     for path, value in want.items():
         np.testing.assert_allclose(got[path], value, rtol=1e-4, atol=atol, err_msg=path)
+
+
+@pytest.mark.parametrize("name", ["dense_sequence", "conv2d", "conv1d"])
+def test_traced_with_an_unknown_batch_the_norms_are_the_same(name, place):
+    """Keras traces its step with an unknown batch: the rules still see the
+    positions `T` (they pick the cheaper form by them) and give the same norms."""
+    model, x = MODELS[name]()
+    x, y = x.astype("float32"), np.arange(B) % 3
+    variables = model.trainable_variables
+    probe = PerExampleProbe(model, armed=lambda: tf.constant(True))
+    seen = []
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *x.shape[1:]])])
+    def sums_of(inputs):
+        restore = []
+        for obj, attribute, value in probe.chain([]):
+            keras_hooks.patch(obj, attribute, value, restore)
+        try:
+            with tf.GradientTape() as tape:
+                out = model(inputs, training=True)
+                seen.append(out.shape[0])
+                loss = tf.reduce_mean(
+                    keras.losses.sparse_categorical_crossentropy(
+                        y, out, from_logits=True
+                    )
+                )
+            tape.gradient(loss, variables)
+        finally:
+            while restore:
+                restore.pop()()
+        return packed_per_example(probe.take(variables), variables)[0]
+
+    got = dict(zip([v.path for v in variables], sums_of(x).numpy(), strict=True))
+    assert seen == [None]
+    want = explicit_sums(model, x, y)
+    for path, value in want.items():
+        np.testing.assert_allclose(got[path], value, rtol=1e-4, err_msg=path)
+
+
+def test_sequences_keep_their_positions_under_an_unknown_batch():
+    static = []
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4, 3, 2])])
+    def as_sequence(x):
+        out = per_example_rules._as_sequence(x)
+        static.append(out.shape.as_list())
+        return out
+
+    as_sequence.get_concrete_function()
+    assert static == [[None, 12, 2]]
 
 
 def test_batchnorm_in_training_gives_each_example_contribution():
@@ -166,18 +225,56 @@ def test_layers_without_a_rule_are_named():
     assert "GRUCell" in probe.uncovered[model.layers[1].cell.path]
 
 
-def test_not_armed_gives_zeros():
-    model, x = _dense_2d()
-    probe = PerExampleProbe(model, armed=lambda: tf.constant(False))
+def _backpropagate(probe, model, x):
     restore = []
     for obj, name, value in probe.chain([]):
         keras_hooks.patch(obj, name, value, restore)
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(_loss(model, x.astype("float32"), np.zeros(B)))
-    tape.gradient(loss, model.trainable_variables)
-    while restore:
-        restore.pop()()
+    try:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(_loss(model, x.astype("float32"), np.zeros(B)))
+        tape.gradient(loss, model.trainable_variables)
+    finally:
+        while restore:
+            restore.pop()()
+
+
+def test_a_layer_in_its_own_cond_gives_zeros_when_not_armed(monkeypatch):
+    monkeypatch.setattr(per_example, "GROUPED_VALUES", 0)
+    model, x = _dense_2d()
+    probe = PerExampleProbe(model, armed=lambda: tf.constant(False))
+    _backpropagate(probe, model, x)
     sums, _ = packed_per_example(
         probe.take(model.trainable_variables), model.trainable_variables
     )
     assert sums.numpy().tolist() == [0.0] * 4
+
+
+def test_grouped_layers_run_their_rules_only_when_packed(monkeypatch):
+    calls = []
+    original = per_example_rules._dense
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(per_example_rules, "_dense", counting)
+    model, x = _dense_2d()  # the rule is looked up when the probe is made
+    probe = PerExampleProbe(model, armed=lambda: tf.constant(False))
+    assert per_example.grouped(tf.zeros([B, 7]), tf.zeros([B, 3]))
+    _backpropagate(probe, model, x)
+    taken = probe.take(model.trainable_variables)
+    assert calls == []  # backpropagation ran no rule: only the identities
+    packed_per_example(taken, model.trainable_variables)
+    assert len(calls) == 2
+
+
+def test_layers_are_grouped_by_the_values_they_hold_per_example():
+    limit = per_example.GROUPED_VALUES
+    assert per_example.grouped(tf.zeros([2, limit - 1]), tf.zeros([2, 1]))
+    assert not per_example.grouped(tf.zeros([2, limit]), tf.zeros([2, 1]))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3])])
+    def unknown(x):
+        return tf.constant(per_example.grouped(x, x))
+
+    assert not unknown(tf.zeros([1, 2, 3]))

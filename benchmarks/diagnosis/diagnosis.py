@@ -7,15 +7,22 @@ then every `EVERY`-th step), reads the event files back with
 logged history truncated at that length: the same scalars a run of that
 length with the same schedule would have logged. Writes `docs/DIAGNOSIS.md`.
 
+The runs are trained and judged in `--workers` processes (2: the two cores
+the target names), each with one TensorFlow thread, longest run first; the
+plan and its estimated time are printed at the start, the real time at the
+end (`diagnosis_plan.py`).
+
 Usage:
 
     python benchmarks/diagnosis/diagnosis.py                  # full: docs/DIAGNOSIS.md
     python benchmarks/diagnosis/diagnosis.py --quick --out /tmp/d.md   # CI smoke test
-    python benchmarks/diagnosis/diagnosis.py --logs /tmp/dx --reuse    # re-judge only
+    python benchmarks/diagnosis/diagnosis.py --logs /tmp/dx --reuse  # train missing
 """
 
 import argparse
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -26,6 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(os.path.dirname(HERE))]  # this checkout's kgrad
 
 import diagnosis_peer  # noqa: E402
+import diagnosis_plan  # noqa: E402
 import diagnosis_table  # noqa: E402
 from diagnosis_runs import RUNS  # noqa: E402
 
@@ -113,24 +121,78 @@ def judge(scalars, run_info, length):
     return kinds, flickers
 
 
+def _one_thread():
+    """A worker's TensorFlow uses one thread: two workers share two cores."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def train_and_judge(name, lengths, log_dir, reuse):
+    """Trains run `name` (unless `reuse` finds its logs) and judges it at each
+    length: `(verdicts, peer verdicts, scalars, run_info, (train seconds,
+    load), CPU seconds of this call)`: CPU time, which another process's load
+    does not stretch, is what the plan estimates from."""
+    from kgrad.analysis import report
+
+    began = time.process_time()
+    run = next(r for r in RUNS if r.name == name)
+    if not (reuse and os.path.exists(os.path.join(log_dir, PEER_FILE))):
+        train(run, lengths[-1], log_dir)
+    scalars, run_info = report.load_run(log_dir)
+    verdicts = {n: judge(scalars, run_info, n) for n in lengths}
+    with open(os.path.join(log_dir, PEER_FILE)) as f:
+        record = json.load(f)
+    peer = {
+        n: diagnosis_peer.judge(record["epochs"], record["steps_per_epoch"], n)
+        for n in lengths
+    }
+    trained = (record.get("train_seconds"), record.get("load_average"))
+    return verdicts, peer, scalars, run_info, trained, time.process_time() - began
+
+
+def _results(names, lengths, logs, reuse, workers):
+    """Yields `(name, result of train_and_judge)` as the runs finish."""
+    jobs = [(n, lengths, os.path.join(logs, n), reuse) for n in names]
+    if workers <= 1:
+        for job in jobs:
+            yield job[0], train_and_judge(*job)
+        return
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_one_thread
+    ) as pool:
+        futures = {pool.submit(train_and_judge, *job): job[0] for job in jobs}
+        for future in concurrent.futures.as_completed(futures):
+            yield futures[future], future.result()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="4 runs, lengths 8/16/24: checks the machinery only",
+        help="4 runs, lengths 8/16/24, in this process: checks the machinery only",
     )
     parser.add_argument("--out", default=None, help="Defaults to docs/DIAGNOSIS.md")
     parser.add_argument("--logs", default=None, help="Event files (a temp dir)")
     parser.add_argument(
         "--reuse",
         action="store_true",
-        help="Judge the runs already in --logs, train none",
+        help="Judge the runs already in --logs; train only those missing",
     )
     parser.add_argument("--only", nargs="*", default=None, help="Run names")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Processes that train (default 2; 1 with --quick: in this process)",
+    )
     args = parser.parse_args(argv)
-    from kgrad.analysis import report
-
+    workers = args.workers or (1 if args.quick else 2)
+    if workers < 1:
+        parser.error(f"--workers must be 1 or more. Received: --workers {workers}")
     lengths = QUICK_LENGTHS if args.quick else LENGTHS
     runs = RUNS
     if args.quick:
@@ -141,42 +203,52 @@ def main(argv=None):
             parser.error(f"unknown run names: {unknown}. Received: --only {args.only}")
         runs = [r for r in runs if r.name in args.only]
     logs = args.logs or tempfile.mkdtemp(prefix="kgrad-diagnosis-")
+    to_train = [
+        r.name
+        for r in runs
+        if not (args.reuse and os.path.exists(os.path.join(logs, r.name, PEER_FILE)))
+    ]
+    order, _ = diagnosis_plan.plan([r.name for r in runs], lengths[-1], workers)
+    _, train_minutes = diagnosis_plan.plan(to_train, lengths[-1], workers)
+    print(
+        f"plan: {len(runs)} runs, {len(to_train)} to train to {lengths[-1]} steps "
+        f"in {workers} worker process(es), longest first; estimated "
+        f"{train_minutes:.1f} min (recorded run times, {diagnosis_plan.SECONDS_FILE})",
+        flush=True,
+    )
     start = time.monotonic()
-    rows, trained = [], []
-    for run in runs:
-        log_dir = os.path.join(logs, run.name)
-        began = time.monotonic()
-        if not args.reuse:
-            train(run, lengths[-1], log_dir)
-        scalars, run_info = report.load_run(log_dir)
-        verdicts = {n: judge(scalars, run_info, n) for n in lengths}
-        with open(os.path.join(log_dir, PEER_FILE)) as f:
-            peer = json.load(f)
-        trained.append((peer.get("train_seconds"), peer.get("load_average")))
-        peer = {
-            n: diagnosis_peer.judge(peer["epochs"], peer["steps_per_epoch"], n)
-            for n in lengths
-        }
-        rows.append(diagnosis_table.Row(run, verdicts, scalars, run_info, peer))
+    by_name, trained, took = {}, {}, {}
+    for name, result in _results(order, lengths, logs, args.reuse, workers):
+        verdicts, peer, scalars, run_info, trained[name], took[name] = result
+        run = next(r for r in runs if r.name == name)
+        by_name[name] = diagnosis_table.Row(run, verdicts, scalars, run_info, peer)
         print(
-            f"{run.name:<28} {time.monotonic() - began:6.1f} s  "
+            f"{name:<28} {took[name]:6.1f} s CPU  "
             + "  ".join(f"{n}: {sorted(k) or '-'}" for n, (k, _) in verdicts.items())
             + f"  peer: {sorted(peer[lengths[-1]]) or '-'}",
             flush=True,
         )
     seconds = time.monotonic() - start
+    rows = [by_name[r.name] for r in runs]  # the table's order
     command = "python benchmarks/diagnosis/diagnosis.py" + (
         " --quick" if args.quick else ""
     )
     if args.reuse:
         command += " --reuse"
-    text = diagnosis_table.markdown(rows, lengths, seconds, command, trained)
+    times = [trained[r.name] for r in runs]
+    text = diagnosis_table.markdown(rows, lengths, seconds, command, times, workers)
     out = args.out or os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "DIAGNOSIS.md"
     )
     with open(out, "w") as f:
         f.write(text)
-    print(f"wrote {out} in {seconds:.0f} s")
+    if not args.quick and not args.only and len(to_train) == len(runs):
+        diagnosis_plan.record(took, workers, os.getloadavg()[0])
+    print(
+        f"wrote {out}: {seconds / 60:.1f} min wall ({len(to_train)} runs trained "
+        f"in {workers} worker(s); plan estimated {train_minutes:.1f} min)",
+        flush=True,
+    )
     return rows
 
 

@@ -91,13 +91,28 @@ def mlp_run(
     random_labels=False,
     seed=0,
 ):
-    """A builder of an MLP classification run."""
+    """A builder of an MLP classification run.
+
+    `init` is an initializer's name, or a number: the standard deviation of
+    normal weights, drawn from `seed` (an initializer made before `build`
+    seeds would draw from the process's own random state).
+    """
 
     def build():
         rng = _seeded(seed)
         x, y = _classes(rng, random_labels=random_labels)
+        if isinstance(init, float | int):
+            weights = keras.initializers.RandomNormal(stddev=init)
+        else:
+            weights = init
         model = _mlp(
-            depth, width, activation, init, bias, softmax=softmax, batchnorm=batchnorm
+            depth,
+            width,
+            activation,
+            weights,
+            bias,
+            softmax=softmax,
+            batchnorm=batchnorm,
         )
         kind, lr = optimizer
         opt = keras.optimizers.get(

@@ -8,11 +8,9 @@ examples), not ported from anyone's case files. Appended to
 
 Example:
 
-    runs = outcome_runs(LabelledRun) + more_seeds(LabelledRun)
+    runs = outcome_runs(LabelledRun)
 """
 
-import keras
-from diagnosis_models import adding_run, mlp_run
 from diagnosis_outcome_models import adding_lr_run, classify_run, sequence_run
 
 # A rate too large may also kill ReLU units and leave the loss stalled or at
@@ -26,6 +24,15 @@ def outcome_runs(labelled_run):
     R = labelled_run
     C, H = "calibration", "held_out"
     NL, ST, UN, OV = "not_learning", "stalled", "unstable", "overfitting"
+
+    def too_fast(name, half, what, build):
+        """A rate too large to settle: unstable."""
+        return R(name, half, what, build, (UN,), TOO_FAST)
+
+    def memorising(name, half, what, build):
+        """A large model on a few noisy examples, half held out: overfitting."""
+        return R(name, half, what, build, (OV,), validation=0.5)
+
     return [
         # not learning: the loss stays at its start
         R(
@@ -54,8 +61,8 @@ def outcome_runs(labelled_run):
             C,
             "8,192 random labels: stuck at chance",
             classify_run(task="random", n=8192),
+            (NL,),  # at chance: not learning (was `stalled` until 2026-12-08)
             (ST,),
-            (NL,),
         ),
         R(
             "mlp_adam_lr_3e-7_deep",
@@ -90,8 +97,8 @@ def outcome_runs(labelled_run):
             H,
             "3 layers, 8,192 random labels",
             classify_run(depth=3, task="random", n=8192, seed=1),
+            (NL,),  # at chance: not learning (was `stalled` until 2026-12-08)
             (ST,),
-            (NL,),
         ),
         # stalled: learned, then a plateau far from a fitted loss
         R(
@@ -139,104 +146,75 @@ def outcome_runs(labelled_run):
             (ST,),
         ),
         # unstable: a rate too large to settle
-        R(
-            "mlp_adam_lr_0.05",
-            C,
-            "Adam 0.05: spikes",
-            classify_run(lr=0.05),
-            (UN,),
-            TOO_FAST,
-        ),
-        R(
+        too_fast("mlp_adam_lr_0.05", C, "Adam 0.05: spikes", classify_run(lr=0.05)),
+        too_fast(
             "mlp_sgd_momentum_0.99",
             C,
             "SGD 0.05, momentum 0.99: oscillates, dies",
             classify_run(optimizer="sgd", lr=0.05, momentum=0.99),
-            (UN,),
-            TOO_FAST,
         ),
-        R(
+        too_fast(
             "mlp_sgd_momentum_0.99_deep",
             C,
             "3 layers, SGD 0.02, momentum 0.99: oscillates",
             classify_run(depth=3, optimizer="sgd", lr=0.02, momentum=0.99, seed=4),
-            (UN,),
-            TOO_FAST,
         ),
-        R(
+        too_fast(
             "mlp_adam_lr_0.1_deep",
             H,
             "3 layers, Adam 0.1",
             classify_run(depth=3, lr=0.1, seed=1),
-            (UN,),
-            TOO_FAST,
         ),
-        R(
+        too_fast(
             "mlp_rmsprop_lr_0.05",
             H,
             "RMSprop 0.05",
             classify_run(optimizer="rmsprop", lr=0.05, seed=2),
-            (UN,),
-            TOO_FAST,
         ),
-        R(
+        too_fast(
             "mlp_sgd_momentum_0.99_wide",
             H,
             "width 64, SGD 0.03 momentum 0.99",
             classify_run(width=64, optimizer="sgd", lr=0.03, momentum=0.99, seed=3),
-            (UN,),
-            TOO_FAST,
         ),
         # overfitting: a large model on a few noisy examples, validated
-        R(
+        memorising(
             "mlp_memorise_noisy",
             C,
             "256 wide on 128 examples, half the labels noisy",
             classify_run(depth=3, width=256, n=256, label_noise=0.5),
-            (OV,),
-            validation=0.5,
         ),
-        R(
+        memorising(
             "lstm_memorise_order",
             C,
             "LSTM on 96 sequences, half the labels noisy",
             sequence_run(n=192, label_noise=0.5),
-            (OV,),
-            validation=0.5,
         ),
-        R(
+        memorising(
             "mlp_memorise_random",
             C,
             "256 wide on 128 random labels",
             classify_run(depth=3, width=256, n=256, task="random"),
-            (OV,),
-            validation=0.5,
         ),
-        R(
+        memorising(
             "mlp_memorise_noisy_s1",
             H,
             "128 wide on 128 examples, 40% noisy",
             classify_run(depth=3, width=128, n=256, label_noise=0.4, seed=1),
-            (OV,),
-            validation=0.5,
         ),
-        R(
+        memorising(
             "gru_memorise_order",
             H,
             "GRU on 96 sequences, 60% of the labels noisy",
             sequence_run("gru", n=192, label_noise=0.6, seed=1),
-            (OV,),
-            validation=0.5,
         ),
-        R(
+        memorising(
             "mlp_memorise_rings",
             H,
             "256 wide on 128 ring examples, 30% noisy",
             classify_run(
                 depth=3, width=256, n=256, task="rings", label_noise=0.3, seed=2
             ),
-            (OV,),
-            validation=0.5,
         ),
         R(
             "mlp_validated",
@@ -259,188 +237,4 @@ def outcome_runs(labelled_run):
             sequence_run(n=2048, seed=2),
             validation=0.2,
         ),
-    ]
-
-
-def more_seeds(labelled_run):
-    """Held-out seeds of the gradient kinds' runs (the thresholds were not
-    chosen on them)."""
-    R = labelled_run
-    H = "held_out"
-    return [
-        R(
-            "deep_mlp_sgd_lr_x30_s2",
-            H,
-            "4 layers, SGD at 30x: NaN",
-            mlp_run(depth=4, optimizer=("SGD", 3.0), seed=2),
-            ("nonfinite",),
-            ("exploding", "dead_units", "not_learning", "unstable"),
-        ),
-        R(
-            "softmax_saturated_s2",
-            H,
-            "saturated softmax, seed 2",
-            mlp_run(
-                depth=2,
-                init=keras.initializers.RandomNormal(stddev=40),
-                softmax=True,
-                logits=False,
-                seed=2,
-            ),
-            ("zero_gradients",),
-            ("vanishing",),
-        ),
-        R(
-            "relu_bias_minus4_s2",
-            H,
-            "3 ReLU layers, bias -4: dead",
-            mlp_run(bias=-4.0, seed=2),
-            ("dead_units",),
-            ("vanishing",),
-        ),
-        R(
-            "tanh_init_x10_s2",
-            H,
-            "tanh, N(0, 3) weights, seed 2",
-            mlp_run(
-                activation="tanh",
-                init=keras.initializers.RandomNormal(stddev=3.0),
-                seed=2,
-            ),
-            ("saturation",),
-            ("vanishing", "stalled", "not_learning"),
-        ),
-        R(
-            "sigmoid_depth12_s2",
-            H,
-            "12 sigmoid layers, seed 2",
-            mlp_run(depth=12, activation="sigmoid", init="glorot_uniform", seed=2),
-            ("vanishing",),
-            ("saturation",),
-        ),
-        R(
-            "batchnorm_batch2_s2",
-            H,
-            "BatchNorm MLP at batch 2, seed 2",
-            mlp_run(batchnorm=True, batch=2, seed=2),
-            ("batchnorm_small_batch",),
-            ("unstable",),
-        ),
-        R(
-            "simple_rnn_T50_s2",
-            H,
-            "SimpleRNN, adding T=50, seed 2",
-            adding_run("simple", 50, seed=2),
-            ("vanishing_in_time",),
-            ("not_learning", "stalled"),
-        ),
-        R(
-            "rnn_recurrent_x2_clipped_s2",
-            H,
-            "ReLU RNN, gain 2, SGD + clipnorm, seed 2",
-            adding_run(
-                "simple",
-                30,
-                lr=1e-2,
-                recurrent_scale=2.0,
-                activation="relu",
-                sgd=True,
-                clipnorm=1.0,
-                seed=2,
-            ),
-            ("exploding",),
-            ("nonfinite", "vanishing_in_time", "unstable", "stalled"),
-        ),
-        R(
-            "mlp_sgd_lr_x100_s3",
-            H,
-            "SGD at 100x a usable rate, seed 3: NaN",
-            mlp_run(optimizer=("SGD", 10.0), seed=3),
-            ("nonfinite",),
-            ("exploding", "dead_units"),
-        ),
-        R(
-            "mlp_nan_input",
-            H,
-            "one example with a NaN input: NaN",
-            classify_run(nan_at=300, seed=5),
-            ("nonfinite",),
-            ("exploding", "dead_units"),
-        ),
-        R(
-            "sigmoid_depth15_s3",
-            H,
-            "15 sigmoid layers, seed 3",
-            mlp_run(
-                depth=15, width=24, activation="sigmoid", init="glorot_uniform", seed=3
-            ),
-            ("vanishing",),
-            ("saturation",),
-        ),
-        R(
-            "rnn_recurrent_x2_clipped_s3",
-            H,
-            "ReLU RNN, gain 2, SGD + clipnorm, seed 3",
-            adding_run(
-                "simple",
-                30,
-                lr=1e-2,
-                recurrent_scale=2.0,
-                activation="relu",
-                sgd=True,
-                clipnorm=1.0,
-                seed=3,
-            ),
-            ("exploding",),
-            ("nonfinite", "vanishing_in_time"),
-        ),
-        R(
-            "softmax_saturated_s3",
-            H,
-            "saturated softmax, seed 3",
-            mlp_run(
-                depth=2,
-                init=keras.initializers.RandomNormal(stddev=50),
-                softmax=True,
-                logits=False,
-                seed=3,
-            ),
-            ("zero_gradients",),
-            ("vanishing",),
-        ),
-        R(
-            "relu_bias_minus5_s3",
-            H,
-            "4 ReLU layers, bias -5, seed 3",
-            mlp_run(depth=4, bias=-5.0, seed=3),
-            ("dead_units",),
-            ("vanishing",),
-        ),
-        R(
-            "sigmoid_init_x10_s3",
-            H,
-            "sigmoid, N(0, 4) weights, seed 3",
-            mlp_run(
-                activation="sigmoid",
-                init=keras.initializers.RandomNormal(stddev=4.0),
-                seed=3,
-            ),
-            ("saturation",),
-            ("vanishing",),
-        ),
-        R(
-            "batchnorm_batch4_s3",
-            H,
-            "BatchNorm MLP at batch 4, seed 3",
-            mlp_run(depth=3, batchnorm=True, batch=4, seed=3),
-            ("batchnorm_small_batch",),
-        ),
-        R(
-            "simple_rnn_T60_s3",
-            H,
-            "SimpleRNN, adding T=60, seed 3",
-            adding_run("simple", 60, seed=3),
-            ("vanishing_in_time",),
-        ),
-        R("relu_he_s2", H, "ReLU + He, seed 2 (healthy twin)", mlp_run(seed=2)),
     ]

@@ -76,16 +76,18 @@ def report_line(scalars):
 def stalled(scalars, drop, min_points):
     """Whether the loss has stopped falling: "not learning", not "not yet".
 
-    The logged losses are cut in thirds; the loss has stalled when the median
-    of the last third is above `1 - drop` times the median of the middle third
-    (the first third holds the fast initial fall, e.g. to the mean predictor).
+    The logged steps are cut in thirds of the steps run (not of the losses
+    logged: the monitor logs the first steps densely, which would put the
+    fast initial fall, e.g. to the mean predictor, in the middle third); the
+    loss has stalled when the median of the last third is above `1 - drop`
+    times the median of the middle third.
 
     Args:
         scalars: `kgrad.analysis.diagnostics.Scalars`.
         drop: The share of the loss the last third must shed to count as
             learning, e.g. `0.1`.
-        min_points: Fewest losses per third; with fewer, `False` (too early
-            to say).
+        min_points: Fewest losses in the middle and last thirds together (at
+            least 2 in each); with fewer, `False` (too early to say).
 
     Returns:
         `True` when the loss has stalled; `False` when it falls, or when too
@@ -100,10 +102,12 @@ def stalled(scalars, drop, min_points):
     >>> stalled(falling, drop=0.1, min_points=5)
     False
     """
-    values = [v for _, v in losses(scalars)]
-    third = len(values) // 3
-    if third < min_points:
+    logged = losses(scalars)
+    if not logged:
         return False
-    middle = float(np.median(values[third : 2 * third]))
-    last = float(np.median(values[-third:]))
-    return last > (1.0 - drop) * middle
+    end = logged[-1][0]
+    middle = [v for s, v in logged if end / 3 < s <= 2 * end / 3]
+    last = [v for s, v in logged if s > 2 * end / 3]
+    if len(middle) < 2 or len(last) < 2 or len(middle) + len(last) < min_points:
+        return False
+    return float(np.median(last)) > (1.0 - drop) * float(np.median(middle))

@@ -9,11 +9,16 @@ the first epoch's mean has averaged the fall away).
 
 | kind | when |
 |---|---|
-| `not_learning` | the loss fell less than `fell_drop` of its start |
+| `not_learning` | the loss fell less than `fell_drop` of its start, or of the |
+|  | chance level when the start was above it (a classifier that |
+|  | only learned to predict its classes equally likely learned |
+|  | nothing; `run_info["chance_loss"]`, `kgrad.monitor.log.chance`) |
 | `stalled` | it fell more, then over the last third of the steps it fell |
 |  | less than `plateau_drop` below the middle third's level, far from |
 |  | fitted (still above `stall_remaining` of its start); not while an |
-|  | LSTM/GRU layer waits (first/last timestep ratio < `temporal_ratio`) |
+|  | LSTM/GRU layer waits (first/last timestep ratio < `temporal_ratio`), |
+|  | nor when the last third rose above the middle one and `unstable` |
+|  | is found (the loss went back up: that finding names it) |
 | `unstable` | the epoch loss rose back by more than `unstable_rise` of what |
 |  | it had learned (once it had lost `LEARNED` = half its start), at |
 |  | least `unstable_rises` times (not judged on the |
@@ -151,9 +156,32 @@ def findings(scalars, info, t, gradient_kinds):
     causes = [_CAUSES[k] for k in _CAUSES if k in gradient_kinds]
     found = _progress(scalars, info, t, start, points, causes)
     if _epochs(scalars):  # a batch's loss is too noisy to tell rises apart
-        found += _unstable(scalars, t, start, points)
+        unstable = _unstable(scalars, t, start, points)
+        if unstable:  # a last third above the middle one rose, not stalled
+            found = [f for f in found if not _rose(f)]
+        found += unstable
     found += _overfitting(scalars, t)
     return found
+
+
+def _rose(finding):
+    return finding.kind == "stalled" and dict(finding.numbers)["fell"] < 0
+
+
+def _chance(info, end):
+    """A sentence on the chance level, or `""` when it is unknown."""
+    chance = (info or {}).get("chance_loss")
+    if not chance:
+        return ""
+    where = (
+        "at it"
+        if abs(end / chance - 1) <= 0.05
+        else (f"{1 - end / chance:.0%} below it" if end < chance else "above it")
+    )
+    return (
+        f" Chance level (every class predicted equally likely) is {chance:.3g}: "
+        f"the loss is {where}."
+    )
 
 
 def _update_ratio(scalars, early=False):
@@ -215,13 +243,17 @@ def _why_flat(scalars, t, causes):
 def _progress(scalars, info, t, start, points, causes):
     values = [v for _, v in points]
     end = values[-1]
-    gone = 1.0 - end / start
+    chance = (info or {}).get("chance_loss") or math.inf
+    base = min(start, chance)  # reaching chance from a worse start is no learning
+    gone = 1.0 - end / base
     span = f"steps {points[0][0]}-{points[-1][0]}"
     if gone < t.fell_drop:
         why, advice = _why_flat(scalars, t, causes)
+        of = "" if base == start else " of the chance level"
         evidence = (
             f"The loss did not fall: {start:.3g} at the start, {end:.3g} now "
-            f"({gone:.0%} gone; threshold {t.fell_drop:.0%}; {span}). {why}"
+            f"({gone:.0%}{of} gone; threshold {t.fell_drop:.0%}; {span})."
+            f"{_chance(info, end)} {why}"
         )
         numbers = (("start_loss", start), ("loss", end), ("fell", gone))
         return [
@@ -243,7 +275,7 @@ def _progress(scalars, info, t, start, points, causes):
         f"The loss fell from {start:.3g} to {middle:.3g}, then stopped: "
         f"{last:.3g} over the last third of the run ({plateau:.0%} lower than "
         f"the middle third; threshold {t.plateau_drop:.0%}), still "
-        f"{end / start:.0%} of its start. {why}"
+        f"{end / start:.0%} of its start.{_chance(info, end)} {why}"
     )
     numbers = (("start_loss", start), ("plateau_loss", last), ("fell", plateau))
     return [Finding("stalled", "warning", (), evidence, advice, numbers=numbers)]

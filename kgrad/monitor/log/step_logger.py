@@ -40,7 +40,7 @@ import os
 import numpy as np
 
 from kgrad import checks, tags
-from kgrad.monitor.log import event_writer, noise_scale, run_claim, summaries
+from kgrad.monitor.log import chance, event_writer, noise_scale, run_claim, summaries
 from kgrad.monitor.log.run_log import RunLog
 from kgrad.monitor.step.naming import layer_name
 
@@ -380,6 +380,7 @@ class StepLogger:
                 record.batchnorm_paths,
                 captured["batch_size"],
                 {layer_name(layer): type(layer).__name__ for layer in record.recurrent},
+                chance.chance_loss(self._model),
             )
             if self._noise is not None:
                 log.run_info["noise_scale_not_covered"] = self._noise.missing

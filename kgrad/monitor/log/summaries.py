@@ -169,7 +169,7 @@ def custom_scalars_value(paths):
     )
 
 
-def run_info(model, paths, layers, batchnorm_paths, batch_size, recurrent):
+def run_info(model, paths, layers, batchnorm_paths, batch_size, recurrent, chance=None):
     """The `tags.RUN_INFO` record of a run: what its tags are about.
 
     Args:
@@ -179,6 +179,8 @@ def run_info(model, paths, layers, batchnorm_paths, batch_size, recurrent):
         batchnorm_paths: Paths of the BatchNorm layers seen training.
         batch_size: The batch size (NaN when unknown).
         recurrent: Dict `tag name -> cell class name` of each recurrent layer.
+        chance: The loss of predicting every class equally likely
+            (`kgrad.monitor.log.chance`), or `None` when unknown.
     """
     return {
         "model": model,
@@ -188,6 +190,7 @@ def run_info(model, paths, layers, batchnorm_paths, batch_size, recurrent):
         "batch_size": None if np.isnan(batch_size) else int(batch_size),
         "recurrent_layers": list(recurrent),
         "recurrent_cells": dict(recurrent),
+        "chance_loss": chance,
     }
 
 
@@ -197,7 +200,8 @@ def run_info_value(info):
     Written once per `fit`, so that reports can order layers from input to
     output and know the batch size. Keys: `model`, `variables` (variable paths
     in the model's order, input side first), `layers` (`[layer path, kind]` of
-    the probed activation layers), `batchnorm_layers`, `batch_size`.
+    the probed activation layers), `batchnorm_layers`, `batch_size`,
+    `recurrent_layers`, `recurrent_cells`, `chance_loss`.
     """
     return text_summary.text_pb(tags.RUN_INFO, json.dumps(info)).value[0]
 

@@ -7,11 +7,21 @@ keeps the layer's input `a`, and puts an identity with a custom gradient on
 the output of the layer's affine part (inside its `activation`, which is
 swapped on the instance for the duration of that one call, then put back) or
 on its output (Embedding, LayerNorm, BatchNorm). When backpropagation reaches
-that identity, its gradient `g` is handed on unchanged, and, inside a cond on
-the capture's armed flag, the rule turns `a` and `g` into the sum over the
-batch of the squared per-example gradient norms of each weight. A step that
-is not logged runs the identity and a cond that returns zeros: no per-example
-work, no extra pass, no tensor kept past its use in backpropagation.
+that identity, its gradient `g` is handed on unchanged, and the rule turns `a`
+and `g` into the sum over the batch of the squared per-example gradient norms
+of each weight, on logged steps only, in one of two places:
+
+- grouped (most layers): `a` and `g` are kept until `optimizer.apply`, and
+  the rules of all grouped layers run inside the branch that already packs
+  the logged step's statistics (`kgrad.monitor.step.traced`): a step that is
+  not logged runs only the identities, no extra cond. A layer is grouped when
+  its `a` and `g` hold at most `GROUPED_VALUES` values per example (64 KB in
+  float32), which bounds what is held past backpropagation;
+- on its own (larger layers, or shapes unknown at trace time): inside a cond
+  on the capture's armed flag, right where `g` appears, so no tensor is kept
+  past its use in backpropagation; a step that is not logged runs the
+  identity and a cond that returns zeros (beside such a layer's own work, the
+  cond's fixed cost is small).
 
 The loss Keras differentiates is a mean over the batch (and over replicas
 under `tf.distribute`), so `g` holds each example's contribution to the mean
@@ -32,7 +42,7 @@ Example:
 ```python
 probe = PerExampleProbe(model, armed=lambda: tf.constant(True))
 wrappers = probe.chain(wrappers)  # around each train step, with the others
-sums, counts = packed_per_example(probe.take(variables), variables)  # in apply
+sums, counts = packed_per_example(probe.take(variables), variables)  # logged branch
 ```
 """
 
@@ -174,25 +184,49 @@ class PerExampleProbe:
             ]
             return sums, count
 
+        def by_variable(sums, count):
+            return {i: (s, count) for i, s in zip(ids, sums, strict=True)}
+
+        if grouped(a, g):
+            self._kept[key] = lambda: by_variable(*norms())
+            return
         sums, count = backend.cond(armed, norms, lambda: ([zero for _ in ids], zero))
-        self._kept[key] = {i: (s, count) for i, s in zip(ids, sums, strict=True)}
+        self._kept[key] = lambda: by_variable(sums, count)
 
     def take(self, variables):
-        """`{id(variable): (sum, count)}` this step left for `variables`.
+        """What this step left for `variables`: a list for `packed_per_example`.
 
         Called in the traced `optimizer.apply`, after backpropagation, outside
-        any branch. What it returns is forgotten; layers of other variables
-        (another optimizer's) are kept for their own `apply`.
+        any branch; the grouped layers' rules run only when the list is packed
+        (in the logged step's branch). What it returns is forgotten; layers of
+        other variables (another optimizer's) are kept for their own `apply`.
         """
         mine = {id(v) for v in variables}
-        found = {}
+        found = []
         for layer, _ in self.layers:
             if not mine & {id(v) for v in layer.trainable_variables}:
                 continue
             key = _key(layer)
             self._calls.pop(key, None)
-            found.update(self._kept.pop(key, None) or {})
+            values = self._kept.pop(key, None)
+            if values is not None:
+                found.append(values)
         return found
+
+
+GROUPED_VALUES = 1 << 14
+
+
+def grouped(a, g):
+    """Whether a layer's norms wait for the logged step's branch in `apply`.
+
+    True when `a` and `g` hold at most `GROUPED_VALUES` values per example,
+    known at trace time.
+    """
+    shapes = [a.shape[1:], g.shape[1:]]
+    if not all(shape.is_fully_defined() for shape in shapes):
+        return False
+    return sum(shape.num_elements() for shape in shapes) <= GROUPED_VALUES
 
 
 def per_example_probe(model, enabled, armed):
@@ -218,7 +252,7 @@ def per_example_probe(model, enabled, armed):
 def taken_per_example(probe, armed, variables, replicated):
     """`None`, or this step's per-example values of `variables` (in `apply`).
 
-    One replica: the `take` dict, packed later in the branch that assigns
+    One replica: the `take` list, packed later in the branch that assigns
     the statistics. Several: `([n] sums, [n] counts)` summed over the
     replicas, outside any branch.
     """
@@ -237,10 +271,17 @@ def taken_per_example(probe, armed, variables, replicated):
 
 
 def packed_per_example(taken, variables):
-    """float64 `([n] sums, [n] counts)`: NaN where no rule gave a value."""
+    """float64 `([n] sums, [n] counts)`: NaN where no rule gave a value.
+
+    `taken` is what `PerExampleProbe.take` returned; packing runs the grouped
+    layers' rules, so it belongs in the branch of a logged step.
+    """
+    found = {}
+    for values in taken:
+        found.update(values())
     nan = tf.constant(np.nan, tf.float64)
-    sums = [taken.get(id(v), (nan, nan))[0] for v in variables]
-    counts = [taken.get(id(v), (nan, nan))[1] for v in variables]
+    sums = [found.get(id(v), (nan, nan))[0] for v in variables]
+    counts = [found.get(id(v), (nan, nan))[1] for v in variables]
     if not sums:
         return tf.zeros([0], tf.float64), tf.zeros([0], tf.float64)
     return tf.stack(sums), tf.stack(counts)

@@ -106,9 +106,15 @@ def outer_norms(a, g):
 
 
 def _as_sequence(x):
-    """`x` as `[B, T, features]` (T = 1 for a 2-D `x`)."""
+    """`x` as `[B, T, features]` (T = 1 for a 2-D `x`).
+
+    `T` stays static when the middle axes are known, even with an unknown
+    batch (as Keras traces it), so that `outer_norms` can pick its form.
+    """
     x = tf.cast(x, _FLOAT)
-    return tf.reshape(x, [tf.shape(x)[0], -1, x.shape[-1]])
+    middle = x.shape[1:-1]
+    t = middle.num_elements() if middle.is_fully_defined() else -1
+    return tf.reshape(x, [tf.shape(x)[0], t, x.shape[-1]])
 
 
 def _sum_sq(x):

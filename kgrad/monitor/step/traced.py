@@ -278,7 +278,7 @@ class TracedStep:
             temporal=temporal_norms(sums, header["loss_scale"]),
             temporal_length=lengths,
         )
-        if isinstance(per_example, dict):  # one replica: packed here
+        if isinstance(per_example, list):  # one replica: packed here
             per_example = packed_per_example(per_example, record.variables)
         if per_example is not None:
             values.update(
