@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from kgrad.monitor.step import naming
 from kgrad.monitor.train_function import jax_hooks
 from tests.support.events import read_events
 from tests.support.jax_fits import data, mlp, monitor
@@ -172,3 +173,29 @@ def test_a_failure_to_read_the_state_never_stops_training(tmp_path, monkeypatch)
             x, y, batch_size=8, epochs=2, verbose=0, callbacks=[monitor(tmp_path)]
         )
     assert len(history.history["loss"]) == 2
+
+
+def test_activation_statistics_are_those_of_the_layer_outputs(tmp_path):
+    x, y = data(32)
+    model = mlp()
+    model.compile(optimizer="sgd", loss="mse")
+    model.layers[0].bias.assign(np.r_[-100.0, np.zeros(15)].astype("float32"))  # dead
+    model.layers[1].kernel.assign(model.layers[1].kernel * 20.0)  # saturated tanh
+    kernel, bias, kernel_2, bias_2 = [w.numpy() for w in model.weights[:4]]
+    callback = monitor(tmp_path)
+    model.fit(
+        x, y, batch_size=32, epochs=1, verbose=0, shuffle=False, callbacks=[callback]
+    )
+    events = read_events(tmp_path / "train")
+    hidden = np.maximum(x @ kernel + bias, 0.0)  # step 1: the initial weights
+    dead = np.mean(np.all(hidden <= 0.0, axis=0))
+    saturated = np.abs(np.tanh(hidden @ kernel_2 + bias_2)) > 0.98
+    assert dead > 0 and saturated.mean() > 0
+    relu, tanh = (naming.layer_names([layer])[0] for layer in model.layers[:2])
+    assert float(events[f"activation_zero/{relu}"][0][1]) == pytest.approx(
+        np.mean(hidden <= 0.0)
+    )
+    assert float(events[f"dead_units/{relu}"][0][1]) == pytest.approx(dead)
+    assert float(events[f"saturation/{tanh}"][0][1]) == pytest.approx(saturated.mean())
+    assert len(model.weights) == 6 and "call" not in vars(model.layers[0])
+    assert "compute_loss_and_updates" not in vars(model)

@@ -196,3 +196,27 @@ class Rows:
         counts = jnp.zeros([self.count * bins], jnp.float32)
         counts = counts.at[bucket].add(finite.astype(jnp.float32))
         return low, high, counts.reshape(self.count, bins)
+
+
+_FLAGGED = {
+    "relu": lambda x: x <= 0.0,
+    "sigmoid": lambda x: (x < 0.01) | (x > 0.99),
+    "tanh": lambda x: jnp.abs(x) > 0.98,
+}
+
+
+def activation_statistics(x, kind):
+    """float32 `[zero_or_saturated_share, dead_unit_share]` of one layer's output.
+
+    As `kgrad.monitor.stats.activation_statistics` for one layer: the share of
+    flagged entries (zero for ReLU, within 1% of the bounds for sigmoid and
+    tanh) and the share of units (last axis) flagged on every example.
+
+    >>> x = jnp.array([[0.0, 1.0, 0.0], [0.0, 2.0, 3.0]])
+    >>> [round(float(v), 4) for v in activation_statistics(x, "relu")]
+    [0.5, 0.3333]
+    """
+    flagged = _FLAGGED[kind](x).astype(jnp.float32)
+    per_unit = jnp.mean(flagged, axis=tuple(range(x.ndim - 1)))
+    dead = jnp.mean((per_unit == 1.0).astype(jnp.float32))
+    return jnp.stack([jnp.mean(per_unit), dead])
