@@ -164,14 +164,11 @@ class JaxForward:
 
     def _statistics(self, outputs):
         """`[m, 2]` float32 rows; NaN for a layer that did not run."""
-        rows = []
-        for layer, kind in self.probes:
-            calls = outputs.get(id(layer))
-            if not calls:
-                rows.append(jnp.full([2], jnp.nan, jnp.float32))
-                continue
-            rows.append(stats.activation_statistics(_all_calls(calls), kind))
-        return jnp.stack(rows)
+        calls = [outputs.get(id(layer)) for layer, _ in self.probes]
+        return stats.activation_statistics(
+            [_all_calls(c) if c else None for c in calls],
+            [kind for _, kind in self.probes],
+        )
 
 
 def _all_calls(outputs):

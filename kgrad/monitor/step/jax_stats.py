@@ -205,18 +205,30 @@ _FLAGGED = {
 }
 
 
-def activation_statistics(x, kind):
-    """float32 `[zero_or_saturated_share, dead_unit_share]` of one layer's output.
+def activation_statistics(outputs, kinds):
+    """float32 `[n, 2]`: `[zero_or_saturated_share, dead_unit_share]` per layer.
 
-    As `kgrad.monitor.stats.activation_statistics` for one layer: the share of
-    flagged entries (zero for ReLU, within 1% of the bounds for sigmoid and
-    tanh) and the share of units (last axis) flagged on every example.
+    As `kgrad.monitor.stats.activation_statistics`: the share of flagged
+    entries (zero for ReLU, within 1% of the bounds for sigmoid and tanh) and
+    the share of units (last axis) flagged on every example. A `None` output
+    (a layer that did not run) gives NaN. Each output is reduced once to its
+    per-unit shares, which are stacked by unit count and reduced together.
 
     >>> x = jnp.array([[0.0, 1.0, 0.0], [0.0, 2.0, 3.0]])
-    >>> [round(float(v), 4) for v in activation_statistics(x, "relu")]
+    >>> [round(float(v), 4) for v in activation_statistics([x], ["relu"])[0]]
     [0.5, 0.3333]
     """
-    flagged = _FLAGGED[kind](x).astype(jnp.float32)
-    per_unit = jnp.mean(flagged, axis=tuple(range(x.ndim - 1)))
-    dead = jnp.mean((per_unit == 1.0).astype(jnp.float32))
-    return jnp.stack([jnp.mean(per_unit), dead])
+    rows = [jnp.full([2], jnp.nan, jnp.float32)] * len(outputs)
+    by_units = {}
+    for i, (x, kind) in enumerate(zip(outputs, kinds, strict=True)):
+        if x is not None:
+            flagged = _FLAGGED[kind](x).astype(jnp.float32)
+            per_unit = jnp.mean(flagged, axis=tuple(range(x.ndim - 1)))
+            by_units.setdefault(per_unit.shape[0], []).append((i, per_unit))
+    for members in by_units.values():
+        shares = jnp.stack([per_unit for _, per_unit in members])
+        dead = jnp.mean((shares == 1.0).astype(jnp.float32), axis=1)
+        both = jnp.stack([jnp.mean(shares, axis=1), dead], axis=1)
+        for row, (i, _) in enumerate(members):
+            rows[i] = both[row]
+    return jnp.stack(rows) if rows else jnp.zeros([0, 2], jnp.float32)
