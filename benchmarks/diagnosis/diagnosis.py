@@ -187,7 +187,9 @@ def main(argv=None):
         "--workers",
         type=int,
         default=None,
-        help="Processes that train (default 2; 1 with --quick: in this process)",
+        help="Processes that train, one TensorFlow thread each (default 2). 1: "
+        "in this process with TensorFlow's default threads (the default with "
+        "--quick), which rounds floats in another order",
     )
     args = parser.parse_args(argv)
     workers = args.workers or (1 if args.quick else 2)
