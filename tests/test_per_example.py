@@ -193,6 +193,35 @@ def test_sequences_keep_their_positions_under_an_unknown_batch():
     assert static == [[None, 12, 2]]
 
 
+@pytest.mark.parametrize("form", ["materialised", "ghost", "input_gram"])
+@pytest.mark.parametrize("name", ["conv2d", "conv1d"])
+def test_each_conv_form_gives_the_same_norms(name, form, monkeypatch):
+    """Strides, dilations, SAME, VALID and causal padding, each way to the norms."""
+    asked = []
+
+    def forced(*sizes):
+        asked.append(sizes)
+        return form
+
+    monkeypatch.setattr(per_example_rules, "conv_form", forced)
+    model, x = MODELS[name]()
+    x, y = x.astype("float32"), np.arange(B) % 3
+    got = per_example_sums(model, x, y)
+    want = explicit_sums(model, x, y)
+    assert len(asked) == sum("conv" in layer.name for layer in model.layers)
+    for path, value in want.items():
+        np.testing.assert_allclose(got[path], value, rtol=1e-4, err_msg=path)
+
+
+def test_conv_form_is_the_cheapest():
+    # resnet18 on 8x8: the stem, stage 1 (8x8, 64 -> 64) and stage 4 (1x1);
+    # cnn_bn's 8x8, 32 -> 32 (measured: materialised fastest there)
+    assert per_example_rules.conv_form(64, 100, 9, 1, 64) == "materialised"
+    assert per_example_rules.conv_form(64, 100, 9, 32, 32) == "materialised"
+    assert per_example_rules.conv_form(64, 100, 9, 64, 64) == "input_gram"
+    assert per_example_rules.conv_form(1, 9, 9, 512, 512) == "ghost"
+
+
 def test_batchnorm_in_training_gives_each_example_contribution():
     """In training, BatchNorm couples the examples: gamma/beta's norms are those
     of each example's own loss with the batch's statistics (its contribution)."""

@@ -94,8 +94,10 @@ class JaxSide:
 
         if noise_scale:
             warnings.warn(
-                "kgrad: `noise_scale` needs the TensorFlow backend (the per-example "
-                "gradients are taken in its backward pass); on JAX it is not logged.",
+                "kgrad: `noise_scale` needs the TensorFlow backend; on JAX it is "
+                "not logged (the per-example norms are made in the backward pass, "
+                "and nothing made there leaves Keras's `jax.value_and_grad` but "
+                "the trainable variables' gradients).",
                 stacklevel=4,
             )
         if optimizers is not None and list(optimizers) != [model.optimizer]:
