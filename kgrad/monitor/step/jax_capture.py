@@ -53,7 +53,7 @@ import numpy as np
 from kgrad.monitor.step import jax_stats as stats
 from kgrad.monitor.step import naming
 from kgrad.monitor.step.jax_forward import JaxForward
-from kgrad.monitor.step.layout import HEADER, TEMPORAL_POINTS, statistics_layout
+from kgrad.monitor.step.layout import HEADER, statistics_layout
 from kgrad.monitor.train_function import jax_hooks
 
 _RECORD = HEADER.index("record")
@@ -305,7 +305,14 @@ class JaxCapture:
 
             def compute(operands):
                 taken, before, after, header, histograms = operands
-                return capture._pack(record, taken, before, after, header, histograms)
+                return stats.packed_step(
+                    record,
+                    (taken, before, after),
+                    header,
+                    histograms,
+                    bins=capture.bins,
+                    trace_histograms=capture.trace_histograms,
+                )
 
             vector = jax.lax.cond(
                 armed,
@@ -354,67 +361,6 @@ class JaxCapture:
         if missing:
             self._warn_once("missing", missing)
         return grads
-
-    def _pack(self, record, grads, before, after, header, histograms):
-        """The float32 packed vector of one armed step.
-
-        The statistics of all variables are taken at once (`stats.Rows`), in
-        groups of at most `stats.GROUP` entries: a few operations per group,
-        not a dozen per variable, keep XLA's compile of the step short.
-        """
-        n, bins = len(record.variables), self.bins
-        sizes = [int(np.prod(v.shape)) for v in record.variables]
-        columns = {name: [] for name in (*_NORM_FIELDS, "nonfinite")}
-        taken = []  # (rows, matrix) of the gradients, per group
-        for group in stats.groups(sizes):
-            grad_rows = stats.Rows([0 if grads[i] is None else sizes[i] for i in group])
-            weight_rows = stats.Rows([sizes[i] for i in group])
-            g = grad_rows.matrix([grads[i] for i in group])
-            w = weight_rows.matrix([before[i] for i in group])
-            u = weight_rows.matrix([after[i] for i in group]) - w
-            columns["grad_sq"].append(grad_rows.norms(g))
-            columns["nonfinite"].append(grad_rows.nonfinite(g))
-            columns["weight_sq"].append(weight_rows.norms(w))
-            columns["update_sq"].append(weight_rows.norms(u))
-            taken.append((grad_rows, g))
-
-        def with_histograms(matrices):
-            parts = [
-                rows.histograms(matrix, bins)
-                for (rows, _), matrix in zip(taken, matrices, strict=True)
-            ]
-            return tuple(jnp.concatenate([p[k] for p in parts]) for k in range(3))
-
-        def without(matrices):
-            return (
-                jnp.zeros([n], jnp.float32),
-                jnp.zeros([n], jnp.float32),
-                jnp.zeros([n, bins], jnp.float32),
-            )
-
-        matrices = [matrix for _, matrix in taken]
-        hist_min, hist_max, hist_counts = (
-            jax.lax.cond(histograms, with_histograms, without, matrices)
-            if self.trace_histograms
-            else without(matrices)
-        )
-        values = dict(header)
-        values.update({name: jnp.concatenate(parts) for name, parts in columns.items()})
-        values.update(
-            has_grad=jnp.asarray([g is not None for g in grads], jnp.float32),
-            hist_min=hist_min,
-            hist_max=hist_max,
-            hist_counts=hist_counts,
-            activations=jnp.zeros([len(record.probes), 2], jnp.float32),
-            temporal=jnp.zeros([0, TEMPORAL_POINTS], jnp.float32),
-            temporal_length=jnp.zeros([0], jnp.float32),
-        )
-        return jnp.concatenate(
-            [
-                jnp.ravel(jnp.asarray(values[name], jnp.float32))
-                for name, _ in record.layout.fields
-            ]
-        )
 
     def _safely(self, what, action):
         """`action()`, or `None` after one warning: logging never stops training."""
