@@ -124,6 +124,25 @@ def test_a_custom_train_step_is_named_and_training_goes_on(tmp_path):
     assert "grad_norm/global" in read_events(tmp_path / "train")
 
 
+def test_the_noise_scale_is_refused_with_its_reason_and_the_rest_logged(tmp_path):
+    x, y = data(16)
+    model = mlp()
+    model.compile(optimizer="sgd", loss="mse")
+    reason = "kgrad: `noise_scale` needs the TensorFlow backend.*jax.value_and_grad"
+    with pytest.warns(UserWarning, match=reason):
+        model.fit(
+            x,
+            y,
+            batch_size=8,
+            epochs=1,
+            verbose=0,
+            callbacks=[monitor(tmp_path, noise_scale=True)],
+        )
+    logged = read_events(tmp_path / "train")
+    assert "grad_norm/global" in logged
+    assert not [tag for tag in logged if "b_simple" in tag or "noise_scale" in tag]
+
+
 BLOCK_TENSORFLOW = """
 import sys
 class Block:
