@@ -373,9 +373,7 @@ def test_click_shows_the_detail_beside_the_map_and_a_switch_clears_it(
     histogram = dataset(page, ".detail-histogram")
     assert histogram["step"] in ("4", "8")  # logged every 4 steps: the nearest
     assert histogram["title"].endswith("(nearest logged to 6)")
-    answer = server.json(
-        f"{TAB}/histogram?run=mlp/train&path=hidden_1/kernel&step=6"
-    )
+    answer = server.json(f"{TAB}/histogram?run=mlp/train&path=hidden_1/kernel&step=6")
     counts = [float(c) for c in histogram["counts"].split(",")]
     assert counts == [b[2] for b in answer["buckets"]]
     assert rect(page, ".detail")[0] >= rect(page, ".viewport")[2]

@@ -88,7 +88,7 @@ def test_a_fall_to_chance_level_only_is_not_learning():
     assert sorted(found) == ["not_learning"]
     finding = found["not_learning"]
     assert dict(finding.numbers)["fell"] == pytest.approx(1 - 1.33 / math.log(4))
-    assert "of the chance level gone" in finding.evidence
+    assert "(20% gone, 4% below the chance level; threshold 15%" in finding.evidence
     assert "Chance level (every class predicted equally likely) is 1.39" in (
         finding.evidence
     )

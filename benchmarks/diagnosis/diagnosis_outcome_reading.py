@@ -167,8 +167,12 @@ def sections(rows, lengths):
         "- The runs with N(0, s) weights (`softmax_saturated*`, "
         "`tanh_init_x10*`, `sigmoid_init_x10*`) drew them from the process's "
         "random state (a Keras initialiser made before the run's seed was "
-        "set): not reproducible. Now drawn from the run's seed; all 8 runs "
-        "were trained again.",
+        "set): not reproducible. Now drawn from the run's seed.",
+        "- Every run is trained in one of 2 worker processes with one "
+        "TensorFlow thread (was: one process, TensorFlow's default threads), "
+        "and all were trained again for this table: float rounding in another "
+        "order moves the trajectories of the runs that are chaotic "
+        "(`mobilenet_v3_small` now has dead units at 300 steps).",
         "- 22 **fresh** runs (`diagnosis_fresh_runs.py`): new seeds and "
         "variants of every kind whose rule or label changed, and healthy twins.",
         "",

@@ -249,11 +249,13 @@ def _progress(scalars, info, t, start, points, causes):
     span = f"steps {points[0][0]}-{points[-1][0]}"
     if gone < t.fell_drop:
         why, advice = _why_flat(scalars, t, causes)
-        of = "" if base == start else " of the chance level"
+        fell = f"{1.0 - end / start:.0%} gone"
+        if base != start:  # measured from the chance level, below the start
+            below = f"{gone:.0%} below" if gone > 0 else "not below"
+            fell += f", {below} the chance level"
         evidence = (
             f"The loss did not fall: {start:.3g} at the start, {end:.3g} now "
-            f"({gone:.0%}{of} gone; threshold {t.fell_drop:.0%}; {span})."
-            f"{_chance(info, end)} {why}"
+            f"({fell}; threshold {t.fell_drop:.0%}; {span}).{_chance(info, end)} {why}"
         )
         numbers = (("start_loss", start), ("loss", end), ("fell", gone))
         return [

@@ -124,12 +124,14 @@ def _sum_sq(x):
 
 
 def _dense(layer, a, g, training=None):
+    if len(a.shape) == 2:  # few ops: a step may hold many such layers
+        g_sq = _sum_sq(tf.cast(g, _FLOAT))
+        out = {id(layer.kernel): _sum_sq(tf.cast(a, _FLOAT)) * g_sq}
+        if layer.bias is not None:
+            out[id(layer.bias)] = g_sq
+        return out
     a3, g3 = _as_sequence(a), _as_sequence(g)
-    if len(a.shape) == 2:
-        kernel = _sum_sq(a3) * _sum_sq(g3)
-    else:
-        kernel = outer_norms(a3, g3)
-    out = {id(layer.kernel): kernel}
+    out = {id(layer.kernel): outer_norms(a3, g3)}
     if layer.bias is not None:
         out[id(layer.bias)] = _sum_sq(tf.reduce_sum(g3, axis=1))
     return out
