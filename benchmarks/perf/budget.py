@@ -138,11 +138,17 @@ def estimate(args, plan):
                 f"{args.fresh_pairs} pairs"
             )
         elif kind == "jax":
-            # A fresh 200-step fit on JAX: ~3 s of trace and steps on 2 cores.
-            seconds = len(models) * len(jax_fresh_fit.CONFIGS) * args.jax_pairs * 2 * 3
-            what = (
-                f"Keras on JAX: {len(models)} models x "
-                f"{len(jax_fresh_fit.CONFIGS)} configs x {args.jax_pairs} pairs"
+            jax_args = jax_fresh_fit.parse_args(
+                jax_fresh_fit.argv_of(args.quick, args.jax_pairs)
+            )
+            seconds = jax_fresh_fit.STARTUP_SECONDS + sum(
+                s for _, s in jax_fresh_fit.estimate_seconds(jax_args)
+            )
+            what = f"Keras on JAX: {len(jax_args.models)} models x " + (
+                f"{len(jax_args.configs)} configs, pairs "
+                + " ".join(
+                    str(jax_fresh_fit.pairs_of(jax_args, m)) for m in jax_args.models
+                )
             )
         else:
             seconds = memory_seconds(args, mode, peak_memory.CONFIGS)

@@ -398,7 +398,11 @@ def make_parser():
         "file keeps the others' last text",
     )
     parser.add_argument(
-        "--jax-pairs", type=int, default=5, help="pairs per Keras-on-JAX cell"
+        "--jax-pairs",
+        type=int,
+        default=None,
+        help=f"pairs per Keras-on-JAX cell (default {jax_fresh_fit.PAIRS}, "
+        f"others {jax_fresh_fit.DEFAULT_PAIRS})",
     )
     parser.add_argument(
         "--fresh-pairs", type=int, default=5, help="pairs per fresh-fit cell"
@@ -521,7 +525,7 @@ def memory_section(args, models, command):
 
 def jax_section(args, models, command):
     """Measures Keras-on-JAX fresh fits (`jax_fresh_fit.py`); returns its section."""
-    argv = ["--quick"] if args.quick else ["--pairs", str(args.jax_pairs)]
+    argv = jax_fresh_fit.argv_of(args.quick, args.jax_pairs)
     return jax_fresh_fit.run(jax_fresh_fit.parse_args(argv), command)
 
 

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from kgrad.monitor.step import jax_stats
+from kgrad.monitor.step import naming
 from kgrad.monitor.train_function import jax_hooks
 from tests.support.events import read_events
 from tests.support.jax_fits import data, mlp, monitor
@@ -108,23 +108,6 @@ def test_histograms_count_every_finite_entry(tmp_path):
         assert histogram[0][1][:, 2].sum() == np.prod(v.shape)
 
 
-def test_statistics_of_tiny_huge_and_nonfinite_entries():
-    assert f"{float(jax_stats.scaled_norm(jnp.full([4], 1e-30))):.4e}" == "2.0000e-30"
-    assert float(jax_stats.scaled_norm(jnp.array([1e30, 1e30]))) == pytest.approx(
-        np.sqrt(2) * 1e30, rel=1e-6
-    )
-    assert np.isnan(jax_stats.scaled_norm(jnp.array([1.0, np.nan])))
-    assert np.isinf(jax_stats.scaled_norm(jnp.array([1.0, np.inf])))
-    assert float(jax_stats.nonfinite_count(jnp.array([1.0, np.nan, np.inf]))) == 2
-    low, high, counts = jax_stats.histogram(jnp.array([2.0, 2.0, np.nan]), bins=3)
-    assert (float(low), float(high), counts.tolist()) == (2.0, 2.0, [0.0, 0.0, 2.0])
-    rng = np.random.RandomState(0)
-    values = rng.randn(1000).astype("float32")
-    low, high, counts = jax_stats.histogram(jnp.asarray(values), bins=7)
-    expected, _ = np.histogram(values, bins=7, range=(float(low), float(high)))
-    assert np.abs(np.asarray(counts) - expected).sum() <= 2  # float32 edges
-
-
 def test_a_custom_train_step_is_named_and_training_goes_on(tmp_path):
     class Custom(keras.Sequential):
         def train_step(self, state, data):
@@ -209,3 +192,29 @@ def test_a_failure_to_read_the_state_never_stops_training(tmp_path, monkeypatch)
             x, y, batch_size=8, epochs=2, verbose=0, callbacks=[monitor(tmp_path)]
         )
     assert len(history.history["loss"]) == 2
+
+
+def test_activation_statistics_are_those_of_the_layer_outputs(tmp_path):
+    x, y = data(32)
+    model = mlp()
+    model.compile(optimizer="sgd", loss="mse")
+    model.layers[0].bias.assign(np.r_[-100.0, np.zeros(15)].astype("float32"))  # dead
+    model.layers[1].kernel.assign(model.layers[1].kernel * 20.0)  # saturated tanh
+    kernel, bias, kernel_2, bias_2 = [w.numpy() for w in model.weights[:4]]
+    callback = monitor(tmp_path)
+    model.fit(
+        x, y, batch_size=32, epochs=1, verbose=0, shuffle=False, callbacks=[callback]
+    )
+    events = read_events(tmp_path / "train")
+    hidden = np.maximum(x @ kernel + bias, 0.0)  # step 1: the initial weights
+    dead = np.mean(np.all(hidden <= 0.0, axis=0))
+    saturated = np.abs(np.tanh(hidden @ kernel_2 + bias_2)) > 0.98
+    assert dead > 0 and saturated.mean() > 0
+    relu, tanh = (naming.layer_names([layer])[0] for layer in model.layers[:2])
+    assert float(events[f"activation_zero/{relu}"][0][1]) == pytest.approx(
+        np.mean(hidden <= 0.0)
+    )
+    assert float(events[f"dead_units/{relu}"][0][1]) == pytest.approx(dead)
+    assert float(events[f"saturation/{tanh}"][0][1]) == pytest.approx(saturated.mean())
+    assert len(model.weights) == 6 and "call" not in vars(model.layers[0])
+    assert "compute_loss_and_updates" not in vars(model)

@@ -2,7 +2,7 @@
 
 While a monitor is installed, around each call of Keras's train function,
 the `call` of each probed layer (ReLU, sigmoid
-and tanh layers, see `activation_kind`) and of each
+and tanh layers, see `step.activation_kinds`) and of each
 BatchNormalization layer is wrapped on the instance (never its `activation`
 or anything `get_config` and saving read). The wrapper returns the layer's
 output unchanged and remembers, for the graph being traced (or for the eager
@@ -34,6 +34,7 @@ import weakref
 import keras
 import tensorflow as tf
 
+from kgrad.monitor.step import activation_kinds
 from kgrad.monitor.train_function import keras_hooks
 
 
@@ -143,34 +144,6 @@ class ForwardProbes:
             seen.batchnorm[id(layer)] = layer
 
 
-_ACTIVATION_KINDS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}
-_PROBED_LAYERS = (
-    keras.layers.Dense,
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.SeparableConv2D,
-    keras.layers.DepthwiseConv2D,
-    keras.layers.Activation,
-)
-
-
-def activation_kind(layer):
-    """Returns `"relu"`, `"sigmoid"`, `"tanh"` or `None` for a layer.
-
-    Only layers whose activation runs once per forward pass are probed
-    (recurrent cells run theirs inside a loop).
-    """
-    if isinstance(layer, keras.layers.ReLU):
-        slope = float(getattr(layer, "negative_slope", 0.0) or 0.0)
-        return "relu" if slope == 0.0 else None
-    if not isinstance(layer, _PROBED_LAYERS):
-        return None
-    name = getattr(getattr(layer, "activation", None), "__name__", None)
-    return _ACTIVATION_KINDS.get(name)
-
-
 def probed_layers(model):
     """Layers of `model` (nested ones included) whose activations are probed."""
-    layers = keras_hooks.all_layers(model)
-    return [(layer, kind) for layer in layers if (kind := activation_kind(layer))]
+    return activation_kinds.probed(keras_hooks.all_layers(model))

@@ -25,10 +25,10 @@ How it works, and why:
   with norms where TensorFlow packs squared norms (`step.jax_stats`); `read()`
   squares them in float64: the step logger, tags and findings are shared.
 
-Not captured on JAX: activation statistics and the temporal profile (layer
-outputs and the gradient with respect to a recurrent layer's input exist only
-inside `jax.value_and_grad`, closed before the optimizer runs). A step a
-`LossScaleOptimizer` skips is counted as skipped; the next batch is logged.
+The activation statistics leave `jax.value_and_grad` through its `aux`
+(`step.jax_forward`). Not captured on JAX: the temporal profile (the gradient
+with respect to a recurrent layer's input exists only inside the backward
+pass). A step a `LossScaleOptimizer` skips is counted as skipped.
 
 Tested in tests/jax/test_jax_capture.py.
 
@@ -52,7 +52,8 @@ import numpy as np
 
 from kgrad.monitor.step import jax_stats as stats
 from kgrad.monitor.step import naming
-from kgrad.monitor.step.layout import HEADER, TEMPORAL_POINTS, statistics_layout
+from kgrad.monitor.step.jax_forward import JaxForward
+from kgrad.monitor.step.layout import HEADER, statistics_layout
 from kgrad.monitor.train_function import jax_hooks
 
 _RECORD = HEADER.index("record")
@@ -62,25 +63,26 @@ _VERB = {"arm": "armed", "read": "read"}
 
 
 class JaxRecord:
-    """The variables the optimizer updates, their tag names and layout.
+    """The variables the optimizer updates, the probed layers, names and layout.
 
-    A `kgrad.monitor.step.records.Record` without layer statistics.
+    A `kgrad.monitor.step.records.Record` without the temporal profile.
 
     Args:
         variables: The variables `apply` updates, in its order.
         bins: Histogram buckets.
+        probes: `[(layer, kind)]` of the activation probes (`step.jax_forward`).
     """
 
     number = 1
-    probes = ()
-    layer_names = ()
     recurrent = ()
 
-    def __init__(self, variables, bins):
+    def __init__(self, variables, bins, probes=()):
         self.variables = list(variables)
         self.paths = naming.variable_names(self.variables)
+        self.probes = list(probes)
+        self.layer_names = naming.layer_names([layer for layer, _ in self.probes])
         self.batchnorm_paths = set()
-        self.layout = statistics_layout(len(self.variables), bins)
+        self.layout = statistics_layout(len(self.variables), bins, m=len(self.probes))
 
 
 class JaxChannel:
@@ -92,11 +94,12 @@ class JaxChannel:
         bins: Histogram buckets.
     """
 
-    def __init__(self, name, optimizer, bins):
+    def __init__(self, name, optimizer, bins, probes=()):
         self.name = name
         self.optimizer = optimizer
         self.owner = getattr(optimizer, "inner_optimizer", optimizer)
-        self.record = JaxRecord(jax_hooks.applied_variables(self.owner), bins)
+        variables = jax_hooks.applied_variables(self.owner)
+        self.record = JaxRecord(variables, bins, probes)
         self.records = {self.record.number: self.record}
         self.traced = False
         self.captures_read = 0.0
@@ -133,7 +136,9 @@ class JaxCapture:
         self.model = model
         self.bins = bins
         self.trace_histograms = True
-        self.channels = [JaxChannel("optimizer", model.optimizer, bins)]
+        self.forward = JaxForward(model)
+        probes = self.forward.probes
+        self.channels = [JaxChannel("optimizer", model.optimizer, bins, probes)]
         self._arms = 0
         self._restore = []
         self._pending = None
@@ -172,6 +177,11 @@ class JaxCapture:
         self._positions = [
             jax_hooks.state_position(self.model, c.flag) for c in self.channels
         ]
+        channel = self.channels[0]
+        self.forward.install(
+            self._positions[0], jax_hooks.state_position(self.model, channel.last_arm)
+        )
+        self._restore.append(self.forward.uninstall)
         self._restore.append(self._unguard)
         self._guard_function()
         self._pending = None
@@ -188,6 +198,7 @@ class JaxCapture:
         pending = self
 
         def guarded(state, iterator):
+            pending.forward.extend(state)  # the activations' place: one trace
             if pending._pending is not None:
                 values, pending._pending = pending._pending, None
                 pending._safely(
@@ -258,6 +269,8 @@ class JaxCapture:
                 values[name] = np.square(values[name])
             if channel.dynamic_scale is not None:
                 values["loss_scale"] = np.float64(channel.dynamic_scale)
+            if channel.record.probes:
+                values["activations"] = self._safely("read", self.forward.read)
             out.append((channel, channel.record, values))
         return out
 
@@ -292,7 +305,14 @@ class JaxCapture:
 
             def compute(operands):
                 taken, before, after, header, histograms = operands
-                return capture._pack(record, taken, before, after, header, histograms)
+                return stats.packed_step(
+                    record,
+                    (taken, before, after),
+                    header,
+                    histograms,
+                    bins=capture.bins,
+                    trace_histograms=capture.trace_histograms,
+                )
 
             vector = jax.lax.cond(
                 armed,
@@ -341,62 +361,6 @@ class JaxCapture:
         if missing:
             self._warn_once("missing", missing)
         return grads
-
-    def _pack(self, record, grads, before, after, header, histograms):
-        """The float32 packed vector of one armed step."""
-        n, bins = len(record.variables), self.bins
-        present = [g is not None for g in grads]
-        zero = jnp.float32(0.0)
-        grad_norm = [zero if g is None else stats.scaled_norm(g) for g in grads]
-        nonfinite = [zero if g is None else stats.nonfinite_count(g) for g in grads]
-
-        def with_histograms(grads):
-            rows = [
-                stats.histogram(g, bins)
-                if g is not None
-                else (zero, zero, jnp.zeros([bins], jnp.float32))
-                for g in grads
-            ]
-            return (
-                jnp.stack([r[0] for r in rows]),
-                jnp.stack([r[1] for r in rows]),
-                jnp.stack([r[2] for r in rows]),
-            )
-
-        def without(grads):
-            return (
-                jnp.zeros([n], jnp.float32),
-                jnp.zeros([n], jnp.float32),
-                jnp.zeros([n, bins], jnp.float32),
-            )
-
-        hist_min, hist_max, hist_counts = (
-            jax.lax.cond(histograms, with_histograms, without, grads)
-            if self.trace_histograms
-            else without(grads)
-        )
-        values = dict(header)
-        values.update(
-            has_grad=jnp.asarray(present, jnp.float32),
-            grad_sq=jnp.stack(grad_norm),
-            nonfinite=jnp.stack(nonfinite),
-            weight_sq=jnp.stack([stats.scaled_norm(w) for w in before]),
-            update_sq=jnp.stack(
-                [stats.scaled_norm(a - b) for a, b in zip(after, before, strict=True)]
-            ),
-            hist_min=hist_min,
-            hist_max=hist_max,
-            hist_counts=hist_counts,
-            activations=jnp.zeros([0, 2], jnp.float32),
-            temporal=jnp.zeros([0, TEMPORAL_POINTS], jnp.float32),
-            temporal_length=jnp.zeros([0], jnp.float32),
-        )
-        return jnp.concatenate(
-            [
-                jnp.ravel(jnp.asarray(values[name], jnp.float32))
-                for name, _ in record.layout.fields
-            ]
-        )
 
     def _safely(self, what, action):
         """`action()`, or `None` after one warning: logging never stops training."""

@@ -23,6 +23,10 @@ names it):
 - `model._loss_tracker` (`total`, `count`): the loss of a logged step, read
   in the metrics state (without it, no `kgrad.tags.LOSS`).
 - `JAXTrainer.train_step`: tells a custom `train_step` apart (warned about).
+- `JAXTrainer.compute_loss_and_updates` (`self.compute_loss_and_updates`,
+  looked up on the instance inside `train_step`; its `aux` holds the
+  non-trainable values the state keeps) and `model._flatten_layers`: the
+  activation probes (`step.jax_forward`).
 - `keras.src.utils.io_utils.print_msg`: prints findings as Keras's callbacks
   print (on every backend; it needs no TensorFlow).
 
@@ -161,6 +165,32 @@ def loss_totals(model):
         float(state_value(model, total, "metrics_variables", owners)),
         float(state_value(model, count, "metrics_variables", owners)),
     )
+
+
+def all_layers(model):
+    """Every layer of `model`, nested ones included, the model itself excluded."""
+    return list(model._flatten_layers(include_self=False, recursive=True))
+
+
+def keras_forward(model):
+    """Whether Keras's own JAX `train_step` and loss run `model`, undistributed."""
+    import keras
+    from keras.src.backend.jax.trainer import JAXTrainer
+
+    own = type(model).compute_loss_and_updates is JAXTrainer.compute_loss_and_updates
+    return (
+        own
+        and not custom_train_step(model)
+        and keras.distribution.distribution() is None
+    )
+
+
+def non_trainable_extra(model, count):
+    """The value after the first `count` non-trainable values of the epoch's state."""
+    values = _state_list(model, "non_trainable_variables")
+    if values is None or len(values) <= count:
+        return None
+    return np.asarray(values[count])
 
 
 def print_msg(message):
