@@ -27,7 +27,7 @@ Run it on an idle machine: on a loaded one the ratios are noise.
 
 Usage:
 
-    python benchmarks/perf/noise_scale.py             # five models, ~7 min
+    python benchmarks/perf/noise_scale.py             # five models, ~8 min
     python benchmarks/perf/noise_scale.py --estimate  # the plan only
     python benchmarks/perf/noise_scale.py --quick     # two models, a check
     python benchmarks/perf/noise_scale.py --models resnet18 --repeats 21

@@ -234,7 +234,9 @@ def per_example_probe(model, enabled, armed):
     output gradient change how it fuses backpropagation: on the model of
     `tests/test_unchanged.py` (Embedding, attention, Conv1D, GRU, BatchNorm)
     the embeddings ended 1e-9 apart, also with the reads behind an XLA
-    optimization barrier (checked 2026-12-08, TensorFlow 2.21).
+    optimization barrier; the Dense rule's reads alone did it, and the Conv1D
+    rule's, not those of Embedding, EinsumDense, LayerNorm or BatchNorm
+    (checked 2026-12-08, TensorFlow 2.21).
     """
     if not enabled:
         return None
