@@ -25,6 +25,8 @@ import subprocess
 import tempfile
 import time
 
+from tests.support import processes
+
 
 class BrowserError(RuntimeError):
     """Chromium answered a command with an error, or stopped answering."""
@@ -95,12 +97,7 @@ class Browser:
         """Stops the Chromium this object started."""
         if self._process is not None:
             os.close(self._write)
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            processes.end(self._process)
             os.close(self._read)
             self._process = None
             shutil.rmtree(self._profile, ignore_errors=True)

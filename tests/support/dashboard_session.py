@@ -26,6 +26,7 @@ import time
 import urllib.request
 
 from kgrad import tags
+from tests.support import processes
 
 # The checkout this file is in (benchmarks/perf/ is two levels down).
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -131,12 +132,7 @@ class TensorBoardServer:
     def stop(self):
         """Stops the server (the process this object started)."""
         if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            processes.end(self._process)
             self._process.stdout.close()
             self._process = None
         if self._shim:
